@@ -1,0 +1,51 @@
+package access
+
+import "time"
+
+// OpKind is a provisioning operation.
+type OpKind string
+
+// Operation kinds.
+const (
+	OpAdd    OpKind = "add"
+	OpRemove OpKind = "remove"
+)
+
+// Op is an IdP change written to the provisioning outbox in the same
+// transaction as the state change that needs it, and executed afterwards by
+// the provisioning worker. Ops survive crashes: the worker resumes them at
+// start.
+type Op struct {
+	ID        uint64    `json:"id"` // assigned by the store, increasing
+	Kind      OpKind    `json:"kind"`
+	RequestID string    `json:"request_id"`
+	Connector string    `json:"connector"`
+	Group     string    `json:"group"`
+	UserID    string    `json:"user_id"` // IdP user id
+	Email     string    `json:"email"`
+	CreatedAt time.Time `json:"created_at"`
+	Attempts  int       `json:"attempts"`
+	NextAt    time.Time `json:"next_at"` // not before
+	LastError string    `json:"last_error,omitempty"`
+	Alerted   bool      `json:"alerted,omitempty"`
+}
+
+// Pin is the stored pairing of a Slack user and an IdP user (identity
+// pinning): once made, a different IdP id for the same Slack user is refused.
+type Pin struct {
+	SlackID  string    `json:"slack_id"`
+	IdPID    string    `json:"idp_id"`
+	Email    string    `json:"email"`
+	PinnedAt time.Time `json:"pinned_at"`
+}
+
+// MessageRef locates a Slack message keycard posted about a request, so it
+// can be updated later (buttons removed, outcome shown).
+type MessageRef struct {
+	RequestID string `json:"request_id"`
+	Kind      string `json:"kind"` // "approval", "requester", "alert", ...
+	Step      int    `json:"step"`
+	SlackUser string `json:"slack_user,omitempty"`
+	Channel   string `json:"channel"`
+	TS        string `json:"ts"`
+}

@@ -1,0 +1,196 @@
+package access
+
+import (
+	"fmt"
+	"time"
+)
+
+// State is where a request is in its lifecycle. A request that is approved
+// carries its grant: the same record moves on to provisioning, active and an
+// end. SPEC "Lifecycle":
+//
+//	pending -> provisioning -> active -> deprovisioning -> expired | revoked
+//	pending -> denied | cancelled | timed_out ; provisioning -> failed
+type State string
+
+// States.
+const (
+	StatePending        State = "pending"
+	StateProvisioning   State = "provisioning"   // approved; IdP add queued, not yet confirmed
+	StateActive         State = "active"         // IdP confirmed the membership; the clock runs
+	StateDeprovisioning State = "deprovisioning" // ended; IdP removal queued, not yet confirmed
+	StateExpired        State = "expired"
+	StateRevoked        State = "revoked"
+	StateDenied         State = "denied"
+	StateCancelled      State = "cancelled"
+	StateTimedOut       State = "timed_out"
+	StateFailed         State = "failed"
+)
+
+// Terminal reports whether no further transition can happen.
+func (s State) Terminal() bool {
+	switch s {
+	case StateExpired, StateRevoked, StateDenied, StateCancelled, StateTimedOut, StateFailed:
+		return true
+	}
+	return false
+}
+
+// HoldsMembership reports whether a request in this state has (or may have)
+// its IdP membership: keycard must not remove the membership while any
+// request on the same group is in such a state.
+func (s State) HoldsMembership() bool {
+	return s == StateProvisioning || s == StateActive || s == StateDeprovisioning
+}
+
+// ExportStatus is the status column of the access export. A grant is never
+// shown as ended while the IdP may still hold the membership, and an approved
+// request whose access is not yet confirmed is still pending.
+func (r *Request) ExportStatus() string {
+	switch r.State {
+	case StateProvisioning:
+		return string(StatePending)
+	case StateDeprovisioning:
+		return string(StateActive)
+	}
+	return string(r.State)
+}
+
+// Reason is why a grant ended.
+type Reason string
+
+// Revocation reasons (SPEC "Lifecycle").
+const (
+	ReasonExpired    Reason = "expired"
+	ReasonRevoked    Reason = "revoked"
+	ReasonOffboarded Reason = "offboarded"
+)
+
+// Decision is a step's outcome.
+type Decision string
+
+// Decisions.
+const (
+	DecisionNone     Decision = ""
+	DecisionApproved Decision = "approved"
+	DecisionDenied   Decision = "denied"
+)
+
+// Step is one approval step of a request's chain, resolved to concrete
+// candidates at submission. Exactly one candidate decides it.
+type Step struct {
+	Rule       string    `json:"rule"`                 // the policy rule as written: manager, group:x, user:y, users:a;b, auto, self
+	Candidates []Person  `json:"candidates"`           // who may decide (requester already removed)
+	Escalated  bool      `json:"escalated,omitempty"`  // escalate_to approvers were added
+	Decision   Decision  `json:"decision,omitempty"`   // "" while undecided
+	DecidedBy  Person    `json:"decided_by,omitempty"` // who decided
+	DecidedAt  time.Time `json:"decided_at,omitempty"`
+	Comment    string    `json:"comment,omitempty"` // deny reason or note
+	Reminded   time.Time `json:"reminded,omitempty"`
+}
+
+// IsCandidate reports whether p may decide this step.
+func (s *Step) IsCandidate(p Person) bool {
+	for _, c := range s.Candidates {
+		if c.Same(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Request is one access request and, once approved, its grant.
+type Request struct {
+	ID            string        `json:"id"`
+	Policy        string        `json:"policy"`
+	PolicyVersion string        `json:"policy_version"` // SHA-256 of the policy file in force at submission
+	App           string        `json:"app"`
+	Role          string        `json:"role"`
+	Connector     string        `json:"connector"`
+	Group         string        `json:"group"`
+	Privileged    bool          `json:"privileged,omitempty"`
+	Requester     Person        `json:"requester"`
+	Duration      time.Duration `json:"duration"`
+	Justification string        `json:"justification,omitempty"`
+	BreakGlass    bool          `json:"break_glass,omitempty"`
+	Extends       string        `json:"extends,omitempty"`     // id of the grant this request extends
+	ExtendedBy    string        `json:"extended_by,omitempty"` // id of the approved extension of this grant
+	RootStart     time.Time     `json:"root_start,omitempty"`  // start of the first grant of an extension chain
+
+	Steps   []Step `json:"steps"`
+	Current int    `json:"current"` // index of the step being decided
+
+	State     State     `json:"state"`
+	CreatedAt time.Time `json:"created_at"`
+	// Deadlines while pending.
+	ExpiresAt  time.Time `json:"expires_at,omitempty"`  // request_ttl: pending -> timed_out
+	RemindAt   time.Time `json:"remind_at,omitempty"`   // next reminder of the current step
+	EscalateAt time.Time `json:"escalate_at,omitempty"` // escalate_after
+	DecidedAt  time.Time `json:"decided_at,omitempty"`  // final approval or denial, cancel, timeout
+
+	ProvisionedAt   time.Time `json:"provisioned_at,omitempty"`   // IdP confirmed the add: the clock starts
+	EndsAt          time.Time `json:"ends_at,omitempty"`          // when the grant ends (or ended)
+	WarnAt          time.Time `json:"warn_at,omitempty"`          // expiring-soon notice; zero once sent
+	EndedAt         time.Time `json:"ended_at,omitempty"`         // when keycard decided it ends
+	DeprovisionedAt time.Time `json:"deprovisioned_at,omitempty"` // IdP confirmed the removal (or none was needed)
+	EndReason       Reason    `json:"end_reason,omitempty"`
+	EndedBy         Person    `json:"ended_by,omitempty"`
+	FailReason      string    `json:"fail_reason,omitempty"`
+	AddEventID      string    `json:"idp_add_event_id,omitempty"`
+	RemoveEventID   string    `json:"idp_remove_event_id,omitempty"`
+
+	// Rev increases on every write; the store refuses a write whose Rev is
+	// not the stored one plus one (compare-and-swap).
+	Rev uint64 `json:"rev"`
+}
+
+// Step returns the current step, or nil when there is none (auto approval or
+// the chain is complete).
+func (r *Request) Step() *Step {
+	if r.Current < 0 || r.Current >= len(r.Steps) {
+		return nil
+	}
+	return &r.Steps[r.Current]
+}
+
+// NextDue is the earliest time at which the request needs attention from the
+// scheduler (timeout, reminder, escalation, expiring-soon notice, expiry), or
+// the zero time when nothing is scheduled. The store indexes requests by it,
+// so "what is due" is an index read that costs O(due).
+func (r *Request) NextDue() time.Time {
+	var due time.Time
+	min := func(t time.Time) {
+		if !t.IsZero() && (due.IsZero() || t.Before(due)) {
+			due = t
+		}
+	}
+	switch r.State {
+	case StatePending:
+		min(r.ExpiresAt)
+		min(r.RemindAt)
+		min(r.EscalateAt)
+	case StateActive:
+		min(r.WarnAt)
+		min(r.EndsAt)
+	}
+	return due
+}
+
+// Approvers returns the people who approved a step, in chain order.
+func (r *Request) Approvers() []Person {
+	var out []Person
+	for _, s := range r.Steps {
+		if s.Decision == DecisionApproved {
+			out = append(out, s.DecidedBy)
+		}
+	}
+	return out
+}
+
+// Holder returns the grant's holder (the requester).
+func (r *Request) Holder() Person { return r.Requester }
+
+// String is for logs.
+func (r *Request) String() string {
+	return fmt.Sprintf("request %s (%s for %s, %s)", r.ID, r.Policy, r.Requester.Email, r.State)
+}
