@@ -110,3 +110,28 @@ func (e *Event) Verify(prev string, seq uint64) error {
 	}
 	return nil
 }
+
+// ParseCanonical decodes bytes produced by Canonical. Hash is left empty:
+// it is stored beside the encoding, not inside it.
+func ParseCanonical(b []byte) (Event, error) {
+	var e Event
+	if len(b) < 17 || b[0] != 1 {
+		return e, fmt.Errorf("audit event: unknown encoding (%d bytes)", len(b))
+	}
+	e.Seq = binary.BigEndian.Uint64(b[1:9])
+	e.Time = time.Unix(0, int64(binary.BigEndian.Uint64(b[9:17]))).UTC()
+	b = b[17:]
+	fields := []*string{&e.ID, (*string)(&e.Type), &e.Actor, &e.Subject, &e.Policy, &e.RequestID, &e.Detail, &e.PrevHash}
+	for i, f := range fields {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return e, fmt.Errorf("audit event %d: field %d truncated", e.Seq, i)
+		}
+		*f = string(b[k : k+int(n)])
+		b = b[k+int(n):]
+	}
+	if len(b) != 0 {
+		return e, fmt.Errorf("audit event %d: %d trailing bytes", e.Seq, len(b))
+	}
+	return e, nil
+}
