@@ -54,9 +54,18 @@ func TestScoped(t *testing.T) {
 		name string
 		call func(p access.Provisioner, group string) error
 	}{
-		{"add", func(p access.Provisioner, g string) error { _, err := p.AddMember(context.Background(), g, "u1"); return err }},
-		{"remove", func(p access.Provisioner, g string) error { _, err := p.RemoveMember(context.Background(), g, "u1"); return err }},
-		{"is", func(p access.Provisioner, g string) error { _, err := p.IsMember(context.Background(), g, "u1"); return err }},
+		{"add", func(p access.Provisioner, g string) error {
+			_, err := p.AddMember(context.Background(), g, "u1")
+			return err
+		}},
+		{"remove", func(p access.Provisioner, g string) error {
+			_, err := p.RemoveMember(context.Background(), g, "u1")
+			return err
+		}},
+		{"is", func(p access.Provisioner, g string) error {
+			_, err := p.IsMember(context.Background(), g, "u1")
+			return err
+		}},
 	}
 	for _, tc := range tests {
 		for _, op := range ops {
