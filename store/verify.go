@@ -1,0 +1,214 @@
+package store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+
+	"keycard/access"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ErrChainBroken is wrapped by VerifyResult.Err when the audit chain does not
+// verify.
+var ErrChainBroken = errors.New("audit chain broken")
+
+// VerifyResult is what DB.Verify found.
+type VerifyResult struct {
+	Count   uint64 // events verified
+	First   uint64 // first verified seq (0 when none)
+	Last    uint64 // last verified seq (0 when none)
+	Head    string // the head hash stored in meta, hex (GenesisHash for an empty log)
+	BadSeq  uint64 // the first event that failed; 0 when the chain holds
+	Problem string // one sentence naming the event and what is wrong; "" when the chain holds
+}
+
+// OK reports whether the chain verified.
+func (r VerifyResult) OK() bool { return r.Problem == "" }
+
+// Err is nil when the chain verified and otherwise an error wrapping
+// ErrChainBroken with the Problem sentence (for callers that must fail).
+func (r VerifyResult) Err() error {
+	if r.OK() {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrChainBroken, r.Problem)
+}
+
+// verifyChunk is how many events one read transaction checks. A long read
+// transaction holds the pages it sees and blocks bbolt's remap when the file
+// grows (go.etcd.io/bbolt doc: long read transactions), so Verify reads a
+// multi-year log in many short transactions.
+const verifyChunk = 1 << 14
+
+// chainWalker carries the link from one event to the next.
+type chainWalker struct {
+	seq  uint64        // last verified seq (from-1 at the start)
+	prev [hashLen]byte // its hash (all zero = GenesisHash)
+	time int64         // its time, Unix nanoseconds
+}
+
+// check verifies one stored event (key seq, value v) against the previous
+// one, without decoding it: re-hash the stored canonical bytes, compare with
+// the stored hash, and follow the prev_hash field. It returns the failing seq
+// and a sentence, or 0 and "".
+func (w *chainWalker) check(seq uint64, v []byte) (uint64, string) {
+	want := w.seq + 1
+	if seq != want {
+		return want, fmt.Sprintf("event %d is missing: the log goes from event %d to event %d", want, w.seq, seq)
+	}
+	if len(v) < 17+hashLen {
+		return seq, fmt.Sprintf("event %d is unreadable: its stored value is %d bytes, too short for an event", seq, len(v))
+	}
+	canon, stored := v[:len(v)-hashLen], v[len(v)-hashLen:]
+	if sum := sha256.Sum256(canon); !bytes.Equal(sum[:], stored) {
+		return seq, fmt.Sprintf("event %d was altered: its content does not match its stored hash", seq)
+	}
+	if canon[0] != 1 {
+		return seq, fmt.Sprintf("event %d is unreadable: unknown encoding version %d", seq, canon[0])
+	}
+	if got := binary.BigEndian.Uint64(canon[1:9]); got != seq {
+		return seq, fmt.Sprintf("event %d is stored under seq %d but its content says seq %d", seq, seq, got)
+	}
+	prevHex, ok := lastCanonicalField(canon[17:])
+	if !ok {
+		return seq, fmt.Sprintf("event %d is unreadable: its fields are truncated or have trailing bytes", seq)
+	}
+	var prev [hashLen]byte
+	if len(prevHex) != 2*hashLen {
+		return seq, fmt.Sprintf("event %d does not link to event %d: its prev_hash is %d characters, not a SHA-256", seq, w.seq, len(prevHex))
+	}
+	if _, err := hex.Decode(prev[:], prevHex); err != nil || prev != w.prev {
+		return seq, fmt.Sprintf("event %d does not link to event %d: its prev_hash %.12s… is not event %d's hash %.12s…",
+			seq, w.seq, prevHex, w.seq, hex.EncodeToString(w.prev[:]))
+	}
+	t := int64(binary.BigEndian.Uint64(canon[9:17]))
+	if t < w.time {
+		return seq, fmt.Sprintf("event %d is dated before event %d: time must not go backwards in the log", seq, w.seq)
+	}
+	w.seq, w.prev, w.time = seq, [hashLen]byte(stored), t
+	return 0, ""
+}
+
+// canonicalFields is the number of length-prefixed fields of
+// access.Event.Canonical; prev_hash is the last.
+const canonicalFields = 8
+
+// lastCanonicalField skips the length-prefixed fields and returns the last
+// one (prev_hash), checking there is nothing after it.
+func lastCanonicalField(b []byte) ([]byte, bool) {
+	var f []byte
+	for i := 0; i < canonicalFields; i++ {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return nil, false
+		}
+		f = b[k : k+int(n)]
+		b = b[k+int(n):]
+	}
+	return f, len(b) == 0
+}
+
+// Verify walks the audit chain from seq from (0 or 1: the whole log; later:
+// linked to the stored hash of event from-1) in ascending order. For each
+// event it re-hashes the stored canonical bytes, compares them with the stored
+// hash, checks the seq is the next one and that prev_hash is the previous
+// event's hash; at the end it checks that the head kept in meta is the last
+// event (a truncated log is caught there). The first break sets BadSeq and
+// Problem and stops; the error is only for failures to read or from fn. fn
+// (may be nil) sees each verified event, outside any transaction; ErrStop
+// from fn ends the walk early without error.
+//
+// It reads in chunks of short read transactions and decodes nothing unless fn
+// is set, so it checks well over a million events per second.
+func (db *DB) Verify(from uint64, fn func(access.Event) error) (VerifyResult, error) {
+	if from == 0 {
+		from = 1
+	}
+	var res VerifyResult
+	w := chainWalker{seq: from - 1, time: math.MinInt64}
+	if from > 1 {
+		err := db.bolt.View(func(btx *bolt.Tx) error {
+			v := btx.Bucket(bEvents).Get(u64(from - 1))
+			if len(v) < 17+hashLen {
+				res.BadSeq = from - 1
+				res.Problem = fmt.Sprintf("event %d, the one before the start of the check, is missing or unreadable", from-1)
+				return nil
+			}
+			copy(w.prev[:], v[len(v)-hashLen:])
+			w.time = int64(binary.BigEndian.Uint64(v[9:17]))
+			return nil
+		})
+		if err != nil || res.Problem != "" {
+			return res, err
+		}
+	}
+
+	var batch []access.Event
+	for done := false; !done; {
+		batch = batch[:0]
+		err := db.bolt.View(func(btx *bolt.Tx) error {
+			c := btx.Bucket(bEvents).Cursor()
+			k, v := c.Seek(u64(w.seq + 1))
+			for n := 0; k != nil && n < verifyChunk; n++ {
+				seq := binary.BigEndian.Uint64(k)
+				if bad, problem := w.check(seq, v); problem != "" {
+					res.BadSeq, res.Problem, done = bad, problem, true
+					return nil
+				}
+				if fn != nil {
+					e, err := decodeEvent(v)
+					if err != nil {
+						return fmt.Errorf("store: event %d: %w", seq, err)
+					}
+					batch = append(batch, e)
+				}
+				if res.First == 0 {
+					res.First = seq
+				}
+				res.Last = seq
+				res.Count++
+				k, v = c.Next()
+			}
+			if k != nil {
+				return nil // more in the next chunk
+			}
+			done = true
+			h, err := (&Tx{tx: btx}).readHead()
+			if err != nil {
+				return err
+			}
+			res.Head = h.hexHash()
+			switch {
+			case h.seq > w.seq:
+				res.BadSeq = w.seq + 1
+				res.Problem = fmt.Sprintf("event %d is missing: the head says the log ends at event %d but it ends at event %d", w.seq+1, h.seq, w.seq)
+			case h.seq < w.seq:
+				res.BadSeq = h.seq + 1
+				res.Problem = fmt.Sprintf("event %d is past the head: the head says the log ends at event %d but it goes on to event %d", h.seq+1, h.seq, w.seq)
+			case h.seq > 0 && h.hash != w.prev:
+				res.BadSeq = h.seq
+				res.Problem = fmt.Sprintf("event %d does not match the head: the head's hash %.12s… is not the event's hash %.12s…",
+					h.seq, hex.EncodeToString(h.hash[:]), hex.EncodeToString(w.prev[:]))
+			}
+			return nil
+		})
+		if err != nil {
+			return res, err
+		}
+		for _, e := range batch {
+			if err := fn(e); err != nil {
+				if errors.Is(err, ErrStop) {
+					return res, nil
+				}
+				return res, err
+			}
+		}
+	}
+	return res, nil
+}
