@@ -1,0 +1,414 @@
+package handlers_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"keycard/access"
+	"keycard/handlers"
+	"keycard/policy"
+	"keycard/store"
+)
+
+// fakeClock is a settable clock.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// storeAdapter lets *store.DB satisfy handlers.Store (main has the same one).
+type storeAdapter struct{ db *store.DB }
+
+func (a storeAdapter) Update(now time.Time, fn func(handlers.Tx) error) error {
+	return a.db.Update(now, func(tx *store.Tx) error { return fn(tx) })
+}
+func (a storeAdapter) View(fn func(handlers.Tx) error) error {
+	return a.db.View(func(tx *store.Tx) error { return fn(tx) })
+}
+
+// fakeIdP is a directory and provisioner with state and fault injection.
+type fakeIdP struct {
+	mu      sync.Mutex
+	users   map[string]access.User     // by id
+	members map[string]map[string]bool // group -> user id
+	// failures queued per op kind: each call pops one error (nil = succeed)
+	fail  map[string][]error
+	calls map[string]int
+	block chan struct{} // when set, AddMember waits for it or ctx
+}
+
+func newIdP() *fakeIdP {
+	return &fakeIdP{users: map[string]access.User{}, members: map[string]map[string]bool{}, fail: map[string][]error{}, calls: map[string]int{}}
+}
+
+func (f *fakeIdP) addUser(email, name, manager string, attrs map[string]string) access.User {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u := access.User{ID: "00u" + strings.Split(email, "@")[0], Login: email, Email: email, Name: name,
+		Status: access.StatusActive, ManagerRef: manager, Attributes: attrs}
+	f.users[u.ID] = u
+	return u
+}
+
+func (f *fakeIdP) setStatus(email string, st access.UserStatus) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, u := range f.users {
+		if u.Email == email {
+			u.Status = st
+			f.users[id] = u
+		}
+	}
+}
+
+func (f *fakeIdP) setMember(group, email string, in bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, u := range f.users {
+		if u.Email == email {
+			if f.members[group] == nil {
+				f.members[group] = map[string]bool{}
+			}
+			if in {
+				f.members[group][id] = true
+			} else {
+				delete(f.members[group], id)
+			}
+		}
+	}
+}
+
+func (f *fakeIdP) isMember(group, email string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, u := range f.users {
+		if u.Email == email {
+			return f.members[group][id]
+		}
+	}
+	return false
+}
+
+func (f *fakeIdP) failNext(kind string, errs ...error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail[kind] = append(f.fail[kind], errs...)
+}
+
+func (f *fakeIdP) pop(kind string) error {
+	f.calls[kind]++
+	if q := f.fail[kind]; len(q) > 0 {
+		f.fail[kind] = q[1:]
+		return q[0]
+	}
+	return nil
+}
+
+func (f *fakeIdP) UserByEmail(_ context.Context, email string) (access.User, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.pop("lookup"); err != nil {
+		return access.User{}, err
+	}
+	for _, u := range f.users {
+		if strings.EqualFold(u.Email, email) {
+			return u, nil
+		}
+	}
+	return access.User{}, access.Errorf(access.CodeNotFound, "no user %s", email)
+}
+
+func (f *fakeIdP) UserByID(_ context.Context, id string) (access.User, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if u, ok := f.users[id]; ok {
+		return u, nil
+	}
+	return access.User{}, access.Errorf(access.CodeNotFound, "no user %s", id)
+}
+
+func (f *fakeIdP) Manager(ctx context.Context, u access.User) (access.User, error) {
+	if u.ManagerRef == "" {
+		return access.User{}, access.Errorf(access.CodeNotFound, "%s has no manager", u.Email)
+	}
+	return f.UserByEmail(ctx, u.ManagerRef)
+}
+
+func (f *fakeIdP) GroupMembers(_ context.Context, group string) ([]access.User, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []access.User
+	for id := range f.members[group] {
+		out = append(out, f.users[id])
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Email < out[j].Email })
+	return out, nil
+}
+
+func (f *fakeIdP) AddMember(ctx context.Context, group, userID string) (access.Change, error) {
+	f.mu.Lock()
+	block := f.block
+	f.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return access.Change{}, access.Wrap(access.CodeUnavailable, ctx.Err(), "cancelled")
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.pop("add"); err != nil {
+		return access.Change{}, err
+	}
+	if f.members[group] == nil {
+		f.members[group] = map[string]bool{}
+	}
+	f.members[group][userID] = true
+	return access.Change{IdPEventID: fmt.Sprintf("evt-add-%d", f.calls["add"])}, nil
+}
+
+func (f *fakeIdP) RemoveMember(_ context.Context, group, userID string) (access.Change, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.pop("remove"); err != nil {
+		return access.Change{}, err
+	}
+	delete(f.members[group], userID)
+	return access.Change{IdPEventID: fmt.Sprintf("evt-remove-%d", f.calls["remove"])}, nil
+}
+
+func (f *fakeIdP) IsMember(_ context.Context, group, userID string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.members[group][userID], nil
+}
+
+// conns hands the fake out under the connector name "okta".
+type conns struct{ idp *fakeIdP }
+
+func (c conns) Directory(name string) (access.Directory, bool) {
+	return c.idp, name == "okta"
+}
+func (c conns) Provisioner(name string) (access.Provisioner, bool) {
+	return c.idp, name == "okta"
+}
+
+const testPolicy = `version: 1
+directory: okta
+connectors:
+  okta:
+    type: okta
+    scope:
+      groups: ["app-*", "prod-*"]
+profiles:
+  engineers:
+    where: {department: [Engineering, SRE]}
+  everyone: {}
+policies:
+  - name: prod-db-admin
+    app: Production Database
+    role: Admin
+    group: prod-db-admins
+    privileged: true
+    eligible: [engineers]
+    approval:
+      - manager
+      - group: security-team
+    duration: {default: 4h, max: 8h}
+    justification: required
+    request_ttl: 24h
+    remind_after: 1h
+    extend: {max_total: 12h}
+  - name: prod-db-admin-alt
+    app: Production Database
+    role: Admin (alt)
+    group: prod-db-admins
+    eligible: [engineers]
+    approval: auto
+    duration: {default: 1h, max: 2h}
+    justification: optional
+  - name: grafana-viewer
+    app: Grafana
+    role: Viewer
+    group: app-grafana-viewers
+    eligible: [everyone]
+    approval: auto
+    duration: {default: 30d, max: 90d}
+    justification: optional
+  - name: prod-breakglass
+    app: Production
+    role: Break glass
+    group: prod-root
+    eligible: [engineers]
+    approval:
+      - group: security-team
+    duration: {default: 1h, max: 2h}
+    justification: required
+    break_glass: true
+  - name: lonely
+    app: Lonely
+    role: Admin
+    group: app-lonely
+    eligible: [everyone]
+    approval:
+      - user: ann@example.com
+    duration: {default: 1h, max: 2h}
+    justification: optional
+auditors: {group: auditors}
+admins: {group: keycard-admins}
+`
+
+// env is one test's world: clock, IdP, store, service.
+type env struct {
+	t     *testing.T
+	clock *fakeClock
+	idp   *fakeIdP
+	db    *store.DB
+	path  string
+	svc   *handlers.Service
+	set   *policy.Set
+}
+
+var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{t: t, clock: &fakeClock{now: t0}, idp: newIdP(), path: filepath.Join(t.TempDir(), "keycard.db")}
+	eng := map[string]string{"department": "Engineering"}
+	e.idp.addUser("ann@example.com", "Ann Lee", "bob@example.com", eng)
+	e.idp.addUser("bob@example.com", "Bob Boss", "", eng)
+	e.idp.addUser("carol@example.com", "Carol Sec", "", map[string]string{"department": "Security"})
+	e.idp.addUser("dave@example.com", "Dave Sec", "", map[string]string{"department": "Security"})
+	e.idp.addUser("erin@example.com", "Erin Audit", "", map[string]string{"department": "Finance"})
+	e.idp.addUser("frank@example.com", "Frank Admin", "", map[string]string{"department": "IT"})
+	e.idp.addUser("mallory@example.com", "Mallory", "bob@example.com", map[string]string{"department": "Sales"})
+	for _, m := range []struct{ g, e string }{{"security-team", "carol@example.com"}, {"security-team", "dave@example.com"},
+		{"auditors", "erin@example.com"}, {"keycard-admins", "frank@example.com"}} {
+		e.idp.setMember(m.g, m.e, true)
+	}
+	set, err := policy.Parse("policy.yaml", []byte(testPolicy))
+	if err != nil {
+		t.Fatalf("test policy: %v", err)
+	}
+	e.set = set
+	e.open()
+	t.Cleanup(func() { e.db.Close() })
+	return e
+}
+
+// open (re)opens the store and builds a fresh service, as a restart would.
+func (e *env) open() {
+	e.t.Helper()
+	db, err := store.Open(e.path, store.Options{NoSync: true})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.db = db
+	e.svc = handlers.New(storeAdapter{db}, conns{e.idp}, e.set, e.clock, handlers.Options{BackoffBase: time.Second, BackoffMax: time.Minute})
+}
+
+func (e *env) restart() {
+	e.t.Helper()
+	if err := e.db.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.open()
+}
+
+func slackID(email string) string { return "U" + strings.ToUpper(strings.Split(email, "@")[0]) }
+
+func (e *env) submit(email, pol string, d time.Duration, why string) (access.Request, error) {
+	return e.svc.Submit(context.Background(), handlers.SubmitInput{SlackID: slackID(email), Email: email, Policy: pol, Duration: d, Justification: why})
+}
+
+func (e *env) decide(id string, step int, email string, approve bool, comment string) (access.Request, error) {
+	return e.svc.Decide(context.Background(), handlers.DecideInput{RequestID: id, Step: step, SlackID: slackID(email), Email: email, Approve: approve, Comment: comment})
+}
+
+// settle runs the scheduler and the outbox until nothing is due now.
+func (e *env) settle() {
+	e.t.Helper()
+	for i := 0; i < 10; i++ {
+		if _, err := e.svc.Tick(context.Background()); err != nil {
+			e.t.Fatal(err)
+		}
+		next, err := e.svc.RunOutbox(context.Background())
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if next.IsZero() || next.After(e.clock.Now()) {
+			return
+		}
+	}
+}
+
+func (e *env) get(id string) access.Request {
+	e.t.Helper()
+	r, err := e.svc.Get(id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// events returns the types of all audit events for a request (all when id is "").
+func (e *env) events(id string) []string {
+	e.t.Helper()
+	var out []string
+	if err := e.svc.Events(0, func(ev access.Event) error {
+		if id == "" || ev.RequestID == id {
+			out = append(out, string(ev.Type))
+		}
+		return nil
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+func (e *env) verify() {
+	e.t.Helper()
+	res, err := e.db.Verify(1, nil)
+	if err != nil || res.Problem != "" {
+		e.t.Fatalf("audit chain does not verify: %v %s", err, res.Problem)
+	}
+}
+
+// approveAll walks a prod-db-admin request through both steps.
+func (e *env) approveAll(id string) {
+	e.t.Helper()
+	if _, err := e.decide(id, 0, "bob@example.com", true, ""); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.decide(id, 1, "carol@example.com", true, "ok"); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func wantState(t *testing.T, r access.Request, s access.State) {
+	t.Helper()
+	if r.State != s {
+		t.Fatalf("%s: state %s, want %s", r.ID, r.State, s)
+	}
+}
+
+func wantCode(t *testing.T, err error, c access.Code) {
+	t.Helper()
+	if access.CodeOf(err) != c {
+		t.Fatalf("error %v (code %q), want code %q", err, access.CodeOf(err), c)
+	}
+}

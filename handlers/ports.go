@@ -1,0 +1,57 @@
+package handlers
+
+import (
+	"time"
+
+	"keycard/access"
+)
+
+// Store is the transactional storage keycard needs (package store satisfies
+// it through a thin adapter in main).
+type Store interface {
+	// Update runs fn in one read-write transaction whose time is now.
+	Update(now time.Time, fn func(Tx) error) error
+	// View runs fn in a read-only transaction.
+	View(fn func(Tx) error) error
+}
+
+// Tx is one store transaction. Reads copy out; writes commit together.
+type Tx interface {
+	Now() time.Time
+
+	Request(id string) (access.Request, error)
+	PutRequest(r *access.Request) error
+	Due(now time.Time, limit int) ([]access.Request, error)
+	NextDue() (time.Time, bool)
+	RequestsOfUser(email string) ([]access.Request, error)
+	Holders(connector, group string) ([]access.Request, error)
+	WaitingOn(email string) ([]access.Request, error)
+	InState(states ...access.State) ([]access.Request, error)
+	ForEachRequest(createdBefore time.Time, fn func(*access.Request) error) error
+
+	Append(e access.Event) (access.Event, error)
+	Head() (seq uint64, hash string, at time.Time)
+	Events(after uint64, fn func(access.Event) error) error
+	EventsBetween(from, to time.Time, fn func(access.Event) error) error
+
+	Enqueue(op *access.Op) error
+	Op(id uint64) (access.Op, error)
+	PutOp(op access.Op) error
+	DeleteOp(id uint64) error
+	Ops(fn func(access.Op) error) error
+
+	Pin(slackID string) (access.Pin, bool, error)
+	PutPin(p access.Pin) error
+	Cursor(name string) (string, error)
+	SetCursor(name, value string) error
+	Seen(key string, ttl time.Duration) (bool, error)
+	PutMessageRef(ref access.MessageRef) error
+	MessageRefs(requestID string) ([]access.MessageRef, error)
+}
+
+// Connectors hands out each connector's directory and (scope-checked)
+// provisioner by name.
+type Connectors interface {
+	Directory(name string) (access.Directory, bool)
+	Provisioner(name string) (access.Provisioner, bool)
+}

@@ -1,0 +1,345 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"keycard/access"
+)
+
+var zeroTime time.Time
+
+// opTimeout bounds one IdP call made by the worker.
+const opTimeout = 30 * time.Second
+
+// RunOutbox executes due provisioning operations until none is due, and
+// returns when the next one will be (zero when the outbox is empty). Ops on
+// the same (connector, group, user) run strictly in the order they were
+// queued, so an add and a later remove can never swap.
+func (s *Service) RunOutbox(ctx context.Context) (next time.Time, err error) {
+	for ctx.Err() == nil {
+		now := s.clock.Now()
+		var due []access.Op
+		next = time.Time{}
+		err := s.store.View(func(tx Tx) error {
+			blocked := map[string]bool{}
+			return tx.Ops(func(op access.Op) error {
+				key := op.Connector + "\x00" + op.Group + "\x00" + op.UserID
+				if blocked[key] {
+					return nil
+				}
+				blocked[key] = true
+				if op.NextAt.After(now) {
+					if next.IsZero() || op.NextAt.Before(next) {
+						next = op.NextAt
+					}
+					return nil
+				}
+				due = append(due, op)
+				return nil
+			})
+		})
+		if err != nil {
+			return time.Time{}, err
+		}
+		if len(due) == 0 {
+			return next, nil
+		}
+		for _, op := range due {
+			if ctx.Err() != nil {
+				break
+			}
+			if err := s.execute(ctx, op); err != nil {
+				return time.Time{}, err
+			}
+		}
+	}
+	return next, ctx.Err()
+}
+
+// execute runs one op against the IdP and records the outcome. It returns
+// an error only when the store fails; IdP failures are recorded and retried.
+func (s *Service) execute(ctx context.Context, op access.Op) error {
+	// Skip work the state no longer needs (a revoked-before-active grant, or
+	// a removal that another grant's membership now overrides).
+	var r access.Request
+	skip := false
+	if err := s.store.View(func(tx Tx) error {
+		var err error
+		r, err = tx.Request(op.RequestID)
+		if err != nil {
+			return err
+		}
+		if op.Kind == access.OpRemove {
+			others, err := otherHolders(tx, &r)
+			if err != nil {
+				return err
+			}
+			skip = len(others) > 0
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if op.Kind == access.OpAdd && r.State != access.StateProvisioning && r.State != access.StateDeprovisioning {
+		return s.update(func(tx Tx) error { return tx.DeleteOp(op.ID) })
+	}
+	if skip {
+		return s.confirmed(op, access.Change{}, "membership kept: another keycard grant still holds it")
+	}
+	prov, ok := s.conns.Provisioner(op.Connector)
+	if !ok {
+		return s.failed(op, access.Errorf(access.CodeInternal, "connector %q is not configured", op.Connector))
+	}
+	cctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	var ch access.Change
+	var err error
+	switch op.Kind {
+	case access.OpAdd:
+		ch, err = prov.AddMember(cctx, op.Group, op.UserID)
+	case access.OpRemove:
+		ch, err = prov.RemoveMember(cctx, op.Group, op.UserID)
+		if access.CodeOf(err) == access.CodeNotFound {
+			// The user (or group) no longer exists in the IdP: nothing holds the membership.
+			ch, err = access.Change{}, nil
+		}
+	default:
+		err = fmt.Errorf("unknown op kind %q", op.Kind)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // shutting down: the op stays queued and resumes at start
+		}
+		return s.failed(op, err)
+	}
+	return s.confirmed(op, ch, "")
+}
+
+// otherHolders lists r's holder's other requests that hold (or are about to
+// hold) the same group membership.
+func otherHolders(tx Tx, r *access.Request) ([]access.Request, error) {
+	hs, err := tx.Holders(r.Connector, r.Group)
+	if err != nil {
+		return nil, err
+	}
+	var out []access.Request
+	for _, h := range hs {
+		if h.ID != r.ID && h.Requester.Same(r.Requester) && (h.State == access.StateProvisioning || h.State == access.StateActive) {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// confirmed applies an IdP-confirmed op to its request.
+func (s *Service) confirmed(op access.Op, ch access.Change, note string) error {
+	return s.update(func(tx Tx) error {
+		if err := tx.DeleteOp(op.ID); err != nil {
+			return err
+		}
+		r, err := tx.Request(op.RequestID)
+		if err != nil {
+			return err
+		}
+		now := tx.Now()
+		switch op.Kind {
+		case access.OpAdd:
+			if r.State != access.StateProvisioning {
+				return nil // revoked while the add was in flight: the queued remove follows
+			}
+			return s.activate(tx, &r, now, ch)
+		case access.OpRemove:
+			if r.State != access.StateDeprovisioning {
+				return nil
+			}
+			r.DeprovisionedAt = now
+			r.RemoveEventID = ch.IdPEventID
+			r.State = access.StateExpired
+			t := access.EvGrantExpired
+			if r.EndReason != access.ReasonExpired {
+				r.State = access.StateRevoked
+				t = access.EvGrantRevoked
+			}
+			if err := tx.PutRequest(&r); err != nil {
+				return err
+			}
+			detail := map[string]string{"reason": string(r.EndReason), "group": r.Group}
+			if ch.IdPEventID != "" {
+				detail["idp_event_id"] = ch.IdPEventID
+			}
+			if note != "" {
+				detail["note"] = note
+			}
+			_, err := tx.Append(event(t, access.ActorKeycard, &r, detail))
+			return err
+		}
+		return nil
+	})
+}
+
+// activate starts the grant's clock at the IdP's confirmation.
+func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Change) error {
+	r.State = access.StateActive
+	r.ProvisionedAt = now
+	r.AddEventID = ch.IdPEventID
+	start := now
+	if r.Extends != "" {
+		old, err := tx.Request(r.Extends)
+		if err != nil {
+			return err
+		}
+		if old.State == access.StateActive && old.EndsAt.After(now) {
+			start = old.EndsAt // the extension continues where the old grant ends
+		}
+		if old.State == access.StateActive {
+			old.ExtendedBy = r.ID
+			old.WarnAt = zeroTime // the extension takes over the expiring-soon notice
+			if err := tx.PutRequest(&old); err != nil {
+				return err
+			}
+			if _, err := tx.Append(event(access.EvGrantExtended, r.Requester.Email, &old, map[string]string{"by": r.ID})); err != nil {
+				return err
+			}
+		}
+	}
+	r.EndsAt = start.Add(r.Duration)
+	if p, ok := s.Policy().Policy(r.Policy); ok && p.ExtendMaxTotal > 0 && !r.RootStart.IsZero() {
+		if limit := r.RootStart.Add(p.ExtendMaxTotal); r.EndsAt.After(limit) {
+			r.EndsAt = limit
+		}
+	}
+	if r.RootStart.IsZero() {
+		r.RootStart = now
+	}
+	if w := s.Policy().ExpiryWarning; w > 0 && r.EndsAt.Sub(now) > w {
+		r.WarnAt = r.EndsAt.Add(-w)
+	}
+	if err := tx.PutRequest(r); err != nil {
+		return err
+	}
+	detail := map[string]string{"group": r.Group, "ends_at": r.EndsAt.UTC().Format(time.RFC3339)}
+	if ch.IdPEventID != "" {
+		detail["idp_event_id"] = ch.IdPEventID
+	}
+	_, err := tx.Append(event(access.EvGrantActive, access.ActorKeycard, r, detail))
+	return err
+}
+
+// failed records a failed attempt: retry later with backoff, honouring the
+// IdP's rate-limit reset; adds give up after MaxAddAttempts (or at once on a
+// permanent error), removes never give up but alert.
+func (s *Service) failed(op access.Op, cause error) error {
+	s.log.Warn("provisioning attempt failed", "op", op.ID, "kind", op.Kind, "request", op.RequestID, "group", op.Group, "attempt", op.Attempts+1, "err", cause)
+	return s.update(func(tx Tx) error {
+		cur, err := tx.Op(op.ID)
+		if err != nil {
+			return err
+		}
+		r, err := tx.Request(op.RequestID)
+		if err != nil {
+			return err
+		}
+		now := tx.Now()
+		cur.Attempts++
+		cur.LastError = access.MessageOf(cause) + ": " + cause.Error()
+		permanent := !access.Retryable(cause)
+		if op.Kind == access.OpAdd && (permanent || cur.Attempts >= s.opt.MaxAddAttempts) {
+			if err := tx.DeleteOp(cur.ID); err != nil {
+				return err
+			}
+			if r.State != access.StateProvisioning {
+				return nil
+			}
+			r.State = access.StateFailed
+			r.FailReason = cause.Error()
+			r.EndsAt = zeroTime
+			if err := tx.PutRequest(&r); err != nil {
+				return err
+			}
+			if _, err := tx.Append(event(access.EvGrantFailed, access.ActorKeycard, &r, map[string]any{"attempts": cur.Attempts, "error": cause.Error()})); err != nil {
+				return err
+			}
+			_, err := tx.Append(event(access.EvAlert, access.ActorKeycard, &r, map[string]string{"kind": "provisioning_failed",
+				"message": fmt.Sprintf("Could not add %s to %s after %d attempts: %v", r.Requester.Email, r.Group, cur.Attempts, cause)}))
+			return err
+		}
+		wait := s.backoff(cur.Attempts)
+		if at := access.RetryAtOf(cause); at.After(now.Add(wait)) {
+			wait = at.Sub(now)
+		}
+		cur.NextAt = now.Add(wait)
+		if err := tx.PutOp(cur); err != nil {
+			return err
+		}
+		if _, err := tx.Append(event(access.EvProvisionRetrying, access.ActorKeycard, &r, map[string]any{"op": string(op.Kind),
+			"attempt": cur.Attempts, "error": cause.Error(), "next_at": cur.NextAt.UTC().Format(time.RFC3339Nano)})); err != nil {
+			return err
+		}
+		if op.Kind == access.OpRemove && cur.Attempts >= s.opt.AlertRemoveAfter && !cur.Alerted {
+			cur.Alerted = true
+			if err := tx.PutOp(cur); err != nil {
+				return err
+			}
+			_, err := tx.Append(event(access.EvProvisionAlert, access.ActorKeycard, &r, map[string]any{"kind": "deprovisioning_stuck",
+				"message": fmt.Sprintf("Removing %s from %s has failed %d times (%v); keycard keeps trying.", r.Requester.Email, r.Group, cur.Attempts, cause)}))
+			return err
+		}
+		return nil
+	})
+}
+
+// backoff is exponential from BackoffBase, capped at BackoffMax, plus jitter.
+func (s *Service) backoff(attempt int) time.Duration {
+	d := s.opt.BackoffBase
+	for i := 1; i < attempt && d < s.opt.BackoffMax; i++ {
+		d *= 2
+	}
+	if d > s.opt.BackoffMax {
+		d = s.opt.BackoffMax
+	}
+	return s.jitter(d)
+}
+
+// endGrant ends an active or provisioning grant in tx: the removal is queued
+// unless another grant of the same person still holds the group, in which
+// case the grant ends at once and the membership stays.
+func endGrant(tx Tx, r *access.Request, reason access.Reason, by access.Person, actor string) error {
+	now := tx.Now()
+	if r.State != access.StateActive && r.State != access.StateProvisioning {
+		return errStale
+	}
+	wasProvisioning := r.State == access.StateProvisioning
+	r.EndReason = reason
+	r.EndedBy = by
+	r.EndedAt = now
+	if reason != access.ReasonExpired || r.EndsAt.IsZero() || r.EndsAt.After(now) {
+		if reason != access.ReasonExpired {
+			r.EndsAt = now
+		}
+	}
+	r.WarnAt = zeroTime
+	r.State = access.StateDeprovisioning
+	others, err := otherHolders(tx, r)
+	if err != nil {
+		return err
+	}
+	detail := map[string]string{"reason": string(reason)}
+	if by.Email != "" {
+		detail["by"] = by.Email
+	}
+	if len(others) > 0 && !wasProvisioning {
+		detail["membership_kept_by"] = others[0].ID
+	}
+	if err := tx.PutRequest(r); err != nil {
+		return err
+	}
+	if _, err := tx.Append(event(access.EvGrantEnding, actor, r, detail)); err != nil {
+		return err
+	}
+	// Always queue the removal: the worker re-checks other holders when it
+	// runs, and an add still in flight is ordered before it.
+	return tx.Enqueue(&access.Op{Kind: access.OpRemove, RequestID: r.ID, Connector: r.Connector, Group: r.Group,
+		UserID: r.Requester.IdPID, Email: r.Requester.Email, NextAt: now})
+}

@@ -1,0 +1,104 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+
+	"keycard/access"
+)
+
+// Revoke ends a grant early: the holder may give up their own grant, an admin
+// may revoke anyone's. Authorization is decided here, from the store and the
+// directory, never from what the caller carries.
+func (s *Service) Revoke(ctx context.Context, id, slackID, email string) (access.Request, error) {
+	u, err := s.Identify(ctx, slackID, email)
+	if err != nil {
+		return access.Request{}, err
+	}
+	var r access.Request
+	if err := s.store.View(func(tx Tx) error {
+		r, err = tx.Request(id)
+		return err
+	}); err != nil {
+		if access.CodeOf(err) == access.CodeNotFound {
+			return access.Request{}, access.Errorf(access.CodeNotFound, "There is no grant %s.", id)
+		}
+		return access.Request{}, err
+	}
+	actor := personOf(u, slackID)
+	if !r.Requester.Same(actor) {
+		admin, err := s.IsAdmin(ctx, u)
+		if err != nil {
+			return access.Request{}, access.Wrap(access.CodeOf(err), err, "Could not check whether you are a keycard admin; try again in a minute.")
+		}
+		if !admin {
+			_ = s.audit(event(access.EvDecisionRefused, u.Email, &r, map[string]string{"why": "revoke by someone who is neither the holder nor an admin"}))
+			return access.Request{}, access.Errorf(access.CodeForbidden, "Only the holder of %s or a keycard admin can revoke it.", id)
+		}
+	}
+	err = s.update(func(tx Tx) error {
+		r, err = tx.Request(id)
+		if err != nil {
+			return err
+		}
+		return endGrant(tx, &r, access.ReasonRevoked, actor, u.Email)
+	})
+	if errors.Is(err, errStale) {
+		return r, access.Errorf(access.CodeConflict, "%s is %s, so there is nothing to revoke.", id, r.ExportStatus())
+	}
+	return r, err
+}
+
+// Offboard ends everything a person has: grants are revoked with reason
+// offboarded, pending requests are cancelled, and pending requests of others
+// where this person was the only possible approver of the current step are
+// reported to the security channel. idpID identifies the person in the IdP.
+func (s *Service) Offboard(ctx context.Context, who access.User, why string) (int, error) {
+	n := 0
+	err := s.update(func(tx Tx) error {
+		mine, err := tx.RequestsOfUser(who.Email)
+		if err != nil {
+			return err
+		}
+		now := tx.Now()
+		if _, err := tx.Append(access.Event{Type: access.EvUserOffboarded, Actor: access.ActorKeycard, Subject: who.Email,
+			Detail: encodeDetail(map[string]string{"idp_id": who.ID, "status": string(who.Status), "why": why})}); err != nil {
+			return err
+		}
+		for i := range mine {
+			r := mine[i]
+			switch r.State {
+			case access.StateActive, access.StateProvisioning:
+				if err := endGrant(tx, &r, access.ReasonOffboarded, access.Person{}, access.ActorKeycard); err != nil {
+					return err
+				}
+				n++
+			case access.StatePending:
+				r.State = access.StateCancelled
+				r.DecidedAt = now
+				r.RemindAt, r.EscalateAt, r.ExpiresAt = zeroTime, zeroTime, zeroTime
+				if err := tx.PutRequest(&r); err != nil {
+					return err
+				}
+				if _, err := tx.Append(event(access.EvRequestCancelled, access.ActorKeycard, &r, map[string]string{"reason": "requester offboarded"})); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		waiting, err := tx.WaitingOn(who.Email)
+		if err != nil {
+			return err
+		}
+		for _, r := range waiting {
+			if st := r.Step(); st != nil && len(st.Candidates) == 1 {
+				if _, err := tx.Append(event(access.EvAlert, access.ActorKeycard, &r, map[string]string{"kind": "approver_offboarded",
+					"message": who.Email + " was the only possible approver of the current step and has been offboarded; the request cannot move until someone acts."})); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return n, err
+}

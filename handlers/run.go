@@ -1,0 +1,46 @@
+package handlers
+
+import (
+	"context"
+	"time"
+)
+
+// Run drives the provisioning worker and the scheduler until ctx ends: it
+// catches up at once (grants that expired while keycard was down, ops a
+// crash interrupted), then sleeps until the next due time or until a write
+// wakes it. after is the timer source (time.After in production); tests drive
+// Tick and RunOutbox directly with a fake clock instead.
+func (s *Service) Run(ctx context.Context, after func(time.Duration) <-chan time.Time) error {
+	const idle = time.Minute // re-check at least this often (clock jumps, missed wakes)
+	for {
+		nextTick, err := s.Tick(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("scheduler sweep failed", "err", err)
+		}
+		nextOp, err := s.RunOutbox(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("provisioning worker failed", "err", err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := idle
+		now := s.clock.Now()
+		for _, t := range []time.Time{nextTick, nextOp} {
+			if !t.IsZero() {
+				if d := t.Sub(now); d < wait {
+					wait = d
+				}
+			}
+		}
+		if wait < 10*time.Millisecond {
+			wait = 10 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.wake:
+		case <-after(wait):
+		}
+	}
+}

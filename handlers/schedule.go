@@ -1,0 +1,238 @@
+package handlers
+
+import (
+	"context"
+	"time"
+
+	"keycard/access"
+	"keycard/policy"
+)
+
+// dueBatch bounds one sweep's reads; a sweep loops until nothing is due.
+const dueBatch = 256
+
+// Tick handles everything due at the clock's now — pending requests timing
+// out, reminders, escalations, expiring-soon notices and expiries — and
+// returns when the next thing is due (zero: nothing scheduled). At start it
+// catches up on everything that fell due while keycard was down. Cost is
+// O(due): the store indexes requests by their next due time.
+func (s *Service) Tick(ctx context.Context) (time.Time, error) {
+	for ctx.Err() == nil {
+		now := s.clock.Now()
+		var due []access.Request
+		if err := s.store.View(func(tx Tx) error {
+			var err error
+			due, err = tx.Due(now, dueBatch)
+			return err
+		}); err != nil {
+			return time.Time{}, err
+		}
+		for i := range due {
+			if err := s.handleDue(ctx, &due[i], now); err != nil {
+				return time.Time{}, err
+			}
+		}
+		if len(due) < dueBatch {
+			break
+		}
+	}
+	var next time.Time
+	err := s.store.View(func(tx Tx) error {
+		t, ok := tx.NextDue()
+		if ok {
+			next = t
+		}
+		return nil
+	})
+	return next, err
+}
+
+func (s *Service) handleDue(ctx context.Context, r *access.Request, now time.Time) error {
+	switch r.State {
+	case access.StatePending:
+		switch {
+		case !r.ExpiresAt.IsZero() && !r.ExpiresAt.After(now):
+			return s.transition(r.ID, func(tx Tx, r *access.Request) error {
+				if r.State != access.StatePending || r.ExpiresAt.After(tx.Now()) {
+					return errStale
+				}
+				r.State = access.StateTimedOut
+				r.DecidedAt = tx.Now()
+				r.RemindAt, r.EscalateAt, r.ExpiresAt = zeroTime, zeroTime, zeroTime
+				if err := tx.PutRequest(r); err != nil {
+					return err
+				}
+				_, err := tx.Append(event(access.EvRequestTimedOut, access.ActorScheduler, r, map[string]any{"step": r.Current + 1}))
+				return err
+			})
+		case !r.EscalateAt.IsZero() && !r.EscalateAt.After(now):
+			return s.escalate(ctx, r)
+		case !r.RemindAt.IsZero() && !r.RemindAt.After(now):
+			return s.transition(r.ID, func(tx Tx, r *access.Request) error {
+				if r.State != access.StatePending || r.RemindAt.IsZero() || r.RemindAt.After(tx.Now()) {
+					return errStale
+				}
+				p, ok := s.Policy().Policy(r.Policy)
+				r.RemindAt = zeroTime
+				if ok && p.RemindAfter > 0 {
+					r.RemindAt = tx.Now().Add(p.RemindAfter)
+					if !r.ExpiresAt.IsZero() && !r.RemindAt.Before(r.ExpiresAt) {
+						r.RemindAt = zeroTime // the timeout comes first
+					}
+				}
+				if st := r.Step(); st != nil {
+					st.Reminded = tx.Now()
+				}
+				if err := tx.PutRequest(r); err != nil {
+					return err
+				}
+				_, err := tx.Append(event(access.EvRequestReminded, access.ActorScheduler, r, map[string]any{"step": r.Current + 1}))
+				return err
+			})
+		}
+	case access.StateActive:
+		switch {
+		case !r.EndsAt.IsZero() && !r.EndsAt.After(now):
+			return s.transition(r.ID, func(tx Tx, r *access.Request) error {
+				if r.State != access.StateActive || r.EndsAt.After(tx.Now()) {
+					return errStale
+				}
+				return endGrant(tx, r, access.ReasonExpired, access.Person{}, access.ActorScheduler)
+			})
+		case !r.WarnAt.IsZero() && !r.WarnAt.After(now):
+			return s.transition(r.ID, func(tx Tx, r *access.Request) error {
+				if r.State != access.StateActive || r.WarnAt.IsZero() || r.WarnAt.After(tx.Now()) {
+					return errStale
+				}
+				r.WarnAt = zeroTime
+				if err := tx.PutRequest(r); err != nil {
+					return err
+				}
+				_, err := tx.Append(event(access.EvGrantExpiring, access.ActorScheduler, r, map[string]string{"ends_at": r.EndsAt.UTC().Format(time.RFC3339)}))
+				return err
+			})
+		}
+	}
+	return nil
+}
+
+// transition loads a request, applies fn and commits, treating errStale
+// (someone else moved it first) as done.
+func (s *Service) transition(id string, fn func(Tx, *access.Request) error) error {
+	err := s.update(func(tx Tx) error {
+		r, err := tx.Request(id)
+		if err != nil {
+			return err
+		}
+		return fn(tx, &r)
+	})
+	if err == errStale || access.CodeOf(err) == access.CodeConflict {
+		return nil
+	}
+	return err
+}
+
+// escalate adds the policy's escalate_to approvers to the stalled step.
+func (s *Service) escalate(ctx context.Context, r *access.Request) error {
+	set := s.Policy()
+	p, ok := set.Policy(r.Policy)
+	var extra []access.Person
+	if ok && len(p.EscalateTo) > 0 {
+		dir, err := s.directory()
+		if err != nil {
+			return err
+		}
+		requester, err := dir.UserByID(ctx, r.Requester.IdPID)
+		if err != nil {
+			requester = access.User{ID: r.Requester.IdPID, Email: r.Requester.Email}
+		}
+		extra, err = set.ResolveRules(ctx, p.EscalateTo, requester, dir)
+		if err != nil && !access.Retryable(err) {
+			extra = nil
+		} else if err != nil {
+			return nil // try again at the next tick
+		}
+	}
+	return s.transition(r.ID, func(tx Tx, r *access.Request) error {
+		if r.State != access.StatePending || r.EscalateAt.IsZero() || r.EscalateAt.After(tx.Now()) {
+			return errStale
+		}
+		r.EscalateAt = zeroTime
+		st := r.Step()
+		added := []string{}
+		if st != nil {
+			for _, c := range extra {
+				if c.Same(r.Requester) || st.IsCandidate(c) {
+					continue
+				}
+				st.Candidates = append(st.Candidates, c)
+				added = append(added, c.Email)
+			}
+			st.Escalated = true
+		}
+		if err := tx.PutRequest(r); err != nil {
+			return err
+		}
+		_, err := tx.Append(event(access.EvRequestEscalated, access.ActorScheduler, r, map[string]any{"step": r.Current + 1, "added": added}))
+		return err
+	})
+}
+
+// ReloadPolicy swaps in a new policy set. An invalid file keeps the old
+// policy running and is audited (policy.rejected) with the reason; a changed
+// file is audited as policy.changed with old and new hash and what changed.
+func (s *Service) ReloadPolicy(load func() (*policy.Set, error), actor string) (*policy.Set, error) {
+	old := s.Policy()
+	next, err := load()
+	if err != nil {
+		_ = s.audit(access.Event{Type: access.EvPolicyRejected, Actor: actor,
+			Detail: encodeDetail(map[string]string{"hash": old.Hash, "error": err.Error()})})
+		return old, err
+	}
+	if next.Hash == old.Hash {
+		return old, nil
+	}
+	if err := s.update(func(tx Tx) error {
+		if err := tx.SetCursor("policy.hash", next.Hash); err != nil {
+			return err
+		}
+		_, err := tx.Append(access.Event{Type: access.EvPolicyChanged, Actor: actor,
+			Detail: encodeDetail(map[string]any{"old": old.Hash, "new": next.Hash, "changes": policy.Diff(old, next)})})
+		return err
+	}); err != nil {
+		return old, err
+	}
+	s.pol.Store(next)
+	s.groupMu.Lock()
+	s.groupCache = map[string]groupEntry{}
+	s.groupMu.Unlock()
+	return next, nil
+}
+
+// RecordPolicyLoaded audits the policy in force at start when it differs from
+// the last one the audit log knows (policy.loaded on first start,
+// policy.changed when the file changed while keycard was down).
+func (s *Service) RecordPolicyLoaded(actor string) error {
+	set := s.Policy()
+	return s.update(func(tx Tx) error {
+		last, err := tx.Cursor("policy.hash")
+		if err != nil {
+			return err
+		}
+		if last == set.Hash {
+			return nil
+		}
+		if err := tx.SetCursor("policy.hash", set.Hash); err != nil {
+			return err
+		}
+		t := access.EvPolicyLoaded
+		detail := map[string]any{"new": set.Hash, "path": set.Path}
+		if last != "" {
+			t = access.EvPolicyChanged
+			detail["old"] = last
+			detail["changes"] = []string{"policy file changed while keycard was stopped"}
+		}
+		_, err = tx.Append(access.Event{Type: t, Actor: actor, Detail: encodeDetail(detail)})
+		return err
+	})
+}

@@ -1,0 +1,282 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"keycard/access"
+	"keycard/policy"
+)
+
+// Options tune the service; zero values take the documented defaults.
+type Options struct {
+	// MaxAddAttempts bounds IdP add attempts before a grant fails (default 8).
+	MaxAddAttempts int
+	// AlertRemoveAfter raises an alert when a removal has failed this many
+	// times (default 5). Removals never give up.
+	AlertRemoveAfter int
+	// BackoffBase and BackoffMax shape the exponential backoff of IdP retries
+	// (defaults 2s and 5m); each wait gets up to 50% random jitter.
+	BackoffBase, BackoffMax time.Duration
+	// GroupCacheTTL bounds how long admin/auditor group membership is cached
+	// (default 1m).
+	GroupCacheTTL time.Duration
+	// Rand supplies jitter; tests seed it. Default: a fixed-seed PCG mixed
+	// with the clock at construction.
+	Rand *rand.Rand
+	// Logger receives operational logs (never tokens). Default: discard.
+	Logger *slog.Logger
+}
+
+// Service runs keycard's lifecycle.
+type Service struct {
+	store Store
+	conns Connectors
+	clock access.Clock
+	opt   Options
+	log   *slog.Logger
+
+	pol atomic.Pointer[policy.Set]
+
+	randMu sync.Mutex
+	rand   *rand.Rand
+
+	wake chan struct{} // nudges the worker and the scheduler after a write
+
+	groupMu    sync.Mutex
+	groupCache map[string]groupEntry
+}
+
+type groupEntry struct {
+	members map[string]bool // lower-case email and IdP id
+	at      time.Time
+}
+
+// New builds a Service over the store, connectors, policy and clock.
+func New(st Store, conns Connectors, set *policy.Set, clock access.Clock, opt Options) *Service {
+	if opt.MaxAddAttempts <= 0 {
+		opt.MaxAddAttempts = 8
+	}
+	if opt.AlertRemoveAfter <= 0 {
+		opt.AlertRemoveAfter = 5
+	}
+	if opt.BackoffBase <= 0 {
+		opt.BackoffBase = 2 * time.Second
+	}
+	if opt.BackoffMax <= 0 {
+		opt.BackoffMax = 5 * time.Minute
+	}
+	if opt.GroupCacheTTL <= 0 {
+		opt.GroupCacheTTL = time.Minute
+	}
+	if opt.Rand == nil {
+		opt.Rand = rand.New(rand.NewPCG(uint64(clock.Now().UnixNano()), 0x6b657963617264))
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{store: st, conns: conns, clock: clock, opt: opt, log: opt.Logger,
+		rand: opt.Rand, wake: make(chan struct{}, 1), groupCache: map[string]groupEntry{}}
+	s.pol.Store(set)
+	return s
+}
+
+// Policy returns the policy set in force.
+func (s *Service) Policy() *policy.Set { return s.pol.Load() }
+
+// Clock returns the service's clock.
+func (s *Service) Clock() access.Clock { return s.clock }
+
+// Wake returns a channel that receives after every committed change, so the
+// worker, scheduler and notifier can run without polling.
+func (s *Service) Wake() <-chan struct{} { return s.wake }
+
+func (s *Service) nudge() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// update runs fn in a store transaction at the clock's now and nudges the
+// background loops after a commit.
+func (s *Service) update(fn func(Tx) error) error {
+	err := s.store.Update(s.clock.Now(), fn)
+	if err == nil {
+		s.nudge()
+	}
+	return err
+}
+
+// event is the audit event builder used by every transition.
+func event(t access.EventType, actor string, r *access.Request, detail any) access.Event {
+	e := access.Event{Type: t, Actor: actor}
+	if r != nil {
+		e.Subject = r.Requester.Email
+		e.Policy = r.Policy
+		e.RequestID = r.ID
+	}
+	e.Detail = encodeDetail(detail)
+	return e
+}
+
+// encodeDetail renders detail as compact JSON with sorted keys (maps) so the
+// audit log is deterministic.
+func encodeDetail(detail any) string {
+	if detail == nil {
+		return ""
+	}
+	b, err := json.Marshal(detail)
+	if err != nil {
+		return `{"error":"unencodable detail"}`
+	}
+	return string(b)
+}
+
+// directory returns the directory connector named by the policy.
+func (s *Service) directory() (access.Directory, error) {
+	set := s.Policy()
+	d, ok := s.conns.Directory(set.Directory)
+	if !ok {
+		return nil, access.Errorf(access.CodeInternal, "directory connector %q is not configured", set.Directory)
+	}
+	return d, nil
+}
+
+// Identify maps a Slack user (id and profile email) to the IdP user, pinning
+// the pair the first time and refusing a later mismatch (SPEC "Identity is
+// pinned"). A mismatch is audited and alerted.
+func (s *Service) Identify(ctx context.Context, slackID, email string) (access.User, error) {
+	if strings.TrimSpace(email) == "" {
+		return access.User{}, access.Errorf(access.CodeNoEmail, "Your Slack profile has no email address, so keycard cannot find you in the identity provider. Ask an admin to add one.")
+	}
+	dir, err := s.directory()
+	if err != nil {
+		return access.User{}, err
+	}
+	u, err := dir.UserByEmail(ctx, email)
+	if access.CodeOf(err) == access.CodeNotFound {
+		return access.User{}, access.Wrap(access.CodeUnknownUser, err, "The identity provider has no user with the email %s.", email)
+	}
+	if err != nil {
+		return access.User{}, access.Wrap(access.CodeOf(err), err, "The identity provider did not answer; try again in a minute.")
+	}
+	if slackID == "" {
+		return u, nil
+	}
+	var mismatch *access.Pin
+	err = s.update(func(tx Tx) error {
+		pin, ok, err := tx.Pin(slackID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !ok:
+			if err := tx.PutPin(access.Pin{SlackID: slackID, IdPID: u.ID, Email: u.Email, PinnedAt: tx.Now()}); err != nil {
+				return err
+			}
+			_, err := tx.Append(access.Event{Type: access.EvIdentityPinned, Actor: access.ActorKeycard, Subject: u.Email,
+				Detail: encodeDetail(map[string]string{"slack_id": slackID, "idp_id": u.ID})})
+			return err
+		case pin.IdPID != u.ID:
+			mismatch = &pin
+			_, err := tx.Append(access.Event{Type: access.EvIdentityMismatch, Actor: access.ActorKeycard, Subject: email,
+				Detail: encodeDetail(map[string]string{"slack_id": slackID, "pinned_idp_id": pin.IdPID, "pinned_email": pin.Email,
+					"found_idp_id": u.ID, "message": "The Slack user's email now points to a different identity-provider account than the one pinned."})})
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return access.User{}, err
+	}
+	if mismatch != nil {
+		return access.User{}, access.Errorf(access.CodeIdentityMismatch,
+			"Your Slack account is linked to a different identity-provider account than the one %s now belongs to. The security team has been told; keycard will not act on this until they sort it out.", email)
+	}
+	return u, nil
+}
+
+// inGroup reports whether u is a member of the named directory group, with a
+// short cache (admin and auditor checks happen on every click).
+func (s *Service) inGroup(ctx context.Context, group string, u access.User) (bool, error) {
+	if group == "" {
+		return false, nil
+	}
+	now := s.clock.Now()
+	s.groupMu.Lock()
+	e, ok := s.groupCache[group]
+	s.groupMu.Unlock()
+	if !ok || now.Sub(e.at) > s.opt.GroupCacheTTL || now.Before(e.at) {
+		dir, err := s.directory()
+		if err != nil {
+			return false, err
+		}
+		members, err := dir.GroupMembers(ctx, group)
+		if err != nil {
+			return false, err
+		}
+		e = groupEntry{members: map[string]bool{}, at: now}
+		for _, m := range members {
+			if !m.Status.CanRequest() {
+				continue
+			}
+			e.members[strings.ToLower(m.Email)] = true
+			if m.ID != "" {
+				e.members["id:"+m.ID] = true
+			}
+		}
+		s.groupMu.Lock()
+		s.groupCache[group] = e
+		s.groupMu.Unlock()
+	}
+	if u.ID != "" {
+		return e.members["id:"+u.ID], nil
+	}
+	return e.members[strings.ToLower(u.Email)], nil
+}
+
+// IsAdmin reports whether u belongs to the policy's admins group.
+func (s *Service) IsAdmin(ctx context.Context, u access.User) (bool, error) {
+	return s.inGroup(ctx, s.Policy().Admins.Group, u)
+}
+
+// IsAuditor reports whether u belongs to the policy's auditors group.
+func (s *Service) IsAuditor(ctx context.Context, u access.User) (bool, error) {
+	return s.inGroup(ctx, s.Policy().Auditors.Group, u)
+}
+
+// audit appends one standalone event (no state change), e.g. a refusal.
+func (s *Service) audit(e access.Event) error {
+	return s.update(func(tx Tx) error {
+		_, err := tx.Append(e)
+		return err
+	})
+}
+
+// Alert records an alert for the security channel.
+func (s *Service) Alert(kind, subject, message string, r *access.Request) error {
+	e := event(access.EvAlert, access.ActorKeycard, r, map[string]string{"kind": kind, "message": message})
+	if r == nil {
+		e.Subject = subject
+	}
+	return s.audit(e)
+}
+
+// errStale marks a transition that found the request no longer in the state
+// it expected; callers turn it into a person-facing conflict.
+var errStale = errors.New("stale")
+
+// jitter returns d plus up to 50% random extra.
+func (s *Service) jitter(d time.Duration) time.Duration {
+	s.randMu.Lock()
+	defer s.randMu.Unlock()
+	return d + time.Duration(s.rand.Int64N(int64(d)/2+1))
+}

@@ -1,0 +1,257 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"keycard/access"
+	"keycard/policy"
+)
+
+// Limits on text a person types (Slack's plain_text_input caps at 3000).
+const (
+	MaxJustification = 2000
+	MaxComment       = 1000
+)
+
+// SubmitInput is a request as a person made it.
+type SubmitInput struct {
+	SlackID       string // who asked (Slack-asserted id), pinned to the IdP user
+	Email         string // their Slack profile email
+	Policy        string
+	Duration      time.Duration // 0: the policy's default
+	Justification string
+	BreakGlass    bool
+	Extends       string // grant id when this is an extension
+}
+
+// Submit validates a request and records it. Every refusal names its reason
+// with an *access.Error code and is audited (a person acted).
+func (s *Service) Submit(ctx context.Context, in SubmitInput) (access.Request, error) {
+	u, err := s.Identify(ctx, in.SlackID, in.Email)
+	if err != nil {
+		return access.Request{}, err
+	}
+	r, err := s.submit(ctx, u, in)
+	if err != nil {
+		switch access.CodeOf(err) {
+		case access.CodeUnavailable, access.CodeRateLimited, access.CodeInternal:
+		default:
+			_ = s.audit(access.Event{Type: access.EvRequestRefused, Actor: u.Email, Subject: u.Email, Policy: in.Policy,
+				Detail: encodeDetail(map[string]string{"code": string(access.CodeOf(err)), "why": access.MessageOf(err)})})
+		}
+	}
+	return r, err
+}
+
+func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (access.Request, error) {
+	set := s.Policy()
+	p, ok := set.Policy(in.Policy)
+	if !ok {
+		return access.Request{}, access.Errorf(access.CodeUnknownPolicy, "There is no policy named %q.", in.Policy)
+	}
+	if !u.Status.CanRequest() {
+		return access.Request{}, access.Errorf(access.CodeUserInactive, "Your identity-provider account is %s, so it cannot request access.", strings.ToLower(string(u.Status)))
+	}
+	if !set.Eligible(p, u) {
+		return access.Request{}, access.Errorf(access.CodeNotEligible, "You are not eligible for %s %s (policy %s allows: %s).", p.App, p.Role, p.Name, strings.Join(p.Eligible, ", "))
+	}
+	d := in.Duration
+	if d == 0 {
+		d = p.DefaultDuration
+	}
+	if err := p.CheckDuration(d); err != nil {
+		return access.Request{}, err
+	}
+	just := strings.TrimSpace(in.Justification)
+	if len(just) > MaxJustification {
+		return access.Request{}, access.Errorf(access.CodeInvalid, "The justification is %d characters long; the limit is %d.", len(just), MaxJustification)
+	}
+	if in.BreakGlass && !p.BreakGlass {
+		return access.Request{}, access.Errorf(access.CodeForbidden, "Policy %s does not allow break-glass access.", p.Name)
+	}
+	if just == "" && (p.JustificationRequired || in.BreakGlass) {
+		return access.Request{}, access.Errorf(access.CodeNeedJustify, "%s %s needs a justification.", p.App, p.Role)
+	}
+	prov, ok := s.conns.Provisioner(p.ConnectorName())
+	if !ok {
+		return access.Request{}, access.Errorf(access.CodeInternal, "connector %q is not configured", p.ConnectorName())
+	}
+	dir, err := s.directory()
+	if err != nil {
+		return access.Request{}, err
+	}
+
+	// Look at what the user holds before asking the IdP anything more.
+	var extends *access.Request
+	heldByKeycard := false // another keycard grant of this person holds the same group
+	if err := s.store.View(func(tx Tx) error {
+		mine, err := tx.RequestsOfUser(u.Email)
+		if err != nil {
+			return err
+		}
+		for i := range mine {
+			m := &mine[i]
+			if m.Connector == p.ConnectorName() && m.Group == p.Group && m.State.HoldsMembership() {
+				heldByKeycard = true
+			}
+			if m.Policy != p.Name {
+				continue
+			}
+			switch {
+			case m.State == access.StatePending:
+				return access.Errorf(access.CodeDuplicate, "You already have a pending request for %s %s (%s).", p.App, p.Role, m.ID)
+			case in.Extends != "" && m.ID == in.Extends:
+				if m.State != access.StateActive {
+					return access.Errorf(access.CodeConflict, "Grant %s is %s, so it cannot be extended.", m.ID, m.ExportStatus())
+				}
+				if m.ExtendedBy != "" {
+					return access.Errorf(access.CodeDuplicate, "Grant %s has already been extended (%s).", m.ID, m.ExtendedBy)
+				}
+				extends = m
+			case m.State == access.StateProvisioning || m.State == access.StateActive:
+				if in.Extends == "" {
+					return access.Errorf(access.CodeAlreadyActive, "You already hold %s %s (%s, until %s). Use Extend instead.", p.App, p.Role, m.ID, m.EndsAt.Format(time.RFC3339))
+				}
+			}
+		}
+		if in.Extends != "" && extends == nil {
+			return access.Errorf(access.CodeNotFound, "You hold no active grant %s of %s.", in.Extends, p.Name)
+		}
+		return nil
+	}); err != nil {
+		return access.Request{}, err
+	}
+	if extends != nil && p.ExtendMaxTotal > 0 {
+		root := extends.RootStart
+		if root.IsZero() {
+			root = extends.ProvisionedAt
+		}
+		if end := extends.EndsAt.Add(d); end.Sub(root) > p.ExtendMaxTotal {
+			return access.Request{}, access.Errorf(access.CodeOverTotal, "Extending by %s would make this access last %s in total; policy %s allows at most %s.",
+				policy.FormatDuration(d), policy.FormatDuration(end.Sub(root)), p.Name, policy.FormatDuration(p.ExtendMaxTotal))
+		}
+	}
+	if extends == nil && !heldByKeycard {
+		// Standing access: a membership keycard did not grant is never touched.
+		member, err := prov.IsMember(ctx, p.Group, u.ID)
+		if err != nil {
+			return access.Request{}, access.Wrap(access.CodeOf(err), err, "Could not check your current access to %s; try again in a minute.", p.Group)
+		}
+		if member {
+			return access.Request{}, access.Errorf(access.CodeStanding, "You already have %s %s through a standing membership of %s that keycard does not manage.", p.App, p.Role, p.Group)
+		}
+	}
+
+	var steps []access.Step
+	var normal []access.Step
+	switch {
+	case in.BreakGlass:
+		// The normal chain is still resolved: its approvers are told at once.
+		normal, _ = set.Resolve(ctx, p, u, dir)
+		steps = []access.Step{{Rule: "self (break-glass)", Candidates: []access.Person{personOf(u, in.SlackID)}}}
+	case p.Auto:
+	default:
+		steps, err = set.Resolve(ctx, p, u, dir)
+		if err != nil {
+			return access.Request{}, err
+		}
+	}
+
+	now := s.clock.Now()
+	r := access.Request{
+		Policy: p.Name, PolicyVersion: set.Hash, App: p.App, Role: p.Role, Connector: p.ConnectorName(), Group: p.Group,
+		Privileged: p.Privileged, Requester: personOf(u, in.SlackID), Duration: d, Justification: just,
+		BreakGlass: in.BreakGlass, Steps: steps, State: access.StatePending,
+	}
+	if extends != nil {
+		r.Extends = extends.ID
+		r.RootStart = extends.RootStart
+		if r.RootStart.IsZero() {
+			r.RootStart = extends.ProvisionedAt
+		}
+	}
+	err = s.update(func(tx Tx) error {
+		now = tx.Now()
+		// Re-check duplicates inside the transaction: two submits may race.
+		mine, err := tx.RequestsOfUser(u.Email)
+		if err != nil {
+			return err
+		}
+		for _, m := range mine {
+			if m.Policy == p.Name && m.State == access.StatePending {
+				return access.Errorf(access.CodeDuplicate, "You already have a pending request for %s %s (%s).", p.App, p.Role, m.ID)
+			}
+		}
+		r.CreatedAt = now
+		r.ExpiresAt = now.Add(p.RequestTTL)
+		if p.RemindAfter > 0 {
+			r.RemindAt = now.Add(p.RemindAfter)
+		}
+		if p.EscalateAfter > 0 && len(p.EscalateTo) > 0 {
+			r.EscalateAt = now.Add(p.EscalateAfter)
+		}
+		if err := tx.PutRequest(&r); err != nil {
+			return err
+		}
+		detail := map[string]any{"duration": policy.FormatDuration(d), "steps": stepRules(r.Steps)}
+		if r.Extends != "" {
+			detail["extends"] = r.Extends
+		}
+		if in.BreakGlass {
+			detail["break_glass"] = true
+			detail["normal_chain"] = normal
+		}
+		if _, err := tx.Append(event(access.EvRequestSubmitted, u.Email, &r, detail)); err != nil {
+			return err
+		}
+		switch {
+		case in.BreakGlass:
+			st := r.Step()
+			st.Decision, st.DecidedBy, st.DecidedAt = access.DecisionApproved, r.Requester, now
+			st.Comment = "break-glass self-approval"
+			return approve(tx, &r, u.Email, "break-glass")
+		case p.Auto:
+			return approve(tx, &r, access.ActorKeycard, "auto")
+		}
+		return nil
+	})
+	if err != nil {
+		return access.Request{}, err
+	}
+	return r, nil
+}
+
+// approve moves a request whose chain is complete to provisioning and queues
+// the IdP add, in the caller's transaction.
+func approve(tx Tx, r *access.Request, actor, how string) error {
+	now := tx.Now()
+	r.State = access.StateProvisioning
+	r.DecidedAt = now
+	r.Current = len(r.Steps)
+	r.RemindAt, r.EscalateAt, r.ExpiresAt = time.Time{}, time.Time{}, time.Time{}
+	if err := tx.PutRequest(r); err != nil {
+		return err
+	}
+	if _, err := tx.Append(event(access.EvRequestApproved, actor, r, map[string]string{"how": how})); err != nil {
+		return err
+	}
+	return tx.Enqueue(&access.Op{Kind: access.OpAdd, RequestID: r.ID, Connector: r.Connector, Group: r.Group,
+		UserID: r.Requester.IdPID, Email: r.Requester.Email, NextAt: now})
+}
+
+func personOf(u access.User, slackID string) access.Person {
+	p := u.Person()
+	p.SlackID = slackID
+	return p
+}
+
+func stepRules(steps []access.Step) []string {
+	out := make([]string, len(steps))
+	for i, s := range steps {
+		out[i] = fmt.Sprintf("%s (%d candidates)", s.Rule, len(s.Candidates))
+	}
+	return out
+}
