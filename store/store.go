@@ -12,6 +12,7 @@ import (
 	"keycard/access"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrStop, returned by a callback of an iterating method, ends the iteration
@@ -68,7 +69,7 @@ func Open(path string, opt Options) (*DB, error) {
 	}
 	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.Timeout, NoSync: opt.NoSync})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, access.Wrap(access.CodeUnavailable, err,
 				"database %s is locked by another process (is another keycard running?)", path)
 		}

@@ -196,6 +196,21 @@ func (db *DB) Verify(from uint64, fn func(access.Event) error) (VerifyResult, er
 				res.Problem = fmt.Sprintf("event %d does not match the head: the head's hash %.12s… is not the event's hash %.12s…",
 					h.seq, hex.EncodeToString(h.hash[:]), hex.EncodeToString(w.prev[:]))
 			}
+			if res.Problem != "" && res.Last >= res.BadSeq {
+				// The head disowns events this walk had linked: they are
+				// not verified, and fn must not see them.
+				res.Last = res.BadSeq - 1
+				if res.Last < res.First {
+					res.First, res.Last = 0, 0
+				}
+				res.Count = 0
+				if res.First > 0 {
+					res.Count = res.Last - res.First + 1
+				}
+				for len(batch) > 0 && batch[len(batch)-1].Seq >= res.BadSeq {
+					batch = batch[:len(batch)-1]
+				}
+			}
 			return nil
 		})
 		if err != nil {

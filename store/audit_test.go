@@ -1,0 +1,327 @@
+package store
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"keycard/access"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// appendEvents appends n events, one transaction each, a second apart.
+func appendEvents(t testing.TB, db *DB, n int) []access.Event {
+	t.Helper()
+	var out []access.Event
+	for i := 0; i < n; i++ {
+		update(t, db, t0.Add(time.Duration(i)*time.Second), func(tx *Tx) error {
+			e, err := tx.Append(access.Event{
+				Type: access.EvRequestSubmitted, Actor: "ann@x", Subject: "ann@x",
+				Policy: "db", RequestID: fmt.Sprintf("REQ-%d", 1001+i), Detail: `{"i":` + fmt.Sprint(i) + `}`,
+			})
+			out = append(out, e)
+			return err
+		})
+	}
+	return out
+}
+
+func TestAppendSealsAndChains(t *testing.T) {
+	db := openTest(t)
+	_ = db.View(func(tx *Tx) error {
+		seq, hash, at := tx.Head()
+		if seq != 0 || hash != access.GenesisHash || !at.IsZero() {
+			t.Errorf("empty head = %d %s %v", seq, hash, at)
+		}
+		return nil
+	})
+	evs := appendEvents(t, db, 3)
+	prev := access.GenesisHash
+	for i, e := range evs {
+		if e.Seq != uint64(i+1) || e.PrevHash != prev || e.Hash != e.ComputeHash() || len(e.ID) != 32 {
+			t.Errorf("event %d: %+v", i, e)
+		}
+		if err := e.Verify(prev, e.Seq); err != nil {
+			t.Error(err)
+		}
+		prev = e.Hash
+	}
+	// The clock stepping back does not make the log go back in time.
+	var back access.Event
+	update(t, db, t0.Add(-time.Hour), func(tx *Tx) error {
+		var err error
+		back, err = tx.Append(access.Event{Type: access.EvAlert})
+		return err
+	})
+	if !back.Time.Equal(evs[2].Time) {
+		t.Errorf("time after a clock step back = %v, want %v", back.Time, evs[2].Time)
+	}
+	if err := db.Update(t0, func(tx *Tx) error { _, err := tx.Append(access.Event{}); return err }); access.CodeOf(err) != access.CodeInvalid {
+		t.Errorf("event without type: %v", err)
+	}
+
+	_ = db.View(func(tx *Tx) error {
+		got, err := tx.Event(2)
+		if err != nil || !reflect.DeepEqual(got, evs[1]) {
+			t.Errorf("Event(2) = %+v, %v; want %+v", got, err, evs[1])
+		}
+		if _, err := tx.Event(99); access.CodeOf(err) != access.CodeNotFound {
+			t.Errorf("Event(99): %v", err)
+		}
+		seq, hash, at := tx.Head()
+		if seq != 4 || hash != back.Hash || !at.Equal(back.Time) {
+			t.Errorf("head = %d %s %v", seq, hash, at)
+		}
+		return nil
+	})
+}
+
+func TestEventID(t *testing.T) {
+	a := eventID(1, t0, access.EvAlert, "REQ-1")
+	tests := []struct {
+		name string
+		id   string
+		same bool
+	}{
+		{"deterministic", eventID(1, t0, access.EvAlert, "REQ-1"), true},
+		{"seq", eventID(2, t0, access.EvAlert, "REQ-1"), false},
+		{"time", eventID(1, t0.Add(1), access.EvAlert, "REQ-1"), false},
+		{"type", eventID(1, t0, access.EvGrantActive, "REQ-1"), false},
+		{"request", eventID(1, t0, access.EvAlert, "REQ-2"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if (tt.id == a) != tt.same {
+				t.Errorf("%s vs %s", tt.id, a)
+			}
+		})
+	}
+}
+
+func TestEventsAndEventsBetween(t *testing.T) {
+	db := openTest(t)
+	appendEvents(t, db, 10) // times t0 .. t0+9s
+	seqs := func(walk func(tx *Tx, fn func(access.Event) error) error, stopAt uint64) []uint64 {
+		var out []uint64
+		err := db.View(func(tx *Tx) error {
+			return walk(tx, func(e access.Event) error {
+				out = append(out, e.Seq)
+				if e.Seq == stopAt {
+					return ErrStop
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		walk   func(tx *Tx, fn func(access.Event) error) error
+		stopAt uint64
+		want   []uint64
+	}{
+		{"after 7", func(tx *Tx, fn func(access.Event) error) error { return tx.Events(7, fn) }, 0, []uint64{8, 9, 10}},
+		{"after 0 stops", func(tx *Tx, fn func(access.Event) error) error { return tx.Events(0, fn) }, 2, []uint64{1, 2}},
+		{"after the end", func(tx *Tx, fn func(access.Event) error) error { return tx.Events(10, fn) }, 0, nil},
+		{"after max", func(tx *Tx, fn func(access.Event) error) error { return tx.Events(^uint64(0), fn) }, 0, nil},
+		{"between [2s, 5s)", func(tx *Tx, fn func(access.Event) error) error {
+			return tx.EventsBetween(t0.Add(2*time.Second), t0.Add(5*time.Second), fn)
+		}, 0, []uint64{3, 4, 5}},
+		{"between everything", func(tx *Tx, fn func(access.Event) error) error {
+			return tx.EventsBetween(time.Time{}, t0.Add(time.Hour), fn)
+		}, 9, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9}},
+		{"between empty", func(tx *Tx, fn func(access.Event) error) error {
+			return tx.EventsBetween(t0.Add(time.Hour), t0.Add(2*time.Hour), fn)
+		}, 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := seqs(tt.walk, tt.stopAt); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestVerifyIntactChain(t *testing.T) {
+	db := openTest(t)
+	res, err := db.Verify(1, nil)
+	if err != nil || !res.OK() || res.Count != 0 || res.Head != access.GenesisHash {
+		t.Fatalf("empty log: %+v %v", res, err)
+	}
+	evs := appendEvents(t, db, 50)
+	tests := []struct {
+		name        string
+		from        uint64
+		count       uint64
+		first, last uint64
+	}{
+		{"whole log from 0", 0, 50, 1, 50},
+		{"whole log from 1", 1, 50, 1, 50},
+		{"from the middle", 31, 20, 31, 50},
+		{"from the last", 50, 1, 50, 50},
+		{"nothing new", 51, 0, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var seen []access.Event
+			res, err := db.Verify(tt.from, func(e access.Event) error { seen = append(seen, e); return nil })
+			if err != nil || !res.OK() || res.Err() != nil {
+				t.Fatalf("%+v %v", res, err)
+			}
+			if res.Count != tt.count || res.First != tt.first || res.Last != tt.last || res.Head != evs[49].Hash {
+				t.Errorf("result %+v", res)
+			}
+			if uint64(len(seen)) != tt.count {
+				t.Fatalf("fn saw %d events", len(seen))
+			}
+			if tt.count > 0 && !reflect.DeepEqual(seen[0], evs[tt.first-1]) {
+				t.Errorf("fn got %+v, want %+v", seen[0], evs[tt.first-1])
+			}
+		})
+	}
+	var n int
+	res, err = db.Verify(1, func(access.Event) error { n++; return ErrStop })
+	if err != nil || n != 1 {
+		t.Errorf("ErrStop: %+v %v n=%d", res, err, n)
+	}
+	if _, err := db.Verify(1, func(access.Event) error { return errBoom }); !errors.Is(err, errBoom) {
+		t.Errorf("fn error = %v", err)
+	}
+}
+
+// TestVerifyDetectsTampering edits the file under the store with raw bbolt
+// writes, as an attacker with access to the file would.
+func TestVerifyDetectsTampering(t *testing.T) {
+	const n = 20
+	tests := []struct {
+		name    string
+		tamper  func(t *testing.T, tx *bolt.Tx)
+		badSeq  uint64
+		problem string
+	}{
+		{"flip a byte of the detail", func(t *testing.T, tx *bolt.Tx) { flipByte(t, tx, 7, -hashLen-3) }, 7, "event 7 was altered"},
+		{"flip a byte of the time", func(t *testing.T, tx *bolt.Tx) { flipByte(t, tx, 3, 12) }, 3, "event 3 was altered"},
+		{"flip a byte of the first event", func(t *testing.T, tx *bolt.Tx) { flipByte(t, tx, 1, 20) }, 1, "event 1 was altered"},
+		{"flip a byte of the stored hash", func(t *testing.T, tx *bolt.Tx) { flipByte(t, tx, 12, -1) }, 12, "event 12 was altered"},
+		{"delete an event", func(t *testing.T, tx *bolt.Tx) { must(t, tx.Bucket(bEvents).Delete(be(9))) }, 9, "event 9 is missing"},
+		{"delete the first event", func(t *testing.T, tx *bolt.Tx) { must(t, tx.Bucket(bEvents).Delete(be(1))) }, 1, "event 1 is missing"},
+		{"truncate the log", func(t *testing.T, tx *bolt.Tx) { must(t, tx.Bucket(bEvents).Delete(be(n))) }, n, "event 20 is missing: the head says"},
+		{"rewrite an event and its hash", func(t *testing.T, tx *bolt.Tx) {
+			// Re-hashing the altered event hides it from its own check; the
+			// next event's prev_hash still names the original.
+			e := readEvent(t, tx, 5)
+			e.Actor = "mallory@x"
+			canon := e.Canonical()
+			sum := sha256.Sum256(canon)
+			must(t, tx.Bucket(bEvents).Put(be(5), append(canon, sum[:]...)))
+		}, 6, "event 6 does not link to event 5"},
+		{"rewrite the last event and its hash", func(t *testing.T, tx *bolt.Tx) {
+			e := readEvent(t, tx, n)
+			e.Detail = "{}"
+			canon := e.Canonical()
+			sum := sha256.Sum256(canon)
+			must(t, tx.Bucket(bEvents).Put(be(n), append(canon, sum[:]...)))
+		}, n, "event 20 does not match the head"},
+		{"head moved back", func(t *testing.T, tx *bolt.Tx) {
+			v := append([]byte(nil), tx.Bucket(bMeta).Get(keyHead)...)
+			copy(v, be(n-1))
+			must(t, tx.Bucket(bMeta).Put(keyHead, v))
+		}, n, "event 20 is past the head"},
+		{"head hash altered", func(t *testing.T, tx *bolt.Tx) {
+			v := append([]byte(nil), tx.Bucket(bMeta).Get(keyHead)...)
+			v[10] ^= 1
+			must(t, tx.Bucket(bMeta).Put(keyHead, v))
+		}, n, "event 20 does not match the head"},
+		{"event stored under another seq", func(t *testing.T, tx *bolt.Tx) {
+			v := append([]byte(nil), tx.Bucket(bEvents).Get(be(n))...)
+			must(t, tx.Bucket(bEvents).Delete(be(n)))
+			must(t, tx.Bucket(bEvents).Put(be(n-1), v))
+		}, n - 1, "event 19 is stored under seq 19 but its content says seq 20"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := openTest(t)
+			appendEvents(t, db, n)
+			if err := db.bolt.Update(func(tx *bolt.Tx) error { tt.tamper(t, tx); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			var delivered []uint64
+			res, err := db.Verify(1, func(e access.Event) error { delivered = append(delivered, e.Seq); return nil })
+			if err != nil {
+				t.Fatalf("Verify error: %v", err)
+			}
+			if res.OK() || res.BadSeq != tt.badSeq || !strings.Contains(res.Problem, tt.problem) {
+				t.Fatalf("result %+v, want bad seq %d with %q", res, tt.badSeq, tt.problem)
+			}
+			if !errors.Is(res.Err(), ErrChainBroken) {
+				t.Errorf("Err() = %v", res.Err())
+			}
+			for _, s := range delivered {
+				if s >= tt.badSeq {
+					t.Errorf("fn saw event %d at or after the break", s)
+				}
+			}
+		})
+	}
+}
+
+func TestVerifyAcrossChunks(t *testing.T) {
+	db := openTest(t)
+	total := verifyChunk + 10
+	update(t, db, t0, func(tx *Tx) error {
+		for i := 0; i < total; i++ {
+			if _, err := tx.Append(access.Event{Type: access.EvAlert}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	res, err := db.Verify(1, nil)
+	if err != nil || !res.OK() || res.Count != uint64(total) || res.Last != uint64(total) {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if err := db.bolt.Update(func(tx *bolt.Tx) error { flipByte(t, tx, uint64(verifyChunk+5), 20); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	res, err = db.Verify(1, nil)
+	if err != nil || res.BadSeq != uint64(verifyChunk+5) {
+		t.Fatalf("%+v %v", res, err)
+	}
+}
+
+// flipByte flips one byte of event seq's stored value; a negative offset
+// counts from the end.
+func flipByte(t *testing.T, tx *bolt.Tx, seq uint64, off int) {
+	t.Helper()
+	v := append([]byte(nil), tx.Bucket(bEvents).Get(be(seq))...)
+	if off < 0 {
+		off += len(v)
+	}
+	v[off] ^= 0x01
+	must(t, tx.Bucket(bEvents).Put(be(seq), v))
+}
+
+func readEvent(t *testing.T, tx *bolt.Tx, seq uint64) access.Event {
+	t.Helper()
+	e, err := decodeEvent(tx.Bucket(bEvents).Get(be(seq)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
