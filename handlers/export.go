@@ -265,3 +265,35 @@ func (s *Service) ExportEvents(out io.Writer, p ExportParams) (ExportResult, err
 	}
 	return res, w.Flush()
 }
+
+// DefaultPeriod is the export window when no dates are given (SPEC: the last
+// 90 days).
+const DefaultPeriod = 90 * 24 * time.Hour
+
+// Period turns the user's dates (YYYY-MM-DD, both optional, `to` inclusive)
+// into the half-open UTC interval [From, To). The default is the 90 days up to
+// and including today.
+func Period(from, to string, now time.Time) (ExportParams, error) {
+	var p ExportParams
+	today := now.UTC().Truncate(24 * time.Hour)
+	p.To = today.Add(24 * time.Hour)
+	if to != "" {
+		t, err := time.Parse(time.DateOnly, to)
+		if err != nil {
+			return p, access.Errorf(access.CodeInvalid, "%q is not a date like 2026-01-31", to)
+		}
+		p.To = t.Add(24 * time.Hour)
+	}
+	p.From = p.To.Add(-DefaultPeriod)
+	if from != "" {
+		f, err := time.Parse(time.DateOnly, from)
+		if err != nil {
+			return p, access.Errorf(access.CodeInvalid, "%q is not a date like 2026-01-01", from)
+		}
+		p.From = f
+	}
+	if !p.From.Before(p.To) {
+		return p, access.Errorf(access.CodeInvalid, "the period starts (%s) after it ends (%s)", p.From.Format(time.DateOnly), p.To.Add(-24*time.Hour).Format(time.DateOnly))
+	}
+	return p, nil
+}
