@@ -1,0 +1,298 @@
+package okta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	sdk "github.com/okta/okta-sdk-golang/v2/okta"
+
+	"keycard/access"
+)
+
+// Defaults.
+const (
+	DefaultManagerAttribute = "managerId"
+	DefaultTimeout          = 10 * time.Second
+	// DefaultGroupCacheTTL bounds how long a group name → id mapping is
+	// trusted. Okta group ids never change; the TTL only catches a group
+	// deleted and re-created under the same name.
+	DefaultGroupCacheTTL = 5 * time.Minute
+	// pageLimit is the page size for list calls: Okta's documented default
+	// for /users is 200 and it advises ≤200 for /groups.
+	pageLimit = 200
+	// maxPages stops a paging loop that never ends (a server repeating its
+	// next link); 10000 pages of 200 is two million members.
+	maxPages = 10000
+)
+
+// Config configures a Connector.
+type Config struct {
+	OrgURL string // https://acme.okta.com; http only on a loopback address
+	Token  string // SSWS API token
+	// ManagerAttribute is the profile attribute holding the manager's id,
+	// login or email. Default managerId.
+	ManagerAttribute string
+	// Timeout bounds every HTTP call (one page). Default 10s.
+	Timeout time.Duration
+	// HTTPClient is used for transport settings (proxies, TLS). Optional.
+	HTTPClient *http.Client
+	// Clock drives the group-id cache and the default RetryAt. Default
+	// access.SystemClock.
+	Clock access.Clock
+	// GroupCacheTTL, default DefaultGroupCacheTTL.
+	GroupCacheTTL time.Duration
+}
+
+// String describes the config without the token.
+func (c Config) String() string {
+	return fmt.Sprintf("okta.Config{OrgURL: %q, Token: %s, ManagerAttribute: %q, Timeout: %s}",
+		c.OrgURL, redact(c.Token), c.ManagerAttribute, c.Timeout)
+}
+
+// LogValue makes slog print the config without the token.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("org_url", c.OrgURL),
+		slog.String("token", redact(c.Token)),
+		slog.String("manager_attribute", c.ManagerAttribute),
+		slog.Duration("timeout", c.Timeout),
+	)
+}
+
+func redact(tok string) string {
+	if tok == "" {
+		return "(none)"
+	}
+	return "[redacted]"
+}
+
+// Connector is the Okta directory and provisioner. It is unscoped: main
+// wraps it with connectors.Scoped. Safe for concurrent use.
+type Connector struct {
+	client  *sdk.Client
+	orgURL  string
+	mgrAttr string
+	timeout time.Duration
+	clock   access.Clock
+	ttl     time.Duration
+
+	mu     sync.Mutex
+	groups map[string]cachedGroup
+}
+
+type cachedGroup struct {
+	id string
+	at time.Time
+}
+
+// ValidateOrgURL checks the org URL the way SPEC requires: https://, except
+// a loopback http:// address for tests and emulators. It returns the URL
+// without a trailing slash (the SDK concatenates OrgUrl and path, so a
+// trailing slash would produce `//api/v1/...`).
+func ValidateOrgURL(raw string) (string, error) {
+	s := strings.TrimRight(strings.TrimSpace(raw), "/")
+	if s == "" {
+		return "", access.Errorf(access.CodeInvalid, "okta org URL is empty (set OKTA_CLIENT_ORGURL)")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", access.Wrap(access.CodeInvalid, err, "okta org URL %q is not a URL", s)
+	}
+	switch {
+	case u.Host == "" || u.Hostname() == "":
+		return "", access.Errorf(access.CodeInvalid, "okta org URL %q has no host", s)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Path != "":
+		return "", access.Errorf(access.CodeInvalid, "okta org URL %q must be scheme and host only, like https://acme.okta.com", s)
+	case u.Scheme == "https":
+		return s, nil
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+		return s, nil
+	case u.Scheme == "http":
+		return "", access.Errorf(access.CodeInvalid, "okta org URL %q must use https:// (plain http is allowed only on a loopback address)", s)
+	}
+	return "", access.Errorf(access.CodeInvalid, "okta org URL %q must use https://", s)
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// New builds a Connector. Every SDK knob is set explicitly, because
+// okta-sdk-golang/v2 otherwise takes values from ~/.okta/okta.yaml and OKTA_*
+// variables (notes/okta.md §1): SSWS mode, cache off (its 300 s cache serves
+// stale membership, #284), no SDK 429 retries (we report RetryAt instead), a
+// request timeout, and an http.Client with a timeout (the SDK's own has none).
+func New(cfg Config) (*Connector, error) {
+	org, err := ValidateOrgURL(cfg.OrgURL)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(cfg.Token) == "" {
+		return nil, access.Errorf(access.CodeInvalid, "okta API token is empty (set OKTA_CLIENT_TOKEN)")
+	}
+	c := &Connector{
+		orgURL:  org,
+		mgrAttr: cfg.ManagerAttribute,
+		timeout: cfg.Timeout,
+		clock:   cfg.Clock,
+		ttl:     cfg.GroupCacheTTL,
+		groups:  map[string]cachedGroup{},
+	}
+	if c.mgrAttr == "" {
+		c.mgrAttr = DefaultManagerAttribute
+	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultTimeout
+	}
+	if c.clock == nil {
+		c.clock = access.SystemClock{}
+	}
+	if c.ttl <= 0 {
+		c.ttl = DefaultGroupCacheTTL
+	}
+	hc := &http.Client{}
+	if cfg.HTTPClient != nil {
+		*hc = *cfg.HTTPClient
+	}
+	hc.Timeout = c.timeout
+	base := hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	hc.Transport = rateLimitRecorder{next: base}
+	secs := int64(math.Ceil(c.timeout.Seconds()))
+	opts := []sdk.ConfigSetter{
+		sdk.WithOrgUrl(org),
+		sdk.WithToken(cfg.Token),
+		sdk.WithAuthorizationMode("SSWS"),
+		sdk.WithCache(false),
+		sdk.WithRateLimitMaxRetries(0),
+		sdk.WithRateLimitMaxBackOff(secs),
+		sdk.WithRequestTimeout(secs),
+		sdk.WithConnectionTimeout(secs),
+		sdk.WithHttpClientPtr(hc),
+		sdk.WithTestingDisableHttpsCheck(strings.HasPrefix(org, "http://")),
+	}
+	_, client, err := sdk.NewClient(context.Background(), opts...)
+	if err != nil {
+		return nil, access.Wrap(access.CodeInvalid, err, "okta client for %s", org)
+	}
+	c.client = client
+	return c, nil
+}
+
+// call is one bounded HTTP exchange: a deadline so the SDK's unbounded EOF
+// retry loop cannot spin forever (notes/okta.md §3), and a note that the
+// transport fills in when Okta answers 429.
+type call struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	note   *rateNote
+}
+
+func (c *Connector) begin(ctx context.Context) call {
+	n := &rateNote{}
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, rateNoteKey{}, n), c.timeout)
+	return call{ctx: ctx, cancel: cancel, note: n}
+}
+
+type rateNoteKey struct{}
+
+// rateNote records the last 429 of one call. The SDK drops the response of
+// an exhausted 429 and returns only errors.New("too many requests")
+// (notes/okta.md §3), so the reset time must be caught on the wire.
+type rateNote struct {
+	mu    sync.Mutex
+	hit   bool
+	reset time.Time
+}
+
+// rateLimitRecorder is the RoundTripper that fills rateNote from Okta's
+// X-Rate-Limit-Reset (UTC epoch seconds).
+type rateLimitRecorder struct{ next http.RoundTripper }
+
+func (t rateLimitRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if err == nil && resp.StatusCode == http.StatusTooManyRequests {
+		if n, ok := r.Context().Value(rateNoteKey{}).(*rateNote); ok {
+			n.mu.Lock()
+			n.hit = true
+			n.reset = time.Time{}
+			if secs, perr := strconv.ParseInt(resp.Header.Get("X-Rate-Limit-Reset"), 10, 64); perr == nil {
+				n.reset = time.Unix(secs, 0).UTC()
+			}
+			n.mu.Unlock()
+		}
+	}
+	return resp, err
+}
+
+// classify turns an SDK outcome into an *access.Error. what names the
+// operation for the safe message ("read user x"); the cause carries Okta's
+// errorCode and errorId, never the token.
+func (c *Connector) classify(cl call, resp *sdk.Response, err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	cl.note.mu.Lock()
+	hit, reset := cl.note.hit, cl.note.reset
+	cl.note.mu.Unlock()
+	status := 0
+	if resp != nil && resp.Response != nil {
+		status = resp.StatusCode
+	}
+	if hit && (status == 0 || status == http.StatusTooManyRequests) {
+		if reset.IsZero() {
+			reset = c.clock.Now().Add(time.Minute)
+		}
+		e := access.Wrap(access.CodeRateLimited, fmt.Errorf("okta: 429 E0000047 until %s: %w", reset.Format(time.RFC3339), err),
+			"Okta is rate limiting keycard (%s); retry after %s", what, reset.Format(time.RFC3339))
+		e.RetryAt = reset
+		return e
+	}
+	var oe *sdk.Error
+	if errors.As(err, &oe) {
+		cause := fmt.Errorf("okta: status %d %s (errorId %s): %s: %w", status, oe.ErrorCode, oe.ErrorId, oe.ErrorSummary, err)
+		switch {
+		case status == http.StatusNotFound || oe.ErrorCode == "E0000007":
+			return access.Wrap(access.CodeNotFound, cause, "Okta: not found (%s)", what)
+		case status == http.StatusUnauthorized:
+			return access.Wrap(access.CodeForbidden, cause, "Okta rejected keycard's API token (%s)", what)
+		case status == http.StatusForbidden:
+			return access.Wrap(access.CodeForbidden, cause, "Okta refused the change (%s): the token lacks rights, or the group is not an OKTA_GROUP", what)
+		case status == http.StatusTooManyRequests:
+			e := access.Wrap(access.CodeRateLimited, cause, "Okta is rate limiting keycard (%s)", what)
+			e.RetryAt = c.clock.Now().Add(time.Minute)
+			return e
+		case status >= 500:
+			return access.Wrap(access.CodeUnavailable, cause, "Okta is unavailable (%s)", what)
+		case status >= 400:
+			return access.Wrap(access.CodeInvalid, cause, "Okta refused the request (%s)", what)
+		}
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || cl.ctx.Err() != nil ||
+		errors.As(err, &ne) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
+		return access.Wrap(access.CodeUnavailable, fmt.Errorf("okta: %w", err), "Okta did not answer in time (%s)", what)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return access.Wrap(access.CodeUnavailable, fmt.Errorf("okta: %w", err), "Okta could not be reached (%s)", what)
+	}
+	return access.Wrap(access.CodeUnavailable, fmt.Errorf("okta: %w", err), "Okta call failed (%s)", what)
+}
