@@ -90,6 +90,14 @@ func initialize(tx *bolt.Tx) error {
 			return fmt.Errorf("bucket %s: %w", name, err)
 		}
 	}
+	return migrate(tx, migrations)
+}
+
+// migrate runs steps[v] for every version v after the file's, up to
+// len(steps)-1, and records the new version. A file newer than the code is
+// refused: an old keycard must not write a layout it does not know.
+func migrate(tx *bolt.Tx, steps []func(*bolt.Tx) error) error {
+	target := uint64(len(steps) - 1)
 	meta := tx.Bucket(bMeta)
 	var have uint64
 	if v := meta.Get(keySchema); v != nil {
@@ -98,17 +106,20 @@ func initialize(tx *bolt.Tx) error {
 		}
 		have = binary.BigEndian.Uint64(v)
 	}
-	if have > schemaVersion {
-		return fmt.Errorf("the file has schema version %d, newer than this keycard understands (%d)", have, schemaVersion)
+	if have > target {
+		return fmt.Errorf("the file has schema version %d, newer than this keycard understands (%d)", have, target)
 	}
-	for v := have + 1; v <= schemaVersion; v++ {
-		if m := migrations[v]; m != nil {
+	if have == target {
+		return nil
+	}
+	for v := have + 1; v <= target; v++ {
+		if m := steps[v]; m != nil {
 			if err := m(tx); err != nil {
 				return fmt.Errorf("migration to schema version %d: %w", v, err)
 			}
 		}
 	}
-	return meta.Put(keySchema, u64(schemaVersion))
+	return meta.Put(keySchema, u64(target))
 }
 
 // Close closes the file. Open transactions must have finished.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -366,3 +367,44 @@ func TestReadOnlyTxRefusesWrites(t *testing.T) {
 
 // be is a tiny helper for raw keys in tests.
 func be(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+func TestMigrate(t *testing.T) {
+	if len(migrations)-1 != schemaVersion {
+		t.Fatalf("migrations has %d entries for schema version %d", len(migrations), schemaVersion)
+	}
+	db := openTest(t)
+	var ran []int
+	step := func(v int) func(*bolt.Tx) error {
+		return func(tx *bolt.Tx) error { ran = append(ran, v); return nil }
+	}
+	version := func() uint64 {
+		var v uint64
+		_ = db.bolt.View(func(tx *bolt.Tx) error { v = binary.BigEndian.Uint64(tx.Bucket(bMeta).Get(keySchema)); return nil })
+		return v
+	}
+	tests := []struct {
+		name    string
+		steps   []func(*bolt.Tx) error
+		ran     []int
+		version uint64
+		fails   bool
+	}{
+		{"current file: nothing runs", migrations, nil, 1, false},
+		{"two new versions run in order", []func(*bolt.Tx) error{nil, nil, step(2), step(3)}, []int{2, 3}, 3, false},
+		{"already migrated", []func(*bolt.Tx) error{nil, nil, step(2), step(3)}, nil, 3, false},
+		{"a failing step rolls back", []func(*bolt.Tx) error{nil, nil, nil, nil, step(4), func(*bolt.Tx) error { return errBoom }}, []int{4}, 3, true},
+		{"file newer than the code", migrations, nil, 3, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ran = nil
+			err := db.bolt.Update(func(tx *bolt.Tx) error { return migrate(tx, tt.steps) })
+			if (err != nil) != tt.fails {
+				t.Fatalf("migrate: %v", err)
+			}
+			if !reflect.DeepEqual(ran, tt.ran) || version() != tt.version {
+				t.Errorf("ran %v, version %d; want %v, %d", ran, version(), tt.ran, tt.version)
+			}
+		})
+	}
+}
