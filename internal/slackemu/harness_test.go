@@ -1,0 +1,82 @@
+package slackemu
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
+)
+
+// fakeClock is a settable clock for trigger_id expiry.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func newTestServer(t *testing.T) (*Server, *fakeClock) {
+	t.Helper()
+	clock := &fakeClock{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	srv := New(Options{PingInterval: 50 * time.Millisecond, AckTimeout: 500 * time.Millisecond, Clock: clock.Now, Logf: t.Logf})
+	t.Cleanup(srv.Close)
+	srv.AddUser(User{ID: "U1", Name: "alice", RealName: "Alice A", Email: "alice@example.com", TZ: "Europe/Berlin"})
+	srv.AddUser(User{ID: "U2", Name: "bob", RealName: "Bob B", Email: "bob@example.com", TZ: "America/New_York"})
+	return srv, clock
+}
+
+func newAPI(srv *Server) *slack.Client {
+	return slack.New(DefaultBotToken, slack.OptionAPIURL(srv.APIURL()), slack.OptionAppLevelToken(DefaultAppToken))
+}
+
+// startBot runs a socketmode client against srv; handle is called for every
+// event on one goroutine. It returns once the socket is connected.
+func startBot(t *testing.T, srv *Server, handle func(*socketmode.Client, socketmode.Event)) *slack.Client {
+	t.Helper()
+	api := newAPI(srv)
+	sm := socketmode.New(api)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = sm.RunContext(ctx) })
+	wg.Go(func() {
+		for {
+			select {
+			case evt := <-sm.Events:
+				handle(sm, evt)
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer wcancel()
+	if err := srv.WaitConnected(wctx); err != nil {
+		t.Fatalf("bot never connected: %v", err)
+	}
+	return api
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func plain(s string) *slack.TextBlockObject { return slack.NewTextBlockObject(slack.PlainTextType, s, false, false) }
