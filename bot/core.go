@@ -1,0 +1,50 @@
+package bot
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"keycard/access"
+	"keycard/handlers"
+	"keycard/policy"
+)
+
+// Core is what the bot needs from keycard's use cases; *handlers.Service
+// satisfies it. Declared here, beside its consumer, so tests and the demo
+// can see exactly which calls the Slack edge makes.
+type Core interface {
+	Submit(ctx context.Context, in handlers.SubmitInput) (access.Request, error)
+	Decide(ctx context.Context, in handlers.DecideInput) (access.Request, error)
+	Cancel(ctx context.Context, id, slackID, email string) (access.Request, error)
+	Revoke(ctx context.Context, id, slackID, email string) (access.Request, error)
+	Extend(ctx context.Context, grantID string, in handlers.SubmitInput) (access.Request, error)
+
+	Get(id string) (access.Request, error)
+	Mine(email string) ([]access.Request, error)
+	WaitingOn(email string) ([]access.Request, error)
+	Active(privilegedOnly bool) ([]access.Request, error)
+	Requestable(u access.User) []*policy.Policy
+
+	Identify(ctx context.Context, slackID, email string) (access.User, error)
+	Profile(ctx context.Context, email string) (user, manager access.User, err error)
+	IsAdmin(ctx context.Context, u access.User) (bool, error)
+	IsAuditor(ctx context.Context, u access.User) (bool, error)
+
+	Events(after uint64, fn func(access.Event) error) error
+	Cursor(name string) (string, error)
+	SetCursor(name, value string) error
+	FirstTime(key string, ttl time.Duration) (bool, error)
+	RecordMessage(ref access.MessageRef) error
+	Messages(requestID string) ([]access.MessageRef, error)
+
+	ExportAccess(out io.Writer, p handlers.ExportParams) (handlers.ExportResult, error)
+	ExportEvents(out io.Writer, p handlers.ExportParams) (handlers.ExportResult, error)
+	RecordExport(actorEmail, kind string, p handlers.ExportParams, res handlers.ExportResult) error
+	RecordExportRefused(actorEmail, args, why string) error
+
+	Policy() *policy.Set
+	Wake() <-chan struct{}
+}
+
+var _ Core = (*handlers.Service)(nil)

@@ -1,0 +1,46 @@
+package bot
+
+// Slash commands (manifest.yaml).
+const (
+	cmdAccess = "/access"
+	cmdExport = "/export"
+)
+
+// Modal callback ids (view_submission routing).
+const (
+	cbRequest = "keycard_request" // the /access modal
+	cbDeny    = "keycard_deny"    // the optional deny-reason modal
+	cbExtend  = "keycard_extend"  // the Extend modal
+	cbNotice  = "keycard_notice"  // informational modals (no submit)
+)
+
+// Action ids (block_actions routing). A button's value carries the request
+// id (and step) as a lookup key only.
+const (
+	actApprove   = "keycard_approve"
+	actDeny      = "keycard_deny"
+	actCancel    = "keycard_cancel"
+	actExtend    = "keycard_extend"
+	actGiveUp    = "keycard_give_up"
+	actRevoke    = "keycard_revoke" // admin's revoke on the App Home
+	actRoleStat  = "keycard_role"   // static_select of roles in the request modal
+	actRoleExt   = "keycard_role_search"
+	actDuration  = "keycard_duration"
+	actJustify   = "keycard_justification"
+	actDenyInput = "keycard_deny_reason"
+	actOpenForm  = "keycard_open_request" // "Request access" button on the App Home
+)
+
+// Block ids of input blocks: keys of response_action "errors", so they must
+// name input blocks (slack-go issue #1013).
+const (
+	blkRole     = "role"
+	blkDuration = "duration" // suffixed with the policy name so a role change resets it
+	blkJustify  = "justification"
+	blkReason   = "reason"
+)
+
+// Event types of the Events API the bot handles.
+const (
+	evAppHomeOpened = "app_home_opened"
+)

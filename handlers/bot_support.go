@@ -1,0 +1,41 @@
+package handlers
+
+import (
+	"context"
+
+	"keycard/access"
+)
+
+// RecordExport audits an export a person made from Slack (export.created):
+// who, which kind, the parameters and what was written, so the audit log
+// shows every copy of evidence that left keycard.
+func (s *Service) RecordExport(actorEmail, kind string, p ExportParams, res ExportResult) error {
+	return s.audit(access.Event{Type: access.EvExportCreated, Actor: actorEmail, Subject: actorEmail, Policy: p.Policy,
+		Detail: encodeDetail(map[string]any{"kind": kind, "from": ts(p.From), "to": ts(p.To), "rows": res.Rows,
+			"head_seq": res.HeadSeq, "head_hash": res.HeadHash, "via": "slack"})})
+}
+
+// RecordExportRefused audits an export attempt by someone who may not
+// export (export.refused): an auditor reading the log sees who tried.
+func (s *Service) RecordExportRefused(actorEmail, args, why string) error {
+	return s.audit(access.Event{Type: access.EvExportRefused, Actor: actorEmail, Subject: actorEmail,
+		Detail: encodeDetail(map[string]string{"args": args, "why": why, "via": "slack"})})
+}
+
+// Profile reads a person and their manager from the directory, for the
+// context an approver sees (manager, department). A missing manager is
+// not an error: manager is then the zero User.
+func (s *Service) Profile(ctx context.Context, email string) (user, manager access.User, err error) {
+	dir, err := s.directory()
+	if err != nil {
+		return user, manager, err
+	}
+	user, err = dir.UserByEmail(ctx, email)
+	if err != nil {
+		return user, manager, err
+	}
+	if m, err := dir.Manager(ctx, user); err == nil {
+		manager = m
+	}
+	return user, manager, nil
+}
