@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -418,13 +420,12 @@ func TestTransientFailures(t *testing.T) {
 			t.Fatalf("after the limit: %v", err)
 		}
 	})
-	t.Run("429 during paging", func(t *testing.T) {
+	t.Run("429 on a list call", func(t *testing.T) {
 		e := newEnv(t)
 		gid := e.fake.AddGroup("app-a", "")
 		for i := 0; i < 250; i++ {
 			_ = e.fake.AddMember(gid, e.user(fmt.Sprintf("u%d@x.com", i), fmt.Sprintf("u%d@x.com", i), nil))
 		}
-		e.fake.FailNext("GET /api/v1/groups/*/users", 0, 0) // no-op rule; keeps the matcher honest
 		if _, err := e.conn.GroupMembers(ctx, "app-a"); err != nil {
 			t.Fatal(err)
 		}
@@ -489,6 +490,76 @@ func TestTransientFailures(t *testing.T) {
 		}
 		noToken(t, err)
 	})
+}
+
+// TestDroppedConnectionsEndAtTheDeadline proves the per-call deadline stops
+// the v2 SDK's uncapped io.EOF retry loop (notes/okta.md §3): a server that
+// closes every connection without answering must yield CodeUnavailable
+// within the timeout, not spin forever.
+func TestDroppedConnectionsEndAtTheDeadline(t *testing.T) {
+	var mu sync.Mutex
+	hits := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits++
+		mu.Unlock()
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer srv.Close()
+	c, err := New(Config{OrgURL: srv.URL, Token: secretToken, Timeout: 150 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = c.UserByID(context.Background(), "00u1")
+	if access.CodeOf(err) != access.CodeUnavailable {
+		t.Fatalf("err = %v", err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("took %v", el)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if hits == 0 {
+		t.Fatal("server saw no request")
+	}
+}
+
+func TestConcurrentChanges(t *testing.T) {
+	e := newEnv(t)
+	gid := e.fake.AddGroup("app-a", "")
+	var ids []string
+	for i := 0; i < 8; i++ {
+		ids = append(ids, e.user(fmt.Sprintf("c%d@x.com", i), fmt.Sprintf("c%d@x.com", i), nil))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(ids)*2)
+	for _, id := range ids {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_, err := e.conn.AddMember(context.Background(), "app-a", id)
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := e.conn.GroupMembers(context.Background(), "app-a")
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(e.fake.Members(gid)); got != len(ids) {
+		t.Fatalf("members = %d, want %d", got, len(ids))
+	}
 }
 
 func TestLifecycleEvents(t *testing.T) {

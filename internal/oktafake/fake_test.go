@@ -276,3 +276,70 @@ func TestLatencyEndsWhenClientGivesUp(t *testing.T) {
 		t.Fatal("want a timeout")
 	}
 }
+
+func TestGroupQueries(t *testing.T) {
+	s := New(Options{})
+	defer s.Close()
+	s.AddGroup("app-grafana-viewers", "OKTA_GROUP")
+	s.AddGroup("app-grafana-admins", "OKTA_GROUP")
+	s.AddGroup("App-Imported", "APP_GROUP")
+	s.AddGroup("Everyone", "BUILT_IN")
+	c := newSDK(t, s)
+	tests := []struct {
+		name string
+		qp   *query.Params
+		want int
+	}{
+		{"all", nil, 4},
+		{"q is a case-insensitive name prefix", query.NewQueryParams(query.WithQ("app-")), 3},
+		{"search name eq", query.NewQueryParams(query.WithSearch(`profile.name eq "app-grafana-admins"`)), 1},
+		{"filter type", query.NewQueryParams(query.WithFilter(`type eq "OKTA_GROUP"`)), 2},
+		{"filter type or", query.NewQueryParams(query.WithFilter(`type eq "APP_GROUP" or type eq "BUILT_IN"`)), 2},
+		{"paged", query.NewQueryParams(query.WithLimit(1)), 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			gs, _, err := c.Group.ListGroups(context.Background(), tc.qp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(gs) != tc.want {
+				t.Fatalf("got %d groups, want %d", len(gs), tc.want)
+			}
+		})
+	}
+}
+
+func TestFaults(t *testing.T) {
+	now := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	s := New(Options{Clock: func() time.Time { return now }})
+	defer s.Close()
+	t.Run("rate limit carries reset and date", func(t *testing.T) {
+		s.RateLimitNext(1, 42*time.Second)
+		resp := get(t, s, "/api/v1/users", s.Token())
+		if resp.StatusCode != 429 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		if got := resp.Header.Get("X-Rate-Limit-Reset"); got != fmt.Sprint(now.Add(42*time.Second).Unix()) {
+			t.Errorf("reset %s", got)
+		}
+		if got := resp.Header.Get("Date"); got != now.Format(http.TimeFormat) {
+			t.Errorf("date %s", got)
+		}
+		if resp := get(t, s, "/api/v1/users", s.Token()); resp.StatusCode != 200 {
+			t.Errorf("second request status %d", resp.StatusCode)
+		}
+	})
+	t.Run("fail next matches method and glob", func(t *testing.T) {
+		s.FailNext("GET /api/v1/groups/*", 1, 503)
+		if resp := get(t, s, "/api/v1/users", s.Token()); resp.StatusCode != 200 {
+			t.Errorf("unmatched request status %d", resp.StatusCode)
+		}
+		if resp := get(t, s, "/api/v1/groups/00gx", s.Token()); resp.StatusCode != 503 {
+			t.Errorf("matched request status %d", resp.StatusCode)
+		}
+		if resp := get(t, s, "/api/v1/groups/00gx", s.Token()); resp.StatusCode != 404 {
+			t.Errorf("after the fault status %d", resp.StatusCode)
+		}
+	})
+}
