@@ -140,7 +140,7 @@ type Request struct {
 	RemoveEventID   string    `json:"idp_remove_event_id,omitempty"`
 
 	// Rev increases on every write; the store refuses a write whose Rev is
-	// not the stored one plus one (compare-and-swap).
+	// not the stored Rev (compare-and-swap), then increments it.
 	Rev uint64 `json:"rev"`
 }
 
