@@ -60,6 +60,9 @@ func (c Config) String() string {
 		c.OrgURL, redact(c.Token), c.ManagerAttribute, c.Timeout)
 }
 
+// GoString keeps %#v from printing the token.
+func (c Config) GoString() string { return c.String() }
+
 // LogValue makes slog print the config without the token.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
