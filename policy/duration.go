@@ -53,6 +53,9 @@ func ParseDuration(s string) (time.Duration, error) {
 				unit = k
 			}
 		}
+		if s[i] == '.' || s[i] == ',' {
+			return 0, fmt.Errorf("%q: whole numbers only; write 1h30m rather than 1.5h", in)
+		}
 		if unit < 0 {
 			return 0, fmt.Errorf("%q: unknown unit %q (units s, m, h, d, w)", in, s[i:i+1])
 		}
