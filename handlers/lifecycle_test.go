@@ -519,7 +519,7 @@ func TestOffboard(t *testing.T) {
 	p, _ := e.submit("ann@example.com", "prod-db-admin", 0, "x")
 	e.settle()
 	ann, _ := e.idp.UserByEmail(context.Background(), "ann@example.com")
-	n, err := e.svc.Offboard(context.Background(), ann, "user.lifecycle.deactivate")
+	n, err := e.svc.Offboard(context.Background(), ann, handlers.Trigger{Source: "user.lifecycle.deactivate"})
 	if err != nil || n != 2 {
 		t.Fatalf("offboard: %d, %v", n, err)
 	}
@@ -554,5 +554,22 @@ func TestPolicyReload(t *testing.T) {
 	r, _ := e.submit("ann@example.com", "grafana-viewer", 0, "")
 	if r.PolicyVersion != next.Hash {
 		t.Fatal("request not stamped with the policy in force")
+	}
+}
+
+func TestSubmitRateLimit(t *testing.T) {
+	e := newEnv(t)
+	for i := 0; i < 10; i++ {
+		_, err := e.submit("ann@example.com", "nope", 0, "")
+		wantCode(t, err, access.CodeUnknownPolicy)
+	}
+	_, err := e.submit("ann@example.com", "grafana-viewer", 0, "")
+	wantCode(t, err, access.CodeRateLimitedUser)
+	if _, err := e.submit("bob@example.com", "grafana-viewer", 0, ""); err != nil {
+		t.Fatalf("another person is limited too: %v", err)
+	}
+	e.clock.Advance(time.Minute)
+	if _, err := e.submit("ann@example.com", "grafana-viewer", 0, ""); err != nil {
+		t.Fatalf("limit did not reset after the window: %v", err)
 	}
 }

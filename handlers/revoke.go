@@ -52,8 +52,9 @@ func (s *Service) Revoke(ctx context.Context, id, slackID, email string) (access
 // Offboard ends everything a person has: grants are revoked with reason
 // offboarded, pending requests are cancelled, and pending requests of others
 // where this person was the only possible approver of the current step are
-// reported to the security channel. idpID identifies the person in the IdP.
-func (s *Service) Offboard(ctx context.Context, who access.User, why string) (int, error) {
+// reported to the security channel. It is idempotent: a second call finds
+// nothing left to end and records nothing.
+func (s *Service) Offboard(ctx context.Context, who access.User, why Trigger) (int, error) {
 	n := 0
 	err := s.update(func(tx Tx) error {
 		mine, err := tx.RequestsOfUser(who.Email)
@@ -62,7 +63,7 @@ func (s *Service) Offboard(ctx context.Context, who access.User, why string) (in
 		}
 		now := tx.Now()
 		if _, err := tx.Append(access.Event{Type: access.EvUserOffboarded, Actor: access.ActorKeycard, Subject: who.Email,
-			Detail: encodeDetail(map[string]string{"idp_id": who.ID, "status": string(who.Status), "why": why})}); err != nil {
+			Detail: encodeDetail(why.detail(who, now))}); err != nil {
 			return err
 		}
 		for i := range mine {

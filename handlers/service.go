@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -33,6 +34,11 @@ type Options struct {
 	Rand *rand.Rand
 	// Logger receives operational logs (never tokens). Default: discard.
 	Logger *slog.Logger
+	// SubmitLimit and SubmitWindow bound how many requests one person may
+	// submit in a sliding window (default 10 per minute): a stuck client or
+	// a script cannot flood approvers with DMs.
+	SubmitLimit  int
+	SubmitWindow time.Duration
 }
 
 // Service runs keycard's lifecycle.
@@ -52,6 +58,9 @@ type Service struct {
 
 	groupMu    sync.Mutex
 	groupCache map[string]groupEntry
+
+	limitMu sync.Mutex
+	recent  map[string][]time.Time // submissions per person in the window
 }
 
 type groupEntry struct {
@@ -79,11 +88,17 @@ func New(st Store, conns Connectors, set *policy.Set, clock access.Clock, opt Op
 	if opt.Rand == nil {
 		opt.Rand = rand.New(rand.NewPCG(uint64(clock.Now().UnixNano()), 0x6b657963617264))
 	}
+	if opt.SubmitLimit <= 0 {
+		opt.SubmitLimit = 10
+	}
+	if opt.SubmitWindow <= 0 {
+		opt.SubmitWindow = time.Minute
+	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{store: st, conns: conns, clock: clock, opt: opt, log: opt.Logger,
-		rand: opt.Rand, wake: make(chan struct{}, 1), groupCache: map[string]groupEntry{}}
+		rand: opt.Rand, wake: make(chan struct{}, 1), groupCache: map[string]groupEntry{}, recent: map[string][]time.Time{}}
 	s.pol.Store(set)
 	return s
 }
@@ -279,4 +294,33 @@ func (s *Service) jitter(d time.Duration) time.Duration {
 	s.randMu.Lock()
 	defer s.randMu.Unlock()
 	return d + time.Duration(s.rand.Int64N(int64(d)/2+1))
+}
+
+// allowSubmit applies the per-person submission rate limit.
+func (s *Service) allowSubmit(email string) error {
+	now := s.clock.Now()
+	key := strings.ToLower(email)
+	s.limitMu.Lock()
+	defer s.limitMu.Unlock()
+	kept := s.recent[key][:0]
+	for _, t := range s.recent[key] {
+		if now.Sub(t) < s.opt.SubmitWindow && !t.After(now) {
+			kept = append(kept, t)
+		}
+	}
+	if len(kept) >= s.opt.SubmitLimit {
+		s.recent[key] = kept
+		wait := s.opt.SubmitWindow - now.Sub(kept[0])
+		return &access.Error{Code: access.CodeRateLimitedUser, RetryAt: now.Add(wait),
+			Msg: fmt.Sprintf("You have sent %d requests in the last %s; wait %s before the next one.", len(kept), s.opt.SubmitWindow, wait.Round(time.Second))}
+	}
+	s.recent[key] = append(kept, now)
+	if len(s.recent) > 10000 { // bound memory: forget idle people
+		for k, ts := range s.recent {
+			if len(ts) == 0 || now.Sub(ts[len(ts)-1]) >= s.opt.SubmitWindow {
+				delete(s.recent, k)
+			}
+		}
+	}
+	return nil
 }

@@ -30,6 +30,9 @@ type SubmitInput struct {
 // Submit validates a request and records it. Every refusal names its reason
 // with an *access.Error code and is audited (a person acted).
 func (s *Service) Submit(ctx context.Context, in SubmitInput) (access.Request, error) {
+	if err := s.allowSubmit(in.Email); err != nil {
+		return access.Request{}, err
+	}
 	u, err := s.Identify(ctx, in.SlackID, in.Email)
 	if err != nil {
 		return access.Request{}, err

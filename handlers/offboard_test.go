@@ -1,0 +1,82 @@
+package handlers_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"keycard/access"
+	"keycard/handlers"
+)
+
+func TestPollDeactivations(t *testing.T) {
+	e := newEnv(t)
+	g, _ := e.submit("ann@example.com", "grafana-viewer", 0, "")
+	e.settle()
+	e.idp.setStatus("ann@example.com", access.StatusDeprovisioned)
+	published := e.clock.Now().Add(-10 * time.Minute)
+	var cursors []string
+	feed := func(_ context.Context, cursor string) ([]handlers.Deactivation, string, error) {
+		cursors = append(cursors, cursor)
+		return []handlers.Deactivation{
+			{ID: "uuid-1", Type: "user.lifecycle.deactivate", UserID: "00uann", Published: published},
+			{ID: "uuid-2", Type: "user.lifecycle.suspend", UserID: "00ubob", Published: published}, // bob is still active
+		}, "after-1", nil
+	}
+	n, err := e.svc.PollDeactivations(context.Background(), "okta", feed, t0.Add(-24*time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("poll: %d %v", n, err)
+	}
+	e.settle()
+	r := e.get(g.ID)
+	wantState(t, r, access.StateRevoked)
+	if r.EndReason != access.ReasonOffboarded || e.idp.isMember("app-grafana-viewers", "ann@example.com") {
+		t.Fatalf("offboarded grant %+v", r)
+	}
+	// The same events replayed (a crash before the cursor moved) change nothing.
+	before := len(e.events(""))
+	if n, err := e.svc.PollDeactivations(context.Background(), "okta", feed, t0); err != nil || n != 0 {
+		t.Fatalf("replay: %d %v", n, err)
+	}
+	if len(e.events("")) != before {
+		t.Fatal("replayed deactivation recorded again")
+	}
+	if !slices.Equal(cursors, []string{"since:2026-11-01T09:00:00Z", "after-1"}) {
+		t.Fatalf("cursors %v", cursors)
+	}
+}
+
+func TestSweepHolders(t *testing.T) {
+	e := newEnv(t)
+	a, _ := e.submit("ann@example.com", "grafana-viewer", 0, "")
+	m, _ := e.submit("mallory@example.com", "grafana-viewer", 0, "")
+	p, _ := e.submit("ann@example.com", "prod-db-admin", 0, "x")
+	e.settle()
+	e.idp.setStatus("ann@example.com", access.StatusSuspended)
+	n, err := e.svc.SweepHolders(context.Background())
+	if err != nil || n != 2 {
+		t.Fatalf("sweep: %d %v", n, err)
+	}
+	e.settle()
+	wantState(t, e.get(a.ID), access.StateRevoked)
+	wantState(t, e.get(p.ID), access.StateCancelled)
+	wantState(t, e.get(m.ID), access.StateActive)
+	if n, _ := e.svc.SweepHolders(context.Background()); n != 0 {
+		t.Fatalf("second sweep ended %d more", n)
+	}
+}
+
+func TestOffboardedOnlyApproverIsReported(t *testing.T) {
+	e := newEnv(t)
+	// Ann asks for prod-db-admin; bob is the only manager candidate.
+	req, _ := e.submit("ann@example.com", "prod-db-admin", 0, "x")
+	bob, _ := e.idp.UserByEmail(context.Background(), "bob@example.com")
+	e.idp.setStatus("bob@example.com", access.StatusDeprovisioned)
+	if _, err := e.svc.Offboard(context.Background(), bob, handlers.Trigger{Source: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(e.events(req.ID), "alert") {
+		t.Fatalf("no alert for the stranded request: %v", e.events(req.ID))
+	}
+}
