@@ -731,16 +731,13 @@ func (d *decoder) policy(s *Set, i int, n *yaml.Node) *Policy {
 	p.Group, gn = d.str(f, field, "group")
 
 	p.Connector = s.Directory
-	cn := gn
 	if n := f.get("connector"); n != nil {
 		p.Connector = d.optStr(f, field, "connector", s.Directory)
-		cn = n
 		if _, ok := s.Connectors[p.Connector]; !ok {
 			d.errf(n, field+".connector", "%q is not a connector (connectors: %s)", p.Connector, strings.Join(sortedKeys(s.Connectors), ", "))
 		}
 	}
 	if c, ok := s.Connectors[p.Connector]; ok && p.Group != "" && len(c.Scope) > 0 && !c.InScope(p.Group) {
-		_ = cn
 		d.errf(gn, field+".group", "group %q is outside the scope of connector %q (%s): keycard would refuse to change it",
 			p.Group, c.Name, strings.Join(c.Scope, ", "))
 	}
