@@ -39,3 +39,18 @@ func (s *Service) Profile(ctx context.Context, email string) (user, manager acce
 	}
 	return user, manager, nil
 }
+
+// Admins lists the members of the policy's admins group, who are alerted by
+// DM when the policy names no alerts channel (SPEC "alerts ... absent: DM
+// each admin").
+func (s *Service) Admins(ctx context.Context) ([]access.User, error) {
+	g := s.Policy().Admins.Group
+	if g == "" {
+		return nil, nil
+	}
+	dir, err := s.directory()
+	if err != nil {
+		return nil, err
+	}
+	return dir.GroupMembers(ctx, g)
+}

@@ -88,6 +88,9 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 	if refusal != nil {
 		return r, refusal
 	}
+	if r.State == access.StateProvisioning {
+		s.metrics.Approval.Observe(r.DecidedAt.Sub(r.CreatedAt))
+	}
 	return r, nil
 }
 

@@ -39,6 +39,8 @@ type Tx interface {
 	PutOp(op access.Op) error
 	DeleteOp(id uint64) error
 	Ops(fn func(access.Op) error) error
+	OutboxStats() (depth int, oldest time.Time, err error)
+	CountInState(state access.State) (map[string]int, error)
 
 	Pin(slackID string) (access.Pin, bool, error)
 	PutPin(p access.Pin) error

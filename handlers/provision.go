@@ -112,8 +112,10 @@ func (s *Service) execute(ctx context.Context, op access.Op) error {
 		if ctx.Err() != nil {
 			return nil // shutting down: the op stays queued and resumes at start
 		}
+		s.metrics.IdPErrors.Add(1)
 		return s.failed(op, err)
 	}
+	s.metrics.IdPAnswered(s.clock.Now())
 	return s.confirmed(op, ch, "")
 }
 
@@ -183,6 +185,7 @@ func (s *Service) confirmed(op access.Op, ch access.Change, note string) error {
 func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Change) error {
 	r.State = access.StateActive
 	r.ProvisionedAt = now
+	s.metrics.Provision.Observe(now.Sub(r.DecidedAt))
 	r.AddEventID = ch.IdPEventID
 	start := now
 	if r.Extends != "" {

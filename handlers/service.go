@@ -59,6 +59,8 @@ type Service struct {
 	groupMu    sync.Mutex
 	groupCache map[string]groupEntry
 
+	metrics *Metrics
+
 	limitMu sync.Mutex
 	recent  map[string][]time.Time // submissions per person in the window
 }
@@ -98,7 +100,7 @@ func New(st Store, conns Connectors, set *policy.Set, clock access.Clock, opt Op
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{store: st, conns: conns, clock: clock, opt: opt, log: opt.Logger,
-		rand: opt.Rand, wake: make(chan struct{}, 1), groupCache: map[string]groupEntry{}, recent: map[string][]time.Time{}}
+		rand: opt.Rand, wake: make(chan struct{}, 1), groupCache: map[string]groupEntry{}, recent: map[string][]time.Time{}, metrics: newMetrics()}
 	s.pol.Store(set)
 	return s
 }

@@ -31,6 +31,7 @@ type SubmitInput struct {
 // with an *access.Error code and is audited (a person acted).
 func (s *Service) Submit(ctx context.Context, in SubmitInput) (access.Request, error) {
 	if err := s.allowSubmit(in.Email); err != nil {
+		s.metrics.outcome(string(access.CodeRateLimitedUser))
 		return access.Request{}, err
 	}
 	u, err := s.Identify(ctx, in.SlackID, in.Email)
@@ -38,6 +39,11 @@ func (s *Service) Submit(ctx context.Context, in SubmitInput) (access.Request, e
 		return access.Request{}, err
 	}
 	r, err := s.submit(ctx, u, in)
+	if err == nil {
+		s.metrics.outcome("submitted")
+	} else {
+		s.metrics.outcome(string(access.CodeOf(err)))
+	}
 	if err != nil {
 		switch access.CodeOf(err) {
 		case access.CodeUnavailable, access.CodeRateLimited, access.CodeInternal:

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Secret is a token: it never prints, in logs or in errors.
+type Secret string
+
+// LogValue redacts the secret for slog.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalJSON redacts the secret for encoders (slog's JSON handler
+// marshals structs with encoding/json).
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() + `"`), nil }
+
+// String redacts the secret for fmt.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// Config is keycard's environment (SPEC "Configuration"). Every variable may
+// also be given with the KEYCARD_ prefix.
+type Config struct {
+	SlackBotToken Secret        `envconfig:"SLACK_BOT_TOKEN"`
+	SlackAppToken Secret        `envconfig:"SLACK_APP_TOKEN"`
+	SlackAPIURL   string        `envconfig:"SLACK_API_URL" default:"https://slack.com/api/"`
+	OktaOrgURL    string        `envconfig:"OKTA_CLIENT_ORGURL"`
+	OktaToken     Secret        `envconfig:"OKTA_CLIENT_TOKEN"`
+	Policy        string        `envconfig:"KEYCARD_POLICY" default:"policy.yaml"`
+	DB            string        `envconfig:"KEYCARD_DB" default:"keycard.db"`
+	HTTPAddr      string        `envconfig:"KEYCARD_HTTP_ADDR" default:"127.0.0.1:8080"`
+	LogLevel      string        `envconfig:"KEYCARD_LOG_LEVEL" default:"info"`
+	LogFormat     string        `envconfig:"KEYCARD_LOG_FORMAT" default:"text"`
+	BackupDir     string        `envconfig:"KEYCARD_BACKUP_DIR"`
+	BackupEvery   time.Duration `envconfig:"KEYCARD_BACKUP_EVERY" default:"24h"`
+	BackupKeep    int           `envconfig:"KEYCARD_BACKUP_KEEP" default:"14"`
+}
+
+// loadConfig reads the environment. Names are tried as written and with the
+// KEYCARD_ prefix; a malformed value is one line naming the variable.
+func loadConfig() (Config, error) {
+	// envconfig reads os.Getenv; stage prefixed aliases by name first.
+	var cfg Config
+	for _, name := range []string{"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_API_URL", "OKTA_CLIENT_ORGURL", "OKTA_CLIENT_TOKEN"} {
+		if v, ok := os.LookupEnv("KEYCARD_" + name); ok {
+			if _, set := os.LookupEnv(name); !set {
+				os.Setenv(name, v)
+			}
+		}
+	}
+	if err := envconfig.Process("", &cfg); err != nil {
+		var pe *envconfig.ParseError
+		if ok := asParseError(err, &pe); ok {
+			return cfg, fmt.Errorf("%s: cannot read %q as %s", pe.KeyName, pe.Value, pe.TypeName)
+		}
+		return cfg, err
+	}
+	if _, err := parseLevel(cfg.LogLevel); err != nil {
+		return cfg, err
+	}
+	switch cfg.LogFormat {
+	case "text", "json":
+	default:
+		return cfg, fmt.Errorf("KEYCARD_LOG_FORMAT: %q is not text or json", cfg.LogFormat)
+	}
+	if cfg.BackupEvery <= 0 {
+		return cfg, fmt.Errorf("KEYCARD_BACKUP_EVERY: %s is not a positive duration", cfg.BackupEvery)
+	}
+	if !strings.HasSuffix(cfg.SlackAPIURL, "/") {
+		cfg.SlackAPIURL += "/" // slack-go concatenates method names onto it
+	}
+	return cfg, nil
+}
+
+func asParseError(err error, target **envconfig.ParseError) bool {
+	pe, ok := err.(*envconfig.ParseError)
+	if ok {
+		*target = pe
+	}
+	return ok
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("KEYCARD_LOG_LEVEL: %q is not debug, info, warn or error", s)
+}
+
+// missingForServe names the variables `keycard serve` needs and lacks.
+func (c Config) missingForServe() []string {
+	var out []string
+	if c.SlackBotToken == "" {
+		out = append(out, "SLACK_BOT_TOKEN")
+	}
+	if c.SlackAppToken == "" {
+		out = append(out, "SLACK_APP_TOKEN")
+	}
+	return out
+}

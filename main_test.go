@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"keycard/access"
+	"keycard/handlers"
+	"keycard/store"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = cli(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func clearEnv(t *testing.T) {
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "SLACK_") || strings.HasPrefix(name, "OKTA_") || strings.HasPrefix(name, "KEYCARD_") {
+			t.Setenv(name, "")
+			os.Unsetenv(name)
+		}
+	}
+}
+
+func TestServeWithoutTokensNamesThem(t *testing.T) {
+	clearEnv(t)
+	code, _, stderr := runCLI(t, "serve")
+	if code != 1 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 ||
+		!strings.Contains(stderr, "SLACK_BOT_TOKEN") || !strings.Contains(stderr, "SLACK_APP_TOKEN") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	t.Setenv("SLACK_BOT_TOKEN", "xoxb-1")
+	_, _, stderr = runCLI(t, "serve")
+	if strings.Contains(stderr, "SLACK_BOT_TOKEN") || !strings.Contains(stderr, "SLACK_APP_TOKEN") {
+		t.Fatalf("stderr %q", stderr)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	cases := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+		check   func(t *testing.T, c Config)
+	}{
+		{"defaults", nil, "", func(t *testing.T, c Config) {
+			if c.Policy != "policy.yaml" || c.DB != "keycard.db" || c.HTTPAddr != "127.0.0.1:8080" || c.SlackAPIURL != "https://slack.com/api/" || c.LogLevel != "info" {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{"prefixed alias", map[string]string{"KEYCARD_SLACK_BOT_TOKEN": "xoxb-2", "KEYCARD_OKTA_CLIENT_ORGURL": "https://acme.okta.com"}, "", func(t *testing.T, c Config) {
+			if c.SlackBotToken != "xoxb-2" || c.OktaOrgURL != "https://acme.okta.com" {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{"api url gets its slash", map[string]string{"SLACK_API_URL": "http://127.0.0.1:9/api"}, "", func(t *testing.T, c Config) {
+			if c.SlackAPIURL != "http://127.0.0.1:9/api/" {
+				t.Fatal(c.SlackAPIURL)
+			}
+		}},
+		{"empty http addr disables", map[string]string{"KEYCARD_HTTP_ADDR": ""}, "", func(t *testing.T, c Config) {
+			if c.HTTPAddr != "" {
+				t.Fatal(c.HTTPAddr)
+			}
+		}},
+		{"bad level", map[string]string{"KEYCARD_LOG_LEVEL": "loud"}, "KEYCARD_LOG_LEVEL", nil},
+		{"bad format", map[string]string{"KEYCARD_LOG_FORMAT": "xml"}, "KEYCARD_LOG_FORMAT", nil},
+		{"bad backup interval", map[string]string{"KEYCARD_BACKUP_EVERY": "soon"}, "KEYCARD_BACKUP_EVERY", nil},
+		{"bad backup keep", map[string]string{"KEYCARD_BACKUP_KEEP": "many"}, "KEYCARD_BACKUP_KEEP", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			clearEnv(t)
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			cfg, err := loadConfig()
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("error %v, want one line naming %s", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.check(t, cfg)
+		})
+	}
+}
+
+func TestSecretsNeverPrint(t *testing.T) {
+	cfg := Config{SlackBotToken: "xoxb-very-secret", SlackAppToken: "xapp-very-secret", OktaToken: "00-okta-secret"}
+	var logs bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("config", "cfg", cfg, "bot", cfg.SlackBotToken)
+	text := fmt.Sprintf("%v %+v %s", cfg, cfg, cfg.OktaToken) + logs.String()
+	for _, s := range []string{"very-secret", "okta-secret"} {
+		if strings.Contains(text, s) {
+			t.Fatalf("a token leaked: %s", text)
+		}
+	}
+}
+
+func TestPolicyCheck(t *testing.T) {
+	code, out, _ := runCLI(t, "policy", "check", "docs/examples/policy-static.yaml")
+	if code != 0 || !strings.Contains(out, "prod-db-admin") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("version: 2\nbogus: 1\n"), 0o600)
+	code, _, stderr := runCLI(t, "policy", "check", bad)
+	if code != 1 || !strings.Contains(stderr, "bad.yaml:1") || !strings.Contains(stderr, "bad.yaml:2") {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+}
+
+// seedDB writes a few requests and events with the real lifecycle.
+func seedDB(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "keycard.db")
+	db, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	for i := 0; i < 3; i++ {
+		err := db.Update(now.Add(time.Duration(i)*time.Minute), func(tx *store.Tx) error {
+			r := access.Request{Policy: "grafana-viewer", App: "Grafana", Role: "Viewer", Requester: access.Person{Email: fmt.Sprintf("u%d@example.com", i)},
+				State: access.StatePending, CreatedAt: tx.Now(), Duration: time.Hour}
+			if err := tx.PutRequest(&r); err != nil {
+				return err
+			}
+			_, err := tx.Append(access.Event{Type: access.EvRequestSubmitted, Actor: r.Requester.Email, Subject: r.Requester.Email, RequestID: r.ID})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	return path
+}
+
+func TestAuditVerifyAndExport(t *testing.T) {
+	path := seedDB(t)
+	code, out, _ := runCLI(t, "audit", "verify", "--db", path)
+	if code != 0 || !strings.Contains(out, "3 events") {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	code, out, _ = runCLI(t, "export", "--db", path, "--from", "2026-11-01", "--to", "2026-11-30")
+	if code != 0 || strings.Count(out, "\n") != 4 || !strings.HasPrefix(out, "request_id,user_name,") {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	code, out, _ = runCLI(t, "export", "--events", "--db", path, "--from", "2026-11-01", "--to", "2026-11-30")
+	if code != 0 || strings.Count(out, "\n") != 4 || !strings.HasPrefix(out, "seq,event_id,") {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	// Tamper with event 2: verify names it and exits 1.
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		var flipped bool
+		return tx.ForEach(func(name []byte, b *bbolt.Bucket) error {
+			if flipped || !strings.Contains(string(name), "event") || strings.Contains(string(name), "time") {
+				return nil
+			}
+			k := []byte{0, 0, 0, 0, 0, 0, 0, 2}
+			v := b.Get(k)
+			if v == nil {
+				return nil
+			}
+			c := append([]byte(nil), v...)
+			c[len(c)/2] ^= 0xff
+			flipped = true
+			return b.Put(k, c)
+		})
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = runCLI(t, "audit", "verify", "--db", path)
+	if code != 1 || !strings.Contains(out, "event 2") {
+		t.Fatalf("tampered chain: exit %d: %s", code, out)
+	}
+}
+
+func TestBackupRestores(t *testing.T) {
+	path := seedDB(t)
+	dir := t.TempDir()
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	for i := 0; i < 4; i++ {
+		last, err = backup(db, dir, 2, time.Date(2026, 11, 2, 9, i, 0, 0, time.UTC))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	files, _ := filepath.Glob(filepath.Join(dir, "keycard-*.db"))
+	if len(files) != 2 || files[1] != last {
+		t.Fatalf("retention kept %v", files)
+	}
+	st, _ := os.Stat(last)
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("backup mode %v", st.Mode())
+	}
+	// Restore = copy the backup into place; it opens and verifies.
+	restored := filepath.Join(t.TempDir(), "keycard.db")
+	data, _ := os.ReadFile(last)
+	os.WriteFile(restored, data, 0o600)
+	code, out, _ := runCLI(t, "audit", "verify", "--db", restored)
+	if code != 0 || !strings.Contains(out, "3 events") {
+		t.Fatalf("restored backup: exit %d %s", code, out)
+	}
+}
+
+func TestMetricsExposition(t *testing.T) {
+	path := seedDB(t)
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	svc := handlers.New(storeAdapter{db}, nil, nil, access.SystemClock{}, handlers.Options{})
+	o := &opsServer{svc: svc, db: db, started: time.Now()}
+	rec := httptest.NewRecorder()
+	o.handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{"keycard_outbox_depth 0", "keycard_audit_events 3", `keycard_pending_requests{policy="grafana-viewer"} 3`,
+		"# TYPE keycard_approval_seconds histogram", `keycard_approval_seconds_bucket{le="+Inf"} 0`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+	rec = httptest.NewRecorder()
+	o.handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != 200 {
+		t.Fatalf("readyz %d %s", rec.Code, rec.Body)
+	}
+}

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"keycard/access"
+	"keycard/handlers"
+	"keycard/store"
+)
+
+// jobNames are the scheduled jobs whose last success /metrics reports.
+var jobNames = []string{"offboarding.poll", "offboarding.sweep", "backup"}
+
+// markJob records a job's success time in the store for /metrics.
+func markJob(svc *handlers.Service, name string) {
+	_ = svc.SetCursor("job."+name+".success", svc.Clock().Now().UTC().Format(time.RFC3339Nano))
+}
+
+// offboardLoop polls each IdP's lifecycle feed every minute and sweeps the
+// holders' status every `sweep` (policy offboarding_check, default 5m).
+func offboardLoop(ctx context.Context, svc *handlers.Service, feeds map[string]handlers.DeactivationFeed, after func(time.Duration) <-chan time.Time, log *slog.Logger) error {
+	const poll = time.Minute
+	var lastSweep time.Time
+	for {
+		now := svc.Clock().Now()
+		ok := true
+		for _, name := range sortedKeys(feeds) {
+			n, err := svc.PollDeactivations(ctx, name, feeds[name], now.Add(-svc.Policy().OffboardingSLA))
+			if err != nil {
+				ok = false
+				log.Warn("lifecycle feed poll failed", "connector", name, "err", err)
+			} else if n > 0 {
+				log.Info("offboarded from the lifecycle feed", "connector", name, "ended", n)
+			}
+		}
+		if ok && len(feeds) > 0 {
+			markJob(svc, "offboarding.poll")
+		}
+		sweep := svc.Policy().OffboardingCheck
+		if sweep <= 0 {
+			sweep = 5 * time.Minute
+		}
+		if lastSweep.IsZero() || now.Sub(lastSweep) >= sweep {
+			if n, err := svc.SweepHolders(ctx); err != nil {
+				log.Warn("holder status sweep failed", "err", err)
+			} else {
+				lastSweep = now
+				markJob(svc, "offboarding.sweep")
+				if n > 0 {
+					log.Info("offboarded by the status sweep", "ended", n)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-after(poll):
+		}
+	}
+}
+
+// backupConfig is where and how often hot backups go.
+type backupConfig struct {
+	Dir   string
+	Every time.Duration
+	Keep  int
+}
+
+// backup writes a consistent copy of the database (a read transaction's
+// WriteTo: writers are not blocked) into dir as keycard-<UTC time>.db, mode
+// 0600, via a temporary file and rename, then keeps the newest `keep`.
+func backup(db *store.DB, dir string, keep int, now time.Time) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("KEYCARD_BACKUP_DIR: %w", err)
+	}
+	name := filepath.Join(dir, "keycard-"+now.UTC().Format("20060102T150405.000000000Z")+".db")
+	tmp, err := os.OpenFile(name+".tmp", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", err
+	}
+	if _, err := db.WriteTo(tmp); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("backup: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp.Name(), name); err != nil {
+		return "", err
+	}
+	if keep > 0 {
+		old, _ := filepath.Glob(filepath.Join(dir, "keycard-*.db"))
+		sort.Strings(old)
+		for len(old) > keep {
+			os.Remove(old[0])
+			old = old[1:]
+		}
+	}
+	return name, nil
+}
+
+// backupLoop takes a backup every cfg.Every.
+func backupLoop(ctx context.Context, svc *handlers.Service, db *store.DB, cfg backupConfig, after func(time.Duration) <-chan time.Time, log *slog.Logger) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-after(cfg.Every):
+		}
+		path, err := backup(db, cfg.Dir, cfg.Keep, svc.Clock().Now())
+		if err != nil {
+			log.Error("scheduled backup failed", "err", err)
+			_ = svc.Alert("backup_failed", "", "The scheduled database backup failed: "+err.Error(), nil)
+			continue
+		}
+		markJob(svc, "backup")
+		log.Info("backup written", "path", path)
+	}
+}
+
+// opsServer serves /healthz, /readyz, /metrics and POST /backup.
+type opsServer struct {
+	svc       *handlers.Service
+	db        *store.DB
+	backup    backupConfig
+	connected func() bool // Slack socket connected
+	hasIdP    bool        // an IdP connector (not static) must have answered recently
+	started   time.Time
+	backups   atomic.Int64
+}
+
+func (o *opsServer) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", o.readyz)
+	mux.HandleFunc("GET /metrics", o.metrics)
+	mux.HandleFunc("POST /backup", o.backupNow)
+	return mux
+}
+
+func (o *opsServer) readyz(w http.ResponseWriter, r *http.Request) {
+	var problems []string
+	if err := o.db.View(func(*store.Tx) error { return nil }); err != nil {
+		problems = append(problems, "store: "+err.Error())
+	}
+	if o.connected != nil && !o.connected() {
+		problems = append(problems, "slack: socket not connected")
+	}
+	if o.hasIdP {
+		now := o.svc.Clock().Now()
+		last := o.svc.Metrics().LastIdPAnswer()
+		if now.Sub(o.started) > 10*time.Minute && (last.IsZero() || now.Sub(last) > 15*time.Minute) {
+			problems = append(problems, "idp: no successful answer in the last 15 minutes")
+		}
+	}
+	if len(problems) > 0 {
+		http.Error(w, strings.Join(problems, "\n"), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+func (o *opsServer) backupNow(w http.ResponseWriter, r *http.Request) {
+	if o.backup.Dir == "" {
+		http.Error(w, "KEYCARD_BACKUP_DIR is not set", http.StatusConflict)
+		return
+	}
+	path, err := backup(o.db, o.backup.Dir, o.backup.Keep, o.svc.Clock().Now())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	markJob(o.svc, "backup")
+	fmt.Fprintln(w, path)
+}
+
+// metrics renders the Prometheus text exposition format (version 0.0.4).
+func (o *opsServer) metrics(w http.ResponseWriter, r *http.Request) {
+	g, err := o.svc.ReadGauges(jobNames)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	writeMetrics(w, o.svc.Metrics(), g, o.svc.Clock().Now())
+}
+
+func writeMetrics(w io.Writer, m *handlers.Metrics, g handlers.Gauges, now time.Time) {
+	metric := func(name, typ, help string) { fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ) }
+	metric("keycard_requests_total", "counter", "Access requests submitted, by outcome (submitted or the refusal code).")
+	out := m.Outcomes()
+	for _, k := range sortedKeys(out) {
+		fmt.Fprintf(w, "keycard_requests_total{outcome=%q} %d\n", k, out[k])
+	}
+	metric("keycard_idp_errors_total", "counter", "Failed identity-provider calls by the provisioning worker.")
+	fmt.Fprintf(w, "keycard_idp_errors_total %d\n", m.IdPErrors.Load())
+	hist := func(name, help string, h handlers.HistogramSnapshot) {
+		metric(name, "histogram", help)
+		for i, b := range h.Bounds {
+			fmt.Fprintf(w, "%s_bucket{le=\"%g\"} %d\n", name, b, h.Cumulative[i])
+		}
+		fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", name, h.Cumulative[len(h.Cumulative)-1], name, h.Sum, name, h.Count)
+	}
+	hist("keycard_approval_seconds", "Time from submission to the final human approval.", m.Approval.Snapshot())
+	hist("keycard_provisioning_seconds", "Time from final approval to the IdP confirming the membership.", m.Provision.Snapshot())
+	metric("keycard_outbox_depth", "gauge", "Provisioning operations waiting in the outbox.")
+	fmt.Fprintf(w, "keycard_outbox_depth %d\n", g.OutboxDepth)
+	metric("keycard_outbox_oldest_age_seconds", "gauge", "Age of the oldest queued provisioning operation (0 when empty).")
+	age := 0.0
+	if g.OutboxDepth > 0 && !g.OutboxOldest.IsZero() {
+		age = now.Sub(g.OutboxOldest).Seconds()
+	}
+	fmt.Fprintf(w, "keycard_outbox_oldest_age_seconds %g\n", age)
+	metric("keycard_active_grants", "gauge", "Active grants by policy.")
+	for _, k := range sortedKeys(g.ActiveByPolicy) {
+		fmt.Fprintf(w, "keycard_active_grants{policy=%q} %d\n", k, g.ActiveByPolicy[k])
+	}
+	metric("keycard_pending_requests", "gauge", "Requests waiting for a decision, by policy.")
+	for _, k := range sortedKeys(g.PendingByPolicy) {
+		fmt.Fprintf(w, "keycard_pending_requests{policy=%q} %d\n", k, g.PendingByPolicy[k])
+	}
+	metric("keycard_audit_events", "gauge", "Sequence number of the newest audit event.")
+	fmt.Fprintf(w, "keycard_audit_events %d\n", g.AuditHead)
+	metric("keycard_job_last_success_timestamp_seconds", "gauge", "Unix time of each scheduled job's last success.")
+	for _, k := range sortedKeys(g.Jobs) {
+		fmt.Fprintf(w, "keycard_job_last_success_timestamp_seconds{job=%q} %d\n", k, g.Jobs[k].Unix())
+	}
+}
+
+// backupCmd: keycard backup [--db PATH] [--dir DIR]. With keycard serve
+// running (the file is locked), it asks the running server over
+// KEYCARD_HTTP_ADDR instead.
+func backupCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	dbPath := envOr("KEYCARD_DB", "keycard.db")
+	dir := os.Getenv("KEYCARD_BACKUP_DIR")
+	for i := 0; i < len(args); i++ {
+		switch {
+		case args[i] == "--db" && i+1 < len(args):
+			i++
+			dbPath = args[i]
+		case args[i] == "--dir" && i+1 < len(args):
+			i++
+			dir = args[i]
+		default:
+			return usageError("backup: unexpected %q", args[i])
+		}
+	}
+	if dir == "" {
+		return usageError("backup: set KEYCARD_BACKUP_DIR or pass --dir")
+	}
+	db, err := store.Open(dbPath, store.Options{Timeout: time.Second})
+	if access.CodeOf(err) == access.CodeUnavailable {
+		addr := os.Getenv("KEYCARD_HTTP_ADDR")
+		if addr == "" {
+			addr = "127.0.0.1:8080"
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/backup", nil)
+		resp, herr := http.DefaultClient.Do(req)
+		if herr != nil {
+			return fmt.Errorf("%s is locked by a running keycard and its %s did not answer: %w", dbPath, addr, herr)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("running keycard refused the backup: %s", strings.TrimSpace(string(body)))
+		}
+		fmt.Fprintf(stdout, "backup written by the running keycard: %s", body)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	path, err := backup(db, dir, envInt("KEYCARD_BACKUP_KEEP", 14), access.SystemClock{}.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "backup written:", path)
+	return nil
+}
+
+func envInt(name string, def int) int {
+	var n int
+	if _, err := fmt.Sscan(os.Getenv(name), &n); err == nil && n > 0 {
+		return n
+	}
+	return def
+}

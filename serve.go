@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"keycard/access"
+	"keycard/handlers"
+	"keycard/policy"
+	"keycard/store"
+)
+
+// serveCmd runs the bot with the environment's configuration.
+func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	if len(args) > 0 {
+		return usageError("serve takes no arguments; configure it with environment variables")
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	if missing := cfg.missingForServe(); len(missing) > 0 {
+		return fmt.Errorf("cannot serve: set %s (see README: Configuration)", strings.Join(missing, " and "))
+	}
+	level, _ := parseLevel(cfg.LogLevel)
+	log := newLogger(stderr, level, cfg.LogFormat)
+	return run(ctx, cfg, deps{log: log, clock: access.SystemClock{}, after: time.After})
+}
+
+// deps are what tests and the demo replace: the clock, timers and logger.
+type deps struct {
+	log   *slog.Logger
+	clock access.Clock
+	after func(time.Duration) <-chan time.Time
+	// ready, when set, receives the running service once started.
+	ready func(*handlers.Service)
+}
+
+// run is keycard serve: config -> policy -> store -> connectors -> handlers
+// -> bot, under one errgroup that ends on the first fatal error or ctx.
+func run(ctx context.Context, cfg Config, d deps) error {
+	set, err := policy.Load(cfg.Policy)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(cfg.DB, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	conns, _, err := buildConnectors(set, cfg, db, d.clock)
+	if err != nil {
+		return err
+	}
+	svc := handlers.New(storeAdapter{db}, conns, set, d.clock, handlers.Options{Logger: d.log})
+	if err := svc.RecordPolicyLoaded(access.ActorKeycard); err != nil {
+		return err
+	}
+	d.log.Info("keycard starting", "version", version, "policy", cfg.Policy, "policy_hash", set.Hash, "db", cfg.DB, "slack_api", cfg.SlackAPIURL)
+
+	feeds := map[string]handlers.DeactivationFeed{}
+	hasIdP := false
+	for name, c := range set.Connectors {
+		if oc, ok := oktaConnector(conns, name); ok && c.Type == "okta" {
+			hasIdP = true
+			feeds[name] = oktaFeed(oc)
+		}
+	}
+	ops := &opsServer{svc: svc, db: db, hasIdP: hasIdP, started: d.clock.Now(),
+		backup: backupConfig{Dir: cfg.BackupDir, Every: cfg.BackupEvery, Keep: cfg.BackupKeep}}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return svc.Run(ctx, d.after) })
+	g.Go(func() error { return reloadOnHUP(ctx, svc, cfg.Policy, d.log) })
+	g.Go(func() error { return offboardLoop(ctx, svc, feeds, d.after, d.log) })
+	if cfg.BackupDir != "" {
+		g.Go(func() error { return backupLoop(ctx, svc, db, ops.backup, d.after, d.log) })
+	}
+	if cfg.HTTPAddr != "" {
+		srv := &http.Server{Addr: cfg.HTTPAddr, Handler: ops.handler(), ReadHeaderTimeout: 5 * time.Second}
+		g.Go(func() error {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("KEYCARD_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
+	g.Go(func() error { return runBot(ctx, cfg, svc, d) })
+	if d.ready != nil {
+		d.ready(svc)
+	}
+	err = g.Wait()
+	d.log.Info("keycard stopped", "err", err)
+	return err
+}
+
+// reloadOnHUP reloads the policy file on SIGHUP; an invalid file keeps the
+// old policy and says why.
+func reloadOnHUP(ctx context.Context, svc *handlers.Service, path string, log *slog.Logger) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			next, err := svc.ReloadPolicy(func() (*policy.Set, error) { return policy.Load(path) }, "SIGHUP")
+			if err != nil {
+				log.Error("policy reload refused; the previous policy stays in force", "err", err)
+				continue
+			}
+			log.Info("policy in force", "hash", next.Hash)
+		}
+	}
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"keycard/access"
+	"keycard/connectors"
+	"keycard/connectors/okta"
+	"keycard/connectors/static"
+	"keycard/handlers"
+	"keycard/policy"
+	"keycard/store"
+)
+
+// storeAdapter lets *store.DB satisfy handlers.Store: the store's concrete
+// transaction type satisfies handlers.Tx.
+type storeAdapter struct{ db *store.DB }
+
+func (a storeAdapter) Update(now time.Time, fn func(handlers.Tx) error) error {
+	return a.db.Update(now, func(tx *store.Tx) error { return fn(tx) })
+}
+
+func (a storeAdapter) View(fn func(handlers.Tx) error) error {
+	return a.db.View(func(tx *store.Tx) error { return fn(tx) })
+}
+
+// staticMemberships adapts the store to the static connector's port.
+type staticMemberships struct{ db *store.DB }
+
+func (m staticMemberships) StaticMembers(connector, group string) ([]string, error) {
+	return m.db.StaticMembers(connector, group)
+}
+
+func (m staticMemberships) SetStaticMember(connector, group, userID string, member bool, now time.Time) error {
+	return m.db.SetStaticMember(now, connector, group, userID, member)
+}
+
+// buildConnectors makes every connector the policy names. An okta connector
+// needs OKTA_CLIENT_ORGURL and OKTA_CLIENT_TOKEN.
+func buildConnectors(set *policy.Set, cfg Config, db *store.DB, clock access.Clock) (*connectorSet, map[string]*static.Connector, error) {
+	out := &connectorSet{Set: connectors.NewSet(), okta: map[string]*okta.Connector{}}
+	statics := map[string]*static.Connector{}
+	for _, name := range sortedKeys(set.Connectors) {
+		c := set.Connectors[name]
+		switch c.Type {
+		case "okta":
+			var missing []string
+			if cfg.OktaOrgURL == "" {
+				missing = append(missing, "OKTA_CLIENT_ORGURL")
+			}
+			if cfg.OktaToken == "" {
+				missing = append(missing, "OKTA_CLIENT_TOKEN")
+			}
+			if len(missing) > 0 {
+				return nil, nil, fmt.Errorf("connector %s (type okta) needs %v", name, missing)
+			}
+			oc, err := okta.New(okta.Config{OrgURL: cfg.OktaOrgURL, Token: string(cfg.OktaToken), ManagerAttribute: c.ManagerAttribute, Clock: clock})
+			if err != nil {
+				return nil, nil, fmt.Errorf("connector %s: %w", name, err)
+			}
+			out.Add(name, oc, oc, c.Scope)
+			out.okta[name] = oc
+		case "static":
+			var users []static.User
+			for _, u := range c.Users {
+				users = append(users, static.User{Email: u.Email, Name: u.Name, Manager: u.Manager, Status: u.Status, Attributes: u.Attributes})
+			}
+			var groups []static.Group
+			for _, g := range c.Groups {
+				groups = append(groups, static.Group{Name: g.Name, Members: g.Members})
+			}
+			sc, err := static.New(name, users, groups, staticMemberships{db}, clock)
+			if err != nil {
+				return nil, nil, fmt.Errorf("connector %s: %w", name, err)
+			}
+			statics[name] = sc
+			out.Add(name, sc, sc, c.Scope)
+		default:
+			return nil, nil, fmt.Errorf("connector %s: unknown type %q", name, c.Type)
+		}
+	}
+	return out, statics, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}
+
+// connectorSet is the connectors plus the raw Okta connectors, whose System
+// Log feeds offboarding (reads only: changes go through the scoped set).
+type connectorSet struct {
+	*connectors.Set
+	okta map[string]*okta.Connector
+}
+
+func oktaConnector(cs *connectorSet, name string) (*okta.Connector, bool) {
+	oc, ok := cs.okta[name]
+	return oc, ok
+}
+
+// oktaFeed adapts the Okta System Log to the offboarding feed.
+func oktaFeed(oc *okta.Connector) handlers.DeactivationFeed {
+	return func(ctx context.Context, cursor string) ([]handlers.Deactivation, string, error) {
+		evs, next, err := oc.LifecycleEvents(ctx, cursor)
+		out := make([]handlers.Deactivation, 0, len(evs))
+		for _, e := range evs {
+			out = append(out, handlers.Deactivation{ID: e.UUID, Type: e.Type, UserID: e.UserID, Published: e.Published})
+		}
+		return out, next, err
+	}
+}
