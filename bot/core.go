@@ -28,6 +28,7 @@ type Core interface {
 
 	Identify(ctx context.Context, slackID, email string) (access.User, error)
 	Profile(ctx context.Context, email string) (user, manager access.User, err error)
+	Admins(ctx context.Context) ([]access.User, error)
 	IsAdmin(ctx context.Context, u access.User) (bool, error)
 	IsAuditor(ctx context.Context, u access.User) (bool, error)
 

@@ -328,3 +328,11 @@ func ExportSummary(kind string, p handlers.ExportParams, res handlers.ExportResu
 	fmt.Fprintf(&b, "\nIncluded: %s", res.Inclusion)
 	return truncate(b.String(), maxFallbackText)
 }
+
+// ReminderMessage re-pings an approver: the approval DM with a reminder on top.
+func ReminderMessage(r access.Request, step int, info RequesterInfo, loc *time.Location) Message {
+	m := ApprovalMessage(r, step, info, loc)
+	m.Text = "Reminder: " + m.Text
+	m.Blocks = append([]slack.Block{contextLine(":bell: Reminder: this request is still waiting for a decision.")}, m.Blocks...)
+	return m
+}

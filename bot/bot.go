@@ -1,0 +1,371 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
+	"github.com/slack-go/slack/socketmode"
+	"golang.org/x/sync/errgroup"
+
+	"keycard/access"
+)
+
+// Config is everything the bot needs. API and Core are required.
+type Config struct {
+	// API is the Web API client, built with the bot token (SLACK_BOT_TOKEN),
+	// slack.OptionAPIURL (SLACK_API_URL) and slack.OptionAppLevelToken
+	// (SLACK_APP_TOKEN).
+	API *slack.Client
+	// Socket is the Socket Mode client; nil builds one from API.
+	Socket *socketmode.Client
+	Core   Core
+	// Clock supplies now for displayed times and caches (default: system clock).
+	Clock  access.Clock
+	Logger *slog.Logger
+	// UserCacheTTL bounds how long a Slack profile (email, time zone) and an
+	// email→Slack id lookup are reused (default 10m): users.info is Tier 4
+	// and users.lookupByEmail Tier 3.
+	UserCacheTTL time.Duration
+	// ExportDir holds CSVs while they upload (default os.TempDir()).
+	ExportDir string
+	// Workers bounds the goroutines doing after-ack work (default 4).
+	Workers int
+	// SubmitBudget is how long a modal submission waits for its use case
+	// before acking with a "Submitting…" view (default 2s, inside Slack's 3s).
+	SubmitBudget time.Duration
+	// NotifyEvery is how often the notifier re-reads the audit log when no
+	// wake-up arrives (default 2s).
+	NotifyEvery time.Duration
+	// DedupeTTL is how long envelope ids and clicks are remembered (default 24h).
+	DedupeTTL time.Duration
+	// After is the timer source (default time.After); tests may replace it.
+	After func(time.Duration) <-chan time.Time
+}
+
+// Bot is the running Slack edge.
+type Bot struct {
+	cfg  Config
+	api  *slack.Client
+	sm   *socketmode.Client
+	core Core
+	log  *slog.Logger
+
+	routes map[routeKey]route
+
+	jobs     chan job
+	inflight sync.WaitGroup // envelopes acked from their own goroutine
+	nudgeCh  chan struct{}  // wakes the notifier after the bot changed something
+
+	people *people
+	chanMu sync.Mutex
+	chans  map[string]string // channel name -> id (conversations.list is Tier 2)
+	dms    map[string]string // Slack user id -> DM channel id
+}
+
+type job struct {
+	name string
+	fn   func(ctx context.Context)
+}
+
+// New checks cfg and builds a Bot; Run starts it.
+func New(cfg Config) (*Bot, error) {
+	if cfg.API == nil {
+		return nil, errors.New("bot: Config.API is required")
+	}
+	if cfg.Core == nil {
+		return nil, errors.New("bot: Config.Core is required")
+	}
+	if cfg.Socket == nil {
+		cfg.Socket = socketmode.New(cfg.API)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = access.SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.UserCacheTTL <= 0 {
+		cfg.UserCacheTTL = 10 * time.Minute
+	}
+	if cfg.ExportDir == "" {
+		cfg.ExportDir = os.TempDir()
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.SubmitBudget <= 0 {
+		cfg.SubmitBudget = 2 * time.Second
+	}
+	if cfg.NotifyEvery <= 0 {
+		cfg.NotifyEvery = 2 * time.Second
+	}
+	if cfg.DedupeTTL <= 0 {
+		cfg.DedupeTTL = 24 * time.Hour
+	}
+	if cfg.After == nil {
+		cfg.After = time.After
+	}
+	b := &Bot{cfg: cfg, api: cfg.API, sm: cfg.Socket, core: cfg.Core, log: cfg.Logger,
+		jobs: make(chan job, 256), nudgeCh: make(chan struct{}, 1),
+		chans: map[string]string{}, dms: map[string]string{}}
+	b.people = newPeople(cfg.API, cfg.Clock, cfg.UserCacheTTL)
+	b.routes = routeTable()
+	return b, nil
+}
+
+// Run serves Slack until ctx ends or the connection fails for good (a
+// revoked or invalid token). On ctx's end it stops taking envelopes, then
+// finishes the work already acknowledged and the notifier's current event
+// before returning. Transient socket failures reconnect (slack-go backs
+// off up to 5 minutes) and are logged.
+func (b *Bot) Run(ctx context.Context) error {
+	work := context.WithoutCancel(ctx) // acknowledged work finishes even during shutdown
+	var workers sync.WaitGroup
+	for range b.cfg.Workers {
+		workers.Go(func() {
+			for j := range b.jobs {
+				b.runJob(work, j)
+			}
+		})
+	}
+	notifyCtx, stopNotify := context.WithCancel(ctx)
+	defer stopNotify()
+	notifyDone := make(chan struct{})
+	go func() {
+		defer close(notifyDone)
+		b.runNotifier(notifyCtx)
+	}()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		err := b.sm.RunContext(gctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil || errors.Is(err, context.Canceled) {
+			return nil
+		}
+		b.log.Error("slack socket mode stopped", "err", err)
+		return fmt.Errorf("slack socket mode: %w", err)
+	})
+	g.Go(func() error { return b.loop(gctx) })
+	err := g.Wait()
+
+	b.inflight.Wait()
+	close(b.jobs)
+	workers.Wait()
+	stopNotify()
+	<-notifyDone
+	return err
+}
+
+func (b *Bot) runJob(ctx context.Context, j job) {
+	defer func() {
+		if p := recover(); p != nil {
+			b.log.Error("bot job panicked", "job", j.name, "panic", p)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute) // per-job bound on IdP and Slack calls
+	defer cancel()
+	j.fn(ctx)
+}
+
+// enqueue hands after-ack work to the bounded workers.
+func (b *Bot) enqueue(name string, fn func(ctx context.Context)) {
+	b.jobs <- job{name: name, fn: fn}
+}
+
+// nudge wakes the notifier so people see the effect of a click at once.
+func (b *Bot) nudge() {
+	select {
+	case b.nudgeCh <- struct{}{}:
+	default:
+	}
+}
+
+// loop reads socket events until ctx ends; every envelope is acknowledged.
+func (b *Bot) loop(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case evt := <-b.sm.Events:
+			b.handleSocketEvent(ctx, evt)
+		}
+	}
+}
+
+func (b *Bot) handleSocketEvent(ctx context.Context, evt socketmode.Event) {
+	switch evt.Type {
+	case socketmode.EventTypeConnecting:
+		b.log.Debug("slack: connecting")
+		return
+	case socketmode.EventTypeConnected:
+		b.log.Info("slack: connected")
+		return
+	case socketmode.EventTypeConnectionError:
+		b.log.Warn("slack: connection error; reconnecting", "detail", fmt.Sprint(evt.Data))
+		return
+	case socketmode.EventTypeIncomingError, socketmode.EventTypeErrorWriteFailed, socketmode.EventTypeErrorBadMessage:
+		b.log.Warn("slack: socket problem", "type", evt.Type, "detail", fmt.Sprint(evt.Data))
+		return
+	case socketmode.EventTypeInvalidAuth:
+		b.log.Error("slack: invalid auth")
+		return
+	case socketmode.EventTypeHello:
+		return
+	}
+	if evt.Request == nil || evt.Request.EnvelopeID == "" {
+		return
+	}
+	in, err := decode(evt)
+	if err != nil {
+		b.log.Warn("slack: undecodable envelope", "type", evt.Type, "err", err)
+		b.ack(evt.Request, nil)
+		return
+	}
+	first, err := b.core.FirstTime(in.dedupeKey(), b.cfg.DedupeTTL)
+	if err != nil {
+		b.log.Error("dedupe check failed; handling the envelope anyway", "err", err)
+		first = true
+	}
+	if first && in.clickKey() != "" {
+		if ok, err := b.core.FirstTime(in.clickKey(), b.cfg.DedupeTTL); err == nil && !ok {
+			first = false
+		}
+	}
+	if !first {
+		b.log.Info("slack: duplicate envelope ignored", "key", in.dedupeKey(), "retry", evt.Request.RetryAttempt)
+		b.ack(evt.Request, nil)
+		return
+	}
+	rt, ok := b.routes[in.key]
+	if !ok {
+		b.log.Debug("slack: no route", "kind", in.key.kind, "id", in.key.id)
+		b.ack(evt.Request, nil)
+		return
+	}
+	switch {
+	case rt.selfAck != nil:
+		b.inflight.Go(func() {
+			var once sync.Once
+			ack := func(p any) { once.Do(func() { b.ack(evt.Request, p) }) }
+			defer ack(nil) // never leave an envelope unacknowledged
+			rt.selfAck(b, context.WithoutCancel(ctx), in, ack)
+		})
+	default:
+		var payload any
+		if rt.ack != nil {
+			payload = rt.ack(b, in)
+		}
+		b.ack(evt.Request, payload)
+		if rt.urgent != nil {
+			b.inflight.Go(func() { rt.urgent(b, context.WithoutCancel(ctx), in) })
+		}
+		if rt.work != nil {
+			b.enqueue(in.key.kind+":"+in.key.id, func(ctx context.Context) { rt.work(b, ctx, in) })
+		}
+	}
+}
+
+func (b *Bot) ack(req *socketmode.Request, payload any) {
+	var err error
+	if payload == nil {
+		err = b.sm.Ack(*req)
+	} else {
+		err = b.sm.Ack(*req, payload)
+	}
+	if err != nil {
+		b.log.Error("slack: ack failed", "envelope", req.EnvelopeID, "err", err)
+	}
+}
+
+// inbound is one decoded envelope.
+type inbound struct {
+	key      routeKey
+	envelope string
+	user     string // Slack user id (Slack-asserted)
+	cmd      slack.SlashCommand
+	cb       slack.InteractionCallback
+	action   slack.BlockAction
+	event    slackevents.EventsAPIEvent
+	eventID  string
+}
+
+const (
+	kindCommand    = "command"
+	kindAction     = "action"
+	kindView       = "view"
+	kindSuggestion = "suggestion"
+	kindEvent      = "event"
+)
+
+func decode(evt socketmode.Event) (*inbound, error) {
+	in := &inbound{envelope: evt.Request.EnvelopeID}
+	switch data := evt.Data.(type) {
+	case slack.SlashCommand:
+		in.cmd = data
+		in.user = data.UserID
+		in.key = routeKey{kindCommand, data.Command}
+	case slack.InteractionCallback:
+		in.cb = data
+		in.user = data.User.ID
+		switch data.Type {
+		case slack.InteractionTypeBlockActions:
+			if len(data.ActionCallback.BlockActions) == 0 {
+				return nil, errors.New("block_actions without actions")
+			}
+			in.action = *data.ActionCallback.BlockActions[0]
+			in.key = routeKey{kindAction, in.action.ActionID}
+		case slack.InteractionTypeViewSubmission:
+			in.key = routeKey{kindView, data.View.CallbackID}
+		case slack.InteractionTypeBlockSuggestion:
+			in.key = routeKey{kindSuggestion, data.ActionID}
+		default:
+			in.key = routeKey{string(data.Type), data.CallbackID}
+		}
+	case slackevents.EventsAPIEvent:
+		in.event = data
+		if cb, ok := data.Data.(*slackevents.EventsAPICallbackEvent); ok {
+			in.eventID = cb.EventID
+		}
+		in.key = routeKey{kindEvent, data.InnerEvent.Type}
+		if e, ok := data.InnerEvent.Data.(*slackevents.AppHomeOpenedEvent); ok {
+			in.user = e.User
+		}
+	default:
+		return nil, fmt.Errorf("unexpected payload %T", evt.Data)
+	}
+	return in, nil
+}
+
+// dedupeKey identifies a delivery: Events API retries keep their event_id
+// (notes/slack.md §5), every other redelivery keeps its envelope id.
+func (in *inbound) dedupeKey() string {
+	if in.eventID != "" {
+		return "slack:event:" + in.eventID
+	}
+	return "slack:envelope:" + in.envelope
+}
+
+// clickKey identifies one click (user and action_ts), so a click delivered
+// twice under different envelopes still has one effect.
+func (in *inbound) clickKey() string {
+	if in.key.kind != kindAction || in.action.ActionTs == "" {
+		return ""
+	}
+	return "slack:click:" + in.user + ":" + in.action.ActionTs
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

@@ -1,0 +1,440 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"keycard/access"
+)
+
+// The notifier treats the audit log as its outbox: every event a person
+// should hear about is rendered and sent, in order, and the cursor moves
+// only after an event is handled, so a crash or a Slack outage delays
+// messages but never skips them. Posted messages are recorded
+// (Core.RecordMessage) so a retried event does not post twice and later
+// events can update them.
+const (
+	notifierCursor = "notifier.seq"
+	notifyBatch    = 100
+	eventTimeout   = time.Minute // bound on one event's Slack calls
+)
+
+var errBatchFull = errors.New("notifier batch full")
+
+func (b *Bot) runNotifier(ctx context.Context) {
+	for {
+		n, err := b.notifyOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			b.log.Error("notifier", "err", err)
+		}
+		if err == nil && n == notifyBatch {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.core.Wake():
+		case <-b.nudgeCh:
+		case <-b.cfg.After(b.cfg.NotifyEvery):
+		}
+	}
+}
+
+// notifyOnce delivers up to notifyBatch events after the cursor.
+func (b *Bot) notifyOnce(ctx context.Context) (int, error) {
+	cur, err := b.core.Cursor(notifierCursor)
+	if err != nil {
+		return 0, err
+	}
+	var after uint64
+	if cur != "" {
+		if after, err = strconv.ParseUint(cur, 10, 64); err != nil {
+			return 0, err
+		}
+	}
+	var batch []access.Event
+	err = b.core.Events(after, func(e access.Event) error {
+		batch = append(batch, e)
+		if len(batch) == notifyBatch {
+			return errBatchFull
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errBatchFull) {
+		return 0, err
+	}
+	homes := map[string]access.Person{}
+	for _, e := range batch {
+		for attempt := 0; ; attempt++ {
+			ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
+			err := b.notify(ectx, e, homes)
+			cancel()
+			if err == nil {
+				break
+			}
+			if permanent(err) {
+				b.log.Error("notifier: giving up on a message Slack refuses", "seq", e.Seq, "type", e.Type, "err", err)
+				break
+			}
+			wait := retryWait(err, attempt)
+			b.log.Warn("notifier: Slack call failed; retrying", "seq", e.Seq, "type", e.Type, "in", wait, "err", err)
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-b.cfg.After(wait):
+			}
+		}
+		if err := b.core.SetCursor(notifierCursor, strconv.FormatUint(e.Seq, 10)); err != nil {
+			return 0, err
+		}
+	}
+	b.refreshHomes(ctx, homes)
+	return len(batch), nil
+}
+
+// notify handles one audit event.
+func (b *Bot) notify(ctx context.Context, e access.Event, homes map[string]access.Person) error {
+	switch e.Type {
+	case access.EvAlert, access.EvIdentityMismatch, access.EvProvisionAlert:
+		return b.alert(ctx, e)
+	}
+	if e.RequestID == "" {
+		return nil
+	}
+	r, err := b.core.Get(e.RequestID)
+	if access.CodeOf(err) == access.CodeNotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	homes[strings.ToLower(r.Requester.Email)] = r.Requester
+	for _, st := range r.Steps {
+		for _, c := range st.Candidates {
+			homes[strings.ToLower(c.Email)] = c
+		}
+	}
+	switch e.Type {
+	case access.EvRequestSubmitted:
+		if err := b.notice(ctx, e, r, NoticeSubmitted); err != nil {
+			return err
+		}
+		if r.BreakGlass {
+			if err := b.breakGlass(ctx, e, r); err != nil {
+				return err
+			}
+		}
+		return b.syncApprovals(ctx, r)
+	case access.EvStepApproved:
+		if err := b.syncApprovals(ctx, r); err != nil {
+			return err
+		}
+		return b.notice(ctx, e, r, NoticeStepApproved)
+	case access.EvRequestApproved:
+		if err := b.syncApprovals(ctx, r); err != nil {
+			return err
+		}
+		return b.notice(ctx, e, r, NoticeApproved)
+	case access.EvRequestDenied, access.EvRequestCancelled, access.EvRequestTimedOut:
+		if err := b.syncApprovals(ctx, r); err != nil {
+			return err
+		}
+		kind := map[access.EventType]NoticeKind{access.EvRequestDenied: NoticeDenied,
+			access.EvRequestCancelled: NoticeCancelled, access.EvRequestTimedOut: NoticeTimedOut}[e.Type]
+		return b.notice(ctx, e, r, kind)
+	case access.EvRequestReminded:
+		return b.remind(ctx, e, r)
+	case access.EvRequestEscalated:
+		return b.syncApprovals(ctx, r)
+	case access.EvGrantActive:
+		return b.notice(ctx, e, r, NoticeActive)
+	case access.EvGrantExpiring:
+		return b.notice(ctx, e, r, NoticeExpiring)
+	case access.EvGrantExpired, access.EvGrantRevoked:
+		return b.notice(ctx, e, r, NoticeEnded)
+	case access.EvGrantFailed:
+		if err := b.notice(ctx, e, r, NoticeFailed); err != nil {
+			return err
+		}
+		return b.alert(ctx, e)
+	}
+	return nil
+}
+
+// slackIDOf finds a person's Slack id: pinned on the request, else by email.
+func (b *Bot) slackIDOf(ctx context.Context, p access.Person) (string, error) {
+	if p.SlackID != "" {
+		return p.SlackID, nil
+	}
+	return b.people.slackID(ctx, p.Email)
+}
+
+func hasRef(refs []access.MessageRef, kind, user string) bool {
+	for _, r := range refs {
+		if r.Kind == kind && r.SlackUser == user {
+			return true
+		}
+	}
+	return false
+}
+
+// notice DMs the requester once per event.
+func (b *Bot) notice(ctx context.Context, e access.Event, r access.Request, kind NoticeKind) error {
+	sid, err := b.slackIDOf(ctx, r.Requester)
+	if err != nil {
+		return err
+	}
+	refs, err := b.core.Messages(r.ID)
+	if err != nil {
+		return err
+	}
+	refKind := "notice:" + strconv.FormatUint(e.Seq, 10)
+	if hasRef(refs, refKind, sid) {
+		return nil
+	}
+	ch, ts, err := b.dm(ctx, sid, RequesterNotice(kind, r, b.cfg.Clock.Now(), b.people.loc(ctx, sid)))
+	if err != nil {
+		return err
+	}
+	return b.core.RecordMessage(access.MessageRef{RequestID: r.ID, Kind: refKind, SlackUser: sid, Channel: ch, TS: ts})
+}
+
+// requesterInfo is the directory context shown to approvers.
+func (b *Bot) requesterInfo(ctx context.Context, r access.Request) RequesterInfo {
+	u, m, err := b.core.Profile(ctx, r.Requester.Email)
+	if err != nil {
+		b.log.Warn("approval DM: requester profile", "err", err)
+		return RequesterInfo{}
+	}
+	info := RequesterInfo{Manager: m.Name}
+	if info.Manager == "" {
+		info.Manager = m.Email
+	}
+	info.Department, _ = u.Attr("department")
+	return info
+}
+
+const (
+	refApproval = "approval" // an approval DM (also "approval:r<seq>" for reminders)
+	refClosed   = "closed"   // the approval DM with this ts was updated to its final form
+)
+
+// syncApprovals brings the approval DMs in line with the request: every
+// candidate of the step being decided has a DM with buttons, and every DM
+// of a decided step (or of an ended request) shows who decided, without
+// buttons.
+func (b *Bot) syncApprovals(ctx context.Context, r access.Request) error {
+	refs, err := b.core.Messages(r.ID)
+	if err != nil {
+		return err
+	}
+	var info *RequesterInfo
+	getInfo := func() RequesterInfo {
+		if info == nil {
+			i := b.requesterInfo(ctx, r)
+			info = &i
+		}
+		return *info
+	}
+	if st := r.Step(); r.State == access.StatePending && st != nil {
+		for _, c := range st.Candidates {
+			sid, err := b.slackIDOf(ctx, c)
+			if access.CodeOf(err) == access.CodeNotFound {
+				b.log.Warn("approver has no Slack account", "email", c.Email, "request", r.ID)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if hasStepRef(refs, r.Current, sid) {
+				continue
+			}
+			ch, ts, err := b.dm(ctx, sid, ApprovalMessage(r, r.Current, getInfo(), b.people.loc(ctx, sid)))
+			if err != nil {
+				return err
+			}
+			if err := b.core.RecordMessage(access.MessageRef{RequestID: r.ID, Kind: refApproval, Step: r.Current, SlackUser: sid, Channel: ch, TS: ts}); err != nil {
+				return err
+			}
+		}
+	}
+	closed := map[string]bool{}
+	for _, ref := range refs {
+		if ref.Kind == refClosed {
+			closed[ref.Channel+"/"+ref.TS] = true
+		}
+	}
+	for _, ref := range refs {
+		if !strings.HasPrefix(ref.Kind, refApproval) || closed[ref.Channel+"/"+ref.TS] {
+			continue
+		}
+		if r.State == access.StatePending && ref.Step == r.Current && r.Steps[ref.Step].Decision == access.DecisionNone {
+			continue // still waiting: keep the buttons
+		}
+		m := ApprovalMessage(r, ref.Step, getInfo(), b.people.loc(ctx, ref.SlackUser))
+		if _, _, _, err := b.api.UpdateMessageContext(ctx, ref.Channel, ref.TS, m.options()...); err != nil {
+			if permanent(err) {
+				b.log.Warn("approval DM could not be updated", "request", r.ID, "err", err)
+			} else {
+				return err
+			}
+		}
+		if err := b.core.RecordMessage(access.MessageRef{RequestID: r.ID, Kind: refClosed, Step: ref.Step, SlackUser: ref.SlackUser, Channel: ref.Channel, TS: ref.TS}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func hasStepRef(refs []access.MessageRef, step int, user string) bool {
+	for _, r := range refs {
+		if strings.HasPrefix(r.Kind, refApproval) && r.Step == step && r.SlackUser == user {
+			return true
+		}
+	}
+	return false
+}
+
+// remind re-pings the current step's approvers with a fresh DM (which is
+// then updated like the first one when the step is decided).
+func (b *Bot) remind(ctx context.Context, e access.Event, r access.Request) error {
+	st := r.Step()
+	if r.State != access.StatePending || st == nil {
+		return nil
+	}
+	refs, err := b.core.Messages(r.ID)
+	if err != nil {
+		return err
+	}
+	kind := refApproval + ":r" + strconv.FormatUint(e.Seq, 10)
+	info := b.requesterInfo(ctx, r)
+	for _, c := range st.Candidates {
+		sid, err := b.slackIDOf(ctx, c)
+		if err != nil {
+			continue
+		}
+		if hasRef(refs, kind, sid) {
+			continue
+		}
+		ch, ts, err := b.dm(ctx, sid, ReminderMessage(r, r.Current, info, b.people.loc(ctx, sid)))
+		if err != nil {
+			return err
+		}
+		if err := b.core.RecordMessage(access.MessageRef{RequestID: r.ID, Kind: kind, Step: r.Current, SlackUser: sid, Channel: ch, TS: ts}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// breakGlass tells the security channel and every approver of the normal
+// chain at once (SPEC "break_glass").
+func (b *Bot) breakGlass(ctx context.Context, e access.Event, r access.Request) error {
+	if err := b.alertMessage(ctx, e, BreakGlassNotice(r, time.UTC)); err != nil {
+		return err
+	}
+	var detail struct {
+		Normal []access.Step `json:"normal_chain"`
+	}
+	_ = json.Unmarshal([]byte(e.Detail), &detail)
+	refs, err := b.core.Messages(r.ID)
+	if err != nil {
+		return err
+	}
+	kind := "breakglass:" + strconv.FormatUint(e.Seq, 10)
+	for _, st := range detail.Normal {
+		for _, c := range st.Candidates {
+			sid, err := b.slackIDOf(ctx, c)
+			if err != nil || hasRef(refs, kind, sid) {
+				continue
+			}
+			ch, ts, err := b.dm(ctx, sid, BreakGlassNotice(r, b.people.loc(ctx, sid)))
+			if err != nil {
+				return err
+			}
+			if err := b.core.RecordMessage(access.MessageRef{RequestID: r.ID, Kind: kind, SlackUser: sid, Channel: ch, TS: ts}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// alert posts an event to the security channel.
+func (b *Bot) alert(ctx context.Context, e access.Event) error {
+	return b.alertMessage(ctx, e, AlertMessage(e, time.UTC))
+}
+
+// alertMessage sends m to the policy's alerts channel, or to each admin
+// by DM when the policy names none. Alerts about a request are recorded so
+// a retried event does not post twice.
+func (b *Bot) alertMessage(ctx context.Context, e access.Event, m Message) error {
+	kind := "alert:" + strconv.FormatUint(e.Seq, 10)
+	var refs []access.MessageRef
+	if e.RequestID != "" {
+		var err error
+		if refs, err = b.core.Messages(e.RequestID); err != nil {
+			return err
+		}
+	}
+	record := func(user, ch, ts string) error {
+		if e.RequestID == "" {
+			return nil
+		}
+		return b.core.RecordMessage(access.MessageRef{RequestID: e.RequestID, Kind: kind, SlackUser: user, Channel: ch, TS: ts})
+	}
+	if name := b.core.Policy().Alerts.Channel; name != "" {
+		if hasRef(refs, kind, "") {
+			return nil
+		}
+		ch, err := b.resolveChannel(ctx, name)
+		if err != nil {
+			return err
+		}
+		ch, ts, err := b.api.PostMessageContext(ctx, ch, m.options()...)
+		if err != nil {
+			return err
+		}
+		return record("", ch, ts)
+	}
+	admins, err := b.core.Admins(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range admins {
+		sid, err := b.people.slackID(ctx, a.Email)
+		if err != nil || hasRef(refs, kind, sid) {
+			continue
+		}
+		ch, ts, err := b.dm(ctx, sid, m)
+		if err != nil {
+			return err
+		}
+		if err := record(sid, ch, ts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refreshHomes republishes the App Home of everyone a batch of events
+// touched (once per person per batch: views.publish is Tier 4).
+func (b *Bot) refreshHomes(ctx context.Context, homes map[string]access.Person) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
+	defer cancel()
+	for _, p := range homes {
+		sid, err := b.slackIDOf(ctx, p)
+		if err != nil {
+			continue
+		}
+		loc := b.people.loc(ctx, sid)
+		b.publish(ctx, sid, b.homeData(ctx, p.Email, access.User{ID: p.IdPID, Email: p.Email, Name: p.Name}, loc))
+	}
+}
