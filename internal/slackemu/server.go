@@ -147,6 +147,7 @@ type Server struct {
 
 	tickets    map[string]bool
 	conns      []*conn
+	accepted   int
 	rr         int
 	pending    map[string]chan Ack
 	envelopes  map[string]*envelope

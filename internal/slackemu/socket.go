@@ -158,15 +158,18 @@ func (s *Server) handleSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.goLocked(func() { s.readLoop(c) })
-	s.conns = append(s.conns, c)
+	// hello is queued before the connection is visible to deliver, so it
+	// is always the first frame, as on Slack.
 	hello, _ := json.Marshal(map[string]any{
-		"type": "hello", "num_connections": len(s.conns),
+		"type": "hello", "num_connections": len(s.conns) + 1,
 		"debug_info":      map[string]any{"host": "slackemu", "build_number": 1, "approximate_connection_time": 18060},
 		"connection_info": map[string]any{"app_id": s.opts.AppID},
 	})
+	c.send <- hello // fresh buffered channel: never blocks
+	s.conns = append(s.conns, c)
+	s.accepted++
 	s.changedLocked()
 	s.mu.Unlock()
-	c.enqueue(hello)
 	s.logf("socket connected")
 }
 
@@ -392,6 +395,14 @@ func (s *Server) Connected() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
+}
+
+// Connects is the number of sockets accepted since the server started; a
+// reconnect shows as an increase.
+func (s *Server) Connects() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accepted
 }
 
 // WaitConnected waits until at least one socket is open.

@@ -354,10 +354,10 @@ func TestClientReconnects(t *testing.T) {
 				}
 			})
 			ctx := testCtx(t)
-			opens := srv.Calls("apps.connections.open")
+			opens, connects := srv.Calls("apps.connections.open"), srv.Connects()
 			tc.breakIt(srv)
 			if err := srv.WaitFor(ctx, func(s *Server) bool {
-				return s.Calls("apps.connections.open") > opens && s.Connected() == 1
+				return s.Calls("apps.connections.open") > opens && s.Connects() > connects && s.Connected() == 1
 			}); err != nil {
 				t.Fatal(err)
 			}
