@@ -54,7 +54,8 @@ type Service struct {
 	randMu sync.Mutex
 	rand   *rand.Rand
 
-	wake chan struct{} // nudges the worker and the scheduler after a write
+	wake   chan struct{} // nudges the worker and the scheduler after a write
+	notify chan struct{} // nudges the notifier (Wake) after a write
 
 	groupMu    sync.Mutex
 	groupCache map[string]groupEntry
@@ -100,7 +101,7 @@ func New(st Store, conns Connectors, set *policy.Set, clock access.Clock, opt Op
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{store: st, conns: conns, clock: clock, opt: opt, log: opt.Logger,
-		rand: opt.Rand, wake: make(chan struct{}, 1), groupCache: map[string]groupEntry{}, recent: map[string][]time.Time{}, metrics: newMetrics()}
+		rand: opt.Rand, wake: make(chan struct{}, 1), notify: make(chan struct{}, 1), groupCache: map[string]groupEntry{}, recent: map[string][]time.Time{}, metrics: newMetrics()}
 	s.pol.Store(set)
 	return s
 }
@@ -111,14 +112,18 @@ func (s *Service) Policy() *policy.Set { return s.pol.Load() }
 // Clock returns the service's clock.
 func (s *Service) Clock() access.Clock { return s.clock }
 
-// Wake returns a channel that receives after every committed change, so the
-// worker, scheduler and notifier can run without polling.
-func (s *Service) Wake() <-chan struct{} { return s.wake }
+// Wake returns the notifier's channel: it receives after every committed
+// change (a pending signal is kept, so a change between reading and waiting
+// is not lost). It has one consumer, the Slack notifier; the worker and the
+// scheduler have their own channel.
+func (s *Service) Wake() <-chan struct{} { return s.notify }
 
 func (s *Service) nudge() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	for _, ch := range []chan struct{}{s.wake, s.notify} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 
