@@ -134,6 +134,10 @@ func (b *Bot) export(ctx context.Context, slackID, email string, a exportArgs) (
 	if _, err := f.Seek(0, 0); err != nil {
 		return res, err
 	}
+	// Audited once the evidence exists, before it leaves keycard.
+	if err := b.core.RecordExport(email, a.kind, a.params, res); err != nil {
+		return res, fmt.Errorf("auditing the export: %w", err)
+	}
 	ch, err := b.dmChannel(ctx, slackID)
 	if err != nil {
 		return res, fmt.Errorf("opening your DM: %w", err)
@@ -145,9 +149,6 @@ func (b *Bot) export(ctx context.Context, slackID, email string, a exportArgs) (
 	if _, err := b.api.UploadFileContext(ctx, slack.UploadFileParameters{Reader: f, FileSize: int(size), Filename: name,
 		Title: name, Channel: ch, InitialComment: ExportSummary(a.kind, a.params, res)}); err != nil {
 		return res, fmt.Errorf("uploading to Slack: %w", err)
-	}
-	if err := b.core.RecordExport(email, a.kind, a.params, res); err != nil {
-		b.log.Error("audit export", "err", err)
 	}
 	return res, nil
 }

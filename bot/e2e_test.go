@@ -1,0 +1,710 @@
+package bot_test
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"keycard/access"
+	"keycard/bot"
+	"keycard/connectors"
+	"keycard/connectors/static"
+	"keycard/handlers"
+	"keycard/internal/slackemu"
+	"keycard/policy"
+	"keycard/store"
+)
+
+const e2ePolicy = `version: 1
+directory: lab
+connectors:
+  lab:
+    type: static
+    scope:
+      groups: ["app-*", "prod-*"]
+    users:
+      - {email: ann@example.com, name: Ann Lee, manager: bob@example.com, attributes: {department: Engineering, userType: Employee}}
+      - {email: bob@example.com, name: Bob Stone, attributes: {department: Engineering, userType: Employee}}
+      - {email: carol@example.com, name: Carol Diaz, manager: bob@example.com, attributes: {department: Security, userType: Employee}}
+      - {email: dave@example.com, name: Dave Kim, manager: bob@example.com, attributes: {department: Security, userType: Employee}}
+      - {email: erin@example.com, name: Erin Park, attributes: {department: Finance, userType: Employee}}
+      - {email: frank@example.com, name: Frank Ortiz, attributes: {department: IT, userType: Employee}}
+      - {email: gus@example.com, name: Gus Temp, attributes: {department: Sales, userType: Contractor}}
+    groups:
+      - {name: security-team, members: [carol@example.com, dave@example.com]}
+      - {name: auditors, members: [erin@example.com]}
+      - {name: keycard-admins, members: [frank@example.com]}
+      - {name: prod-db-admins, members: []}
+      - {name: app-grafana-viewers, members: []}
+profiles:
+  engineers:
+    where: {department: [Engineering, SRE]}
+  employees:
+    where: {userType: Employee}
+  sre:
+    where: {department: [SRE]}
+policies:
+  - name: prod-db-admin
+    app: Production Database
+    role: Admin
+    group: prod-db-admins
+    privileged: true
+    eligible: [engineers]
+    approval:
+      - manager
+      - group: security-team
+    duration: {default: 4h, max: 8h}
+    justification: required
+  - name: grafana-viewer
+    app: Grafana
+    role: Viewer
+    group: app-grafana-viewers
+    eligible: [employees]
+    approval: auto
+    duration: {default: 30d, max: 90d}
+    justification: optional
+auditors: {group: auditors}
+admins: {group: keycard-admins}
+alerts: {channel: "#security-alerts"}
+`
+
+// Slack users of the e2e workspace.
+const (
+	uAnn    = "U0ANN"
+	uBob    = "U0BOB"
+	uCarol  = "U0CAROL"
+	uDave   = "U0DAVE"
+	uErin   = "U0ERIN"
+	uFrank  = "U0FRANK"
+	uGus    = "U0GUS"
+	uNoMail = "U0NOMAIL"
+)
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+type storeAdapter struct{ db *store.DB }
+
+func (a storeAdapter) Update(now time.Time, fn func(handlers.Tx) error) error {
+	return a.db.Update(now, func(tx *store.Tx) error { return fn(tx) })
+}
+
+func (a storeAdapter) View(fn func(handlers.Tx) error) error {
+	return a.db.View(func(tx *store.Tx) error { return fn(tx) })
+}
+
+type memberships struct{ db *store.DB }
+
+func (m memberships) StaticMembers(connector, group string) ([]string, error) {
+	return m.db.StaticMembers(connector, group)
+}
+
+func (m memberships) SetStaticMember(connector, group, userID string, member bool, now time.Time) error {
+	return m.db.SetStaticMember(now, connector, group, userID, member)
+}
+
+// env is one running keycard: real store, static directory, handlers, the
+// Slack emulator and the real bot over the real slack-go client.
+type env struct {
+	t     *testing.T
+	ctx   context.Context
+	clock *fakeClock
+	db    *store.DB
+	svc   *handlers.Service
+	emu   *slackemu.Server
+	stop  func() error
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	clock := &fakeClock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	db, err := store.Open(filepath.Join(t.TempDir(), "keycard.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	set, err := policy.Parse("policy.yaml", []byte(e2ePolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := connectors.NewSet()
+	c := set.Connectors["lab"]
+	var users []static.User
+	for _, u := range c.Users {
+		users = append(users, static.User{Email: u.Email, Name: u.Name, Manager: u.Manager, Status: u.Status, Attributes: u.Attributes})
+	}
+	var groups []static.Group
+	for _, g := range c.Groups {
+		groups = append(groups, static.Group{Name: g.Name, Members: g.Members})
+	}
+	sc, err := static.New("lab", users, groups, memberships{db}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns.Add("lab", sc, sc, c.Scope)
+	svc := handlers.New(storeAdapter{db}, conns, set, clock, handlers.Options{})
+
+	emu := slackemu.New(slackemu.Options{Logf: t.Logf})
+	t.Cleanup(emu.Close)
+	for _, u := range []slackemu.User{
+		{ID: uAnn, Name: "ann", RealName: "Ann Lee", Email: "ann@example.com", TZ: "Europe/Berlin"},
+		{ID: uBob, Name: "bob", RealName: "Bob Stone", Email: "bob@example.com", TZ: "America/New_York"},
+		{ID: uCarol, Name: "carol", RealName: "Carol Diaz", Email: "carol@example.com"},
+		{ID: uDave, Name: "dave", RealName: "Dave Kim", Email: "dave@example.com"},
+		{ID: uErin, Name: "erin", RealName: "Erin Park", Email: "erin@example.com"},
+		{ID: uFrank, Name: "frank", RealName: "Frank Ortiz", Email: "frank@example.com"},
+		{ID: uGus, Name: "gus", RealName: "Gus Temp", Email: "gus@example.com"},
+		{ID: uNoMail, Name: "nomail", RealName: "No Mail"},
+	} {
+		emu.AddUser(u)
+	}
+	emu.AddChannel("security-alerts")
+
+	api := slack.New(slackemu.DefaultBotToken, slack.OptionAPIURL(emu.APIURL()), slack.OptionAppLevelToken(slackemu.DefaultAppToken))
+	b, err := bot.New(bot.Config{API: api, Core: svc, Clock: clock, ExportDir: t.TempDir(), NotifyEvery: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stopRun := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- b.Run(runCtx) }()
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() {
+			stopRun()
+			runErr = <-done
+		})
+		return runErr
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("bot.Run: %v", err)
+		}
+	})
+	if err := emu.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, ctx: ctx, clock: clock, db: db, svc: svc, emu: emu, stop: stop}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// waitFor waits (without sleeping) until cond holds in the emulator.
+func (e *env) waitFor(what string, cond func(*slackemu.Server) bool) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(e.ctx, 15*time.Second)
+	defer cancel()
+	if err := e.emu.WaitFor(ctx, cond); err != nil {
+		e.t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+// dm returns the bot's messages in a user's DM.
+func (e *env) dm(user string) []slackemu.Message {
+	return e.emu.Messages(e.emu.DMChannel(user))
+}
+
+// findDM returns the latest message in user's DM whose text contains s.
+func findDM(s *slackemu.Server, user, sub string) (slackemu.Message, bool) {
+	msgs := s.Messages(s.DMChannel(user))
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if strings.Contains(msgs[i].PlainText(), sub) {
+			return msgs[i], true
+		}
+	}
+	return slackemu.Message{}, false
+}
+
+func hasButton(m slackemu.Message, actionID string) bool {
+	for _, b := range m.Buttons() {
+		if b.ActionID == actionID {
+			return true
+		}
+	}
+	return false
+}
+
+// approvalDM waits for user's approval DM with buttons and returns it.
+func (e *env) approvalDM(user string) slackemu.Message {
+	e.t.Helper()
+	var m slackemu.Message
+	e.waitFor(user+"'s approval DM", func(s *slackemu.Server) bool {
+		msgs := s.Messages(s.DMChannel(user))
+		for i := len(msgs) - 1; i >= 0; i-- {
+			if hasButton(msgs[i], "keycard_approve") {
+				m = msgs[i]
+				return true
+			}
+		}
+		return false
+	})
+	return m
+}
+
+// openForm runs /access and waits for the filled request modal.
+func (e *env) openForm(user string) slackemu.View {
+	e.t.Helper()
+	if _, err := e.emu.SlashCommand(e.ctx, user, "/access", ""); err != nil {
+		e.t.Fatal(err)
+	}
+	var v slackemu.View
+	e.waitFor("the request modal", func(s *slackemu.Server) bool {
+		views := s.OpenViews(user)
+		if len(views) == 0 {
+			return false
+		}
+		v = views[len(views)-1]
+		return v.CallbackID == "keycard_request" || strings.Contains(string(v.Blocks), "nothing you can request") ||
+			strings.Contains(string(v.Blocks), "no email")
+	})
+	return v
+}
+
+func requestValues(pol, dur, why string) slackemu.Values {
+	v := slackemu.Values{
+		"role":          {"keycard_role": {Selected: pol}},
+		"justification": {"keycard_justification": {Text: why}},
+	}
+	if dur != "" {
+		v["duration:"+pol] = map[string]slackemu.Value{"keycard_duration": {Selected: dur}}
+	}
+	return v
+}
+
+// pickRole chooses pol in the open request modal, as a person would, and
+// waits for the modal to show that role's durations.
+func (e *env) pickRole(user string, v slackemu.View, pol string) slackemu.View {
+	e.t.Helper()
+	if strings.Contains(string(v.Blocks), `"duration:`+pol+`"`) || !strings.Contains(string(v.Blocks), `"value":"`+pol+`"`) {
+		return v
+	}
+	if _, err := e.emu.SelectOption(e.ctx, user, v.ID, "keycard_role", pol); err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitFor("the modal for "+pol, func(s *slackemu.Server) bool {
+		got, ok := s.View(v.ID)
+		if ok && strings.Contains(string(got.Blocks), `"duration:`+pol+`"`) {
+			v = got
+			return true
+		}
+		return false
+	})
+	return v
+}
+
+// submit requests pol for user and returns the new request (from the store).
+func (e *env) submit(user, pol, dur, why string) access.Request {
+	e.t.Helper()
+	v := e.pickRole(user, e.openForm(user), pol)
+	ack, err := e.emu.SubmitView(e.ctx, user, v.ID, requestValues(pol, dur, why))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if errs := ack.Errors(); len(errs) > 0 {
+		e.t.Fatalf("submission refused: %v", errs)
+	}
+	email := map[string]string{uAnn: "ann@example.com", uCarol: "carol@example.com", uErin: "erin@example.com"}[user]
+	mine, err := e.svc.Mine(email)
+	if err != nil || len(mine) == 0 {
+		e.t.Fatalf("no request stored: %v", err)
+	}
+	return mine[0]
+}
+
+func (e *env) click(user string, m slackemu.Message, actionID string) slackemu.Ack {
+	e.t.Helper()
+	ack, err := e.emu.ClickButton(e.ctx, user, m.Channel, m.TS, actionID)
+	if err != nil {
+		e.t.Fatalf("%s clicks %s: %v", user, actionID, err)
+	}
+	return ack
+}
+
+// provision runs the provisioning worker and the scheduler once.
+func (e *env) provision() {
+	e.t.Helper()
+	if _, err := e.svc.Tick(e.ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.svc.RunOutbox(e.ctx); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) state(id string) access.State {
+	e.t.Helper()
+	r, err := e.svc.Get(id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r.State
+}
+
+func (e *env) events(typ access.EventType) []access.Event {
+	var out []access.Event
+	_ = e.svc.Events(0, func(ev access.Event) error {
+		if ev.Type == typ {
+			out = append(out, ev)
+		}
+		return nil
+	})
+	return out
+}
+
+func ephemeralContains(s *slackemu.Server, user, sub string) bool {
+	for _, m := range s.Ephemerals(user) {
+		if strings.Contains(m.PlainText(), sub) || strings.Contains(m.Text, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestE2ELifecycle(t *testing.T) {
+	e := newEnv(t)
+	r := e.submit(uAnn, "prod-db-admin", "4h", "INC-42 database failover")
+	if r.State != access.StatePending {
+		t.Fatalf("state %s", r.State)
+	}
+	e.waitFor("ann's submitted notice", func(s *slackemu.Server) bool { _, ok := findDM(s, uAnn, "was submitted"); return ok })
+
+	// Step 1: Bob, Ann's manager.
+	m := e.approvalDM(uBob)
+	for _, want := range []string{"Ann Lee", "Production Database", "4h", "INC-42", "1 of 2", "Engineering", "Bob Stone"} {
+		if !strings.Contains(m.PlainText(), want) {
+			t.Errorf("approval DM lacks %q:\n%s", want, m.PlainText())
+		}
+	}
+	e.click(uBob, m, "keycard_approve")
+	e.waitFor("bob's DM updated without buttons", func(s *slackemu.Server) bool {
+		got, ok := s.Message(m.Channel, m.TS)
+		return ok && !hasButton(got, "keycard_approve") && strings.Contains(got.PlainText(), "Approved by")
+	})
+	// Step 2: any of the security team.
+	mc := e.approvalDM(uCarol)
+	md := e.approvalDM(uDave)
+	e.waitFor("ann told step 1 approved", func(s *slackemu.Server) bool { _, ok := findDM(s, uAnn, "Step 1 of 2"); return ok })
+	e.click(uCarol, mc, "keycard_approve")
+	e.waitFor("dave's step-2 DM closed", func(s *slackemu.Server) bool {
+		got, ok := s.Message(md.Channel, md.TS)
+		return ok && !hasButton(got, "keycard_approve") && strings.Contains(got.PlainText(), "Approved by")
+	})
+	if st := e.state(r.ID); st != access.StateProvisioning {
+		t.Fatalf("after two approvals: %s", st)
+	}
+	e.provision()
+	if st := e.state(r.ID); st != access.StateActive {
+		t.Fatalf("after provisioning: %s", st)
+	}
+	e.waitFor("ann told access is active", func(s *slackemu.Server) bool {
+		m, ok := findDM(s, uAnn, "You now have")
+		return ok && strings.Contains(m.PlainText(), "CET") // Ann's own time zone (Europe/Berlin)
+	})
+	e.waitFor("ann's App Home shows the grant", func(s *slackemu.Server) bool {
+		h := s.Home(uAnn)
+		return h != nil && strings.Contains(string(h.Blocks), r.ID) && strings.Contains(string(h.Blocks), "keycard_give_up")
+	})
+
+	// Expiry: the warning, then the end.
+	e.clock.Advance(3*time.Hour + 50*time.Minute)
+	e.provision()
+	e.waitFor("expiring-soon notice with Extend", func(s *slackemu.Server) bool {
+		m, ok := findDM(s, uAnn, "ends")
+		return ok && hasButton(m, "keycard_extend")
+	})
+	e.clock.Advance(15 * time.Minute)
+	e.provision()
+	e.provision()
+	if st := e.state(r.ID); st != access.StateExpired {
+		t.Fatalf("after expiry: %s", st)
+	}
+	e.waitFor("ann told access ended", func(s *slackemu.Server) bool { _, ok := findDM(s, uAnn, "it expired"); return ok })
+
+	// The auditor exports; the CSV arrives in her DM.
+	if _, err := e.emu.SlashCommand(e.ctx, uErin, "/export", ""); err != nil {
+		t.Fatal(err)
+	}
+	var f slackemu.File
+	e.waitFor("the export file", func(s *slackemu.Server) bool {
+		for _, x := range s.Files() {
+			if x.Completed {
+				f = x
+				return true
+			}
+		}
+		return false
+	})
+	if f.Channel != e.emu.DMChannel(uErin) {
+		t.Errorf("export went to %s, want erin's DM", f.Channel)
+	}
+	rows, err := csv.NewReader(strings.NewReader(string(f.Content))).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[1][0] != r.ID || rows[1][17] != "expired" || !strings.Contains(rows[1][10], "carol@example.com") {
+		t.Fatalf("export rows: %q", rows)
+	}
+	if !strings.Contains(f.InitialComment, "Rows: 1") || !strings.Contains(f.InitialComment, "Audit chain head") {
+		t.Errorf("summary: %s", f.InitialComment)
+	}
+	if len(e.events(access.EvExportCreated)) != 1 {
+		t.Error("export not audited")
+	}
+}
+
+func TestE2EDenyWithReason(t *testing.T) {
+	e := newEnv(t)
+	r := e.submit(uAnn, "prod-db-admin", "2h", "schema migration")
+	m := e.approvalDM(uBob)
+	e.click(uBob, m, "keycard_deny")
+	var v slackemu.View
+	e.waitFor("deny modal", func(s *slackemu.Server) bool {
+		views := s.OpenViews(uBob)
+		if len(views) == 0 {
+			return false
+		}
+		v = views[len(views)-1]
+		return v.CallbackID == "keycard_deny"
+	})
+	ack, err := e.emu.SubmitView(e.ctx, uBob, v.ID, slackemu.Values{"reason": {"keycard_deny_reason": {Text: "Use the read-only role"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ack.Errors()) > 0 {
+		t.Fatalf("deny refused: %v", ack.Errors())
+	}
+	if st := e.state(r.ID); st != access.StateDenied {
+		t.Fatalf("state %s", st)
+	}
+	e.waitFor("ann told of the denial and the reason", func(s *slackemu.Server) bool {
+		m, ok := findDM(s, uAnn, "was denied")
+		return ok && strings.Contains(m.PlainText(), "Use the read-only role")
+	})
+	e.waitFor("bob's DM shows the denial", func(s *slackemu.Server) bool {
+		got, ok := s.Message(m.Channel, m.TS)
+		return ok && !hasButton(got, "keycard_approve") && strings.Contains(got.PlainText(), "Denied by")
+	})
+}
+
+func TestE2EWrongPersonAndDoubleClick(t *testing.T) {
+	e := newEnv(t)
+	r := e.submit(uAnn, "prod-db-admin", "4h", "incident")
+	m := e.approvalDM(uBob)
+
+	t.Run("wrong person", func(t *testing.T) {
+		// Frank is an admin but not Ann's manager: his click changes nothing.
+		e.click(uFrank, m, "keycard_approve")
+		e.waitFor("frank's ephemeral explanation", func(s *slackemu.Server) bool {
+			return ephemeralContains(s, uFrank, "not an approver")
+		})
+		got, _ := e.svc.Get(r.ID)
+		if got.State != access.StatePending || got.Current != 0 {
+			t.Fatalf("a wrong click changed the request: %s step %d", got.State, got.Current)
+		}
+		if len(e.events(access.EvDecisionRefused)) != 1 {
+			t.Error("refused click not audited")
+		}
+	})
+	t.Run("double click", func(t *testing.T) {
+		e.click(uBob, m, "keycard_approve")
+		if _, err := e.emu.ClickButton(e.ctx, uBob, m.Channel, m.TS, "keycard_approve"); err != nil && !errors.Is(err, slackemu.ErrNoSuchButton) {
+			t.Fatal(err)
+		}
+		e.approvalDM(uCarol)
+		if n := len(e.events(access.EvStepApproved)); n != 1 {
+			t.Fatalf("%d step approvals, want 1", n)
+		}
+		got, _ := e.svc.Get(r.ID)
+		if got.Current != 1 || got.Steps[0].DecidedBy.Email != "bob@example.com" {
+			t.Fatalf("request after double click: step %d %+v", got.Current, got.Steps[0])
+		}
+	})
+}
+
+func TestE2ERedeliveredEnvelope(t *testing.T) {
+	e := newEnv(t)
+	r := e.submit(uAnn, "prod-db-admin", "4h", "incident")
+	m := e.approvalDM(uBob)
+	e.click(uBob, m, "keycard_approve")
+	var envID string
+	for _, d := range e.emu.Deliveries() {
+		if d.Type == "interactive" && strings.Contains(string(d.Payload), "keycard_approve") {
+			envID = d.EnvelopeID
+		}
+	}
+	if envID == "" {
+		t.Fatal("no approve envelope recorded")
+	}
+	if _, err := e.emu.Redeliver(e.ctx, envID); err != nil {
+		t.Fatal(err)
+	}
+	e.approvalDM(uCarol)
+	if n := len(e.events(access.EvStepApproved)); n != 1 {
+		t.Fatalf("%d step approvals after redelivery, want 1", n)
+	}
+	if n := len(e.events(access.EvDecisionRefused)); n != 0 {
+		t.Fatalf("redelivery reached Decide (%d refusals)", n)
+	}
+	_ = r
+}
+
+func TestE2EReconnect(t *testing.T) {
+	e := newEnv(t)
+	r := e.submit(uAnn, "prod-db-admin", "4h", "incident")
+	m := e.approvalDM(uBob)
+	before := e.emu.Connects()
+	e.emu.Disconnect("refresh_requested")
+	e.waitFor("a new socket", func(s *slackemu.Server) bool { return s.Connects() > before && s.Connected() > 0 })
+	e.click(uBob, m, "keycard_approve")
+	e.approvalDM(uCarol)
+	if st := e.state(r.ID); st != access.StatePending {
+		t.Fatalf("state %s", st)
+	}
+	got, _ := e.svc.Get(r.ID)
+	if got.Current != 1 {
+		t.Fatalf("step %d after reconnect, want 1", got.Current)
+	}
+}
+
+func TestE2EModalRefusals(t *testing.T) {
+	e := newEnv(t)
+	t.Run("missing justification", func(t *testing.T) {
+		v := e.pickRole(uAnn, e.openForm(uAnn), "prod-db-admin")
+		defer func() { _, _ = e.emu.CloseView(e.ctx, uAnn, v.ID) }()
+		// Slack's client refuses an empty required input itself; blanks pass it.
+		ack, err := e.emu.SubmitView(e.ctx, uAnn, v.ID, requestValues("prod-db-admin", "4h", "   "))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ack.Errors()["justification"]; !strings.Contains(got, "justification is required") {
+			t.Fatalf("errors %v", ack.Errors())
+		}
+	})
+	t.Run("policy tightened while the modal was open", func(t *testing.T) {
+		v := e.pickRole(uAnn, e.openForm(uAnn), "prod-db-admin")
+		tightened := strings.Replace(strings.Replace(e2ePolicy, "duration: {default: 4h, max: 8h}", "duration: {default: 2h, max: 4h}", 1),
+			"eligible: [engineers]", "eligible: [sre]", 1)
+		if _, err := e.svc.ReloadPolicy(func() (*policy.Set, error) { return policy.Parse("policy.yaml", []byte(tightened)) }, "test"); err != nil {
+			t.Fatal(err)
+		}
+		cases := []struct{ name, dur, block, want string }{
+			{"over max", "8h", "duration:prod-db-admin", "at most 4h"},
+			{"not eligible", "2h", "role", "not eligible"},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				ack, err := e.emu.SubmitView(e.ctx, uAnn, v.ID, requestValues("prod-db-admin", c.dur, "incident"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := ack.Errors()[c.block]; !strings.Contains(got, c.want) {
+					t.Fatalf("errors %v, want %q on %s", ack.Errors(), c.want, c.block)
+				}
+			})
+		}
+		_, _ = e.emu.CloseView(e.ctx, uAnn, v.ID)
+		if len(e.events(access.EvRequestRefused)) == 0 {
+			t.Error("refusal not audited")
+		}
+	})
+	t.Run("already active", func(t *testing.T) {
+		r := e.submit(uAnn, "grafana-viewer", "30d", "")
+		e.provision()
+		if st := e.state(r.ID); st != access.StateActive {
+			t.Fatalf("auto grant %s", st)
+		}
+		v := e.pickRole(uAnn, e.openForm(uAnn), "grafana-viewer")
+		ack, err := e.emu.SubmitView(e.ctx, uAnn, v.ID, requestValues("grafana-viewer", "30d", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(ack.Errors()["role"], "already hold") {
+			t.Fatalf("errors %v", ack.Errors())
+		}
+	})
+	t.Run("ineligible user sees no roles", func(t *testing.T) {
+		v := e.openForm(uGus)
+		if v.Submit != "" || !strings.Contains(string(v.Blocks), "nothing you can request") {
+			t.Fatalf("gus's modal: submit=%q %s", v.Submit, v.Blocks)
+		}
+	})
+	t.Run("no email", func(t *testing.T) {
+		v := e.openForm(uNoMail)
+		if !strings.Contains(string(v.Blocks), "no email") {
+			t.Fatalf("modal: %s", v.Blocks)
+		}
+	})
+}
+
+func TestE2EExportRefused(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.emu.SlashCommand(e.ctx, uAnn, "/export", ""); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("ann's refusal", func(s *slackemu.Server) bool { return ephemeralContains(s, uAnn, "Only auditors") })
+	if len(e.emu.Files()) != 0 {
+		t.Fatal("a file was uploaded for a non-auditor")
+	}
+	if len(e.events(access.EvExportRefused)) != 1 {
+		t.Fatal("refusal not audited")
+	}
+}
+
+func TestE2ECommands(t *testing.T) {
+	e := newEnv(t)
+	cases := []struct {
+		name, text, want string
+	}{
+		{"help", "help", "/access list"},
+		{"unknown", "frobnicate", "Unknown subcommand"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ack, err := e.emu.SlashCommand(e.ctx, uAnn, "/access", c.text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(ack.Payload), c.want) {
+				t.Fatalf("ack %s", ack.Payload)
+			}
+		})
+	}
+	t.Run("list", func(t *testing.T) {
+		r := e.submit(uAnn, "prod-db-admin", "4h", "incident")
+		if _, err := e.emu.SlashCommand(e.ctx, uAnn, "/access", "list"); err != nil {
+			t.Fatal(err)
+		}
+		e.waitFor("list", func(s *slackemu.Server) bool { return ephemeralContains(s, uAnn, r.ID) })
+	})
+}
