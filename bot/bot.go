@@ -2,7 +2,6 @@ package bot
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -150,7 +149,7 @@ func (b *Bot) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err == nil || errors.Is(err, context.Canceled) {
+		if errors.Is(err, context.Canceled) {
 			return nil
 		}
 		b.log.Error("slack socket mode stopped", "err", err)
@@ -363,9 +362,4 @@ func (in *inbound) clickKey() string {
 		return ""
 	}
 	return "slack:click:" + in.user + ":" + in.action.ActionTs
-}
-
-func mustJSON(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
 }

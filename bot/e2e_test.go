@@ -137,7 +137,10 @@ type env struct {
 	stop  func() error
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, nil, 0) }
+
+// newEnvWith lets a test wrap the Core the bot sees and set its submit budget.
+func newEnvWith(t *testing.T, wrap func(*handlers.Service) bot.Core, budget time.Duration) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
@@ -185,7 +188,11 @@ func newEnv(t *testing.T) *env {
 	emu.AddChannel("security-alerts")
 
 	api := slack.New(slackemu.DefaultBotToken, slack.OptionAPIURL(emu.APIURL()), slack.OptionAppLevelToken(slackemu.DefaultAppToken))
-	b, err := bot.New(bot.Config{API: api, Core: svc, Clock: clock, ExportDir: t.TempDir(), NotifyEvery: 50 * time.Millisecond,
+	var core bot.Core = svc
+	if wrap != nil {
+		core = wrap(svc)
+	}
+	b, err := bot.New(bot.Config{API: api, Core: core, Clock: clock, ExportDir: t.TempDir(), NotifyEvery: 50 * time.Millisecond, SubmitBudget: budget,
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	if err != nil {
 		t.Fatal(err)
@@ -228,11 +235,6 @@ func (e *env) waitFor(what string, cond func(*slackemu.Server) bool) {
 	if err := e.emu.WaitFor(ctx, cond); err != nil {
 		e.t.Fatalf("waiting for %s: %v", what, err)
 	}
-}
-
-// dm returns the bot's messages in a user's DM.
-func (e *env) dm(user string) []slackemu.Message {
-	return e.emu.Messages(e.emu.DMChannel(user))
 }
 
 // findDM returns the latest message in user's DM whose text contains s.
@@ -707,4 +709,35 @@ func TestE2ECommands(t *testing.T) {
 		}
 		e.waitFor("list", func(s *slackemu.Server) bool { return ephemeralContains(s, uAnn, r.ID) })
 	})
+}
+
+// slowCore holds Submit until release is closed: an identity provider
+// slower than the submit budget.
+type slowCore struct {
+	*handlers.Service
+	release chan struct{}
+}
+
+func (c slowCore) Submit(ctx context.Context, in handlers.SubmitInput) (access.Request, error) {
+	<-c.release
+	return c.Service.Submit(ctx, in)
+}
+
+func TestE2ESlowSubmit(t *testing.T) {
+	release := make(chan struct{})
+	e := newEnvWith(t, func(s *handlers.Service) bot.Core { return slowCore{s, release} }, time.Millisecond)
+	v := e.pickRole(uAnn, e.openForm(uAnn), "prod-db-admin")
+	ack, err := e.emu.SubmitView(e.ctx, uAnn, v.ID, requestValues("prod-db-admin", "4h", "incident"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack.ResponseAction() != "update" || !strings.Contains(string(ack.View()), "One moment") {
+		t.Fatalf("ack %s, want an update to the waiting view", ack.Payload)
+	}
+	close(release)
+	e.waitFor("the confirmation replaces the waiting view", func(s *slackemu.Server) bool {
+		got, ok := s.View(v.ID)
+		return ok && strings.Contains(string(got.Blocks), "REQ")
+	})
+	e.approvalDM(uBob)
 }

@@ -118,7 +118,7 @@ func errorBlock(code access.Code, in formInput, v *slack.View) string {
 
 // runWithin runs fn in the background and reports its result if it ends
 // within the budget; late results arrive on the returned channel.
-func (b *Bot) runWithin(budget time.Duration, fn func() (access.Request, error)) (r access.Request, err error, done bool, late <-chan result) {
+func (b *Bot) runWithin(budget time.Duration, fn func() (access.Request, error)) (res result, done bool, late <-chan result) {
 	ch := make(chan result, 1)
 	go func() {
 		r, err := fn()
@@ -126,9 +126,9 @@ func (b *Bot) runWithin(budget time.Duration, fn func() (access.Request, error))
 	}()
 	select {
 	case res := <-ch:
-		return res.r, res.err, true, nil
+		return res, true, nil
 	case <-b.cfg.After(budget):
-		return access.Request{}, nil, false, ch
+		return result{}, false, ch
 	}
 }
 
@@ -204,7 +204,8 @@ func NoticeUpdate(title, text string) *slack.ViewSubmissionResponse {
 func (b *Bot) finishSubmission(ctx context.Context, in *inbound, form formInput, ack func(any),
 	run func() (access.Request, error), formAgain func(problem string) slack.ModalViewRequest) {
 	v := &in.cb.View
-	r, err, done, late := b.runWithin(b.cfg.SubmitBudget, run)
+	res, done, late := b.runWithin(b.cfg.SubmitBudget, run)
+	r, err := res.r, res.err
 	if done {
 		if err != nil {
 			if access.Retryable(err) {
@@ -220,7 +221,7 @@ func (b *Bot) finishSubmission(ctx context.Context, in *inbound, form formInput,
 	}
 	wait := LoadingModal(v.Title.Text)
 	ack(slack.NewUpdateViewSubmissionResponse(&wait))
-	res := <-late
+	res = <-late
 	if res.err != nil {
 		b.updateView(ctx, v.ID, formAgain(access.MessageOf(res.err)))
 		return
@@ -250,10 +251,10 @@ func (b *Bot) onDenySubmit(ctx context.Context, in *inbound, ack func(any)) {
 	deny := func() (access.Request, error) {
 		return b.core.Decide(ctx, handlers.DecideInput{RequestID: id, Step: step, SlackID: in.user, Email: pr.Email, Comment: reason})
 	}
-	_, err, done, late := b.runWithin(b.cfg.SubmitBudget, deny)
+	res, done, late := b.runWithin(b.cfg.SubmitBudget, deny)
 	if done {
-		if err != nil {
-			ack(slack.NewErrorsViewSubmissionResponse(map[string]string{blkReason: truncate(access.MessageOf(err), 2000)}))
+		if res.err != nil {
+			ack(slack.NewErrorsViewSubmissionResponse(map[string]string{blkReason: truncate(access.MessageOf(res.err), 2000)}))
 			return
 		}
 		b.nudge()
