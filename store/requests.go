@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -39,16 +38,6 @@ func (tx *Tx) getRequest(id string) (access.Request, bool, error) {
 		return access.Request{}, false, fmt.Errorf("store: request %s: %w", id, err)
 	}
 	return r, true, nil
-}
-
-// encodeRequest and decodeRequest are the only places that know requests are
-// JSON; a faster encoding can replace them behind a migration.
-func encodeRequest(r *access.Request) ([]byte, error) { return json.Marshal(r) }
-
-func decodeRequest(v []byte) (access.Request, error) {
-	var r access.Request
-	err := json.Unmarshal(v, &r) // copies out of the mmap
-	return r, err
 }
 
 // PutRequest creates or updates a request.

@@ -382,6 +382,11 @@ func TestMigrate(t *testing.T) {
 		_ = db.bolt.View(func(tx *bolt.Tx) error { v = binary.BigEndian.Uint64(tx.Bucket(bMeta).Get(keySchema)); return nil })
 		return v
 	}
+	// plus is the real migrations followed by steps for later versions.
+	const sv = schemaVersion
+	plus := func(steps ...func(*bolt.Tx) error) []func(*bolt.Tx) error {
+		return append(append([]func(*bolt.Tx) error(nil), migrations...), steps...)
+	}
 	tests := []struct {
 		name    string
 		steps   []func(*bolt.Tx) error
@@ -389,11 +394,11 @@ func TestMigrate(t *testing.T) {
 		version uint64
 		fails   bool
 	}{
-		{"current file: nothing runs", migrations, nil, 1, false},
-		{"two new versions run in order", []func(*bolt.Tx) error{nil, nil, step(2), step(3)}, []int{2, 3}, 3, false},
-		{"already migrated", []func(*bolt.Tx) error{nil, nil, step(2), step(3)}, nil, 3, false},
-		{"a failing step rolls back", []func(*bolt.Tx) error{nil, nil, nil, nil, step(4), func(*bolt.Tx) error { return errBoom }}, []int{4}, 3, true},
-		{"file newer than the code", migrations, nil, 3, true},
+		{"current file: nothing runs", migrations, nil, schemaVersion, false},
+		{"two new versions run in order", plus(step(sv+1), step(sv+2)), []int{sv + 1, sv + 2}, sv + 2, false},
+		{"already migrated", plus(step(sv+1), step(sv+2)), nil, sv + 2, false},
+		{"a failing step rolls back", plus(nil, nil, step(sv+3), func(*bolt.Tx) error { return errBoom }), []int{sv + 3}, sv + 2, true},
+		{"file newer than the code", migrations, nil, sv + 2, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
