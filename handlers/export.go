@@ -1,12 +1,13 @@
 package handlers
 
 import (
-	"encoding/csv"
-	"fmt"
+	"bufio"
 	"io"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"keycard/access"
 	"keycard/policy"
@@ -43,27 +44,89 @@ type ExportResult struct {
 // beginning with =, +, -, @, tab or carriage return gets a leading ' so a
 // spreadsheet shows it as text instead of running it (SPEC "Access export";
 // OWASP "CSV Injection").
+//
+// Its bytes are exactly those of encoding/csv.Writer (comma, LF line ends)
+// writing Neutralise(cell), but it neutralises and quotes in one pass over
+// each cell into a reused record buffer: the export's budget is half the
+// throughput of raw encoding/csv, and going through csv.Writer plus a
+// neutralised copy of every row cost a third of the export's time
+// (internal/bench BenchmarkExportAccess profile).
 type Writer struct {
-	w   *csv.Writer
-	buf []string
+	w   *bufio.Writer
+	rec []byte
 }
 
+// writerBuffer is the output buffer: large enough that a million-row export
+// makes a few thousand writes, small enough to stay out of the heap budget.
+const writerBuffer = 64 << 10
+
 // NewWriter wraps w.
-func NewWriter(w io.Writer) *Writer { return &Writer{w: csv.NewWriter(w)} }
+func NewWriter(w io.Writer) *Writer { return &Writer{w: bufio.NewWriterSize(w, writerBuffer)} }
 
 // Write writes one record, neutralising each cell.
 func (w *Writer) Write(rec []string) error {
-	w.buf = w.buf[:0]
-	for _, c := range rec {
-		w.buf = append(w.buf, Neutralise(c))
+	b := w.rec[:0]
+	for i, c := range rec {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendCell(b, c)
 	}
-	return w.w.Write(w.buf)
+	b = append(b, '\n')
+	w.rec = b
+	_, err := w.w.Write(b)
+	return err
 }
 
 // Flush flushes and reports any write error.
-func (w *Writer) Flush() error {
-	w.w.Flush()
-	return w.w.Error()
+func (w *Writer) Flush() error { return w.w.Flush() }
+
+// formulaStart reports whether a cell starting with c must be neutralised.
+func formulaStart(c byte) bool {
+	switch c {
+	case '=', '+', '-', '@', '\t', '\r':
+		return true
+	}
+	return false
+}
+
+// appendCell appends Neutralise(c) as encoding/csv writes a field: quoted
+// when it holds a comma, quote, CR or LF, starts with a space, or is `\.`;
+// inside quotes a quote is doubled and everything else is copied.
+func appendCell(b []byte, c string) []byte {
+	prefix := c != "" && formulaStart(c[0])
+	quote := c == `\.`
+	for i := 0; i < len(c) && !quote; i++ {
+		switch c[i] {
+		case ',', '"', '\r', '\n':
+			quote = true
+		}
+	}
+	if !quote && !prefix && c != "" {
+		r, _ := utf8.DecodeRuneInString(c)
+		quote = unicode.IsSpace(r)
+	}
+	if !quote {
+		if prefix {
+			b = append(b, '\'')
+		}
+		return append(b, c...)
+	}
+	b = append(b, '"')
+	if prefix {
+		b = append(b, '\'')
+	}
+	for {
+		i := strings.IndexByte(c, '"')
+		if i < 0 {
+			b = append(b, c...)
+			break
+		}
+		b = append(b, c[:i+1]...)
+		b = append(b, '"')
+		c = c[i+1:]
+	}
+	return append(b, '"')
 }
 
 // Neutralise prefixes a formula-looking cell with '.
@@ -137,9 +200,18 @@ func (s *Service) ExportAccess(out io.Writer, p ExportParams) (ExportResult, err
 
 // accessRow fills row (len(AccessHeader)) for r.
 func accessRow(r *access.Request, row []string) {
-	var approvers []string
-	for _, a := range r.Approvers() {
-		approvers = append(approvers, a.Email)
+	// The approvers' emails joined by ";", as r.Approvers would list them,
+	// without building the intermediate slices.
+	var approvers strings.Builder
+	n := 0
+	for i := range r.Steps {
+		if st := &r.Steps[i]; st.Decision == access.DecisionApproved {
+			if n > 0 {
+				approvers.WriteByte(';')
+			}
+			approvers.WriteString(st.DecidedBy.Email)
+			n++
+		}
 	}
 	decision := ""
 	approvedAt := ""
@@ -165,7 +237,7 @@ func accessRow(r *access.Request, row []string) {
 	row[7] = r.Justification
 	row[8] = policy.FormatDuration(r.Duration)
 	row[9] = ApprovalChain(r)
-	row[10] = strings.Join(approvers, ";")
+	row[10] = approvers.String()
 	row[11] = approvedAt
 	row[12] = decision
 	row[13] = ts(r.ProvisionedAt)
@@ -211,9 +283,16 @@ func ApprovalChain(r *access.Request) string {
 				b.WriteString("; not decided")
 			}
 		default:
-			fmt.Fprintf(&b, "; %s by %s at %s", st.Decision, st.DecidedBy.Email, ts(st.DecidedAt))
+			b.WriteString("; ")
+			b.WriteString(string(st.Decision))
+			b.WriteString(" by ")
+			b.WriteString(st.DecidedBy.Email)
+			b.WriteString(" at ")
+			b.WriteString(ts(st.DecidedAt))
 			if st.Comment != "" {
-				fmt.Fprintf(&b, " (%s)", st.Comment)
+				b.WriteString(" (")
+				b.WriteString(st.Comment)
+				b.WriteString(")")
 			}
 		}
 		if st.Escalated {
