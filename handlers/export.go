@@ -27,6 +27,8 @@ var EventsHeader = []string{"seq", "event_id", "occurred_at", "type", "actor_ema
 type ExportParams struct {
 	Policy   string
 	From, To time.Time
+	AsOf     time.Time // holders: the moment (zero: now)
+	Campaign string    // campaign: its id
 }
 
 // ExportResult describes what an export wrote, for its summary and manifest.
@@ -38,6 +40,10 @@ type ExportResult struct {
 	HeadSeq   uint64
 	HeadHash  string
 	Inclusion string
+	// CountsColumn names the column ByStatus tallies (extra kinds).
+	CountsColumn string
+	// Summary holds report-specific figures for the manifest.
+	Summary map[string]any
 }
 
 // Writer is an RFC 4180 CSV writer that neutralises formula cells: a cell

@@ -58,13 +58,12 @@ func (h *Histogram) Snapshot() HistogramSnapshot {
 
 // Metrics are the service's operational counters.
 type Metrics struct {
-	mu         sync.Mutex
-	outcomes   map[string]uint64 // submissions by outcome: submitted or the refusal code
-	IdPErrors  atomic.Uint64
-	Approval   *Histogram // request submitted -> final approval
-	Provision  *Histogram // final approval -> IdP confirmed
-	lastIdPOK  atomic.Int64
-	lastIdPErr atomic.Int64
+	mu        sync.Mutex
+	outcomes  map[string]uint64 // submissions by outcome: submitted or the refusal code
+	IdPErrors atomic.Uint64
+	Approval  *Histogram // request submitted -> final approval
+	Provision *Histogram // final approval -> IdP confirmed
+	lastIdPOK atomic.Int64
 }
 
 func newMetrics() *Metrics {

@@ -30,6 +30,7 @@ type Tx interface {
 	ForEachRequest(createdBefore time.Time, fn func(*access.Request) error) error
 
 	Append(e access.Event) (access.Event, error)
+	Event(seq uint64) (access.Event, error)
 	Head() (seq uint64, hash string, at time.Time)
 	Events(after uint64, fn func(access.Event) error) error
 	EventsBetween(from, to time.Time, fn func(access.Event) error) error
@@ -49,6 +50,11 @@ type Tx interface {
 	Seen(key string, ttl time.Duration) (bool, error)
 	PutMessageRef(ref access.MessageRef) error
 	MessageRefs(requestID string) ([]access.MessageRef, error)
+
+	PutDoc(kind, id string, v any) error
+	Doc(kind, id string, v any) (bool, error)
+	Docs(kind, prefix string, fn func(id string, data []byte) error) error
+	DeleteDoc(kind, id string) error
 }
 
 // Connectors hands out each connector's directory and (scope-checked)

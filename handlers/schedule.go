@@ -196,9 +196,13 @@ func (s *Service) ReloadPolicy(load func() (*policy.Set, error), actor string) (
 		if err := tx.SetCursor("policy.hash", next.Hash); err != nil {
 			return err
 		}
-		_, err := tx.Append(access.Event{Type: access.EvPolicyChanged, Actor: actor,
-			Detail: encodeDetail(map[string]any{"old": old.Hash, "new": next.Hash, "changes": policy.Diff(old, next)})})
-		return err
+		changes := policy.Diff(old, next)
+		ev, err := tx.Append(access.Event{Type: access.EvPolicyChanged, Actor: actor,
+			Detail: encodeDetail(map[string]any{"old": old.Hash, "new": next.Hash, "changes": changes})})
+		if err != nil {
+			return err
+		}
+		return recordPolicyVersion(tx, PolicyVersion{Hash: next.Hash, Path: next.Path, From: ev.Time, LoadedBy: actor, Changes: changes, EventSeq: ev.Seq})
 	}); err != nil {
 		return old, err
 	}
@@ -227,12 +231,17 @@ func (s *Service) RecordPolicyLoaded(actor string) error {
 		}
 		t := access.EvPolicyLoaded
 		detail := map[string]any{"new": set.Hash, "path": set.Path}
+		changes := []string{"first policy loaded"}
 		if last != "" {
 			t = access.EvPolicyChanged
 			detail["old"] = last
-			detail["changes"] = []string{"policy file changed while keycard was stopped"}
+			changes = []string{"policy file changed while keycard was stopped"}
+			detail["changes"] = changes
 		}
-		_, err = tx.Append(access.Event{Type: t, Actor: actor, Detail: encodeDetail(detail)})
-		return err
+		ev, err := tx.Append(access.Event{Type: t, Actor: actor, Detail: encodeDetail(detail)})
+		if err != nil {
+			return err
+		}
+		return recordPolicyVersion(tx, PolicyVersion{Hash: set.Hash, Path: set.Path, From: ev.Time, LoadedBy: actor, Changes: changes, EventSeq: ev.Seq})
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -39,6 +40,11 @@ type Options struct {
 	// a script cannot flood approvers with DMs.
 	SubmitLimit  int
 	SubmitWindow time.Duration
+	// Verify walks the audit chain for export manifests (main wires the
+	// store's verifier); nil leaves manifests saying it was not checked.
+	Verify ChainVerifier
+	// Instance describes this keycard in manifests.
+	Instance Instance
 }
 
 // Service runs keycard's lifecycle.
@@ -60,7 +66,8 @@ type Service struct {
 	groupMu    sync.Mutex
 	groupCache map[string]groupEntry
 
-	metrics *Metrics
+	metrics   *Metrics
+	exporters map[string]exporter
 
 	limitMu sync.Mutex
 	recent  map[string][]time.Time // submissions per person in the window
@@ -103,7 +110,17 @@ func New(st Store, conns Connectors, set *policy.Set, clock access.Clock, opt Op
 	s := &Service{store: st, conns: conns, clock: clock, opt: opt, log: opt.Logger,
 		rand: opt.Rand, wake: make(chan struct{}, 1), notify: make(chan struct{}, 1), groupCache: map[string]groupEntry{}, recent: map[string][]time.Time{}, metrics: newMetrics()}
 	s.pol.Store(set)
+	s.exporters = map[string]exporter{
+		KindHolders:  s.exportHolders,
+		KindPolicies: s.exportPolicies,
+		KindJobs:     s.exportJobs,
+	}
 	return s
+}
+
+// RegisterExport adds a report kind (the reviews add campaign exports).
+func (s *Service) RegisterExport(kind string, fn func(w io.Writer, p ExportParams) (ExportResult, []string, error)) {
+	s.exporters[kind] = fn
 }
 
 // Policy returns the policy set in force.

@@ -1,0 +1,439 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"keycard/access"
+)
+
+// Document kinds kept in the store for evidence.
+const (
+	DocPolicyVersion = "policy_version" // id: 20-digit audit seq of the load
+	DocJobRun        = "job_run"        // id: job + "/" + scheduled slot (RFC 3339)
+	DocBaseline      = "baseline"       // id: connector + "/" + group
+)
+
+// PolicyVersion is one policy file version and when it was in force.
+type PolicyVersion struct {
+	Hash     string    `json:"hash"`
+	Path     string    `json:"path"`
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to,omitzero"` // zero while in force
+	LoadedBy string    `json:"loaded_by"`   // "keycard" at start, "SIGHUP", an admin's email
+	Changes  []string  `json:"changes"`
+	EventSeq uint64    `json:"event_seq"` // the policy.loaded / policy.changed event
+}
+
+// JobRun is one run (or missed run) of a scheduled job: the job ledger.
+type JobRun struct {
+	Job        string    `json:"job"`
+	Slot       time.Time `json:"slot"` // the scheduled time this run is for
+	PeriodFrom time.Time `json:"period_from,omitzero"`
+	PeriodTo   time.Time `json:"period_to,omitzero"`
+	Started    time.Time `json:"started,omitzero"`
+	Finished   time.Time `json:"finished,omitzero"`
+	Outcome    string    `json:"outcome"` // running, ok, failed, missed
+	Artefact   string    `json:"artefact_sha256,omitempty"`
+	Detail     string    `json:"detail,omitempty"`
+}
+
+// ID is the run's document id.
+func (j JobRun) ID() string { return j.Job + "/" + j.Slot.UTC().Format(time.RFC3339) }
+
+// Baseline is a group's membership when keycard first looked at it: members
+// then are standing access; members who appear later without a keycard
+// grant are unmanaged (added outside keycard).
+type Baseline struct {
+	Connector string    `json:"connector"`
+	Group     string    `json:"group"`
+	TakenAt   time.Time `json:"taken_at"`
+	Members   []string  `json:"members"` // IdP user ids
+}
+
+// recordPolicyVersion closes the previous version and opens this one, in the
+// transaction that audits the load.
+func recordPolicyVersion(tx Tx, v PolicyVersion) error {
+	var prev PolicyVersion
+	var prevID string
+	if err := tx.Docs(DocPolicyVersion, "", func(id string, data []byte) error {
+		prevID = id
+		return json.Unmarshal(data, &prev)
+	}); err != nil {
+		return err
+	}
+	if prevID != "" && prev.To.IsZero() {
+		prev.To = v.From
+		if err := tx.PutDoc(DocPolicyVersion, prevID, prev); err != nil {
+			return err
+		}
+	}
+	return tx.PutDoc(DocPolicyVersion, fmt.Sprintf("%020d", v.EventSeq), v)
+}
+
+// RecordJobRun stores a job-ledger entry (the scheduler calls it when a run
+// starts, ends, or is found missed).
+func (s *Service) RecordJobRun(j JobRun) error {
+	return s.store.Update(s.clock.Now(), func(tx Tx) error { return tx.PutDoc(DocJobRun, j.ID(), j) })
+}
+
+// JobRuns lists a job's ledger in slot order ("" = every job).
+func (s *Service) JobRuns(job string) ([]JobRun, error) {
+	var out []JobRun
+	prefix := ""
+	if job != "" {
+		prefix = job + "/"
+	}
+	err := s.store.View(func(tx Tx) error {
+		return tx.Docs(DocJobRun, prefix, func(_ string, data []byte) error {
+			var j JobRun
+			if err := json.Unmarshal(data, &j); err != nil {
+				return err
+			}
+			out = append(out, j)
+			return nil
+		})
+	})
+	sort.SliceStable(out, func(i, k int) bool {
+		if !out[i].Slot.Equal(out[k].Slot) {
+			return out[i].Slot.Before(out[k].Slot)
+		}
+		return out[i].Job < out[k].Job
+	})
+	return out, err
+}
+
+// PoliciesHeader is the policy-versions export's header.
+var PoliciesHeader = []string{"policy_hash", "in_force_from", "in_force_to", "loaded_by", "path", "changes", "event_seq"}
+
+func (s *Service) exportPolicies(out io.Writer, p ExportParams) (ExportResult, []string, error) {
+	res := ExportResult{ByStatus: map[string]int{}, CountsColumn: "in_force_to",
+		Inclusion: "every policy version that was in force at any time in [from, to), in load order (all versions when no period is given)"}
+	w := NewWriter(out)
+	if err := w.Write(PoliciesHeader); err != nil {
+		return res, nil, err
+	}
+	err := s.store.View(func(tx Tx) error {
+		res.HeadSeq, res.HeadHash, _ = tx.Head()
+		return tx.Docs(DocPolicyVersion, "", func(_ string, data []byte) error {
+			var v PolicyVersion
+			if err := json.Unmarshal(data, &v); err != nil {
+				return err
+			}
+			if !p.To.IsZero() && !v.From.Before(p.To) {
+				return nil
+			}
+			if !p.From.IsZero() && !v.To.IsZero() && v.To.Before(p.From) {
+				return nil
+			}
+			to := ts(v.To)
+			if to == "" {
+				res.ByStatus[""]++
+			} else {
+				res.ByStatus[to]++
+			}
+			res.Rows++
+			return w.Write([]string{v.Hash, ts(v.From), to, v.LoadedBy, v.Path, strings.Join(v.Changes, "; "), fmt.Sprint(v.EventSeq)})
+		})
+	})
+	if err != nil {
+		return res, nil, err
+	}
+	return res, PoliciesHeader, w.Flush()
+}
+
+// JobsHeader is the job-ledger export's header.
+var JobsHeader = []string{"job", "scheduled_for", "period_from", "period_to", "started_at", "finished_at", "outcome", "artefact_sha256", "detail"}
+
+func (s *Service) exportJobs(out io.Writer, p ExportParams) (ExportResult, []string, error) {
+	res := ExportResult{ByStatus: map[string]int{}, CountsColumn: "outcome",
+		Inclusion: "every scheduled run (and missed run) whose scheduled time is in [from, to), in scheduled order"}
+	runs, err := s.JobRuns("")
+	if err != nil {
+		return res, nil, err
+	}
+	w := NewWriter(out)
+	if err := w.Write(JobsHeader); err != nil {
+		return res, nil, err
+	}
+	_ = s.store.View(func(tx Tx) error { res.HeadSeq, res.HeadHash, _ = tx.Head(); return nil })
+	for _, j := range runs {
+		if (!p.From.IsZero() && j.Slot.Before(p.From)) || (!p.To.IsZero() && !j.Slot.Before(p.To)) {
+			continue
+		}
+		res.Rows++
+		res.ByStatus[j.Outcome]++
+		if err := w.Write([]string{j.Job, ts(j.Slot), ts(j.PeriodFrom), ts(j.PeriodTo), ts(j.Started), ts(j.Finished), j.Outcome, j.Artefact, j.Detail}); err != nil {
+			return res, nil, err
+		}
+	}
+	return res, JobsHeader, w.Flush()
+}
+
+// HoldersHeader is the holders snapshot's header.
+var HoldersHeader = []string{"as_of", "connector", "group", "policies", "user_email", "user_name", "idp_user_id", "source", "grant_id", "grant_start", "grant_end", "in_idp"}
+
+// Holder sources.
+const (
+	SourceKeycard   = "keycard"
+	SourceStanding  = "standing"
+	SourceUnmanaged = "unmanaged"
+)
+
+// groupKey is one IdP group some policy maps to.
+type groupKey struct{ connector, group string }
+
+// policyGroups lists each policy group once, with the policies on it.
+func (s *Service) policyGroups() ([]groupKey, map[groupKey][]string) {
+	set := s.Policy()
+	byGroup := map[groupKey][]string{}
+	var keys []groupKey
+	if set == nil {
+		return nil, byGroup
+	}
+	for _, p := range set.Policies {
+		k := groupKey{p.ConnectorName(), p.Group}
+		if _, ok := byGroup[k]; !ok {
+			keys = append(keys, k)
+		}
+		byGroup[k] = append(byGroup[k], p.Name)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].connector != keys[j].connector {
+			return keys[i].connector < keys[j].connector
+		}
+		return keys[i].group < keys[j].group
+	})
+	return keys, byGroup
+}
+
+// TakeBaselines records, for each policy group that has none yet, who is in
+// it now: the standing members keycard found when it started managing the
+// group. Later members without a keycard grant are unmanaged.
+func (s *Service) TakeBaselines(ctx context.Context) error {
+	keys, _ := s.policyGroups()
+	for _, k := range keys {
+		var b Baseline
+		var have bool
+		if err := s.store.View(func(tx Tx) error {
+			var err error
+			have, err = tx.Doc(DocBaseline, k.connector+"/"+k.group, &b)
+			return err
+		}); err != nil {
+			return err
+		}
+		if have {
+			continue
+		}
+		dir, ok := s.conns.Directory(k.connector)
+		if !ok {
+			continue
+		}
+		members, err := dir.GroupMembers(ctx, k.group)
+		if err != nil {
+			return fmt.Errorf("baseline of %s/%s: %w", k.connector, k.group, err)
+		}
+		b = Baseline{Connector: k.connector, Group: k.group, TakenAt: s.clock.Now().UTC()}
+		for _, m := range members {
+			b.Members = append(b.Members, m.ID)
+		}
+		sort.Strings(b.Members)
+		if err := s.store.Update(s.clock.Now(), func(tx Tx) error {
+			if ok, err := tx.Doc(DocBaseline, k.connector+"/"+k.group, &Baseline{}); err != nil || ok {
+				return err
+			}
+			return tx.PutDoc(DocBaseline, k.connector+"/"+k.group, b)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// HoldersAt is what the holders snapshot and the admin report need: for each
+// policy group, the keycard grants holding it at `at` and its IdP members
+// now, each classified.
+type HolderRow struct {
+	Connector, Group string
+	Policies         []string
+	Email, Name, ID  string
+	Source           string
+	Grant            *access.Request // keycard source only
+	InIdP            bool
+}
+
+// Holders classifies every member of every policy group: keycard (a grant
+// holds it at `at`), standing (in the group's baseline) or unmanaged (added
+// outside keycard). Keycard grants the IdP does not show are listed with
+// InIdP false. The IdP part is read now, whatever `at` is.
+func (s *Service) Holders(ctx context.Context, at time.Time) ([]HolderRow, map[string]any, error) {
+	if err := s.TakeBaselines(ctx); err != nil {
+		return nil, nil, err
+	}
+	keys, byGroup := s.policyGroups()
+	var rows []HolderRow
+	idpMembers, grants := 0, 0
+	for _, k := range keys {
+		dir, ok := s.conns.Directory(k.connector)
+		if !ok {
+			return nil, nil, access.Errorf(access.CodeInternal, "connector %q is not configured", k.connector)
+		}
+		members, err := dir.GroupMembers(ctx, k.group)
+		if err != nil {
+			return nil, nil, err
+		}
+		idpMembers += len(members)
+		var base Baseline
+		var held []access.Request
+		if err := s.store.View(func(tx Tx) error {
+			if _, err := tx.Doc(DocBaseline, k.connector+"/"+k.group, &base); err != nil {
+				return err
+			}
+			var err error
+			held, err = heldAt(tx, k, at)
+			return err
+		}); err != nil {
+			return nil, nil, err
+		}
+		grants += len(held)
+		byUser := map[string]*access.Request{}
+		for i := range held {
+			byUser[held[i].Requester.IdPID] = &held[i]
+		}
+		inBase := map[string]bool{}
+		for _, id := range base.Members {
+			inBase[id] = true
+		}
+		seen := map[string]bool{}
+		for _, m := range members {
+			seen[m.ID] = true
+			row := HolderRow{Connector: k.connector, Group: k.group, Policies: byGroup[k], Email: m.Email, Name: m.Name, ID: m.ID, InIdP: true}
+			switch {
+			case byUser[m.ID] != nil:
+				row.Source, row.Grant = SourceKeycard, byUser[m.ID]
+			case inBase[m.ID]:
+				row.Source = SourceStanding
+			default:
+				row.Source = SourceUnmanaged
+			}
+			rows = append(rows, row)
+		}
+		for _, g := range held {
+			if !seen[g.Requester.IdPID] {
+				gg := g
+				rows = append(rows, HolderRow{Connector: k.connector, Group: k.group, Policies: byGroup[k], Email: g.Requester.Email,
+					Name: g.Requester.Name, ID: g.Requester.IdPID, Source: SourceKeycard, Grant: &gg})
+			}
+		}
+	}
+	sort.SliceStable(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.Connector != b.Connector {
+			return a.Connector < b.Connector
+		}
+		if a.Group != b.Group {
+			return a.Group < b.Group
+		}
+		return strings.ToLower(a.Email) < strings.ToLower(b.Email)
+	})
+	notInIdP := 0
+	for _, r := range rows {
+		if !r.InIdP {
+			notInIdP++
+		}
+	}
+	summary := map[string]any{"idp_members": idpMembers, "keycard_grants": grants, "keycard_not_in_idp": notInIdP,
+		"idp_read_at": s.clock.Now().UTC().Format(time.RFC3339), "groups": len(keys)}
+	return rows, summary, nil
+}
+
+// heldAt lists the grants on group k whose access covered `at` (the current
+// holders when `at` is now or later).
+func heldAt(tx Tx, k groupKey, at time.Time) ([]access.Request, error) {
+	if !at.Before(tx.Now()) || tx.Now().IsZero() {
+		hs, err := tx.Holders(k.connector, k.group)
+		if err != nil {
+			return nil, err
+		}
+		var out []access.Request
+		for _, h := range hs {
+			if h.State == access.StateActive || h.State == access.StateDeprovisioning {
+				out = append(out, h)
+			}
+		}
+		return dedupeHolder(out), nil
+	}
+	var out []access.Request
+	err := tx.ForEachRequest(at.Add(time.Nanosecond), func(r *access.Request) error {
+		if r.Connector != k.connector || r.Group != k.group || r.ProvisionedAt.IsZero() || r.ProvisionedAt.After(at) {
+			return nil
+		}
+		if !r.DeprovisionedAt.IsZero() && !r.DeprovisionedAt.After(at) {
+			return nil
+		}
+		out = append(out, *r)
+		return nil
+	})
+	return dedupeHolder(out), err
+}
+
+// dedupeHolder keeps one grant per person (the one ending last).
+func dedupeHolder(rs []access.Request) []access.Request {
+	best := map[string]int{}
+	var out []access.Request
+	for _, r := range rs {
+		if i, ok := best[r.Requester.IdPID]; ok {
+			if r.EndsAt.After(out[i].EndsAt) {
+				out[i] = r
+			}
+			continue
+		}
+		best[r.Requester.IdPID] = len(out)
+		out = append(out, r)
+	}
+	return out
+}
+
+func (s *Service) exportHolders(out io.Writer, p ExportParams) (ExportResult, []string, error) {
+	res := ExportResult{ByStatus: map[string]int{}, CountsColumn: "source",
+		Inclusion: "every member of every policy's IdP group: keycard grants in force at as_of (from keycard's records), and the IdP's members read at generation time, classified keycard / standing (in the group when keycard first read it) / unmanaged (added outside keycard since)"}
+	at := p.AsOf
+	if at.IsZero() {
+		at = s.clock.Now()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rows, summary, err := s.Holders(ctx, at)
+	if err != nil {
+		return res, nil, err
+	}
+	if at.Before(s.clock.Now()) {
+		summary["note"] = "as_of is in the past: keycard grants are as of as_of, IdP membership is as of idp_read_at"
+	}
+	res.Summary = summary
+	w := NewWriter(out)
+	if err := w.Write(HoldersHeader); err != nil {
+		return res, nil, err
+	}
+	_ = s.store.View(func(tx Tx) error { res.HeadSeq, res.HeadHash, _ = tx.Head(); return nil })
+	for _, r := range rows {
+		rec := []string{ts(at), r.Connector, r.Group, strings.Join(r.Policies, ";"), r.Email, r.Name, r.ID, r.Source, "", "", "", "yes"}
+		if r.Grant != nil {
+			rec[8], rec[9], rec[10] = r.Grant.ID, ts(r.Grant.ProvisionedAt), ts(r.Grant.EndsAt)
+		}
+		if !r.InIdP {
+			rec[11] = "no"
+		}
+		res.Rows++
+		res.ByStatus[r.Source]++
+		if err := w.Write(rec); err != nil {
+			return res, nil, err
+		}
+	}
+	return res, HoldersHeader, w.Flush()
+}
