@@ -103,6 +103,7 @@ func run(ctx context.Context, cfg Config, d deps) error {
 		})
 	}
 	g.Go(func() error { return runBot(ctx, cfg, svc, d) })
+	startReviews(ctx, g, svc, d)
 	if d.ready != nil {
 		d.ready(svc)
 	}
