@@ -1,0 +1,71 @@
+package bench
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"keycard/store"
+)
+
+// Expiry budget: with 10 grants due, a sweep finds them in under 1 ms,
+// whatever the number of active grants.
+const (
+	expiryBudget = time.Millisecond
+	// expiryFlat is how much slower the sweep over ten times the active
+	// grants may be and still count as independent of the active count.
+	expiryFlat = 1.5
+)
+
+// sweep is what the scheduler reads each tick: the due requests, decoded.
+func sweep(b *testing.B, db *store.DB) {
+	err := db.View(func(tx *store.Tx) error {
+		due, err := tx.Due(fixtureNow, 256)
+		if err == nil && len(due) != dueCount {
+			err = fmt.Errorf("due = %d, want %d", len(due), dueCount)
+		}
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkExpirySweep finds the 10 due grants among cur.expiryHigh active
+// ones and, as its baseline, among ten times fewer, alternating between the
+// two stores.
+func BenchmarkExpirySweep(b *testing.B) {
+	lowPath, highPath := expiryStores(b)
+	open := func(path string) *store.DB {
+		db, err := store.Open(path, store.Options{NoSync: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { db.Close() })
+		return db
+	}
+	low, high := open(lowPath), open(highPath)
+	const sweeps = 2000
+	var lowDur, highDur time.Duration
+	var n int
+	for b.Loop() {
+		for i := 0; i < sweeps; i++ {
+			start := time.Now()
+			sweep(b, low)
+			mid := time.Now()
+			sweep(b, high)
+			highDur += time.Since(mid)
+			lowDur += mid.Sub(start)
+			n++
+		}
+	}
+	per := float64(highDur.Microseconds()) / float64(n)
+	basePer := float64(lowDur.Microseconds()) / float64(n)
+	ratio := per / basePer
+	report(b, verdict{
+		Budget: fmt.Sprintf("< %d µs a sweep, flat in the active count (ratio ≤ %.1f)", expiryBudget.Microseconds(), expiryFlat),
+		Figure: per, Baseline: basePer, Unit: "µs/sweep", Ratio: ratio,
+		Met:  time.Duration(per*1000) < expiryBudget && ratio <= expiryFlat,
+		Note: fmt.Sprintf("%d due among %d active (baseline: among %d); ratio = figure/baseline", dueCount, cur.expiryHigh, cur.expiryLow),
+	})
+}
