@@ -311,7 +311,7 @@ func TestOktaRemoveNeverGivesUp(t *testing.T) {
 			}
 			f.inject(e, "DELETE")
 			e.clock.Advance(time.Hour) // the grant expires
-			const attempts = 12       // more than MaxAddAttempts (8): an add would have failed by now
+			const attempts = 12        // more than MaxAddAttempts (8): an add would have failed by now
 			for i := 0; i < attempts; i++ {
 				e.work()
 				got := e.get(r.ID)
