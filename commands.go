@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
-	"errors"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/user"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -46,46 +48,231 @@ func openDB(path string) (*store.DB, error) {
 	return db, err
 }
 
-// exportCmd: keycard export [--kind access|events] [--policy P] [--from D] [--to D] [--db PATH].
+// exportCmd: keycard export [--kind K] [--policy P] [--from D] [--to D]
+// [--as-of T] [--campaign ID] [--db PATH] [--out FILE] [--manifest FILE],
+// and keycard export verify MANIFEST.
 func exportCmd(args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "verify" {
+		return exportVerifyCmd(args[1:], stdout)
+	}
 	fs := flag.NewFlagSet("export", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	kind := fs.String("kind", "access", "access or events")
+	kind := fs.String("kind", "access", "access, events, holders, policies, jobs or campaign")
 	events := fs.Bool("events", false, "short for --kind events")
 	pol := fs.String("policy", "", "only this policy")
 	from := fs.String("from", "", "first day, YYYY-MM-DD (default: 90 days ago)")
 	to := fs.String("to", "", "last day included, YYYY-MM-DD (default: today)")
+	asOf := fs.String("as-of", "", "holders: the moment, RFC 3339 or YYYY-MM-DD (default: now)")
+	campaign := fs.String("campaign", "", "campaign: its id")
 	dbPath := fs.String("db", envOr("KEYCARD_DB", "keycard.db"), "database file")
+	outPath := fs.String("out", "", "write the CSV to this file instead of stdout")
+	manifestPath := fs.String("manifest", "", "write the evidence manifest (JSON) to this file")
 	if err := fs.Parse(args); err != nil {
 		return usageError("export: %v", err)
 	}
-	if *events {
-		*kind = "events"
+	if fs.NArg() > 0 {
+		return usageError("export: unexpected %q", fs.Arg(0))
 	}
-	p, err := handlers.Period(*from, *to, access.SystemClock{}.Now())
+	if *events {
+		*kind = handlers.KindEvents
+	}
+	now := access.SystemClock{}.Now()
+	p, err := handlers.Period(*from, *to, now)
 	if err != nil {
 		return usageError("export: %v", err)
 	}
-	p.Policy = *pol
+	if *kind != handlers.KindAccess && *kind != handlers.KindEvents && *from == "" && *to == "" {
+		p.From, p.To = time.Time{}, time.Time{} // whole history unless a period is asked for
+	}
+	p.Policy, p.Campaign = *pol, *campaign
+	if *asOf != "" {
+		if p.AsOf, err = parseMoment(*asOf); err != nil {
+			return usageError("export: --as-of: %v", err)
+		}
+	}
+	env, err := openCLI(*dbPath)
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	var out io.Writer = stdout
+	var file *os.File
+	name := handlers.DefaultFileName(*kind, p)
+	if *outPath != "" {
+		if file, err = os.OpenFile(*outPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600); err != nil {
+			return err
+		}
+		defer file.Close()
+		out, name = file, filepath.Base(*outPath)
+	}
+	w := bufio.NewWriterSize(out, 64<<10)
+	m, err := env.svc.Export(w, handlers.ExportRequest{Kind: *kind, Params: p, By: cliUser(), FileName: name,
+		Invocation: "keycard export " + strings.Join(args, " ")})
+	if err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if file != nil {
+		if err := file.Sync(); err != nil {
+			return err
+		}
+	}
+	if *manifestPath != "" {
+		return os.WriteFile(*manifestPath, m.Encode(), 0o600)
+	}
+	return nil
+}
+
+// exportVerifyCmd re-checks an export against its manifest: the CSV (named
+// in the manifest, beside it, or --csv), its counts, and the audit chain.
+func exportVerifyCmd(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("export verify", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	dbPath := fs.String("db", envOr("KEYCARD_DB", "keycard.db"), "database file")
+	csvPath := fs.String("csv", "", "the CSV (default: the manifest's csv.name beside the manifest)")
+	var positional []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return usageError("export verify: %v", err)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(positional) != 1 {
+		return usageError("export verify: expected one MANIFEST file")
+	}
+	data, err := os.ReadFile(positional[0])
+	if err != nil {
+		return err
+	}
+	var m handlers.Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("%s is not a keycard manifest: %w", positional[0], err)
+	}
+	if *csvPath == "" {
+		*csvPath = filepath.Join(filepath.Dir(positional[0]), m.CSV.Name)
+	}
+	f, err := os.Open(*csvPath)
+	if err != nil {
+		return fmt.Errorf("the CSV the manifest describes: %w", err)
+	}
+	defer f.Close()
 	db, err := openDB(*dbPath)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	svc := handlers.New(storeAdapter{db}, nil, nil, access.SystemClock{}, handlers.Options{})
-	w := bufio.NewWriterSize(stdout, 64<<10)
-	switch *kind {
-	case "access":
-		_, err = svc.ExportAccess(w, p)
-	case "events":
-		_, err = svc.ExportEvents(w, p)
-	default:
-		return usageError("export: unknown --kind %q (access or events)", *kind)
-	}
+	problems, err := handlers.VerifyManifest(m, f, chainCheck(db))
 	if err != nil {
 		return err
 	}
-	return w.Flush()
+	if len(problems) > 0 {
+		fmt.Fprintf(stdout, "%s does NOT match its manifest:\n", *csvPath)
+		for _, p := range problems {
+			fmt.Fprintln(stdout, "  -", p)
+		}
+		return exitCode(1)
+	}
+	fmt.Fprintf(stdout, "ok: %s matches its manifest (%d rows, sha256 %s); audit chain verifies up to event %d\n", *csvPath, m.RowCount, m.CSV.SHA256, m.Audit.HeadSeq)
+	return nil
+}
+
+// chainCheck verifies the chain up to seq and reads event seq's hash.
+func chainCheck(db *store.DB) handlers.ChainCheck {
+	return func(seq uint64) (string, bool, string, error) {
+		var ev access.Event
+		var found bool
+		err := db.View(func(tx *store.Tx) error {
+			e, err := tx.Event(seq)
+			if access.CodeOf(err) == access.CodeNotFound {
+				return nil
+			}
+			ev, found = e, err == nil
+			return err
+		})
+		if err != nil {
+			return "", false, "", err
+		}
+		problem := ""
+		res, err := db.Verify(1, func(e access.Event) error {
+			if e.Seq >= seq {
+				return store.ErrStop
+			}
+			return nil
+		})
+		if err != nil {
+			return "", false, "", err
+		}
+		if res.Problem != "" && res.BadSeq <= seq {
+			problem = res.Problem
+		}
+		return ev.Hash, found, problem, nil
+	}
+}
+
+// parseMoment reads an RFC 3339 time or a date (midnight UTC).
+func parseMoment(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor YYYY-MM-DD", s)
+	}
+	return t, nil
+}
+
+// cliUser names the person running a command-line export.
+func cliUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return "cli:" + u.Username
+	}
+	return "cli"
+}
+
+// cliEnv is what command-line tools need: the store and, when the policy
+// file is readable, the connectors (holders snapshots read the IdP).
+type cliEnv struct {
+	db  *store.DB
+	svc *handlers.Service
+}
+
+func (e *cliEnv) Close() { e.db.Close() }
+
+func openCLI(dbPath string) (*cliEnv, error) {
+	db, err := openDB(dbPath)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	clock := access.SystemClock{}
+	var set *policy.Set
+	var conns handlers.Connectors
+	var inst handlers.Instance
+	if _, statErr := os.Stat(cfg.Policy); statErr == nil {
+		if set, err = policy.Load(cfg.Policy); err != nil {
+			db.Close()
+			return nil, err
+		}
+		cs, _, err := buildConnectors(set, cfg, db, clock)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		conns = cs
+		inst = instance(set, cfg)
+	}
+	svc := handlers.New(storeAdapter{db}, conns, set, clock, handlers.Options{Verify: verifier(db), Instance: inst})
+	return &cliEnv{db: db, svc: svc}, nil
 }
 
 // auditCmd: keycard audit verify [--db PATH].
@@ -125,5 +312,3 @@ func envOr(name, def string) string {
 	}
 	return def
 }
-
-var errNotYet = errors.New("not built yet")

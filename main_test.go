@@ -165,8 +165,9 @@ func TestAuditVerifyAndExport(t *testing.T) {
 	if code != 0 || strings.Count(out, "\n") != 4 || !strings.HasPrefix(out, "request_id,user_name,") {
 		t.Fatalf("exit %d: %s", code, out)
 	}
-	code, out, _ = runCLI(t, "export", "--events", "--db", path, "--from", "2026-11-01", "--to", "2026-11-30")
-	if code != 0 || strings.Count(out, "\n") != 4 || !strings.HasPrefix(out, "seq,event_id,") {
+	// The access export above is itself an audit event (export.created).
+	code, out, _ = runCLI(t, "export", "--events", "--db", path, "--from", "2026-11-01", "--to", "2099-11-30")
+	if code != 0 || strings.Count(out, "\n") != 5 || !strings.HasPrefix(out, "seq,event_id,") || !strings.Contains(out, "export.created") {
 		t.Fatalf("exit %d: %s", code, out)
 	}
 	// Tamper with event 2: verify names it and exits 1.
@@ -256,5 +257,87 @@ func TestMetricsExposition(t *testing.T) {
 	o.handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	if rec.Code != 200 {
 		t.Fatalf("readyz %d %s", rec.Code, rec.Body)
+	}
+}
+
+func TestExportManifestAndVerify(t *testing.T) {
+	path := seedDB(t)
+	dir := t.TempDir()
+	csvPath, manPath := filepath.Join(dir, "access.csv"), filepath.Join(dir, "manifest.json")
+	code, _, stderr := runCLI(t, "export", "--db", path, "--from", "2026-11-01", "--to", "2026-11-30", "--out", csvPath, "--manifest", manPath)
+	if code != 0 {
+		t.Fatalf("export: %d %s", code, stderr)
+	}
+	man, _ := os.ReadFile(manPath)
+	for _, want := range []string{`"report": "access"`, `"row_count": 3`, `"pending": 3`, `"chain_verified": true`, `"name": "access.csv"`,
+		`"inclusion_rule": "requests whose lifecycle overlaps`, `"invocation": "keycard export --db`} {
+		if !strings.Contains(string(man), want) {
+			t.Errorf("manifest lacks %s:\n%s", want, man)
+		}
+	}
+	code, out, _ := runCLI(t, "export", "verify", manPath, "--db", path)
+	if code != 0 || !strings.HasPrefix(out, "ok:") {
+		t.Fatalf("verify of an untouched export: %d %s", code, out)
+	}
+	orig, _ := os.ReadFile(csvPath)
+	cases := []struct {
+		name string
+		csv  func([]byte) []byte
+		db   func(t *testing.T)
+		want []string
+	}{
+		{"changed byte", func(b []byte) []byte { c := append([]byte(nil), b...); c[len(c)-5] ^= 1; return c }, nil, []string{"SHA-256"}},
+		{"dropped row", func(b []byte) []byte {
+			lines := strings.SplitAfter(string(b), "\n")
+			return []byte(strings.Join(append(lines[:1], lines[2:]...), ""))
+		}, nil, []string{"SHA-256", "2 rows", `status "pending"`}},
+		{"truncated chain", func(b []byte) []byte { return b }, func(t *testing.T) { truncateEvents(t, path, 2) }, []string{"no event 3"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			os.WriteFile(csvPath, c.csv(orig), 0o600)
+			if c.db != nil {
+				c.db(t)
+			}
+			code, out, _ := runCLI(t, "export", "verify", manPath, "--db", path)
+			if code != 1 {
+				t.Fatalf("exit %d, want 1: %s", code, out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("verify output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+// truncateEvents deletes every audit event after keep, as an attacker
+// hiding the tail of the log would, and moves the head back.
+func truncateEvents(t *testing.T, path string, keep uint64) {
+	t.Helper()
+	raw, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	err = raw.Update(func(tx *bbolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bbolt.Bucket) error {
+			if string(name) != "events" {
+				return nil
+			}
+			c := b.Cursor()
+			for k, _ := c.First(); k != nil; k, _ = c.Next() {
+				if k[7] > byte(keep) {
+					if err := c.Delete(); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"keycard/access"
@@ -142,7 +141,6 @@ type opsServer struct {
 	connected func() bool // Slack socket connected
 	hasIdP    bool        // an IdP connector (not static) must have answered recently
 	started   time.Time
-	backups   atomic.Int64
 }
 
 func (o *opsServer) handler() http.Handler {

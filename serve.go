@@ -63,7 +63,7 @@ func run(ctx context.Context, cfg Config, d deps) error {
 	if err != nil {
 		return err
 	}
-	svc := handlers.New(storeAdapter{db}, conns, set, d.clock, handlers.Options{Logger: d.log})
+	svc := handlers.New(storeAdapter{db}, conns, set, d.clock, handlers.Options{Logger: d.log, Verify: verifier(db), Instance: instance(set, cfg)})
 	if err := svc.RecordPolicyLoaded(access.ActorKeycard); err != nil {
 		return err
 	}
@@ -82,6 +82,14 @@ func run(ctx context.Context, cfg Config, d deps) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return svc.Run(ctx, d.after) })
+	g.Go(func() error {
+		// Who is in each policy group now is the baseline that tells standing
+		// members from members added outside keycard later.
+		if err := svc.TakeBaselines(ctx); err != nil {
+			d.log.Warn("could not record the policy groups' standing members yet; retried at the next holders snapshot", "err", err)
+		}
+		return nil
+	})
 	g.Go(func() error { return reloadOnHUP(ctx, svc, cfg.Policy, d.log) })
 	g.Go(func() error { return offboardLoop(ctx, svc, feeds, d.after, d.log) })
 	if cfg.BackupDir != "" {

@@ -120,3 +120,25 @@ func oktaFeed(oc *okta.Connector) handlers.DeactivationFeed {
 		return out, next, err
 	}
 }
+
+// verifier walks the whole audit chain for export manifests.
+func verifier(db *store.DB) handlers.ChainVerifier {
+	return func() (uint64, string, string, error) {
+		res, err := db.Verify(1, nil)
+		return res.Count, res.Head, res.Problem, err
+	}
+}
+
+// instance describes this keycard for manifests: version and the IdPs.
+func instance(set *policy.Set, cfg Config) handlers.Instance {
+	in := handlers.Instance{Version: version}
+	for _, name := range sortedKeys(set.Connectors) {
+		c := set.Connectors[name]
+		d := c.Type + " " + name
+		if c.Type == "okta" && cfg.OktaOrgURL != "" {
+			d += " " + cfg.OktaOrgURL
+		}
+		in.IdP = append(in.IdP, d)
+	}
+	return in
+}
