@@ -39,9 +39,7 @@ type Core interface {
 	RecordMessage(ref access.MessageRef) error
 	Messages(requestID string) ([]access.MessageRef, error)
 
-	ExportAccess(out io.Writer, p handlers.ExportParams) (handlers.ExportResult, error)
-	ExportEvents(out io.Writer, p handlers.ExportParams) (handlers.ExportResult, error)
-	RecordExport(actorEmail, kind string, p handlers.ExportParams, res handlers.ExportResult) error
+	Export(out io.Writer, req handlers.ExportRequest) (handlers.Manifest, error)
 	RecordExportRefused(actorEmail, args, why string) error
 
 	Policy() *policy.Set

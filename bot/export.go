@@ -18,27 +18,50 @@ const exportWindow = 90 * 24 * time.Hour
 
 // exportArgs is a parsed /export command.
 type exportArgs struct {
-	kind   string // access | events
+	kind   string // a handlers.Kind* report kind
 	params handlers.ExportParams
 }
 
-// parseExport reads "/export [policy] [from] [to]" and "/export events
-// [from] [to]": dates YYYY-MM-DD (UTC), to inclusive; default the 90 days
-// before now. Other reserved kinds are named but not served in Slack yet.
+const exportUsage = "Usage: `/export [policy] [from] [to]`, `/export events [from] [to]`, `/export holders [as-of]`, " +
+	"`/export policies`, `/export jobs [from] [to]`, `/export campaign <id>`; dates YYYY-MM-DD."
+
+// parseExport reads the /export text (SPEC "Commands"): dates are
+// YYYY-MM-DD in UTC, `to` inclusive, default the 90 days up to now for the
+// access and events exports and the whole history for policies and jobs.
 func parseExport(text string, now time.Time, policyExists func(string) bool) (exportArgs, error) {
-	a := exportArgs{kind: "access"}
+	a := exportArgs{kind: handlers.KindAccess}
 	f := strings.Fields(text)
 	if len(f) > 0 {
-		switch strings.ToLower(f[0]) {
-		case "events":
-			a.kind = "events"
+		switch k := strings.ToLower(f[0]); k {
+		case handlers.KindEvents, handlers.KindPolicies, handlers.KindJobs:
+			a.kind = k
 			f = f[1:]
-		case "holders", "campaign", "policies", "jobs":
-			return a, access.Errorf(access.CodeInvalid, "The %s export is not available from Slack yet; run `keycard export --kind %s` on the server.", f[0], f[0])
+		case handlers.KindHolders:
+			a.kind = k
+			if len(f) > 2 {
+				return a, access.Errorf(access.CodeInvalid, "Too many arguments. %s", exportUsage)
+			}
+			if len(f) == 2 {
+				t, err := time.Parse(time.DateOnly, f[1])
+				if err != nil {
+					if t, err = time.Parse(time.RFC3339, f[1]); err != nil {
+						return a, access.Errorf(access.CodeInvalid, "%q is not a date or time; write YYYY-MM-DD or 2026-01-31T17:00:00Z.", f[1])
+					}
+				}
+				a.params.AsOf = t.UTC()
+			}
+			return a, nil
+		case handlers.KindCampaign:
+			a.kind = k
+			if len(f) != 2 {
+				return a, access.Errorf(access.CodeInvalid, "Name the campaign: `/export campaign <id>`.")
+			}
+			a.params.Campaign = f[1]
+			return a, nil
 		default:
 			if _, err := time.Parse(time.DateOnly, f[0]); err != nil {
 				if !policyExists(f[0]) {
-					return a, access.Errorf(access.CodeUnknownPolicy, "There is no policy named %q. Usage: /export [policy] [from] [to], dates YYYY-MM-DD.", f[0])
+					return a, access.Errorf(access.CodeUnknownPolicy, "There is no policy named %q. %s", f[0], exportUsage)
 				}
 				a.params.Policy = f[0]
 				f = f[1:]
@@ -46,10 +69,12 @@ func parseExport(text string, now time.Time, policyExists func(string) bool) (ex
 		}
 	}
 	if len(f) > 2 {
-		return a, access.Errorf(access.CodeInvalid, "Too many arguments. Usage: /export [policy] [from] [to] or /export events [from] [to], dates YYYY-MM-DD.")
+		return a, access.Errorf(access.CodeInvalid, "Too many arguments. %s", exportUsage)
 	}
-	a.params.To = now.UTC()
-	a.params.From = a.params.To.Add(-exportWindow)
+	if a.kind == handlers.KindAccess || a.kind == handlers.KindEvents || len(f) > 0 {
+		a.params.To = now.UTC()
+		a.params.From = a.params.To.Add(-exportWindow)
+	}
 	if len(f) >= 1 {
 		from, err := time.Parse(time.DateOnly, f[0])
 		if err != nil {
@@ -64,7 +89,7 @@ func parseExport(text string, now time.Time, policyExists func(string) bool) (ex
 		}
 		a.params.To = to.Add(24 * time.Hour) // the end date is included
 	}
-	if !a.params.From.Before(a.params.To) {
+	if !a.params.From.IsZero() && !a.params.From.Before(a.params.To) {
 		return a, access.Errorf(access.CodeInvalid, "The period is empty: %s is not before %s.", a.params.From.Format(time.DateOnly), a.params.To.Format(time.DateOnly))
 	}
 	return a, nil
@@ -98,57 +123,51 @@ func (b *Bot) onExportCommand(ctx context.Context, in *inbound) {
 		b.tell(ctx, in, access.MessageOf(err))
 		return
 	}
-	res, err := b.export(ctx, in.user, w.user.Email, args)
+	m, err := b.export(ctx, in.user, w.user.Email, in.cmd.Text, args)
 	if err != nil {
 		b.log.Error("export failed", "err", err)
-		b.tell(ctx, in, "The export failed: "+err.Error())
+		b.tell(ctx, in, "The export failed: "+access.MessageOf(err))
 		return
 	}
 	if in.cmd.ChannelID != "" && !strings.HasPrefix(in.cmd.ChannelID, "D") {
-		b.tell(ctx, in, fmt.Sprintf("Your %s export (%d rows) is in your DM with keycard.", args.kind, res.Rows))
+		b.tell(ctx, in, fmt.Sprintf("Your %s export (%d rows) and its manifest are in your DM with keycard.", args.kind, m.RowCount))
 	}
 }
 
-func (b *Bot) export(ctx context.Context, slackID, email string, a exportArgs) (handlers.ExportResult, error) {
+// export writes the report to a temporary file through Core.Export (which
+// audits it and builds its manifest), then uploads the CSV and its
+// manifest.json to the auditor's DM with the external-upload flow.
+func (b *Bot) export(ctx context.Context, slackID, email, text string, a exportArgs) (handlers.Manifest, error) {
 	f, err := os.CreateTemp(b.cfg.ExportDir, "keycard-export-*.csv")
 	if err != nil {
-		return handlers.ExportResult{}, fmt.Errorf("temporary file: %w", err)
+		return handlers.Manifest{}, fmt.Errorf("temporary file: %w", err)
 	}
 	defer func() {
 		_ = f.Close()
 		_ = os.Remove(f.Name())
 	}()
-	var res handlers.ExportResult
-	if a.kind == "events" {
-		res, err = b.core.ExportEvents(f, a.params)
-	} else {
-		res, err = b.core.ExportAccess(f, a.params)
-	}
+	name := handlers.DefaultFileName(a.kind, a.params)
+	m, err := b.core.Export(f, handlers.ExportRequest{Kind: a.kind, Params: a.params, By: email,
+		Invocation: strings.TrimSpace("/export " + text), FileName: name})
 	if err != nil {
-		return res, fmt.Errorf("writing the CSV: %w", err)
-	}
-	size, err := f.Seek(0, 1)
-	if err != nil {
-		return res, err
+		return m, err
 	}
 	if _, err := f.Seek(0, 0); err != nil {
-		return res, err
-	}
-	// Audited once the evidence exists, before it leaves keycard.
-	if err := b.core.RecordExport(email, a.kind, a.params, res); err != nil {
-		return res, fmt.Errorf("auditing the export: %w", err)
+		return m, err
 	}
 	ch, err := b.dmChannel(ctx, slackID)
 	if err != nil {
-		return res, fmt.Errorf("opening your DM: %w", err)
+		return m, fmt.Errorf("opening your DM: %w", err)
 	}
-	name := fmt.Sprintf("keycard-%s-%s-%s.csv", a.kind, a.params.From.UTC().Format("20060102"), a.params.To.UTC().Format("20060102"))
-	if a.params.Policy != "" {
-		name = fmt.Sprintf("keycard-%s-%s-%s-%s.csv", a.kind, a.params.Policy, a.params.From.UTC().Format("20060102"), a.params.To.UTC().Format("20060102"))
+	if _, err := b.api.UploadFileContext(ctx, slack.UploadFileParameters{Reader: f, FileSize: int(m.CSV.Bytes), Filename: name,
+		Title: name, Channel: ch, InitialComment: ExportSummary(m)}); err != nil {
+		return m, fmt.Errorf("uploading to Slack: %w", err)
 	}
-	if _, err := b.api.UploadFileContext(ctx, slack.UploadFileParameters{Reader: f, FileSize: int(size), Filename: name,
-		Title: name, Channel: ch, InitialComment: ExportSummary(a.kind, a.params, res)}); err != nil {
-		return res, fmt.Errorf("uploading to Slack: %w", err)
+	manifest := m.Encode()
+	mname := strings.TrimSuffix(name, ".csv") + ".manifest.json"
+	if _, err := b.api.UploadFileContext(ctx, slack.UploadFileParameters{Content: string(manifest), FileSize: len(manifest),
+		Filename: mname, Title: mname, Channel: ch}); err != nil {
+		return m, fmt.Errorf("uploading the manifest to Slack: %w", err)
 	}
-	return res, nil
+	return m, nil
 }

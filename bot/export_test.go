@@ -25,7 +25,10 @@ func TestParseExport(t *testing.T) {
 		{"unknown policy", "nope", "", "", time.Time{}, time.Time{}, access.CodeUnknownPolicy},
 		{"bad date", "prod-db-admin 2025-13-01", "", "", time.Time{}, time.Time{}, access.CodeInvalid},
 		{"empty period", "2025-02-01 2025-01-01", "", "", time.Time{}, time.Time{}, access.CodeInvalid},
-		{"reserved kind", "holders", "", "", time.Time{}, time.Time{}, access.CodeInvalid},
+		{"holders now", "holders", "holders", "", time.Time{}, time.Time{}, ""},
+		{"policies: all history", "policies", "policies", "", time.Time{}, time.Time{}, ""},
+		{"jobs in a period", "jobs 2026-01-01 2026-01-31", "jobs", "", day("2026-01-01"), day("2026-02-01"), ""},
+		{"campaign without id", "campaign", "", "", time.Time{}, time.Time{}, access.CodeInvalid},
 		{"too many", "events 2025-01-01 2025-02-01 2025-03-01", "", "", time.Time{}, time.Time{}, access.CodeInvalid},
 	}
 	for _, c := range cases {

@@ -304,28 +304,51 @@ func HelpMessage(problem string) Message {
 
 // ExportSummary is the comment that comes with an export's CSV: rows,
 // period, counts and the audit chain head it was taken at.
-func ExportSummary(kind string, p handlers.ExportParams, res handlers.ExportResult) string {
+func ExportSummary(m handlers.Manifest) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "*keycard %s export*", kind)
+	fmt.Fprintf(&b, "*keycard %s export*", m.Report)
+	p := m.Parameters
 	if p.Policy != "" {
 		fmt.Fprintf(&b, " · policy `%s`", p.Policy)
 	}
-	fmt.Fprintf(&b, "\nPeriod: %s to %s (UTC, end exclusive)", p.From.UTC().Format(time.DateOnly), p.To.UTC().Format(time.DateOnly))
-	fmt.Fprintf(&b, "\nRows: %d", res.Rows)
-	if len(res.ByStatus) > 0 {
-		keys := make([]string, 0, len(res.ByStatus))
-		for k := range res.ByStatus {
+	if p.Campaign != "" {
+		fmt.Fprintf(&b, " · campaign `%s`", p.Campaign)
+	}
+	switch {
+	case p.From != "" && p.To != "":
+		fmt.Fprintf(&b, "\nPeriod: %s to %s (UTC, end exclusive)", p.From[:10], p.To[:10])
+	case p.AsOf != "":
+		fmt.Fprintf(&b, "\nAs of: %s", p.AsOf)
+	default:
+		b.WriteString("\nPeriod: all history")
+	}
+	fmt.Fprintf(&b, "\nRows: %d", m.RowCount)
+	if len(m.Counts) > 0 {
+		keys := make([]string, 0, len(m.Counts))
+		for k := range m.Counts {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
 		parts := make([]string, 0, len(keys))
 		for _, k := range keys {
-			parts = append(parts, fmt.Sprintf("%s %d", k, res.ByStatus[k]))
+			label := k
+			if label == "" {
+				label = "(none)"
+			}
+			parts = append(parts, fmt.Sprintf("%s %d", label, m.Counts[k]))
 		}
 		fmt.Fprintf(&b, " (%s)", strings.Join(parts, ", "))
 	}
-	fmt.Fprintf(&b, "\nAudit chain head: #%d `%s`", res.HeadSeq, res.HeadHash)
-	fmt.Fprintf(&b, "\nIncluded: %s", res.Inclusion)
+	fmt.Fprintf(&b, "\nAudit chain head: #%d `%s`", m.Audit.HeadSeq, m.Audit.HeadHash)
+	switch {
+	case m.Audit.ChainVerified:
+		b.WriteString(" · chain verified")
+	case m.Audit.VerifyProblem != "":
+		fmt.Fprintf(&b, " · :warning: chain check: %s", m.Audit.VerifyProblem)
+	}
+	fmt.Fprintf(&b, "\nCSV SHA-256: `%s`", m.CSV.SHA256)
+	fmt.Fprintf(&b, "\nIncluded: %s", m.InclusionRule)
+	b.WriteString("\nThe manifest.json beside it lets anyone re-check this file with `keycard export verify`.")
 	return truncate(b.String(), maxFallbackText)
 }
 

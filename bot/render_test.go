@@ -218,9 +218,13 @@ func TestRenderHome(t *testing.T) {
 }
 
 func TestExportSummary(t *testing.T) {
-	got := ExportSummary("access", handlers.ExportParams{From: t0, To: t0.Add(24 * time.Hour)},
-		handlers.ExportResult{Rows: 3, ByStatus: map[string]int{"active": 1, "expired": 2}, HeadSeq: 12, HeadHash: "deadbeef", Inclusion: handlers.AccessInclusion})
-	for _, want := range []string{"Rows: 3", "active 1, expired 2", "#12 `deadbeef`", "2026-03-03 to 2026-03-04"} {
+	m := handlers.Manifest{Report: "access", RowCount: 3, Counts: map[string]int{"active": 1, "expired": 2},
+		Parameters:    handlers.Parameters{From: "2026-03-03T00:00:00Z", To: "2026-03-04T00:00:00Z"},
+		Audit:         handlers.AuditRef{HeadSeq: 12, HeadHash: "deadbeef", ChainVerified: true},
+		CSV:           handlers.FileRef{SHA256: "c0ffee"},
+		InclusionRule: handlers.AccessInclusion}
+	got := ExportSummary(m)
+	for _, want := range []string{"Rows: 3", "active 1, expired 2", "#12 `deadbeef`", "2026-03-03 to 2026-03-04", "chain verified", "`c0ffee`", "keycard export verify"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("summary lacks %q:\n%s", want, got)
 		}

@@ -6,15 +6,6 @@ import (
 	"keycard/access"
 )
 
-// RecordExport audits an export a person made from Slack (export.created):
-// who, which kind, the parameters and what was written, so the audit log
-// shows every copy of evidence that left keycard.
-func (s *Service) RecordExport(actorEmail, kind string, p ExportParams, res ExportResult) error {
-	return s.audit(access.Event{Type: access.EvExportCreated, Actor: actorEmail, Subject: actorEmail, Policy: p.Policy,
-		Detail: encodeDetail(map[string]any{"kind": kind, "from": ts(p.From), "to": ts(p.To), "rows": res.Rows,
-			"head_seq": res.HeadSeq, "head_hash": res.HeadHash, "via": "slack"})})
-}
-
 // RecordExportRefused audits an export attempt by someone who may not
 // export (export.refused): an auditor reading the log sees who tried.
 func (s *Service) RecordExportRefused(actorEmail, args, why string) error {
