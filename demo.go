@@ -66,7 +66,7 @@ func demoCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	go func() {
 		done <- run(runCtx, cfg, deps{log: slog.New(slog.DiscardHandler), clock: clock, after: clock.After})
 	}()
-	d := &demo{ctx: ctx, emu: emu, clock: clock, out: stdout, seen: map[string]string{}}
+	d := &demo{ctx: ctx, emu: emu, clock: clock, out: stdout, seen: map[string]string{}, dir: dir}
 	script := d.script
 	if err := emu.WaitConnected(ctx); err != nil {
 		stop()
@@ -95,7 +95,9 @@ func demoCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("audit chain broken: %s", res.Problem)
 	}
 	fmt.Fprintf(stdout, "audit chain ok: %d events, head %s\n", res.Count, res.Head)
-	return nil
+	db.Close()
+	d.say("Erin re-checks what she downloaded: keycard export verify " + filepath.Base(d.manifest))
+	return exportVerifyCmd([]string{d.manifest, "--db", cfg.DB}, stdout)
 }
 
 // demo is the script's state: what has already been shown per screen.
@@ -105,6 +107,9 @@ type demo struct {
 	clock *fakeclock.Clock
 	out   io.Writer
 	seen  map[string]string // screen key -> text last shown
+	dir   string            // where Erin saves what she downloaded
+	// manifest is the path of the downloaded manifest.json.
+	manifest string
 }
 
 func (d *demo) script() error {
@@ -182,18 +187,25 @@ func (d *demo) script() error {
 		return err
 	}
 	if err := d.emu.WaitFor(d.ctx, func(s *slackemu.Server) bool {
+		n := 0
 		for _, f := range s.Files() {
 			if f.Completed && f.Channel == s.DMChannel(erin) {
-				return true
+				n++
 			}
 		}
-		return false
+		return n == 2 // the CSV and its manifest.json
 	}); err != nil {
-		return errors.New("no export file reached the auditor's DM")
+		return errors.New("the export and its manifest did not both reach the auditor's DM")
 	}
 	d.screens(erin)
 	for _, f := range d.emu.Files() {
 		fmt.Fprintf(d.out, "\n--- %s (%d bytes) ---\n%s", f.Name, len(f.Content), f.Content)
+		if err := os.WriteFile(filepath.Join(d.dir, f.Name), f.Content, 0o600); err != nil {
+			return err
+		}
+		if strings.HasSuffix(f.Name, ".manifest.json") {
+			d.manifest = filepath.Join(d.dir, f.Name)
+		}
 	}
 	return nil
 }
