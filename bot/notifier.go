@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slack-go/slack"
+
 	"keycard/access"
 )
 
@@ -200,6 +202,13 @@ func (b *Bot) notice(ctx context.Context, e access.Event, r access.Request, kind
 		return nil
 	}
 	ch, ts, err := b.dm(ctx, sid, RequesterNotice(kind, r, b.cfg.Clock.Now(), b.people.loc(ctx, sid)))
+	if permanent(err) {
+		// Slack refuses this DM for good (the requester left, blocks the
+		// app, ...). The event's other sends, such as the approvers' DMs
+		// of a submission, must still go out: give up on the notice only.
+		b.log.Error("notifier: requester notice refused by Slack", "request", r.ID, "seq", e.Seq, "type", e.Type, "err", err)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -424,10 +433,20 @@ func (b *Bot) alertMessage(ctx context.Context, e access.Event, m Message) error
 	return nil
 }
 
+// homeAttempts bounds the tries of one App Home refresh. The events that
+// caused it are already delivered, so a refresh Slack keeps refusing is
+// dropped after a few rate-limited waits rather than holding up the
+// notifier; the next event about the person, or their opening the tab,
+// publishes it again.
+const homeAttempts = 4
+
 // refreshHomes republishes the App Home of everyone a batch of events
-// touched (once per person per batch: views.publish is Tier 4).
-func (b *Bot) refreshHomes(ctx context.Context, homes map[string]access.Person) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
+// touched (once per person per batch: views.publish is Tier 4). A refresh
+// that Slack rate-limits (429 Retry-After) or fails transiently is retried,
+// or the home would show a stale state until the next event about that
+// person.
+func (b *Bot) refreshHomes(parent context.Context, homes map[string]access.Person) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), eventTimeout)
 	defer cancel()
 	for _, p := range homes {
 		sid, err := b.slackIDOf(ctx, p)
@@ -435,6 +454,23 @@ func (b *Bot) refreshHomes(ctx context.Context, homes map[string]access.Person) 
 			continue
 		}
 		loc := b.people.loc(ctx, sid)
-		b.publish(ctx, sid, b.homeData(ctx, p.Email, access.User{ID: p.IdPID, Email: p.Email, Name: p.Name}, loc))
+		for attempt := 0; ; attempt++ {
+			h := b.homeData(ctx, p.Email, access.User{ID: p.IdPID, Email: p.Email, Name: p.Name}, loc)
+			_, err := b.api.PublishViewContext(ctx, slack.PublishViewContextRequest{UserID: sid, View: HomeView(h)})
+			if err == nil {
+				break
+			}
+			if permanent(err) || attempt+1 >= homeAttempts {
+				b.log.Warn("views.publish failed", "user", sid, "attempts", attempt+1, "err", err)
+				break
+			}
+			select {
+			case <-parent.Done():
+				return
+			case <-ctx.Done():
+				return
+			case <-b.cfg.After(retryWait(err, attempt)):
+			}
+		}
 	}
 }
