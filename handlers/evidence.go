@@ -276,8 +276,9 @@ func (s *Service) Holders(ctx context.Context, at time.Time) ([]HolderRow, map[s
 		return nil, nil, err
 	}
 	keys, byGroup := s.policyGroups()
+	now := s.clock.Now()
 	var rows []HolderRow
-	idpMembers, grants := 0, 0
+	idpMembers, grants, excluded := 0, 0, 0
 	for _, k := range keys {
 		dir, ok := s.conns.Directory(k.connector)
 		if !ok {
@@ -289,16 +290,24 @@ func (s *Service) Holders(ctx context.Context, at time.Time) ([]HolderRow, map[s
 		}
 		idpMembers += len(members)
 		var base Baseline
-		var held []access.Request
+		var held, heldNow []access.Request
 		if err := s.store.View(func(tx Tx) error {
 			if _, err := tx.Doc(DocBaseline, k.connector+"/"+k.group, &base); err != nil {
 				return err
 			}
 			var err error
-			held, err = heldAt(tx, k, at)
+			if held, err = heldAt(tx, k, at, now); err != nil {
+				return err
+			}
+			heldNow, err = heldAt(tx, k, now, now)
 			return err
 		}); err != nil {
 			return nil, nil, err
+		}
+		// A member granted by keycard after `at` was not in the population then.
+		laterGrant := map[string]bool{}
+		for _, g := range heldNow {
+			laterGrant[g.Requester.IdPID] = true
 		}
 		grants += len(held)
 		byUser := map[string]*access.Request{}
@@ -312,6 +321,10 @@ func (s *Service) Holders(ctx context.Context, at time.Time) ([]HolderRow, map[s
 		seen := map[string]bool{}
 		for _, m := range members {
 			seen[m.ID] = true
+			if byUser[m.ID] == nil && laterGrant[m.ID] {
+				excluded++
+				continue
+			}
 			row := HolderRow{Connector: k.connector, Group: k.group, Policies: byGroup[k], Email: m.Email, Name: m.Name, ID: m.ID, InIdP: true}
 			switch {
 			case byUser[m.ID] != nil:
@@ -348,14 +361,14 @@ func (s *Service) Holders(ctx context.Context, at time.Time) ([]HolderRow, map[s
 		}
 	}
 	summary := map[string]any{"idp_members": idpMembers, "keycard_grants": grants, "keycard_not_in_idp": notInIdP,
-		"idp_read_at": s.clock.Now().UTC().Format(time.RFC3339), "groups": len(keys)}
+		"idp_read_at": s.clock.Now().UTC().Format(time.RFC3339), "groups": len(keys), "granted_after_as_of": excluded}
 	return rows, summary, nil
 }
 
 // heldAt lists the grants on group k whose access covered `at` (the current
 // holders when `at` is now or later).
-func heldAt(tx Tx, k groupKey, at time.Time) ([]access.Request, error) {
-	if !at.Before(tx.Now()) || tx.Now().IsZero() {
+func heldAt(tx Tx, k groupKey, at, now time.Time) ([]access.Request, error) {
+	if !at.Before(now) {
 		hs, err := tx.Holders(k.connector, k.group)
 		if err != nil {
 			return nil, err
