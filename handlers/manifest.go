@@ -137,6 +137,9 @@ func (s *Service) Export(w io.Writer, req ExportRequest) (Manifest, error) {
 	case KindAccess:
 		res, err = s.ExportAccess(cw, p)
 		m.Columns, m.CountsColumn = AccessHeader, "status"
+		if err == nil {
+			res.Summary, err = s.OffboardingSummary(p.From, p.To)
+		}
 	case KindEvents:
 		res, err = s.ExportEvents(cw, p)
 		m.Columns, m.CountsColumn = EventsHeader, "type"

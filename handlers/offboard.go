@@ -2,7 +2,9 @@ package handlers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"sort"
 	"time"
 
 	"keycard/access"
@@ -148,3 +150,92 @@ func (t Trigger) detail(u access.User, noticed time.Time) map[string]string {
 }
 
 func (t Trigger) String() string { return fmt.Sprintf("%s %s", t.Source, t.IdPEventID) }
+
+// DocOffboarding holds one offboarding revocation's timeline (id: request id).
+const DocOffboarding = "offboarding"
+
+// OffboardRecord is the evidence of one offboarding revocation: when the IdP
+// deactivated the person (the System Log event time), when keycard noticed,
+// and when the IdP confirmed the removal, against the policy's SLA.
+type OffboardRecord struct {
+	RequestID   string        `json:"request_id"`
+	Email       string        `json:"email"`
+	Group       string        `json:"group"`
+	Source      string        `json:"source"`
+	IdPEventID  string        `json:"idp_event_id,omitempty"`
+	TriggerAt   time.Time     `json:"trigger_at,omitzero"` // IdP event time; zero when only the status sweep saw it
+	NoticedAt   time.Time     `json:"noticed_at"`
+	ConfirmedAt time.Time     `json:"confirmed_at,omitzero"`
+	SLA         time.Duration `json:"sla"`
+	Lag         time.Duration `json:"lag,omitempty"` // ConfirmedAt - (TriggerAt or NoticedAt)
+	Breached    bool          `json:"breached,omitempty"`
+}
+
+// offboardConfirmed completes the timeline when the IdP confirms the
+// removal, and alerts when the SLA was missed.
+func (s *Service) offboardConfirmed(tx Tx, r *access.Request, now time.Time) error {
+	var rec OffboardRecord
+	ok, err := tx.Doc(DocOffboarding, r.ID, &rec)
+	if err != nil || !ok {
+		return err
+	}
+	start := rec.TriggerAt
+	if start.IsZero() {
+		start = rec.NoticedAt
+	}
+	rec.ConfirmedAt = now
+	rec.Lag = now.Sub(start)
+	rec.Breached = rec.SLA > 0 && rec.Lag > rec.SLA
+	if err := tx.PutDoc(DocOffboarding, r.ID, rec); err != nil {
+		return err
+	}
+	if !rec.Breached {
+		return nil
+	}
+	_, err = tx.Append(event(access.EvAlert, access.ActorKeycard, r, map[string]string{"kind": "offboarding_sla_breach",
+		"message": fmt.Sprintf("%s's access to %s was removed %s after the identity provider deactivated them; the offboarding SLA is %s.",
+			rec.Email, r.Group, rec.Lag.Round(time.Second), rec.SLA),
+		"lag": rec.Lag.Round(time.Second).String(), "sla": rec.SLA.String()}))
+	return err
+}
+
+// OffboardingSummary tallies the offboarding revocations confirmed in
+// [from, to) for an access export's manifest: how many, how many breached
+// the SLA, and the longest lag.
+func (s *Service) OffboardingSummary(from, to time.Time) (map[string]any, error) {
+	n, breaches := 0, 0
+	var worst time.Duration
+	var breached []string
+	err := s.store.View(func(tx Tx) error {
+		return tx.Docs(DocOffboarding, "", func(_ string, data []byte) error {
+			var rec OffboardRecord
+			if err := json.Unmarshal(data, &rec); err != nil {
+				return err
+			}
+			if rec.ConfirmedAt.IsZero() || rec.ConfirmedAt.Before(from) || !rec.ConfirmedAt.Before(to) {
+				return nil
+			}
+			n++
+			if rec.Lag > worst {
+				worst = rec.Lag
+			}
+			if rec.Breached {
+				breaches++
+				breached = append(breached, rec.RequestID)
+			}
+			return nil
+		})
+	})
+	sort.Strings(breached)
+	out := map[string]any{"offboarding_revocations": n, "offboarding_sla_breaches": breaches}
+	if n > 0 {
+		out["offboarding_max_lag"] = worst.Round(time.Second).String()
+	}
+	if len(breached) > 0 {
+		out["offboarding_sla_breached_requests"] = breached
+	}
+	if set := s.Policy(); set != nil {
+		out["offboarding_sla"] = set.OffboardingSLA.String()
+	}
+	return out, err
+}

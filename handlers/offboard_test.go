@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"io"
 	"slices"
 	"testing"
 	"time"
@@ -78,5 +79,38 @@ func TestOffboardedOnlyApproverIsReported(t *testing.T) {
 	}
 	if !slices.Contains(e.events(req.ID), "alert") {
 		t.Fatalf("no alert for the stranded request: %v", e.events(req.ID))
+	}
+}
+
+func TestOffboardingSLA(t *testing.T) {
+	e := newEnv(t)
+	fast, _ := e.submit("ann@example.com", "grafana-viewer", 0, "")
+	slow, _ := e.submit("mallory@example.com", "grafana-viewer", 0, "")
+	e.settle()
+	ann, _ := e.idp.UserByEmail(context.Background(), "ann@example.com")
+	mal, _ := e.idp.UserByEmail(context.Background(), "mallory@example.com")
+	// Ann: deactivated 10 minutes ago, removed now — inside the 24h SLA.
+	if _, err := e.svc.Offboard(context.Background(), ann, handlers.Trigger{Source: "user.lifecycle.deactivate", IdPEventID: "u1", At: e.clock.Now().Add(-10 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	e.settle()
+	// Mallory: deactivated 30 hours ago (keycard was down), removed now — breach.
+	if _, err := e.svc.Offboard(context.Background(), mal, handlers.Trigger{Source: "user.lifecycle.suspend", IdPEventID: "u2", At: e.clock.Now().Add(-30 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	e.settle()
+	if slices.Contains(e.events(fast.ID), "alert") {
+		t.Fatal("an offboarding inside the SLA was alerted")
+	}
+	if !slices.Contains(e.events(slow.ID), "alert") {
+		t.Fatalf("an offboarding past the SLA was not alerted: %v", e.events(slow.ID))
+	}
+	p, _ := handlers.Period("2026-11-01", "2026-11-30", e.clock.Now())
+	m, err := e.svc.Export(io.Discard, handlers.ExportRequest{Kind: handlers.KindAccess, Params: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Summary["offboarding_revocations"] != 2 || m.Summary["offboarding_sla_breaches"] != 1 || m.Summary["offboarding_max_lag"] != "30h0m0s" {
+		t.Fatalf("manifest summary %v", m.Summary)
 	}
 }

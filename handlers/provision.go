@@ -174,8 +174,13 @@ func (s *Service) confirmed(op access.Op, ch access.Change, note string) error {
 			if note != "" {
 				detail["note"] = note
 			}
-			_, err := tx.Append(event(t, access.ActorKeycard, &r, detail))
-			return err
+			if _, err := tx.Append(event(t, access.ActorKeycard, &r, detail)); err != nil {
+				return err
+			}
+			if r.EndReason == access.ReasonOffboarded {
+				return s.offboardConfirmed(tx, &r, now)
+			}
+			return nil
 		}
 		return nil
 	})

@@ -73,6 +73,14 @@ func (s *Service) Offboard(ctx context.Context, who access.User, why Trigger) (i
 				if err := endGrant(tx, &r, access.ReasonOffboarded, access.Person{}, access.ActorKeycard); err != nil {
 					return err
 				}
+				rec := OffboardRecord{RequestID: r.ID, Email: who.Email, Group: r.Group, Source: why.Source, IdPEventID: why.IdPEventID,
+					TriggerAt: why.At, NoticedAt: now}
+				if set := s.Policy(); set != nil {
+					rec.SLA = set.OffboardingSLA
+				}
+				if err := tx.PutDoc(DocOffboarding, r.ID, rec); err != nil {
+					return err
+				}
 				n++
 			case access.StatePending:
 				r.State = access.StateCancelled
