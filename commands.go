@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -19,9 +20,12 @@ import (
 )
 
 // policyCmd: keycard policy check [FILE].
-func policyCmd(args []string, stdout io.Writer) error {
+func policyCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "apply" {
+		return policyApplyCmd(ctx, args[1:], stdout)
+	}
 	if len(args) == 0 || args[0] != "check" {
-		return usageError("policy: expected `policy check [FILE]`")
+		return usageError("policy: expected `policy check [FILE]` or `policy apply --by EMAIL [--emergency --reason TEXT]`")
 	}
 	path := os.Getenv("KEYCARD_POLICY")
 	if path == "" {

@@ -32,7 +32,7 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "serve":
 		err = serveCmd(ctx, args, stderr)
 	case "policy":
-		err = policyCmd(args, stdout)
+		err = policyCmd(ctx, args, stdout)
 	case "export":
 		err = exportCmd(args, stdout)
 	case "audit":
@@ -65,6 +65,9 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 const usage = `usage:
   keycard [serve]                    run the bot (needs SLACK_BOT_TOKEN, SLACK_APP_TOKEN)
   keycard policy check [FILE]        validate the policy file and summarise each policy
+  keycard policy apply --by EMAIL [--emergency --reason TEXT]
+                                     reload the policy in the running keycard (staged for a second
+                                     admin's approval when the policy says change_approval: true)
   keycard export [--kind access|events] [--policy P] [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--db PATH]
                                      CSV to stdout (--events is short for --kind events)
   keycard audit verify [--db PATH]   check the audit hash chain; exit 1 on any break

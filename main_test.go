@@ -16,6 +16,7 @@ import (
 
 	"keycard/access"
 	"keycard/handlers"
+	"keycard/policy"
 	"keycard/store"
 )
 
@@ -339,5 +340,47 @@ func truncateEvents(t *testing.T, path string, keep uint64) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestPolicyApplyEndpoint(t *testing.T) {
+	path := seedDB(t)
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	pol := filepath.Join(t.TempDir(), "policy.yaml")
+	orig, _ := os.ReadFile("docs/examples/policy-static.yaml")
+	os.WriteFile(pol, orig, 0o600)
+	set, err := policy.Load(pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := handlers.New(storeAdapter{db}, nil, set, access.SystemClock{}, handlers.Options{})
+	o := &opsServer{svc: svc, db: db, policyPath: pol}
+	post := func(form string) (int, string) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", "/policy/apply", strings.NewReader(form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		o.handler().ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	if code, _ := post(""); code != 400 {
+		t.Fatalf("apply without --by: %d", code)
+	}
+	os.WriteFile(pol, append(orig, []byte("change_approval: true\n")...), 0o600)
+	if code, body := post("by=frank%40example.com"); code != 200 || !strings.HasPrefix(body, "applied") || !svc.Policy().ChangeApproval {
+		t.Fatalf("apply: %d %s", code, body)
+	}
+	os.WriteFile(pol, append(orig, []byte("change_approval: true\noffboarding_sla: 12h\n")...), 0o600)
+	if code, body := post("by=frank%40example.com"); code != 200 || !strings.HasPrefix(body, "staged") {
+		t.Fatalf("a guarded change was not staged: %d %s", code, body)
+	}
+	if code, body := post("by=frank%40example.com&emergency=1"); code != 422 || !strings.Contains(body, "reason") {
+		t.Fatalf("emergency without a reason: %d %s", code, body)
+	}
+	if code, body := post("by=frank%40example.com&emergency=1&reason=lockout"); code != 200 || !strings.HasPrefix(body, "EMERGENCY") || svc.Policy().OffboardingSLA != 12*time.Hour {
+		t.Fatalf("emergency: %d %s", code, body)
 	}
 }

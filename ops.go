@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,6 +15,7 @@ import (
 
 	"keycard/access"
 	"keycard/handlers"
+	"keycard/policy"
 	"keycard/store"
 )
 
@@ -141,6 +143,8 @@ type opsServer struct {
 	connected func() bool // Slack socket connected
 	hasIdP    bool        // an IdP connector (not static) must have answered recently
 	started   time.Time
+	// policyPath is the policy file POST /policy/apply reloads.
+	policyPath string
 }
 
 func (o *opsServer) handler() http.Handler {
@@ -149,6 +153,7 @@ func (o *opsServer) handler() http.Handler {
 	mux.HandleFunc("GET /readyz", o.readyz)
 	mux.HandleFunc("GET /metrics", o.metrics)
 	mux.HandleFunc("POST /backup", o.backupNow)
+	mux.HandleFunc("POST /policy/apply", o.policyApply)
 	return mux
 }
 
@@ -186,6 +191,31 @@ func (o *opsServer) backupNow(w http.ResponseWriter, r *http.Request) {
 	}
 	markJob(o.svc, "backup")
 	fmt.Fprintln(w, path)
+}
+
+// policyApply is `keycard policy apply`: reload the policy file now, as
+// the named admin; staged when the policy in force requires approval,
+// unless emergency (with a reason) is asked for. The listener is loopback
+// by default: whoever can reach it can already edit the policy file.
+func (o *opsServer) policyApply(w http.ResponseWriter, r *http.Request) {
+	by := strings.TrimSpace(r.FormValue("by"))
+	if by == "" {
+		http.Error(w, "say who is applying the change (by=EMAIL)", http.StatusBadRequest)
+		return
+	}
+	change := handlers.PolicyChange{By: by, Emergency: r.FormValue("emergency") == "1", Reason: r.FormValue("reason"),
+		Load: func() (*policy.Set, error) { return policy.Load(o.policyPath) }}
+	next, staged, err := o.svc.ChangePolicy(change)
+	switch {
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+	case staged:
+		fmt.Fprintf(w, "staged: a second keycard admin must approve it in Slack; %s stays in force\n", next.Hash)
+	case change.Emergency:
+		fmt.Fprintf(w, "EMERGENCY change applied and alerted: %s is in force\n", next.Hash)
+	default:
+		fmt.Fprintf(w, "applied: %s is in force\n", next.Hash)
+	}
 }
 
 // metrics renders the Prometheus text exposition format (version 0.0.4).
@@ -299,4 +329,41 @@ func envInt(name string, def int) int {
 		return n
 	}
 	return def
+}
+
+// policyApplyCmd: keycard policy apply --by EMAIL [--emergency --reason TEXT],
+// sent to the running keycard over KEYCARD_HTTP_ADDR.
+func policyApplyCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	form := url.Values{}
+	for i := 0; i < len(args); i++ {
+		switch {
+		case args[i] == "--by" && i+1 < len(args):
+			i++
+			form.Set("by", args[i])
+		case args[i] == "--reason" && i+1 < len(args):
+			i++
+			form.Set("reason", args[i])
+		case args[i] == "--emergency":
+			form.Set("emergency", "1")
+		default:
+			return usageError("policy apply: unexpected %q", args[i])
+		}
+	}
+	if form.Get("by") == "" {
+		return usageError("policy apply: --by EMAIL is required (who is making the change)")
+	}
+	addr := envOr("KEYCARD_HTTP_ADDR", "127.0.0.1:8080")
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/policy/apply", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("the running keycard did not answer on %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("policy not applied: %s", strings.TrimSpace(string(body)))
+	}
+	_, err = stdout.Write(body)
+	return err
 }

@@ -77,7 +77,7 @@ func run(ctx context.Context, cfg Config, d deps) error {
 			feeds[name] = oktaFeed(oc)
 		}
 	}
-	ops := &opsServer{svc: svc, db: db, hasIdP: hasIdP, started: d.clock.Now(),
+	ops := &opsServer{svc: svc, db: db, hasIdP: hasIdP, started: d.clock.Now(), policyPath: cfg.Policy,
 		backup: backupConfig{Dir: cfg.BackupDir, Every: cfg.BackupEvery, Keep: cfg.BackupKeep}}
 
 	g, ctx := errgroup.WithContext(ctx)
@@ -131,12 +131,15 @@ func reloadOnHUP(ctx context.Context, svc *handlers.Service, path string, log *s
 		case <-ctx.Done():
 			return nil
 		case <-hup:
-			next, err := svc.ReloadPolicy(func() (*policy.Set, error) { return policy.Load(path) }, "SIGHUP")
-			if err != nil {
+			next, staged, err := svc.ChangePolicy(handlers.PolicyChange{Load: func() (*policy.Set, error) { return policy.Load(path) }, By: "SIGHUP"})
+			switch {
+			case err != nil:
 				log.Error("policy reload refused; the previous policy stays in force", "err", err)
-				continue
+			case staged:
+				log.Info("policy change staged: change_approval requires a second admin to approve it in Slack", "in_force", next.Hash)
+			default:
+				log.Info("policy in force", "hash", next.Hash)
 			}
-			log.Info("policy in force", "hash", next.Hash)
 		}
 	}
 }

@@ -38,6 +38,9 @@ const (
 	EvPolicyLoaded     EventType = "policy.loaded"  // first load
 	EvPolicyChanged    EventType = "policy.changed" // detail: old, new hash, what changed
 	EvPolicyRejected   EventType = "policy.rejected"
+	EvPolicyStaged     EventType = "policy.staged"    // change_approval: waits for a second admin
+	EvPolicyApproved   EventType = "policy.approved"  // a second admin approved the staged version
+	EvPolicyEmergency  EventType = "policy.emergency" // applied without approval (emergency path)
 	EvIdentityPinned   EventType = "identity.pinned"
 	EvIdentityMismatch EventType = "identity.mismatch"
 	EvUserOffboarded   EventType = "user.offboarded"

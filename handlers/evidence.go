@@ -62,7 +62,7 @@ func recordPolicyVersion(tx Tx, v PolicyVersion) error {
 	var prev PolicyVersion
 	var prevID string
 	if err := tx.Docs(DocPolicyVersion, "", func(id string, data []byte) error {
-		prevID = id
+		prevID, prev = id, PolicyVersion{} // decode each into a fresh value: omitted fields must not leak from the last
 		return json.Unmarshal(data, &prev)
 	}); err != nil {
 		return err

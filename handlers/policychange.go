@@ -1,0 +1,176 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"keycard/access"
+	"keycard/policy"
+)
+
+// Policy change control (CC8.1): with `change_approval: true` in the policy
+// in force, a new policy file does not take effect when it is loaded; it is
+// staged, the security channel is shown what changed, and a second admin —
+// not the person who staged it — approves it in Slack. The emergency path
+// applies at once and is loudly recorded. The rule that governs a change is
+// the one in force, so a new file cannot switch its own approval off.
+
+// DocPolicyStaged holds the staged policy version (one at a time; id "staged").
+const DocPolicyStaged = "policy_staged"
+
+// StagedPolicy is a policy version waiting for a second admin.
+type StagedPolicy struct {
+	Hash     string    `json:"hash"`
+	Path     string    `json:"path"`
+	Changes  []string  `json:"changes"`
+	StagedBy string    `json:"staged_by"` // email, or "SIGHUP" when nobody was named
+	StagedAt time.Time `json:"staged_at"`
+}
+
+// PolicyChange is how a new policy file arrives.
+type PolicyChange struct {
+	Load      func() (*policy.Set, error)
+	By        string // email of the admin making the change, or "SIGHUP"
+	Emergency bool   // apply now without a second admin (loudly recorded)
+	Reason    string // required for an emergency
+}
+
+// ChangePolicy loads a new policy file and applies it, or stages it when the
+// policy in force requires a second admin's approval. It returns the set in
+// force afterwards and whether the change was staged.
+func (s *Service) ChangePolicy(c PolicyChange) (*policy.Set, bool, error) {
+	old := s.Policy()
+	if old == nil || !old.ChangeApproval {
+		next, err := s.ReloadPolicy(c.Load, c.By)
+		return next, false, err
+	}
+	next, err := c.Load()
+	if err != nil {
+		_ = s.audit(access.Event{Type: access.EvPolicyRejected, Actor: c.By,
+			Detail: encodeDetail(map[string]string{"hash": old.Hash, "error": err.Error()})})
+		return old, false, err
+	}
+	if next.Hash == old.Hash {
+		return old, false, nil
+	}
+	changes := policy.Diff(old, next)
+	if c.Emergency {
+		if c.Reason == "" {
+			return old, false, access.Errorf(access.CodeInvalid, "An emergency policy change needs a reason.")
+		}
+		if err := s.apply(old, next, changes, c.By, map[string]any{"emergency": true, "reason": c.Reason}); err != nil {
+			return old, false, err
+		}
+		_ = s.audit(access.Event{Type: access.EvAlert, Actor: c.By, Subject: c.By, Detail: encodeDetail(map[string]string{
+			"kind": "policy_emergency", "message": fmt.Sprintf("%s applied policy %.12s… WITHOUT a second admin's approval (emergency: %s). Changes: %v", c.By, next.Hash, c.Reason, changes)})})
+		return next, false, nil
+	}
+	st := StagedPolicy{Hash: next.Hash, Path: next.Path, Changes: changes, StagedBy: c.By, StagedAt: s.clock.Now().UTC()}
+	err = s.update(func(tx Tx) error {
+		if err := tx.PutDoc(DocPolicyStaged, "staged", st); err != nil {
+			return err
+		}
+		_, err := tx.Append(access.Event{Type: access.EvPolicyStaged, Actor: c.By, Subject: c.By,
+			Detail: encodeDetail(map[string]any{"old": old.Hash, "new": next.Hash, "changes": changes, "path": next.Path})})
+		return err
+	})
+	return old, true, err
+}
+
+// Staged returns the policy version waiting for approval, if any.
+func (s *Service) Staged() (StagedPolicy, bool, error) {
+	var st StagedPolicy
+	var ok bool
+	err := s.store.View(func(tx Tx) error {
+		var err error
+		ok, err = tx.Doc(DocPolicyStaged, "staged", &st)
+		return err
+	})
+	return st, ok, err
+}
+
+// ApprovePolicy applies the staged version when a second admin approves it.
+// The approver must be an admin (checked in the directory now) and not the
+// person who staged it; the file must still have the staged hash, so what
+// was reviewed is exactly what takes effect.
+func (s *Service) ApprovePolicy(ctx context.Context, slackID, email, hash string, load func(path string) (*policy.Set, error)) (*policy.Set, error) {
+	u, err := s.Identify(ctx, slackID, email)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := s.IsAdmin(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	if !admin {
+		_ = s.audit(access.Event{Type: access.EvDecisionRefused, Actor: u.Email, Subject: u.Email,
+			Detail: encodeDetail(map[string]string{"why": "policy approval by someone who is not a keycard admin", "hash": hash})})
+		return nil, access.Errorf(access.CodeForbidden, "Only a keycard admin can approve a policy change.")
+	}
+	st, ok, err := s.Staged()
+	if err != nil {
+		return nil, err
+	}
+	if !ok || st.Hash != hash {
+		return nil, access.Errorf(access.CodeConflict, "That policy version is no longer waiting for approval.")
+	}
+	if st.StagedBy == u.Email {
+		return nil, access.Errorf(access.CodeForbidden, "You staged this change; another admin must approve it.")
+	}
+	next, err := load(st.Path)
+	if err != nil {
+		return nil, access.Wrap(access.CodeConflict, err, "The staged policy file no longer loads; stage it again.")
+	}
+	if next.Hash != st.Hash {
+		return nil, access.Errorf(access.CodeConflict, "The policy file changed after it was staged (%.12s… is not the reviewed %.12s…); stage it again.", next.Hash, st.Hash)
+	}
+	old := s.Policy()
+	if err := s.apply(old, next, st.Changes, st.StagedBy, map[string]any{"approved_by": u.Email, "staged_by": st.StagedBy}); err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
+// apply swaps the policy in force and records the version, in one
+// transaction with its audit event and the removal of any staged version.
+func (s *Service) apply(old, next *policy.Set, changes []string, by string, extra map[string]any) error {
+	detail := map[string]any{"old": old.Hash, "new": next.Hash, "changes": changes}
+	for k, v := range extra {
+		detail[k] = v
+	}
+	t := access.EvPolicyChanged
+	if extra["emergency"] == true {
+		t = access.EvPolicyEmergency
+	} else if extra["approved_by"] != nil {
+		t = access.EvPolicyApproved
+	}
+	loadedBy := by
+	if a, ok := extra["approved_by"].(string); ok {
+		loadedBy = by + ", approved by " + a
+	}
+	if extra["emergency"] == true {
+		loadedBy = by + " (EMERGENCY, not approved)"
+	}
+	err := s.update(func(tx Tx) error {
+		if err := tx.SetCursor("policy.hash", next.Hash); err != nil {
+			return err
+		}
+		if err := tx.DeleteDoc(DocPolicyStaged, "staged"); err != nil {
+			return err
+		}
+		ev, err := tx.Append(access.Event{Type: t, Actor: by, Detail: encodeDetail(detail)})
+		if err != nil {
+			return err
+		}
+		return recordPolicyVersion(tx, PolicyVersion{Hash: next.Hash, Path: next.Path, From: ev.Time, LoadedBy: loadedBy, Changes: changes, EventSeq: ev.Seq})
+	})
+	if err != nil {
+		return err
+	}
+	s.pol.Store(next)
+	s.groupMu.Lock()
+	s.groupCache = map[string]groupEntry{}
+	s.groupMu.Unlock()
+	return nil
+}

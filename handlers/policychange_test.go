@@ -1,0 +1,80 @@
+package handlers_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"keycard/access"
+	"keycard/handlers"
+	"keycard/policy"
+)
+
+func TestStagedPolicyChange(t *testing.T) {
+	e := newEnv(t)
+	guarded := strings.Replace(testPolicy, "version: 1\n", "version: 1\nchange_approval: true\n", 1)
+	// Start with change approval on (the first load is not a change).
+	first, err := e.svc.ReloadPolicy(func() (*policy.Set, error) { return policy.Parse("policy.yaml", []byte(guarded)) }, "keycard")
+	if err != nil || !first.ChangeApproval {
+		t.Fatal(err)
+	}
+	files := map[string]string{"policy.yaml": guarded + "alerts: {channel: \"#security-alerts\"}\n"}
+	load := func(path string) (*policy.Set, error) { return policy.Parse(path, []byte(files[path])) }
+	in, staged, err := e.svc.ChangePolicy(handlers.PolicyChange{Load: func() (*policy.Set, error) { return load("policy.yaml") }, By: "frank@example.com"})
+	if err != nil || !staged || in.Hash != first.Hash || e.svc.Policy() != first {
+		t.Fatalf("change was not staged: staged=%v err=%v", staged, err)
+	}
+	st, ok, _ := e.svc.Staged()
+	if !ok || !slices.Contains(st.Changes, `alerts.channel "" -> "#security-alerts"`) && len(st.Changes) == 0 {
+		t.Fatalf("staged %+v", st)
+	}
+	ctx := context.Background()
+	// The admin who staged it cannot approve it; a non-admin cannot either.
+	_, err = e.svc.ApprovePolicy(ctx, "UFRANK", "frank@example.com", st.Hash, load)
+	wantCode(t, err, access.CodeForbidden)
+	_, err = e.svc.ApprovePolicy(ctx, "UANN", "ann@example.com", st.Hash, load)
+	wantCode(t, err, access.CodeForbidden)
+	// A second admin approves; the reviewed bytes take effect.
+	e.idp.setMember("keycard-admins", "carol@example.com", true)
+	e.clock.Advance(2 * 60e9) // past the admin-group cache
+	next, err := e.svc.ApprovePolicy(ctx, "UCAROL", "carol@example.com", st.Hash, load)
+	if err != nil || next.Hash != st.Hash || e.svc.Policy().Hash != st.Hash {
+		t.Fatalf("approval: %v", err)
+	}
+	if _, ok, _ := e.svc.Staged(); ok {
+		t.Fatal("still staged after approval")
+	}
+	// A file changed after staging is refused at approval.
+	files["policy.yaml"] = guarded + "alerts: {channel: \"#other\"}\n"
+	if _, staged, err := e.svc.ChangePolicy(handlers.PolicyChange{Load: func() (*policy.Set, error) { return load("policy.yaml") }, By: "frank@example.com"}); err != nil || !staged {
+		t.Fatal(err)
+	}
+	st, _, _ = e.svc.Staged()
+	files["policy.yaml"] += "# edited after review\n"
+	_, err = e.svc.ApprovePolicy(ctx, "UCAROL", "carol@example.com", st.Hash, load)
+	wantCode(t, err, access.CodeConflict)
+	// The emergency path applies at once, needs a reason, and is alerted.
+	_, _, err = e.svc.ChangePolicy(handlers.PolicyChange{Load: func() (*policy.Set, error) { return load("policy.yaml") }, By: "frank@example.com", Emergency: true})
+	wantCode(t, err, access.CodeInvalid)
+	got, _, err := e.svc.ChangePolicy(handlers.PolicyChange{Load: func() (*policy.Set, error) { return load("policy.yaml") }, By: "frank@example.com", Emergency: true, Reason: "INC-7 lockout"})
+	if err != nil || e.svc.Policy() != got {
+		t.Fatal(err)
+	}
+	evs := e.events("")
+	for _, want := range []string{"policy.staged", "policy.approved", "policy.emergency", "alert", "decision.refused"} {
+		if !slices.Contains(evs, want) {
+			t.Errorf("no %s event in %v", want, evs)
+		}
+	}
+	// Every version is in the policies export, with who loaded and approved it.
+	var b strings.Builder
+	m, err := e.svc.Export(&b, handlers.ExportRequest{Kind: handlers.KindPolicies})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if m.RowCount != 3 || strings.Count(out, ",2026-11-02T09:02:00Z,") < 2 || !strings.Contains(out, "frank@example.com, approved by carol@example.com") || !strings.Contains(out, "EMERGENCY") {
+		t.Fatalf("policies export (%d rows):\n%s", m.RowCount, out)
+	}
+}
