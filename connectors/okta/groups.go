@@ -84,6 +84,7 @@ func (c *Connector) change(ctx context.Context, group, userID string, add bool) 
 	if err != nil {
 		return access.Change{}, err
 	}
+	started := c.clock.Now()
 	cl := c.begin(ctx)
 	defer cl.cancel()
 	var resp *sdk.Response
@@ -97,7 +98,7 @@ func (c *Connector) change(ctx context.Context, group, userID string, add bool) 
 		c.forgetGroupOn(group, err)
 		return access.Change{}, err
 	}
-	return access.Change{}, nil
+	return access.Change{IdPEventID: c.membershipEvent(ctx, add, gid, url.PathEscape(userID), started)}, nil
 }
 
 // IsMember reports whether userID is in the named group, reading the user's
