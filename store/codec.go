@@ -248,14 +248,104 @@ func (d *requestDecoder) count() int {
 // copies v (bbolt's bytes live only as long as the transaction).
 func decodeRequest(v []byte) (access.Request, error) {
 	var r access.Request
+	err := decodeRequestInto(&r, v, nil)
+	return r, err
+}
+
+// requestArena hands out the memory of decoded requests in chunks, so a walk
+// over a million requests makes a few allocations per hundred rows instead of
+// five per row (internal/bench BenchmarkExportAccess profile: decodeRequest
+// was 27% of the export, mostly mallocgc). A chunk is never written again
+// after a request was carved from it: a value copy of a decoded request stays
+// valid after the walk moves on, and the garbage collector frees a chunk once
+// no request refers to it. The price is that a kept request keeps its chunk
+// (at most arenaBytes plus one slab of steps and one of people) alive.
+type requestArena struct {
+	bytes   []byte
+	steps   []access.Step
+	persons []access.Person
+}
+
+// Chunk sizes: about twenty stored requests (~600 bytes, two steps, three
+// candidates each) per chunk.
+const (
+	arenaBytes   = 16 << 10
+	arenaSteps   = 64
+	arenaPersons = 128
+)
+
+// copyOf returns a private copy of v.
+func (a *requestArena) copyOf(v []byte) []byte {
+	if a == nil || len(v) > arenaBytes/4 {
+		return append([]byte(nil), v...)
+	}
+	if len(v) > cap(a.bytes)-len(a.bytes) {
+		a.bytes = make([]byte, 0, arenaBytes)
+	}
+	start := len(a.bytes)
+	a.bytes = append(a.bytes, v...)
+	return a.bytes[start:len(a.bytes):len(a.bytes)]
+}
+
+// stepSlice returns n zeroed steps whose capacity is n, so appending to them
+// cannot reach a neighbour's.
+func (a *requestArena) stepSlice(n int) []access.Step {
+	if a == nil || n > arenaSteps/4 {
+		return make([]access.Step, n)
+	}
+	if n > cap(a.steps)-len(a.steps) {
+		a.steps = make([]access.Step, 0, arenaSteps)
+	}
+	start := len(a.steps)
+	a.steps = a.steps[:start+n]
+	return a.steps[start : start+n : start+n]
+}
+
+// personSlice is stepSlice for candidates.
+func (a *requestArena) personSlice(n int) []access.Person {
+	if a == nil || n > arenaPersons/4 {
+		return make([]access.Person, n)
+	}
+	if n > cap(a.persons)-len(a.persons) {
+		a.persons = make([]access.Person, 0, arenaPersons)
+	}
+	start := len(a.persons)
+	a.persons = a.persons[:start+n]
+	return a.persons[start : start+n : start+n]
+}
+
+// Interned values of the enumerated fields: a decoded state used as a map
+// key (the export's per-status counts) then holds a constant, not a chunk.
+var (
+	knownStates = []access.State{access.StatePending, access.StateProvisioning, access.StateActive,
+		access.StateDeprovisioning, access.StateExpired, access.StateRevoked, access.StateDenied,
+		access.StateCancelled, access.StateTimedOut, access.StateFailed}
+	knownDecisions = []access.Decision{access.DecisionApproved, access.DecisionDenied}
+	knownReasons   = []access.Reason{access.ReasonExpired, access.ReasonRevoked, access.ReasonOffboarded}
+)
+
+func intern[T ~string](s string, known []T) T {
+	for _, k := range known {
+		if string(k) == s {
+			return k
+		}
+	}
+	return T(s)
+}
+
+// decodeRequestInto overwrites every field of r with the request stored in
+// v. The strings and slices it sets come from arena (nil: fresh allocations)
+// and share no memory with r's previous values.
+func decodeRequestInto(r *access.Request, v []byte, arena *requestArena) error {
 	if len(v) > 0 && v[0] == '{' {
-		err := json.Unmarshal(v, &r) // written before schema version 2
-		return r, err
+		*r = access.Request{}
+		return json.Unmarshal(v, r) // written before schema version 2
 	}
 	if len(v) == 0 || v[0] != requestFormatBinary {
-		return r, fmt.Errorf("request encoding: unknown format (%d bytes)", len(v))
+		*r = access.Request{}
+		return fmt.Errorf("request encoding: unknown format (%d bytes)", len(v))
 	}
-	d := requestDecoder{buf: append([]byte(nil), v...), off: 1}
+	d := requestDecoder{buf: arena.copyOf(v), off: 1}
 	r.ID, r.Policy, r.PolicyVersion, r.App, r.Role, r.Connector, r.Group = d.str(), d.str(), d.str(), d.str(), d.str(), d.str(), d.str()
 	flags := d.uint()
 	r.Privileged = flags&flagPrivileged != 0
@@ -266,19 +356,20 @@ func decodeRequest(v []byte) (access.Request, error) {
 	r.Extends = d.str()
 	r.ExtendedBy = d.str()
 	r.RootStart = d.time()
+	r.Steps = nil
 	if n := d.count(); n > 0 {
-		r.Steps = make([]access.Step, n)
+		r.Steps = arena.stepSlice(n)
 		for i := range r.Steps {
 			s := &r.Steps[i]
 			s.Rule = d.str()
 			if m := d.count(); m > 0 {
-				s.Candidates = make([]access.Person, m)
+				s.Candidates = arena.personSlice(m)
 				for j := range s.Candidates {
 					s.Candidates[j] = d.person()
 				}
 			}
 			s.Escalated = d.uint()&1 != 0
-			s.Decision = access.Decision(d.str())
+			s.Decision = intern(d.str(), knownDecisions)
 			s.DecidedBy = d.person()
 			s.DecidedAt = d.time()
 			s.Comment = d.str()
@@ -286,11 +377,10 @@ func decodeRequest(v []byte) (access.Request, error) {
 		}
 	}
 	r.Current = int(d.int())
-	r.State = access.State(d.str())
-	// One by one, not through a slice of pointers: that would move r to the heap.
+	r.State = intern(d.str(), knownStates)
 	r.CreatedAt, r.ExpiresAt, r.RemindAt, r.EscalateAt, r.DecidedAt = d.time(), d.time(), d.time(), d.time(), d.time()
 	r.ProvisionedAt, r.EndsAt, r.WarnAt, r.EndedAt, r.DeprovisionedAt = d.time(), d.time(), d.time(), d.time(), d.time()
-	r.EndReason = access.Reason(d.str())
+	r.EndReason = intern(d.str(), knownReasons)
 	r.EndedBy = d.person()
 	r.FailReason = d.str()
 	r.AddEventID = d.str()
@@ -300,16 +390,21 @@ func decodeRequest(v []byte) (access.Request, error) {
 		d.err = fmt.Errorf("request encoding: %d trailing bytes", len(d.buf)-d.off)
 	}
 	if d.err != nil {
-		return access.Request{}, d.err
+		*r = access.Request{}
+		return d.err
 	}
-	return r, nil
+	return nil
 }
 
 // requestsToBinary is the migration to schema version 2: it rewrites every
 // request stored as JSON in the binary encoding. It runs once, inside the
-// Update that opens a version-1 file; indexes do not change.
+// Update that opens a version-1 file; indexes do not change. Version 2 still
+// kept requests in the legacy bucket, keyed by id string.
 func requestsToBinary(btx *bolt.Tx) error {
-	b := btx.Bucket(bRequests)
+	b := btx.Bucket(bLegacyRequests)
+	if b == nil {
+		return nil // a new file: nothing was stored before version 3
+	}
 	var keys [][]byte
 	err := b.ForEach(func(k, v []byte) error {
 		if len(v) > 0 && v[0] == '{' {
@@ -334,4 +429,35 @@ func requestsToBinary(btx *bolt.Tx) error {
 		}
 	}
 	return nil
+}
+
+// requestsByNumber is the migration to schema version 3: it moves every
+// request from the legacy bucket (keyed by the id string) to bRequests
+// (keyed by requestKey), keeps the bucket's sequence so ids keep counting
+// where they were, and deletes the legacy bucket. Values and indexes do not
+// change. Like every migration it runs inside the Update that opens the
+// file, so a crash half way leaves the file at version 2.
+func requestsByNumber(btx *bolt.Tx) error {
+	old := btx.Bucket(bLegacyRequests)
+	if old == nil {
+		return nil
+	}
+	b := btx.Bucket(bRequests)
+	err := old.ForEach(func(k, v []byte) error {
+		key, ok := requestKey(string(k))
+		if !ok {
+			return fmt.Errorf("request id %q is not REQ-<n>", k)
+		}
+		if b.Get(key) != nil {
+			return fmt.Errorf("request %s stored twice", k)
+		}
+		return b.Put(key, v)
+	})
+	if err != nil {
+		return err
+	}
+	if err := b.SetSequence(max(b.Sequence(), old.Sequence())); err != nil {
+		return err
+	}
+	return btx.DeleteBucket(bLegacyRequests)
 }

@@ -1,7 +1,10 @@
 package store
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -125,38 +128,143 @@ func TestDecodeRequestRefusesCorruptValues(t *testing.T) {
 	}
 }
 
-// TestMigrationRewritesJSONRequests opens a schema-version-1 file whose
-// requests are JSON: Open rewrites them in the binary encoding, they read
-// back unchanged, and their indexes still find them.
-func TestMigrationRewritesJSONRequests(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "v1.db")
+// downgrade turns db back into a file of schema version (1 or 2): the
+// requests move to the legacy bucket keyed by id string, as JSON for version
+// 1 and in the binary encoding for version 2, and the id sequence moves with
+// them.
+func downgrade(t *testing.T, db *DB, version uint64, want []access.Request) {
+	t.Helper()
+	err := db.bolt.Update(func(btx *bolt.Tx) error {
+		legacy, err := btx.CreateBucket(bLegacyRequests)
+		if err != nil {
+			return err
+		}
+		b := btx.Bucket(bRequests)
+		for _, r := range want {
+			var v []byte
+			if version == 1 {
+				v, err = json.Marshal(r)
+			} else {
+				v, err = encodeRequest(&r)
+			}
+			if err != nil {
+				return err
+			}
+			if err := legacy.Put([]byte(r.ID), v); err != nil {
+				return err
+			}
+			key, _ := requestKey(r.ID)
+			if err := b.Delete(key); err != nil {
+				return err
+			}
+		}
+		if err := legacy.SetSequence(b.Sequence()); err != nil {
+			return err
+		}
+		if err := b.SetSequence(0); err != nil {
+			return err
+		}
+		return btx.Bucket(bMeta).Put(keySchema, u64(version))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMigrationFromOlderSchemas opens files of schema versions 1 (JSON
+// requests keyed by id string) and 2 (binary requests keyed by id string):
+// Open rewrites them in the binary encoding under 8-byte request numbers,
+// deletes the legacy bucket, keeps the id sequence, the requests read back
+// unchanged and their indexes still find them.
+func TestMigrationFromOlderSchemas(t *testing.T) {
+	for _, version := range []uint64{1, 2} {
+		t.Run(fmt.Sprintf("from version %d", version), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "old.db")
+			db, err := Open(path, Options{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []access.Request
+			update(t, db, t0, func(tx *Tx) error {
+				for _, who := range []string{"ann@x", "bob@x", "cid@x"} {
+					r := pendingRequest(who, "db", "carol@x")
+					if err := tx.PutRequest(r); err != nil {
+						return err
+					}
+					want = append(want, *r)
+				}
+				return nil
+			})
+			downgrade(t, db, version, want)
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db, err = Open(path, Options{NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			err = db.View(func(tx *Tx) error {
+				if tx.tx.Bucket(bLegacyRequests) != nil {
+					t.Errorf("the legacy requests bucket is still there")
+				}
+				if v := tx.tx.Bucket(bMeta).Get(keySchema); binary.BigEndian.Uint64(v) != schemaVersion {
+					t.Errorf("schema version %d, want %d", binary.BigEndian.Uint64(v), schemaVersion)
+				}
+				for _, w := range want {
+					key, _ := requestKey(w.ID)
+					if v := tx.tx.Bucket(bRequests).Get(key); len(v) == 0 || v[0] != requestFormatBinary {
+						t.Errorf("%s stored as %q…", w.ID, v[:min(len(v), 8)])
+					}
+					got, err := tx.Request(w.ID)
+					if err != nil {
+						return err
+					}
+					wj, _ := json.Marshal(w)
+					gj, _ := json.Marshal(got)
+					if string(wj) != string(gj) {
+						t.Errorf("%s after migration:\n got %s\nwant %s", w.ID, gj, wj)
+					}
+				}
+				waiting, err := tx.WaitingOn("carol@x")
+				if err == nil && len(waiting) != len(want) {
+					t.Errorf("WaitingOn after migration: %d requests, want %d", len(waiting), len(want))
+				}
+				var walked []string
+				err = tx.ForEachRequest(t0.Add(time.Hour), func(r *access.Request) error {
+					walked = append(walked, r.ID)
+					return nil
+				})
+				if want := []string{"REQ-1001", "REQ-1002", "REQ-1003"}; !reflect.DeepEqual(walked, want) {
+					t.Errorf("ForEachRequest after migration: %v, want %v", walked, want)
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			next := pendingRequest("dan@x", "db", "carol@x")
+			update(t, db, t0, func(tx *Tx) error { return tx.PutRequest(next) })
+			if next.ID != "REQ-1004" {
+				t.Errorf("the first request after the migration is %s, want REQ-1004", next.ID)
+			}
+		})
+	}
+}
+
+// TestMigrationRefusesForeignKeys: a legacy key that is not REQ-<n> cannot
+// be given a number, so the migration fails and the file stays as it was.
+func TestMigrationRefusesForeignKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
 	db, err := Open(path, Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var want []access.Request
-	update(t, db, t0, func(tx *Tx) error {
-		for _, who := range []string{"ann@x", "bob@x"} {
-			r := pendingRequest(who, "db", "carol@x")
-			if err := tx.PutRequest(r); err != nil {
-				return err
-			}
-			want = append(want, *r)
-		}
-		return nil
-	})
-	// Turn the file back into version 1 with JSON values.
+	r := pendingRequest("ann@x", "db", "carol@x")
+	update(t, db, t0, func(tx *Tx) error { return tx.PutRequest(r) })
+	downgrade(t, db, 2, []access.Request{*r})
 	err = db.bolt.Update(func(btx *bolt.Tx) error {
-		for _, r := range want {
-			v, err := json.Marshal(r)
-			if err != nil {
-				return err
-			}
-			if err := btx.Bucket(bRequests).Put([]byte(r.ID), v); err != nil {
-				return err
-			}
-		}
-		return btx.Bucket(bMeta).Put(keySchema, u64(1))
+		return btx.Bucket(bLegacyRequests).Put([]byte("REQ-01001"), []byte{requestFormatBinary})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -164,33 +272,51 @@ func TestMigrationRewritesJSONRequests(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err = Open(path, Options{NoSync: true})
+	if db, err := Open(path, Options{NoSync: true}); err == nil {
+		_ = db.Close()
+		t.Fatal("opened a file whose legacy requests cannot be numbered")
+	}
+	b, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	err = db.View(func(tx *Tx) error {
-		for _, w := range want {
-			if v := tx.tx.Bucket(bRequests).Get([]byte(w.ID)); len(v) == 0 || v[0] != requestFormatBinary {
-				t.Errorf("%s still stored as %q…", w.ID, v[:min(len(v), 8)])
-			}
-			got, err := tx.Request(w.ID)
-			if err != nil {
-				return err
-			}
-			wj, _ := json.Marshal(w)
-			gj, _ := json.Marshal(got)
-			if string(wj) != string(gj) {
-				t.Errorf("%s after migration:\n got %s\nwant %s", w.ID, gj, wj)
-			}
+	defer b.Close()
+	_ = b.View(func(btx *bolt.Tx) error {
+		if v := binary.BigEndian.Uint64(btx.Bucket(bMeta).Get(keySchema)); v != 2 {
+			t.Errorf("schema version %d after a failed migration, want 2", v)
 		}
-		waiting, err := tx.WaitingOn("carol@x")
-		if err == nil && len(waiting) != len(want) {
-			t.Errorf("WaitingOn after migration: %d requests, want %d", len(waiting), len(want))
+		if btx.Bucket(bLegacyRequests).Get([]byte("REQ-1001")) == nil {
+			t.Errorf("the failed migration lost REQ-1001")
 		}
-		return err
+		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
+}
+
+func TestRequestKey(t *testing.T) {
+	tests := []struct {
+		id   string
+		want uint64
+		ok   bool
+	}{
+		{"REQ-1001", 1001, true},
+		{"REQ-18446744073709551615", 1<<64 - 1, true},
+		{"REQ-18446744073709551616", 0, false},
+		{"REQ-01001", 0, false},
+		{"REQ-+1001", 0, false},
+		{"REQ-", 0, false},
+		{"REQ-10a1", 0, false},
+		{"req-1001", 0, false},
+		{"", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			k, ok := requestKey(tt.id)
+			if ok != tt.ok || (ok && binary.BigEndian.Uint64(k) != tt.want) {
+				t.Errorf("requestKey(%q) = %x, %v; want %d, %v", tt.id, k, ok, tt.want, tt.ok)
+			}
+			if kb, okb := appendRequestKey([]byte("x"), []byte(tt.id)); okb != ok || (ok && !bytes.Equal(kb[1:], k)) {
+				t.Errorf("appendRequestKey disagrees: %x, %v", kb, okb)
+			}
+		})
 	}
 }

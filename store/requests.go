@@ -29,7 +29,11 @@ func (tx *Tx) Request(id string) (access.Request, error) {
 }
 
 func (tx *Tx) getRequest(id string) (access.Request, bool, error) {
-	v := tx.tx.Bucket(bRequests).Get([]byte(id))
+	key, ok := requestKey(id)
+	if !ok {
+		return access.Request{}, false, nil
+	}
+	v := tx.tx.Bucket(bRequests).Get(key)
 	if v == nil {
 		return access.Request{}, false, nil
 	}
@@ -92,7 +96,11 @@ func (tx *Tx) PutRequest(r *access.Request) error {
 	if err != nil {
 		return fmt.Errorf("store: encode request %s: %w", r.ID, err)
 	}
-	if err := b.Put([]byte(r.ID), v); err != nil {
+	key, ok := requestKey(r.ID)
+	if !ok {
+		return access.Errorf(access.CodeInternal, "store: request id %q is not REQ-<n>", r.ID)
+	}
+	if err := b.Put(key, v); err != nil {
 		return fmt.Errorf("store: put request %s: %w", r.ID, err)
 	}
 	if old != nil {
@@ -299,13 +307,45 @@ func (tx *Tx) CountInState(state access.State) (map[string]int, error) {
 // (CreatedAt, ID) order straight from a cursor over the creation index, so an
 // export over years of requests runs in bounded memory. fn returning ErrStop
 // ends the walk without error; fn must not write through this transaction.
+//
+// The *access.Request passed to fn is the same value on every call,
+// overwritten with the next request: it is valid only during the callback. A
+// caller that keeps a request must copy it; a value copy (*r) is enough,
+// because the strings and slices it refers to are never reused.
+//
+// Requests are keyed in creation order (requestKey), so the walk follows the
+// index with a second cursor that usually finds the next request on the same
+// leaf page (Next) and descends from the root (Seek) only when the index and
+// the key order disagree: requests created with an explicit earlier
+// CreatedAt, or two created in the same instant whose ids sort differently
+// as strings ("REQ-10000" before "REQ-9999").
 func (tx *Tx) ForEachRequest(createdBefore time.Time, fn func(*access.Request) error) error {
 	end := timeKey(createdBefore)
 	c := tx.tx.Bucket(bIdxCreated).Cursor()
+	rc := tx.tx.Bucket(bRequests).Cursor()
+	var r access.Request
+	var arena requestArena
+	_ = arena
+	var at []byte // the key rc is on, nil before the first Seek
+	var key []byte
 	for k, _ := c.First(); k != nil && bytes.Compare(k[:8], end) < 0; k, _ = c.Next() {
-		r, err := tx.indexed(k[8:])
-		if err != nil {
-			return err
+		var ok bool
+		key, ok = appendRequestKey(key[:0], k[8:])
+		if !ok {
+			return fmt.Errorf("store: malformed creation index key %q", k)
+		}
+		var v []byte
+		if at != nil {
+			at, v = rc.Next()
+		}
+		if at == nil || !bytes.Equal(at, key) {
+			at, v = rc.Seek(key)
+			if !bytes.Equal(at, key) {
+				return fmt.Errorf("store: index points at missing request %q", k[8:])
+			}
+		}
+		if err := decodeRequestInto(&r, v, nil); err != nil {
+			return fmt.Errorf("store: request %s: %w", k[8:], err)
 		}
 		if err := fn(&r); err != nil {
 			if errors.Is(err, ErrStop) {

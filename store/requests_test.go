@@ -323,3 +323,82 @@ func TestRequestsOfUserCaseInsensitive(t *testing.T) {
 		return nil
 	})
 }
+
+// TestForEachRequestOrderAndCopies walks requests whose creation order
+// disagrees with their key order (explicit earlier CreatedAt, several in one
+// instant) and keeps value copies of every request it is handed: the walk
+// is in (CreatedAt, ID) order, and each copy still equals the stored request
+// after the walk moved on (the decoder never reuses a copy's memory).
+func TestForEachRequestOrderAndCopies(t *testing.T) {
+	db := openTest(t)
+	created := []time.Duration{3, 1, 2, 0, 2, 5, 4, 4} // minutes after t0, in id order
+	update(t, db, t0, func(tx *Tx) error {
+		for i, m := range created {
+			r := pendingRequest(fmt.Sprintf("u%d@x", i), "db", "carol@x", "dave@x")
+			r.CreatedAt = t0.Add(m * time.Minute)
+			r.Justification = fmt.Sprintf("reason %d", i)
+			if err := tx.PutRequest(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	tests := []struct {
+		name   string
+		before time.Time
+		want   []string
+	}{
+		{"all", t0.Add(time.Hour), []string{"REQ-1004", "REQ-1002", "REQ-1003", "REQ-1005", "REQ-1001", "REQ-1007", "REQ-1008", "REQ-1006"}},
+		{"up to an out-of-order request", t0.Add(2 * time.Minute), []string{"REQ-1004", "REQ-1002"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var kept []access.Request
+			err := db.View(func(tx *Tx) error {
+				return tx.ForEachRequest(tt.before, func(r *access.Request) error {
+					kept = append(kept, *r)
+					return nil
+				})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(kept); !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("order %v, want %v", got, tt.want)
+			}
+			for _, k := range kept {
+				var stored access.Request
+				err := db.View(func(tx *Tx) error {
+					var err error
+					stored, err = tx.Request(k.ID)
+					return err
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(k, stored) {
+					t.Errorf("kept copy of %s changed after the walk:\n got %+v\nwant %+v", k.ID, k, stored)
+				}
+			}
+		})
+	}
+}
+
+// TestRequestNonCanonicalIDNotFound: "REQ-01001" names the number of
+// REQ-1001 but is not its id.
+func TestRequestNonCanonicalIDNotFound(t *testing.T) {
+	db := openTest(t)
+	update(t, db, t0, func(tx *Tx) error { return tx.PutRequest(pendingRequest("ann@x", "db", "carol@x")) })
+	for _, id := range []string{"REQ-01001", "REQ-+1001", "1001", "REQ-1002"} {
+		t.Run(id, func(t *testing.T) {
+			err := db.View(func(tx *Tx) error { _, err := tx.Request(id); return err })
+			if access.CodeOf(err) != access.CodeNotFound {
+				t.Errorf("Request(%q) = %v, want not found", id, err)
+			}
+			err = db.Update(t0, func(tx *Tx) error { return tx.PutRequest(&access.Request{ID: id, Rev: 1}) })
+			if access.CodeOf(err) != access.CodeNotFound {
+				t.Errorf("PutRequest(%q) = %v, want not found", id, err)
+			}
+		})
+	}
+}

@@ -20,7 +20,7 @@ import (
 var ErrStop = errors.New("stop")
 
 // schemaVersion is the layout this code reads and writes.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // migrations[v] upgrades a file from version v-1 to version v. They run in
 // order inside the single Update that opens the file, so a crash half way
@@ -30,6 +30,7 @@ var migrations = []func(*bolt.Tx) error{
 	0: nil,
 	1: nil,
 	2: requestsToBinary,
+	3: requestsByNumber,
 }
 
 // defaultTimeout bounds the wait for bbolt's exclusive file lock: a second
