@@ -325,7 +325,6 @@ func (tx *Tx) ForEachRequest(createdBefore time.Time, fn func(*access.Request) e
 	rc := tx.tx.Bucket(bRequests).Cursor()
 	var r access.Request
 	var arena requestArena
-	_ = arena
 	var at []byte // the key rc is on, nil before the first Seek
 	var key []byte
 	for k, _ := c.First(); k != nil && bytes.Compare(k[:8], end) < 0; k, _ = c.Next() {
@@ -344,7 +343,7 @@ func (tx *Tx) ForEachRequest(createdBefore time.Time, fn func(*access.Request) e
 				return fmt.Errorf("store: index points at missing request %q", k[8:])
 			}
 		}
-		if err := decodeRequestInto(&r, v, nil); err != nil {
+		if err := decodeRequestInto(&r, v, &arena); err != nil {
 			return fmt.Errorf("store: request %s: %w", k[8:], err)
 		}
 		if err := fn(&r); err != nil {
