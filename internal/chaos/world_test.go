@@ -12,8 +12,6 @@ type person struct {
 	slackID, login, first, last, dept, manager string
 }
 
-func (p person) email() string { return p.login }
-
 // people of the test org. Ann and Gus request; Bob is their manager; Carol
 // and Dave are the security team; Gus is also a standing (non-keycard)
 // member of app-deploy, which keycard must never remove.
