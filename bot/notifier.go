@@ -103,6 +103,9 @@ func (b *Bot) notifyOnce(ctx context.Context) (int, error) {
 
 // notify handles one audit event.
 func (b *Bot) notify(ctx context.Context, e access.Event, homes map[string]access.Person) error {
+	if handled, err := b.notifyReview(ctx, e); handled {
+		return err
+	}
 	switch e.Type {
 	case access.EvAlert, access.EvIdentityMismatch, access.EvProvisionAlert:
 		return b.alert(ctx, e)

@@ -24,7 +24,7 @@ type route struct {
 // routeTable maps (kind, command | action_id | callback_id | event type)
 // to one method each.
 func routeTable() map[routeKey]route {
-	return map[routeKey]route{
+	t := map[routeKey]route{
 		{kindCommand, cmdAccess}: {ack: (*Bot).ackAccessCommand, urgent: (*Bot).onAccessCommand},
 		{kindCommand, cmdExport}: {work: (*Bot).onExportCommand},
 
@@ -46,4 +46,8 @@ func routeTable() map[routeKey]route {
 
 		{kindEvent, evAppHomeOpened}: {work: (*Bot).onHomeOpened},
 	}
+	for k, r := range reviewRoutes() { // review_*.go: campaigns, contractor questions, /access review, /export campaign
+		t[k] = r
+	}
+	return t
 }

@@ -1,0 +1,369 @@
+package bot
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"keycard/access"
+	"keycard/handlers"
+	"keycard/policy"
+)
+
+// ReviewCore is what the review surfaces (campaign items, contractor
+// expiry questions, scheduled reports) need from keycard. *handlers.Service
+// satisfies it; a Core without it simply has no review buttons.
+type ReviewCore interface {
+	StartCampaign(ctx context.Context, slackID, email string, names []string) (handlers.Campaign, error)
+	Review(ctx context.Context, in handlers.ReviewInput) (handlers.CampaignItem, error)
+	CampaignItemOf(id string) (handlers.CampaignItem, error)
+	CampaignOf(id string) (handlers.Campaign, []handlers.CampaignItem, error)
+	ContractorAskOf(grantID string) (handlers.ContractorAsk, error)
+	ContractorExtend(ctx context.Context, grantID, slackID, email string, d time.Duration) (access.Request, error)
+	ContractorLetExpire(ctx context.Context, grantID, slackID, email string) (handlers.ContractorAsk, error)
+	Export(w io.Writer, req handlers.ExportRequest) (handlers.Manifest, error)
+}
+
+var _ ReviewCore = (*handlers.Service)(nil)
+
+var _ handlers.Publisher = (*Bot)(nil)
+
+// Action and callback ids of the review surfaces.
+const (
+	actReviewKeep   = "keycard_review_keep"
+	actReviewRevoke = "keycard_review_revoke"
+	actReviewFlag   = "keycard_review_flag"
+	actAskExtend    = "keycard_contractor_extend"
+	actAskExpire    = "keycard_contractor_expire"
+	actComment      = "keycard_review_comment"
+
+	cbReviewKeep = "keycard_review_keep"     // the Keep-with-comment modal (privileged access)
+	cbAskExtend  = "keycard_contractor_extend" // the contractor extension modal
+
+	blkComment = "comment"
+)
+
+// MessageRef keys of review messages (MessageRef.RequestID is a lookup key).
+const (
+	refReviewItem = "review_item"
+	refAsk        = "contractor_ask"
+	refReport     = "report"
+)
+
+func itemRefKey(id string) string  { return "review:" + id }
+func askRefKey(grant string) string { return "contractor:" + grant }
+
+// reviews returns the review use cases, or nil when the Core has none.
+func (b *Bot) reviews() ReviewCore {
+	rc, _ := b.core.(ReviewCore)
+	return rc
+}
+
+// reviewRoutes are the review surfaces' routes, merged into routeTable.
+func reviewRoutes() map[routeKey]route {
+	return map[routeKey]route{
+		{kindCommand, cmdAccess}: {ack: (*Bot).ackAccessOrReview, urgent: (*Bot).onAccessOrReview},
+		{kindCommand, cmdExport}: {work: (*Bot).onExportOrCampaign},
+
+		{kindAction, actReviewKeep}:   {urgent: (*Bot).onReviewKeep},
+		{kindAction, actReviewRevoke}: {work: (*Bot).onReviewRevoke},
+		{kindAction, actReviewFlag}:   {work: (*Bot).onReviewFlag},
+		{kindAction, actAskExtend}:    {urgent: (*Bot).onAskExtendClick},
+		{kindAction, actAskExpire}:    {work: (*Bot).onAskExpire},
+
+		{kindView, cbReviewKeep}: {selfAck: (*Bot).onReviewKeepSubmit},
+		{kindView, cbAskExtend}:  {selfAck: (*Bot).onAskExtendSubmit},
+	}
+}
+
+// ackAccessOrReview acks `/access review …` empty (the work follows) and
+// leaves every other /access form to ackAccessCommand.
+func (b *Bot) ackAccessOrReview(in *inbound) any {
+	if f := strings.Fields(in.cmd.Text); len(f) > 0 && strings.EqualFold(f[0], "review") {
+		return nil
+	}
+	return b.ackAccessCommand(in)
+}
+
+func (b *Bot) onAccessOrReview(ctx context.Context, in *inbound) {
+	f := strings.Fields(in.cmd.Text)
+	if len(f) == 0 || !strings.EqualFold(f[0], "review") {
+		b.onAccessCommand(ctx, in)
+		return
+	}
+	if len(f) < 2 || !strings.EqualFold(f[1], "start") {
+		b.tell(ctx, in, "Usage: /access review start [policy…] (keycard admins only)")
+		return
+	}
+	names := f[2:]
+	b.enqueue("review start", func(ctx context.Context) { b.startReview(ctx, in, names) })
+}
+
+func (b *Bot) startReview(ctx context.Context, in *inbound, names []string) {
+	rc := b.reviews()
+	if rc == nil {
+		b.tell(ctx, in, "Access reviews are not available in this keycard.")
+		return
+	}
+	pr, err := b.people.profile(ctx, in.user)
+	if err != nil {
+		b.tell(ctx, in, access.MessageOf(err))
+		return
+	}
+	c, err := rc.StartCampaign(ctx, in.user, pr.Email, names)
+	if err != nil {
+		b.tell(ctx, in, access.MessageOf(err))
+		return
+	}
+	b.nudge()
+	b.tell(ctx, in, fmt.Sprintf("Access review %s started: %d items sent to their reviewers, due %s.", c.ID, c.Items, when(c.DueAt, b.people.loc(ctx, in.user))))
+}
+
+// onExportOrCampaign serves `/export campaign <id>` and leaves every other
+// form to onExportCommand.
+func (b *Bot) onExportOrCampaign(ctx context.Context, in *inbound) {
+	f := strings.Fields(in.cmd.Text)
+	if len(f) == 0 || !strings.EqualFold(f[0], "campaign") {
+		b.onExportCommand(ctx, in)
+		return
+	}
+	w, err := b.identify(ctx, in.user)
+	if err != nil {
+		b.tell(ctx, in, access.MessageOf(err))
+		return
+	}
+	ok, err := b.core.IsAuditor(ctx, w.user)
+	if err != nil {
+		b.tell(ctx, in, "Could not check whether you are an auditor; try again in a minute.")
+		return
+	}
+	if !ok {
+		if err := b.core.RecordExportRefused(w.user.Email, in.cmd.Text, "not a member of the auditors group"); err != nil {
+			b.log.Error("audit export refusal", "err", err)
+		}
+		b.tell(ctx, in, "Only auditors can export evidence. This attempt has been recorded in the audit log.")
+		return
+	}
+	rc := b.reviews()
+	if len(f) != 2 || rc == nil {
+		b.tell(ctx, in, "Usage: /export campaign <campaign-id>")
+		return
+	}
+	var buf bytes.Buffer
+	m, err := rc.Export(&buf, handlers.ExportRequest{Kind: handlers.KindCampaign, Params: handlers.ExportParams{Campaign: f[1]},
+		By: w.user.Email, Invocation: "/export " + in.cmd.Text})
+	if err != nil {
+		b.tell(ctx, in, access.MessageOf(err))
+		return
+	}
+	ch, err := b.dmChannel(ctx, in.user)
+	if err != nil {
+		b.tell(ctx, in, "Could not open your DM: "+err.Error())
+		return
+	}
+	files := []handlers.ReportFile{{Name: m.CSV.Name, Content: buf.Bytes()},
+		{Name: strings.TrimSuffix(m.CSV.Name, ".csv") + ".manifest.json", Content: m.Encode()}}
+	for i, file := range files {
+		comment := ""
+		if i == 0 {
+			comment = fmt.Sprintf("Campaign %s: %d items.", f[1], m.RowCount)
+		}
+		if err := b.upload(ctx, ch, "", file, comment); err != nil {
+			b.tell(ctx, in, "The upload failed: "+err.Error())
+			return
+		}
+	}
+}
+
+func (b *Bot) upload(ctx context.Context, channel, thread string, f handlers.ReportFile, comment string) error {
+	if len(f.Content) == 0 {
+		return nil
+	}
+	_, err := b.api.UploadFileContext(ctx, slack.UploadFileParameters{Reader: bytes.NewReader(f.Content), FileSize: len(f.Content),
+		Filename: f.Name, Title: f.Name, Channel: channel, ThreadTimestamp: thread, InitialComment: comment})
+	return err
+}
+
+// review runs one Keep / Revoke / Flag.
+func (b *Bot) review(ctx context.Context, in *inbound, itemID, decision, comment string) error {
+	rc := b.reviews()
+	if rc == nil {
+		return nil
+	}
+	pr, err := b.people.profile(ctx, in.user)
+	if err != nil {
+		b.tell(ctx, in, access.MessageOf(err))
+		return err
+	}
+	if _, err := rc.Review(ctx, handlers.ReviewInput{ItemID: itemID, SlackID: in.user, Email: pr.Email, Decision: decision, Comment: comment}); err != nil {
+		b.log.Info("review refused", "item", itemID, "user", in.user, "code", access.CodeOf(err))
+		b.tell(ctx, in, access.MessageOf(err))
+		return err
+	}
+	b.nudge()
+	return nil
+}
+
+func (b *Bot) onReviewRevoke(ctx context.Context, in *inbound) {
+	_ = b.review(ctx, in, in.action.Value, handlers.DecisionRevoke, "")
+}
+
+func (b *Bot) onReviewFlag(ctx context.Context, in *inbound) {
+	_ = b.review(ctx, in, in.action.Value, handlers.DecisionFlag, "")
+}
+
+// onReviewKeep keeps non-privileged access at once; privileged access
+// opens a modal whose comment is required (no rubber-stamping).
+func (b *Bot) onReviewKeep(ctx context.Context, in *inbound) {
+	rc := b.reviews()
+	if rc == nil {
+		return
+	}
+	it, err := rc.CampaignItemOf(in.action.Value)
+	if err != nil {
+		b.tell(ctx, in, access.MessageOf(err))
+		return
+	}
+	if !it.Privileged || !it.Open() {
+		b.enqueue("review keep", func(ctx context.Context) { _ = b.review(ctx, in, it.ID, handlers.DecisionKeep, "") })
+		return
+	}
+	if _, err := b.api.OpenViewContext(ctx, in.cb.TriggerID, ReviewKeepModal(it)); err != nil {
+		b.log.Error("views.open keep modal", "err", err)
+		b.tell(ctx, in, "Slack did not open the comment form ("+err.Error()+"); click Keep again.")
+	}
+}
+
+func (b *Bot) onReviewKeepSubmit(ctx context.Context, in *inbound, ack func(any)) {
+	v := &in.cb.View
+	comment := ""
+	if a, ok := stateValue(v, blkComment, actComment); ok {
+		comment = strings.TrimSpace(a.Value)
+	}
+	if comment == "" {
+		ack(slack.NewErrorsViewSubmissionResponse(map[string]string{blkComment: "Say why this access is still needed."}))
+		return
+	}
+	rc := b.reviews()
+	pr, err := b.people.profile(ctx, in.user)
+	if err != nil || rc == nil {
+		ack(slack.NewErrorsViewSubmissionResponse(map[string]string{blkComment: access.MessageOf(err)}))
+		return
+	}
+	if _, err := rc.Review(ctx, handlers.ReviewInput{ItemID: v.PrivateMetadata, SlackID: in.user, Email: pr.Email, Decision: handlers.DecisionKeep, Comment: comment}); err != nil {
+		ack(slack.NewErrorsViewSubmissionResponse(map[string]string{blkComment: truncate(access.MessageOf(err), 2000)}))
+		return
+	}
+	b.nudge()
+	ack(slack.NewClearViewSubmissionResponse())
+}
+
+// onAskExtendClick opens the contractor extension modal (durations up to
+// the policy's max).
+func (b *Bot) onAskExtendClick(ctx context.Context, in *inbound) {
+	rc := b.reviews()
+	if rc == nil {
+		return
+	}
+	a, err := rc.ContractorAskOf(in.action.Value)
+	if err != nil {
+		b.tell(ctx, in, access.MessageOf(err))
+		return
+	}
+	p, ok := b.core.Policy().Policy(a.Policy)
+	if !ok {
+		b.tell(ctx, in, "Policy "+a.Policy+" no longer exists.")
+		return
+	}
+	if _, err := b.api.OpenViewContext(ctx, in.cb.TriggerID, ContractorExtendModal(a, p)); err != nil {
+		b.log.Error("views.open contractor extend", "err", err)
+	}
+}
+
+func (b *Bot) onAskExtendSubmit(ctx context.Context, in *inbound, ack func(any)) {
+	v := &in.cb.View
+	rc := b.reviews()
+	a, err := rc.ContractorAskOf(v.PrivateMetadata)
+	if err != nil {
+		ack(NoticeUpdate("Extend access", access.MessageOf(err)))
+		return
+	}
+	block := durationBlockID(a.Policy)
+	d := time.Duration(0)
+	if s, ok := stateValue(v, block, actDuration); ok && s.SelectedOption.Value != "" {
+		d, err = policy.ParseDuration(s.SelectedOption.Value)
+		if err != nil {
+			ack(slack.NewErrorsViewSubmissionResponse(map[string]string{block: err.Error()}))
+			return
+		}
+	}
+	pr, err := b.people.profile(ctx, in.user)
+	if err != nil {
+		ack(slack.NewErrorsViewSubmissionResponse(map[string]string{block: access.MessageOf(err)}))
+		return
+	}
+	if _, err := rc.ContractorExtend(ctx, a.GrantID, in.user, pr.Email, d); err != nil {
+		ack(slack.NewErrorsViewSubmissionResponse(map[string]string{block: truncate(access.MessageOf(err), 2000)}))
+		return
+	}
+	b.nudge()
+	ack(slack.NewClearViewSubmissionResponse())
+}
+
+func (b *Bot) onAskExpire(ctx context.Context, in *inbound) {
+	rc := b.reviews()
+	if rc == nil {
+		return
+	}
+	pr, err := b.people.profile(ctx, in.user)
+	if err != nil {
+		b.tell(ctx, in, access.MessageOf(err))
+		return
+	}
+	if _, err := rc.ContractorLetExpire(ctx, in.action.Value, in.user, pr.Email); err != nil {
+		b.tell(ctx, in, access.MessageOf(err))
+		return
+	}
+	b.nudge()
+}
+
+// Publish posts a scheduled report to its channel (the security channel
+// when it names none): the message, then each file in its thread. A
+// report whose key was already posted is not posted again.
+func (b *Bot) Publish(ctx context.Context, r handlers.Report) error {
+	key := "report:" + r.Key
+	refs, err := b.core.Messages(key)
+	if err != nil {
+		return err
+	}
+	if hasRef(refs, refReport, "") {
+		return nil
+	}
+	name := r.Channel
+	if name == "" {
+		name = b.core.Policy().Alerts.Channel
+	}
+	if name == "" {
+		return access.Errorf(access.CodeInvalid, "report %s names no channel and the policy has no alerts channel", r.Job)
+	}
+	ch, err := b.resolveChannel(ctx, name)
+	if err != nil {
+		return err
+	}
+	m := ReportMessage(r, time.UTC)
+	ch, ts, err := b.api.PostMessageContext(ctx, ch, m.options()...)
+	if err != nil {
+		return err
+	}
+	for _, f := range r.Files {
+		if err := b.upload(ctx, ch, ts, f, ""); err != nil {
+			return err
+		}
+	}
+	return b.core.RecordMessage(access.MessageRef{RequestID: key, Kind: refReport, Channel: ch, TS: ts})
+}

@@ -1,0 +1,202 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"keycard/access"
+)
+
+// notifyReview delivers the review events: a campaign item's DM to each
+// reviewer (updated once decided), the daily reminders, and a contractor
+// question to the manager or the security channel (updated once answered).
+// It reports false for events that are not about reviews.
+func (b *Bot) notifyReview(ctx context.Context, e access.Event) (bool, error) {
+	switch e.Type {
+	case access.EvCampaignItemAssigned, access.EvCampaignItemDecided, access.EvCampaignItemTimedOut,
+		access.EvCampaignReminded, access.EvContractorAsked, access.EvContractorExtended, access.EvContractorLetExpire,
+		access.EvCampaignOpened, access.EvCampaignClosed, access.EvCampaignItemRemediated, access.EvReportPosted:
+	default:
+		return false, nil
+	}
+	rc := b.reviews()
+	if rc == nil {
+		return true, nil
+	}
+	var d struct {
+		Campaign string         `json:"campaign"`
+		Item     string         `json:"item"`
+		Waiting  map[string]int `json:"waiting"`
+		Grant    string         `json:"grant"`
+	}
+	_ = json.Unmarshal([]byte(e.Detail), &d)
+	switch e.Type {
+	case access.EvCampaignItemAssigned:
+		return true, b.sendItem(ctx, rc, d.Item)
+	case access.EvCampaignItemDecided, access.EvCampaignItemTimedOut:
+		return true, b.updateItem(ctx, rc, d.Item)
+	case access.EvCampaignReminded:
+		return true, b.remindReviewers(ctx, rc, e, d.Campaign, d.Waiting)
+	case access.EvContractorAsked:
+		return true, b.sendAsk(ctx, rc, e.RequestID)
+	case access.EvContractorExtended, access.EvContractorLetExpire:
+		return true, b.updateAsk(ctx, rc, e.RequestID)
+	}
+	return true, nil
+}
+
+func (b *Bot) sendItem(ctx context.Context, rc ReviewCore, id string) error {
+	it, err := rc.CampaignItemOf(id)
+	if access.CodeOf(err) == access.CodeNotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c, _, err := rc.CampaignOf(it.Campaign)
+	if err != nil {
+		return err
+	}
+	refs, err := b.core.Messages(itemRefKey(id))
+	if err != nil {
+		return err
+	}
+	for _, r := range it.Reviewers {
+		sid, err := b.slackIDOf(ctx, r)
+		if access.CodeOf(err) == access.CodeNotFound {
+			b.log.Warn("reviewer has no Slack account", "email", r.Email, "item", id)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if hasRef(refs, refReviewItem, sid) {
+			continue
+		}
+		ch, ts, err := b.dm(ctx, sid, ReviewItemMessage(it, c, b.people.loc(ctx, sid)))
+		if err != nil {
+			return err
+		}
+		if err := b.core.RecordMessage(access.MessageRef{RequestID: itemRefKey(id), Kind: refReviewItem, SlackUser: sid, Channel: ch, TS: ts}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// updateItem replaces the buttons of every DM about the item with its outcome.
+func (b *Bot) updateItem(ctx context.Context, rc ReviewCore, id string) error {
+	it, err := rc.CampaignItemOf(id)
+	if err != nil {
+		return nil
+	}
+	c, _, err := rc.CampaignOf(it.Campaign)
+	if err != nil {
+		return err
+	}
+	refs, err := b.core.Messages(itemRefKey(id))
+	if err != nil {
+		return err
+	}
+	for _, ref := range refs {
+		if ref.Kind != refReviewItem {
+			continue
+		}
+		m := ReviewItemMessage(it, c, b.people.loc(ctx, ref.SlackUser))
+		if _, _, _, err := b.api.UpdateMessageContext(ctx, ref.Channel, ref.TS, m.options()...); err != nil && !permanent(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *Bot) remindReviewers(ctx context.Context, rc ReviewCore, e access.Event, campaign string, waiting map[string]int) error {
+	c, _, err := rc.CampaignOf(campaign)
+	if err != nil {
+		return nil
+	}
+	key := "review:" + campaign
+	refs, err := b.core.Messages(key)
+	if err != nil {
+		return err
+	}
+	kind := "remind:" + strconv.FormatUint(e.Seq, 10)
+	for email, n := range waiting {
+		sid, err := b.people.slackID(ctx, email)
+		if err != nil || hasRef(refs, kind, sid) {
+			continue
+		}
+		ch, ts, err := b.dm(ctx, sid, ReviewReminderMessage(c.ID, n, c.DueAt, b.people.loc(ctx, sid)))
+		if err != nil {
+			return err
+		}
+		if err := b.core.RecordMessage(access.MessageRef{RequestID: key, Kind: kind, SlackUser: sid, Channel: ch, TS: ts}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sendAsk DMs the contractor's manager, or posts to the security channel
+// when the directory names none.
+func (b *Bot) sendAsk(ctx context.Context, rc ReviewCore, grant string) error {
+	a, err := rc.ContractorAskOf(grant)
+	if access.CodeOf(err) == access.CodeNotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	refs, err := b.core.Messages(askRefKey(grant))
+	if err != nil {
+		return err
+	}
+	for _, r := range refs {
+		if r.Kind == refAsk {
+			return nil
+		}
+	}
+	var ch, ts, sid string
+	if a.Manager.Email != "" {
+		if sid, err = b.slackIDOf(ctx, a.Manager); err != nil {
+			return err
+		}
+		ch, ts, err = b.dm(ctx, sid, ContractorAskMessage(a, b.people.loc(ctx, sid)))
+	} else {
+		name := b.core.Policy().Alerts.Channel
+		if name == "" {
+			return access.Errorf(access.CodeInvalid, "contractor %s has no manager and the policy has no alerts channel", a.Holder.Email)
+		}
+		if ch, err = b.resolveChannel(ctx, name); err == nil {
+			m := ContractorAskMessage(a, nil)
+			ch, ts, err = b.api.PostMessageContext(ctx, ch, m.options()...)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return b.core.RecordMessage(access.MessageRef{RequestID: askRefKey(grant), Kind: refAsk, SlackUser: sid, Channel: ch, TS: ts})
+}
+
+func (b *Bot) updateAsk(ctx context.Context, rc ReviewCore, grant string) error {
+	a, err := rc.ContractorAskOf(grant)
+	if err != nil {
+		return nil
+	}
+	refs, err := b.core.Messages(askRefKey(grant))
+	if err != nil {
+		return err
+	}
+	for _, ref := range refs {
+		if ref.Kind != refAsk || strings.TrimSpace(ref.TS) == "" {
+			continue
+		}
+		m := ContractorAskMessage(a, b.people.loc(ctx, ref.SlackUser))
+		if _, _, _, err := b.api.UpdateMessageContext(ctx, ref.Channel, ref.TS, m.options()...); err != nil && !permanent(err) {
+			return err
+		}
+	}
+	return nil
+}
