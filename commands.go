@@ -31,12 +31,20 @@ func policyCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if path == "" {
 		path = "policy.yaml"
 	}
-	if len(args) > 1 {
-		path = args[1]
+	againstIdP := false
+	for _, a := range args[1:] {
+		if a == "--against-idp" {
+			againstIdP = true
+		} else {
+			path = a
+		}
 	}
 	set, err := policy.Load(path)
 	if err != nil {
 		return err
+	}
+	if againstIdP {
+		return checkAgainstIdP(ctx, set, stdout)
 	}
 	fmt.Fprint(stdout, policy.Summary(set))
 	return nil
@@ -276,6 +284,7 @@ func openCLI(dbPath string) (*cliEnv, error) {
 		inst = instance(set, cfg)
 	}
 	svc := handlers.New(storeAdapter{db}, conns, set, clock, handlers.Options{Verify: verifier(db), Instance: inst})
+	svc.RegisterReviewExports() // --kind campaign and privileged
 	return &cliEnv{db: db, svc: svc}, nil
 }
 
@@ -315,4 +324,37 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// checkAgainstIdP is `keycard policy check --against-idp`: groups inside a
+// connector's scope that no policy covers, and policies whose group the IdP
+// does not have. It reads the IdP (OKTA_CLIENT_* for okta connectors) and
+// changes nothing; a disagreement exits 1.
+func checkAgainstIdP(ctx context.Context, set *policy.Set, stdout io.Writer) error {
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	conns, _, err := buildConnectors(set, cfg, nil, access.SystemClock{}) // listing groups never reads static memberships
+	if err != nil {
+		return err
+	}
+	sync, err := handlers.New(nil, conns, set, access.SystemClock{}, handlers.Options{}).CheckAgainstIdP(ctx)
+	if err != nil {
+		return err
+	}
+	for _, g := range sync.Uncovered {
+		fmt.Fprintf(stdout, "uncovered: group %s of connector %s is inside the scope but no policy covers it\n", g.Group, g.Connector)
+	}
+	for _, g := range sync.Missing {
+		fmt.Fprintf(stdout, "missing: policy %s maps to group %s, which connector %s does not have\n", g.Policy, g.Group, g.Connector)
+	}
+	for _, c := range sync.Unchecked {
+		fmt.Fprintf(stdout, "unchecked: connector %s cannot list its groups\n", c)
+	}
+	if !sync.Empty() {
+		return exitCode(1)
+	}
+	fmt.Fprintln(stdout, "policies and the identity provider agree")
+	return nil
 }

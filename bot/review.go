@@ -42,7 +42,7 @@ const (
 	actAskExpire    = "keycard_contractor_expire"
 	actComment      = "keycard_review_comment"
 
-	cbReviewKeep = "keycard_review_keep"     // the Keep-with-comment modal (privileged access)
+	cbReviewKeep = "keycard_review_keep"       // the Keep-with-comment modal (privileged access)
 	cbAskExtend  = "keycard_contractor_extend" // the contractor extension modal
 
 	blkComment = "comment"
@@ -55,7 +55,7 @@ const (
 	refReport     = "report"
 )
 
-func itemRefKey(id string) string  { return "review:" + id }
+func itemRefKey(id string) string   { return "review:" + id }
 func askRefKey(grant string) string { return "contractor:" + grant }
 
 // reviews returns the review use cases, or nil when the Core has none.
