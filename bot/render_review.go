@@ -60,10 +60,11 @@ func AdminReportMessage(rep handlers.AdminReport, loc *time.Location) Message {
 	title := "Privileged access report — " + rep.At.In(loc).Format("Mon 2 Jan 2006")
 	blocks := []slack.Block{header(title),
 		section(fmt.Sprintf("*%d* active privileged grants in *%d* roles; *%d* members of privileged groups that keycard did not grant.", n, len(rep.Groups), len(rep.Unmanaged)))}
-	// Leave room for the unmanaged, sync and footer blocks within 50.
-	const maxGroups = maxMessageBlocks - 12
+	// Each role takes 3 blocks; leave room for the unmanaged (3), sync (3)
+	// and footer (1) blocks within Slack's 50.
+	const roleBlocksEnd = maxMessageBlocks - 8
 	for i, g := range rep.Groups {
-		if i == maxGroups {
+		if len(blocks)+3 > roleBlocksEnd {
 			blocks = append(blocks, contextLine(fmt.Sprintf("…and %d more roles in the attached CSV.", len(rep.Groups)-i)))
 			break
 		}
