@@ -304,11 +304,15 @@ func (d *driver) approve(ctx context.Context) (bool, error) {
 	for _, v := range d.emu.OpenViews(c.user) {
 		seen[v.ID] = true
 	}
+	told := len(d.emu.Ephemerals(c.user))
 	if _, err := d.emu.ClickButton(ctx, c.user, c.m.Channel, c.m.TS, "keycard_deny"); err != nil {
 		return true, err
 	}
 	var v slackemu.View
 	if err := d.emu.WaitFor(ctx, func(s *slackemu.Server) bool {
+		if len(s.Ephemerals(c.user)) > told {
+			return true // a stale button: keycard said why instead
+		}
 		vs := s.OpenViews(c.user)
 		if len(vs) == 0 || seen[vs[len(vs)-1].ID] {
 			return false
@@ -317,6 +321,10 @@ func (d *driver) approve(ctx context.Context) (bool, error) {
 		return v.CallbackID == "keycard_deny"
 	}); err != nil {
 		return true, fmt.Errorf("deny modal: %w", err)
+	}
+	if v.ID == "" {
+		d.stats["stale deny clicks"]++
+		return true, nil
 	}
 	_, err := d.emu.SubmitView(ctx, c.user, v.ID, slackemu.Values{"reason": {"keycard_deny_reason": {Text: "not now"}}})
 	if err == nil {
