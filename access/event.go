@@ -35,18 +35,20 @@ const (
 	EvProvisionRetrying EventType = "provision.retrying" // an IdP call failed; detail: attempt, error
 	EvProvisionAlert    EventType = "provision.alert"    // a removal keeps failing: people must look
 
-	EvPolicyLoaded     EventType = "policy.loaded"  // first load
-	EvPolicyChanged    EventType = "policy.changed" // detail: old, new hash, what changed
-	EvPolicyRejected   EventType = "policy.rejected"
-	EvPolicyStaged     EventType = "policy.staged"    // change_approval: waits for a second admin
-	EvPolicyApproved   EventType = "policy.approved"  // a second admin approved the staged version
-	EvPolicyEmergency  EventType = "policy.emergency" // applied without approval (emergency path)
-	EvIdentityPinned   EventType = "identity.pinned"
-	EvIdentityMismatch EventType = "identity.mismatch"
-	EvUserOffboarded   EventType = "user.offboarded"
-	EvExportCreated    EventType = "export.created"
-	EvExportRefused    EventType = "export.refused"
-	EvAlert            EventType = "alert" // something the security channel must see
+	EvPolicyLoaded      EventType = "policy.loaded"  // first load
+	EvPolicyChanged     EventType = "policy.changed" // detail: old, new hash, what changed
+	EvPolicyRejected    EventType = "policy.rejected"
+	EvPolicyStaged      EventType = "policy.staged"    // change_approval: waits for a second admin
+	EvPolicyApproved    EventType = "policy.approved"  // a second admin approved the staged version
+	EvPolicyEmergency   EventType = "policy.emergency" // applied without approval (emergency path)
+	EvIdentityPinned    EventType = "identity.pinned"
+	EvIdentityMismatch  EventType = "identity.mismatch"
+	EvUserOffboarded    EventType = "user.offboarded"
+	EvExportCreated     EventType = "export.created"
+	EvExportRefused     EventType = "export.refused"
+	EvAlert             EventType = "alert"              // something the security channel must see
+	EvAlertAcknowledged EventType = "alert.acknowledged" // detail: alert_seq, who
+	EvAlertResolved     EventType = "alert.resolved"     // detail: alert_seq, outcome
 )
 
 // System actors (Event.Actor when no person acted).
