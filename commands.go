@@ -284,7 +284,6 @@ func openCLI(dbPath string) (*cliEnv, error) {
 		inst = instance(set, cfg)
 	}
 	svc := handlers.New(storeAdapter{db}, conns, set, clock, handlers.Options{Verify: verifier(db), Instance: inst})
-	svc.RegisterReviewExports() // --kind campaign and privileged
 	return &cliEnv{db: db, svc: svc}, nil
 }
 

@@ -110,8 +110,12 @@ func run(ctx context.Context, cfg Config, d deps) error {
 			return srv.Shutdown(sctx)
 		})
 	}
-	g.Go(func() error { return runBot(ctx, cfg, svc, d) })
-	startReviews(ctx, g, svc, d)
+	b, err := newBot(cfg, svc, d)
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { return b.Run(ctx) })
+	startReviews(ctx, g, svc, b, d)
 	if d.ready != nil {
 		d.ready(svc)
 	}

@@ -145,7 +145,6 @@ func newReviewEnv(t *testing.T, dbPath string) *reviewEnv {
 	}
 	conns.Add("lab", sc, sc, c.Scope)
 	svc := handlers.New(storeAdapter{db}, conns, set, clock, handlers.Options{})
-	svc.RegisterReviewExports()
 
 	emu := slackemu.New(slackemu.Options{Logf: t.Logf})
 	t.Cleanup(emu.Close)
@@ -581,7 +580,6 @@ func TestE2EMissedRunsAndRestart(t *testing.T) {
 
 	// A restart (a new service over the same store) posts nothing again.
 	svc2 := handlers.New(storeAdapter{e.db}, e.conns, e.set, e.clock, handlers.Options{})
-	svc2.RegisterReviewExports()
 	if _, err := svc2.ReviewTick(e.ctx, e.bot); err != nil {
 		t.Fatal(err)
 	}

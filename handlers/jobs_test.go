@@ -67,7 +67,6 @@ func withReviews(t *testing.T, e *env) {
 	}
 	e.set = set
 	e.restart()
-	e.svc.RegisterReviewExports()
 }
 
 func outcomes(t *testing.T, svc *handlers.Service, job string) string {
@@ -107,7 +106,6 @@ func TestReviewSchedule(t *testing.T) {
 			e.clock.Advance(7 * 24 * time.Hour)
 			tick(t, e, pub)
 			e.restart()
-			e.svc.RegisterReviewExports()
 			tick(t, e, pub)
 		}, 1, "ok"},
 		{"a failed run is recorded and not retried", func(t *testing.T, e *env, pub *fakePublisher) {
@@ -159,7 +157,6 @@ func TestRunReviewsSleepsOnTheClock(t *testing.T) {
 	withReviews(t, e)
 	fc := fakeclock.New(t0)
 	svc := handlers.New(storeAdapter{e.db}, conns{e.idp}, e.set, fc, handlers.Options{})
-	svc.RegisterReviewExports()
 	pub := &fakePublisher{sent: make(chan string, 1)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

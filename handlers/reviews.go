@@ -17,14 +17,6 @@ import (
 // columns restricted to privileged policies' groups.
 const KindPrivileged = "privileged"
 
-// RegisterReviewExports adds the review reports to Export (and so to
-// `keycard export --kind`): privileged (the admin report's CSV) and
-// campaign. Call it once, before the service is shared.
-func (s *Service) RegisterReviewExports() {
-	s.RegisterExport(KindPrivileged, s.exportPrivileged)
-	s.RegisterExport(KindCampaign, s.exportCampaign)
-}
-
 // AdminReport is the admin access report: privileged grants in force,
 // grouped by app and role, and the privileged access keycard did not grant.
 type AdminReport struct {

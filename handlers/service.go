@@ -111,9 +111,11 @@ func New(st Store, conns Connectors, set *policy.Set, clock access.Clock, opt Op
 		rand: opt.Rand, wake: make(chan struct{}, 1), notify: make(chan struct{}, 1), groupCache: map[string]groupEntry{}, recent: map[string][]time.Time{}, metrics: newMetrics()}
 	s.pol.Store(set)
 	s.exporters = map[string]exporter{
-		KindHolders:  s.exportHolders,
-		KindPolicies: s.exportPolicies,
-		KindJobs:     s.exportJobs,
+		KindHolders:    s.exportHolders,
+		KindPolicies:   s.exportPolicies,
+		KindJobs:       s.exportJobs,
+		KindPrivileged: s.exportPrivileged,
+		KindCampaign:   s.exportCampaign,
 	}
 	return s
 }
