@@ -108,7 +108,9 @@ func (b *Bot) notify(ctx context.Context, e access.Event, homes map[string]acces
 	}
 	switch e.Type {
 	case access.EvAlert, access.EvIdentityMismatch, access.EvProvisionAlert:
-		return b.alert(ctx, e)
+		return b.postAlert(ctx, e)
+	case access.EvPolicyStaged:
+		return b.postPolicyStaged(ctx, e)
 	}
 	if e.RequestID == "" {
 		return nil
@@ -396,11 +398,16 @@ func (b *Bot) alertMessage(ctx context.Context, e access.Event, m Message) error
 			return err
 		}
 	}
-	record := func(user, ch, ts string) error {
-		if e.RequestID == "" {
-			return nil
+	key := e.RequestID
+	if key == "" {
+		key = "alert-" + strconv.FormatUint(e.Seq, 10) // alerts about no request are recorded too: a retried event posts once
+		var err error
+		if refs, err = b.core.Messages(key); err != nil {
+			return err
 		}
-		return b.core.RecordMessage(access.MessageRef{RequestID: e.RequestID, Kind: kind, SlackUser: user, Channel: ch, TS: ts})
+	}
+	record := func(user, ch, ts string) error {
+		return b.core.RecordMessage(access.MessageRef{RequestID: key, Kind: kind, SlackUser: user, Channel: ch, TS: ts})
 	}
 	if name := b.core.Policy().Alerts.Channel; name != "" {
 		if hasRef(refs, kind, "") {

@@ -227,6 +227,7 @@ func AlertMessage(e access.Event, loc *time.Location) Message {
 		access.EvIdentityMismatch: "Identity mismatch",
 		access.EvProvisionAlert:   "Access removal keeps failing",
 		access.EvGrantFailed:      "Provisioning failed",
+		access.EvPolicyEmergency:  "EMERGENCY policy change (no second admin)",
 	}[e.Type]
 	if title == "" {
 		title = string(e.Type)

@@ -46,6 +46,9 @@ func routeTable() map[routeKey]route {
 
 		{kindEvent, evAppHomeOpened}: {work: (*Bot).onHomeOpened},
 	}
+	for k, r := range alertRoutes() { // alerts.go: alert triage, staged policy approval
+		t[k] = r
+	}
 	for k, r := range reviewRoutes() { // review_*.go: campaigns, contractor questions, /access review, /export campaign
 		t[k] = r
 	}

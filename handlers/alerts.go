@@ -107,3 +107,14 @@ func (s *Service) AlertStateOf(seq uint64) (AlertState, error) {
 	})
 	return st, err
 }
+
+// Event reads one audit event (the bot re-renders an alert from it).
+func (s *Service) Event(seq uint64) (access.Event, error) {
+	var e access.Event
+	err := s.store.View(func(tx Tx) error {
+		var err error
+		e, err = tx.Event(seq)
+		return err
+	})
+	return e, err
+}
