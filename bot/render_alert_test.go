@@ -25,6 +25,8 @@ func TestRenderAlertTriage(t *testing.T) {
 	st := handlers.StagedPolicy{Hash: "6f1c2d", Path: "policy.yaml", StagedBy: "SIGHUP", StagedAt: t0,
 		Changes: []string{"policies.prod-db-admin.duration.max 8h -> 12h", `alerts.channel "" -> "#security-alerts"`}}
 	t.Run("policy_staged", func(t *testing.T) { golden(t, "policy_staged", PolicyStagedMessage(e, st, "", time.UTC)) })
-	t.Run("policy_approved", func(t *testing.T) { golden(t, "policy_approved", PolicyStagedMessage(e, st, "frank@example.com", time.UTC)) })
+	t.Run("policy_approved", func(t *testing.T) {
+		golden(t, "policy_approved", PolicyStagedMessage(e, st, "frank@example.com", time.UTC))
+	})
 	t.Run("resolve_modal", func(t *testing.T) { golden(t, "resolve_modal", ResolveModal(42, "C1", "1.2")) })
 }
