@@ -15,6 +15,7 @@ import (
 
 	"keycard/access"
 	"keycard/handlers"
+	"keycard/internal/adapt"
 	"keycard/policy"
 	"keycard/store"
 )
@@ -283,7 +284,7 @@ func openCLI(dbPath string) (*cliEnv, error) {
 		conns = cs
 		inst = instance(set, cfg)
 	}
-	svc := handlers.New(storeAdapter{db}, conns, set, clock, handlers.Options{Verify: verifier(db), Instance: inst})
+	svc := handlers.New(adapt.Store(db), conns, set, clock, handlers.Options{Verify: verifier(db), Instance: inst})
 	return &cliEnv{db: db, svc: svc}, nil
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"keycard/access"
 	"keycard/handlers"
+	"keycard/internal/adapt"
 	"keycard/policy"
 	"keycard/store"
 )
@@ -243,7 +244,7 @@ func TestMetricsExposition(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	svc := handlers.New(storeAdapter{db}, nil, nil, access.SystemClock{}, handlers.Options{})
+	svc := handlers.New(adapt.Store(db), nil, nil, access.SystemClock{}, handlers.Options{})
 	o := &opsServer{svc: svc, db: db, started: time.Now()}
 	rec := httptest.NewRecorder()
 	o.handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -357,7 +358,7 @@ func TestPolicyApplyEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := handlers.New(storeAdapter{db}, nil, set, access.SystemClock{}, handlers.Options{})
+	svc := handlers.New(adapt.Store(db), nil, set, access.SystemClock{}, handlers.Options{})
 	o := &opsServer{svc: svc, db: db, policyPath: pol}
 	post := func(form string) (int, string) {
 		rec := httptest.NewRecorder()

@@ -17,6 +17,7 @@ import (
 
 	"keycard/access"
 	"keycard/handlers"
+	"keycard/internal/adapt"
 	"keycard/policy"
 	"keycard/store"
 )
@@ -63,7 +64,7 @@ func run(ctx context.Context, cfg Config, d deps) error {
 	if err != nil {
 		return err
 	}
-	svc := handlers.New(storeAdapter{db}, conns, set, d.clock, handlers.Options{Logger: d.log, Verify: verifier(db), Instance: instance(set, cfg)})
+	svc := handlers.New(adapt.Store(db), conns, set, d.clock, handlers.Options{Logger: d.log, Verify: verifier(db), Instance: instance(set, cfg)})
 	if err := svc.RecordPolicyLoaded(access.ActorKeycard); err != nil {
 		return err
 	}

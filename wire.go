@@ -3,39 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"keycard/access"
 	"keycard/connectors"
 	"keycard/connectors/okta"
 	"keycard/connectors/static"
 	"keycard/handlers"
+	"keycard/internal/adapt"
 	"keycard/policy"
 	"keycard/store"
 )
-
-// storeAdapter lets *store.DB satisfy handlers.Store: the store's concrete
-// transaction type satisfies handlers.Tx.
-type storeAdapter struct{ db *store.DB }
-
-func (a storeAdapter) Update(now time.Time, fn func(handlers.Tx) error) error {
-	return a.db.Update(now, func(tx *store.Tx) error { return fn(tx) })
-}
-
-func (a storeAdapter) View(fn func(handlers.Tx) error) error {
-	return a.db.View(func(tx *store.Tx) error { return fn(tx) })
-}
-
-// staticMemberships adapts the store to the static connector's port.
-type staticMemberships struct{ db *store.DB }
-
-func (m staticMemberships) StaticMembers(connector, group string) ([]string, error) {
-	return m.db.StaticMembers(connector, group)
-}
-
-func (m staticMemberships) SetStaticMember(connector, group, userID string, member bool, now time.Time) error {
-	return m.db.SetStaticMember(now, connector, group, userID, member)
-}
 
 // buildConnectors makes every connector the policy names. An okta connector
 // needs OKTA_CLIENT_ORGURL and OKTA_CLIENT_TOKEN.
@@ -71,7 +48,7 @@ func buildConnectors(set *policy.Set, cfg Config, db *store.DB, clock access.Clo
 			for _, g := range c.Groups {
 				groups = append(groups, static.Group{Name: g.Name, Members: g.Members})
 			}
-			sc, err := static.New(name, users, groups, staticMemberships{db}, clock)
+			sc, err := static.New(name, users, groups, adapt.Memberships{DB: db}, clock)
 			if err != nil {
 				return nil, nil, fmt.Errorf("connector %s: %w", name, err)
 			}

@@ -64,6 +64,7 @@ type Bot struct {
 	nudgeCh  chan struct{}  // wakes the notifier after the bot changed something
 
 	people *people
+	recent *recentKeys // in-memory first line of dedupe on the socket loop
 	chanMu sync.Mutex
 	chans  map[string]string // channel name -> id (conversations.list is Tier 2)
 	dms    map[string]string // Slack user id -> DM channel id
@@ -116,6 +117,7 @@ func New(cfg Config) (*Bot, error) {
 		jobs: make(chan job, 256), nudgeCh: make(chan struct{}, 1),
 		chans: map[string]string{}, dms: map[string]string{}}
 	b.people = newPeople(cfg.API, cfg.Clock, cfg.UserCacheTTL)
+	b.recent = &recentKeys{ttl: 10 * time.Minute, seen: map[string]time.Time{}}
 	b.routes = routeTable()
 	return b, nil
 }
@@ -231,17 +233,12 @@ func (b *Bot) handleSocketEvent(ctx context.Context, evt socketmode.Event) {
 		b.ack(evt.Request, nil)
 		return
 	}
-	first, err := b.core.FirstTime(in.dedupeKey(), b.cfg.DedupeTTL)
-	if err != nil {
-		b.log.Error("dedupe check failed; handling the envelope anyway", "err", err)
-		first = true
-	}
-	if first && in.clickKey() != "" {
-		if ok, err := b.core.FirstTime(in.clickKey(), b.cfg.DedupeTTL); err == nil && !ok {
-			first = false
-		}
-	}
-	if !first {
+	// Nothing on the socket loop touches the disk: a write here waits for an
+	// fsync and for the store's write lock behind every Decide, and clicks
+	// queue behind each other toward Slack's 3 s. The in-memory check catches
+	// a double click or redelivery at once; the durable check (which survives
+	// restarts) runs off the loop, before any work, and is batched.
+	if !b.recent.first(b.cfg.Clock.Now(), in.dedupeKey(), in.clickKey()) {
 		b.log.Info("slack: duplicate envelope ignored", "key", in.dedupeKey(), "retry", evt.Request.RetryAttempt)
 		b.ack(evt.Request, nil)
 		return
@@ -252,13 +249,16 @@ func (b *Bot) handleSocketEvent(ctx context.Context, evt socketmode.Event) {
 		b.ack(evt.Request, nil)
 		return
 	}
+	proceed := sync.OnceValue(func() bool { return b.firstTime(in) })
 	switch {
 	case rt.selfAck != nil:
 		b.inflight.Go(func() {
 			var once sync.Once
 			ack := func(p any) { once.Do(func() { b.ack(evt.Request, p) }) }
 			defer ack(nil) // never leave an envelope unacknowledged
-			rt.selfAck(b, context.WithoutCancel(ctx), in, ack)
+			if proceed() {
+				rt.selfAck(b, context.WithoutCancel(ctx), in, ack)
+			}
 		})
 	default:
 		var payload any
@@ -267,12 +267,41 @@ func (b *Bot) handleSocketEvent(ctx context.Context, evt socketmode.Event) {
 		}
 		b.ack(evt.Request, payload)
 		if rt.urgent != nil {
-			b.inflight.Go(func() { rt.urgent(b, context.WithoutCancel(ctx), in) })
+			b.inflight.Go(func() {
+				if proceed() {
+					rt.urgent(b, context.WithoutCancel(ctx), in)
+				}
+			})
 		}
 		if rt.work != nil {
-			b.enqueue(in.key.kind+":"+in.key.id, func(ctx context.Context) { rt.work(b, ctx, in) })
+			b.enqueue(in.key.kind+":"+in.key.id, func(ctx context.Context) {
+				if proceed() {
+					rt.work(b, ctx, in)
+				}
+			})
 		}
 	}
+}
+
+// firstTime is the durable dedupe: the envelope (or event) id and the click
+// are recorded in the store, so a redelivery after a restart has no effect
+// either. A store failure lets the envelope through: decisions are
+// compare-and-swap in handlers, so at worst a notice repeats.
+func (b *Bot) firstTime(in *inbound) bool {
+	first, err := b.core.FirstTime(in.dedupeKey(), b.cfg.DedupeTTL)
+	if err != nil {
+		b.log.Error("dedupe check failed; handling the envelope anyway", "err", err)
+		return true
+	}
+	if first && in.clickKey() != "" {
+		if ok, err := b.core.FirstTime(in.clickKey(), b.cfg.DedupeTTL); err == nil && !ok {
+			first = false
+		}
+	}
+	if !first {
+		b.log.Info("slack: duplicate envelope ignored", "key", in.dedupeKey())
+	}
+	return first
 }
 
 func (b *Bot) ack(req *socketmode.Request, payload any) {
@@ -362,4 +391,43 @@ func (in *inbound) clickKey() string {
 		return ""
 	}
 	return "slack:click:" + in.user + ":" + in.action.ActionTs
+}
+
+// recentKeys remembers envelope and click keys for a while, in memory.
+type recentKeys struct {
+	mu   sync.Mutex
+	ttl  time.Duration
+	seen map[string]time.Time
+}
+
+// first records keys ("" ignored) and reports whether none was seen within
+// ttl. The map is swept when it grows, so memory stays bounded by the rate
+// of envelopes times ttl.
+func (r *recentKeys) first(now time.Time, keys ...string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.seen) > 10000 {
+		for k, t := range r.seen {
+			if now.Sub(t) > r.ttl || t.After(now) {
+				delete(r.seen, k)
+			}
+		}
+	}
+	fresh := true
+	for _, k := range keys {
+		if k == "" {
+			continue
+		}
+		if t, ok := r.seen[k]; ok && now.Sub(t) <= r.ttl && !t.After(now) {
+			fresh = false
+		}
+	}
+	if fresh {
+		for _, k := range keys {
+			if k != "" {
+				r.seen[k] = now
+			}
+		}
+	}
+	return fresh
 }

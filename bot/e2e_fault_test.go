@@ -168,7 +168,7 @@ func TestE2ESocketCutMidFlow(t *testing.T) {
 			e.waitFor("a new socket", func(s *slackemu.Server) bool { return s.Connects() > before && s.Connected() > 0 })
 			e.click(uBob, m, "keycard_approve")
 			e.click(uCarol, e.approvalDM(uCarol), "keycard_approve")
-			e.waitFor("ann told it was approved", func(s *slackemu.Server) bool { _, ok := findDM(s, uAnn, "approved"); return ok })
+			e.waitFor("ann told it was approved", func(s *slackemu.Server) bool { _, ok := findDM(s, uAnn, "Access is being set up"); return ok })
 			if st := e.state(r.ID); st != access.StateProvisioning {
 				t.Fatalf("state %s, want provisioning", st)
 			}
@@ -189,7 +189,7 @@ func TestE2ESocketCutMidFlow(t *testing.T) {
 			close(held.release)
 			e.waitFor("a new socket", func(s *slackemu.Server) bool { return s.Connects() > before && s.Connected() > 0 })
 			e.click(uCarol, e.approvalDM(uCarol), "keycard_approve")
-			e.waitFor("ann told it was approved", func(s *slackemu.Server) bool { _, ok := findDM(s, uAnn, "approved"); return ok })
+			e.waitFor("ann told it was approved", func(s *slackemu.Server) bool { _, ok := findDM(s, uAnn, "Access is being set up"); return ok })
 			if st := e.state(r.ID); st != access.StateProvisioning {
 				t.Fatalf("state %s, want provisioning", st)
 			}

@@ -18,6 +18,7 @@ import (
 	"keycard/connectors"
 	"keycard/connectors/static"
 	"keycard/handlers"
+	"keycard/internal/adapt"
 	"keycard/internal/slackemu"
 	"keycard/policy"
 	"keycard/store"
@@ -105,7 +106,7 @@ type reviewEnv struct {
 	*env
 	bot   *bot.Bot
 	set   *policy.Set
-	mem   memberships
+	mem   adapt.Memberships
 	conns *connectors.Set
 	chans map[string]string // channel name -> id
 }
@@ -139,12 +140,12 @@ func newReviewEnv(t *testing.T, dbPath string) *reviewEnv {
 	for _, g := range c.Groups {
 		groups = append(groups, static.Group{Name: g.Name, Members: g.Members})
 	}
-	sc, err := static.New("lab", users, groups, memberships{db}, clock)
+	sc, err := static.New("lab", users, groups, adapt.Memberships{DB: db}, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	conns.Add("lab", sc, sc, c.Scope)
-	svc := handlers.New(storeAdapter{db}, conns, set, clock, handlers.Options{})
+	svc := handlers.New(adapt.Store(db), conns, set, clock, handlers.Options{})
 
 	emu := slackemu.New(slackemu.Options{Logf: t.Logf})
 	t.Cleanup(emu.Close)
@@ -191,7 +192,7 @@ func newReviewEnv(t *testing.T, dbPath string) *reviewEnv {
 		t.Fatal(err)
 	}
 	e := &env{t: t, ctx: ctx, clock: clock, db: db, svc: svc, emu: emu, stop: stop}
-	return &reviewEnv{env: e, bot: b, set: set, mem: memberships{db}, conns: conns, chans: chans}
+	return &reviewEnv{env: e, bot: b, set: set, mem: adapt.Memberships{DB: db}, conns: conns, chans: chans}
 }
 
 // grantDB gives ann an active prod-db-admin grant approved by bob and carol.
@@ -488,7 +489,7 @@ func TestE2ECampaign(t *testing.T) {
 	if _, err := e.svc.ReviewTick(e.ctx, e.bot); err != nil { // records the IdP's confirmation
 		t.Fatal(err)
 	}
-	if ok, _ := (memberships{e.db}).StaticMembers("lab", "prod-db-admins"); strings.Contains(strings.Join(ok, ","), "erin") {
+	if ok, _ := (adapt.Memberships{DB: e.db}).StaticMembers("lab", "prod-db-admins"); strings.Contains(strings.Join(ok, ","), "erin") {
 		t.Errorf("erin still in prod-db-admins: %v", ok)
 	}
 	ch := e.channelID("security-reviews")
@@ -579,7 +580,7 @@ func TestE2EMissedRunsAndRestart(t *testing.T) {
 	}
 
 	// A restart (a new service over the same store) posts nothing again.
-	svc2 := handlers.New(storeAdapter{e.db}, e.conns, e.set, e.clock, handlers.Options{})
+	svc2 := handlers.New(adapt.Store(e.db), e.conns, e.set, e.clock, handlers.Options{})
 	if _, err := svc2.ReviewTick(e.ctx, e.bot); err != nil {
 		t.Fatal(err)
 	}

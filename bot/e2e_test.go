@@ -18,6 +18,7 @@ import (
 	"keycard/connectors"
 	"keycard/connectors/static"
 	"keycard/handlers"
+	"keycard/internal/adapt"
 	"keycard/internal/slackemu"
 	"keycard/policy"
 	"keycard/store"
@@ -105,26 +106,6 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-type storeAdapter struct{ db *store.DB }
-
-func (a storeAdapter) Update(now time.Time, fn func(handlers.Tx) error) error {
-	return a.db.Update(now, func(tx *store.Tx) error { return fn(tx) })
-}
-
-func (a storeAdapter) View(fn func(handlers.Tx) error) error {
-	return a.db.View(func(tx *store.Tx) error { return fn(tx) })
-}
-
-type memberships struct{ db *store.DB }
-
-func (m memberships) StaticMembers(connector, group string) ([]string, error) {
-	return m.db.StaticMembers(connector, group)
-}
-
-func (m memberships) SetStaticMember(connector, group, userID string, member bool, now time.Time) error {
-	return m.db.SetStaticMember(now, connector, group, userID, member)
-}
-
 // env is one running keycard: real store, static directory, handlers, the
 // Slack emulator and the real bot over the real slack-go client.
 type env struct {
@@ -164,12 +145,12 @@ func newEnvWith(t *testing.T, wrap func(*handlers.Service) bot.Core, budget time
 	for _, g := range c.Groups {
 		groups = append(groups, static.Group{Name: g.Name, Members: g.Members})
 	}
-	sc, err := static.New("lab", users, groups, memberships{db}, clock)
+	sc, err := static.New("lab", users, groups, adapt.Memberships{DB: db}, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	conns.Add("lab", sc, sc, c.Scope)
-	svc := handlers.New(storeAdapter{db}, conns, set, clock, handlers.Options{})
+	svc := handlers.New(adapt.Store(db), conns, set, clock, handlers.Options{})
 
 	emu := slackemu.New(slackemu.Options{Logf: t.Logf})
 	t.Cleanup(emu.Close)

@@ -12,6 +12,7 @@ import (
 
 	"keycard/access"
 	"keycard/handlers"
+	"keycard/internal/adapt"
 	"keycard/policy"
 	"keycard/store"
 )
@@ -27,16 +28,6 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
-}
-
-// storeAdapter lets *store.DB satisfy handlers.Store (main has the same one).
-type storeAdapter struct{ db *store.DB }
-
-func (a storeAdapter) Update(now time.Time, fn func(handlers.Tx) error) error {
-	return a.db.Update(now, func(tx *store.Tx) error { return fn(tx) })
-}
-func (a storeAdapter) View(fn func(handlers.Tx) error) error {
-	return a.db.View(func(tx *store.Tx) error { return fn(tx) })
 }
 
 // fakeIdP is a directory and provisioner with state and fault injection.
@@ -318,7 +309,7 @@ func (e *env) open() {
 		e.t.Fatal(err)
 	}
 	e.db = db
-	e.svc = handlers.New(storeAdapter{db}, conns{e.idp}, e.set, e.clock, handlers.Options{BackoffBase: time.Second, BackoffMax: time.Minute})
+	e.svc = handlers.New(adapt.Store(db), conns{e.idp}, e.set, e.clock, handlers.Options{BackoffBase: time.Second, BackoffMax: time.Minute})
 }
 
 func (e *env) restart() {

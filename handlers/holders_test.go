@@ -11,6 +11,7 @@ import (
 	"keycard/connectors"
 	"keycard/connectors/okta"
 	"keycard/handlers"
+	"keycard/internal/adapt"
 	"keycard/internal/oktafake"
 	"keycard/policy"
 	"keycard/store"
@@ -67,7 +68,7 @@ func TestHoldersSnapshotAgainstOkta(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	svc := handlers.New(storeAdapter{db}, cs, set, clock, handlers.Options{})
+	svc := handlers.New(adapt.Store(db), cs, set, clock, handlers.Options{})
 	ctx := context.Background()
 	if err := svc.TakeBaselines(ctx); err != nil {
 		t.Fatal(err)

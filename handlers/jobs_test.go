@@ -10,6 +10,7 @@ import (
 
 	"keycard/access"
 	"keycard/handlers"
+	"keycard/internal/adapt"
 	"keycard/internal/fakeclock"
 	"keycard/policy"
 )
@@ -156,7 +157,7 @@ func TestRunReviewsSleepsOnTheClock(t *testing.T) {
 	e := newEnv(t)
 	withReviews(t, e)
 	fc := fakeclock.New(t0)
-	svc := handlers.New(storeAdapter{e.db}, conns{e.idp}, e.set, fc, handlers.Options{})
+	svc := handlers.New(adapt.Store(e.db), conns{e.idp}, e.set, fc, handlers.Options{})
 	pub := &fakePublisher{sent: make(chan string, 1)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -11,6 +11,10 @@ import (
 type Store interface {
 	// Update runs fn in one read-write transaction whose time is now.
 	Update(now time.Time, fn func(Tx) error) error
+	// Batch is Update for small independent writes from many goroutines:
+	// concurrent calls share one commit (one fsync). fn may run more than
+	// once, so it must be idempotent.
+	Batch(now time.Time, fn func(Tx) error) error
 	// View runs fn in a read-only transaction.
 	View(fn func(Tx) error) error
 }

@@ -114,7 +114,7 @@ func (s *Service) Extend(ctx context.Context, grantID string, in SubmitInput) (a
 // bot uses it so a redelivered envelope or a double click has one effect.
 func (s *Service) FirstTime(key string, ttl time.Duration) (bool, error) {
 	var seen bool
-	err := s.store.Update(s.clock.Now(), func(tx Tx) error {
+	err := s.store.Batch(s.clock.Now(), func(tx Tx) error {
 		var err error
 		seen, err = tx.Seen(key, ttl)
 		return err

@@ -10,6 +10,7 @@ import (
 
 	"keycard/access"
 	"keycard/handlers"
+	"keycard/internal/adapt"
 	"keycard/policy"
 	"keycard/store"
 )
@@ -295,17 +296,6 @@ func expiryStores(tb testing.TB) (low, high string) {
 
 func closeFixtures() {}
 
-// storeAdapter lets *store.DB satisfy handlers.Store, as main's does.
-type storeAdapter struct{ db *store.DB }
-
-func (a storeAdapter) Update(now time.Time, fn func(handlers.Tx) error) error {
-	return a.db.Update(now, func(tx *store.Tx) error { return fn(tx) })
-}
-
-func (a storeAdapter) View(fn func(handlers.Tx) error) error {
-	return a.db.View(func(tx *store.Tx) error { return fn(tx) })
-}
-
 // noConnectors has no connector: the benchmarks that build a Service never
 // reach the IdP (nothing is due, the outbox is empty).
 type noConnectors struct{}
@@ -315,5 +305,5 @@ func (noConnectors) Provisioner(string) (access.Provisioner, bool) { return nil,
 
 // service builds a handlers.Service over db at fixtureNow.
 func service(db *store.DB, set *policy.Set) *handlers.Service {
-	return handlers.New(storeAdapter{db}, noConnectors{}, set, access.ClockFunc(func() time.Time { return fixtureNow }), handlers.Options{})
+	return handlers.New(adapt.Store(db), noConnectors{}, set, access.ClockFunc(func() time.Time { return fixtureNow }), handlers.Options{})
 }

@@ -20,6 +20,7 @@ import (
 	"keycard/connectors"
 	"keycard/connectors/static"
 	"keycard/handlers"
+	"keycard/internal/adapt"
 	"keycard/internal/slackemu"
 	"keycard/policy"
 	"keycard/store"
@@ -74,16 +75,6 @@ admins: {group: keycard-admins}
 	return []byte(b.String())
 }
 
-type memberships struct{ db *store.DB }
-
-func (m memberships) StaticMembers(connector, group string) ([]string, error) {
-	return m.db.StaticMembers(connector, group)
-}
-
-func (m memberships) SetStaticMember(connector, group, userID string, member bool, now time.Time) error {
-	return m.db.SetStaticMember(now, connector, group, userID, member)
-}
-
 // fixedClock is the bot's and the service's "now": the benchmark measures
 // wall time itself and nothing in it is due.
 func fixedClock() access.Clock {
@@ -129,13 +120,13 @@ func newClickEnv(tb testing.TB, ctx context.Context, clicks int, noSync bool) *c
 	for _, g := range c.Groups {
 		groups = append(groups, static.Group{Name: g.Name, Members: g.Members})
 	}
-	sc, err := static.New("lab", users, groups, memberships{db}, clock)
+	sc, err := static.New("lab", users, groups, adapt.Memberships{DB: db}, clock)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	conns := connectors.NewSet()
 	conns.Add("lab", sc, sc, c.Scope)
-	svc := handlers.New(storeAdapter{db}, conns, set, clock, handlers.Options{})
+	svc := handlers.New(adapt.Store(db), conns, set, clock, handlers.Options{})
 
 	emu := slackemu.New(slackemu.Options{})
 	tb.Cleanup(emu.Close)

@@ -11,22 +11,12 @@ import (
 	"keycard/connectors"
 	"keycard/connectors/okta"
 	"keycard/handlers"
+	"keycard/internal/adapt"
 	"keycard/internal/fakeclock"
 	"keycard/internal/oktafake"
 	"keycard/policy"
 	"keycard/store"
 )
-
-// storeAdapter lets *store.DB satisfy handlers.Store (main has the same one).
-type storeAdapter struct{ db *store.DB }
-
-func (a storeAdapter) Update(now time.Time, fn func(handlers.Tx) error) error {
-	return a.db.Update(now, func(tx *store.Tx) error { return fn(tx) })
-}
-
-func (a storeAdapter) View(fn func(handlers.Tx) error) error {
-	return a.db.View(func(tx *store.Tx) error { return fn(tx) })
-}
 
 // oktaEnv is keycard's core (handlers over a real bbolt store) wired to the
 // real Okta connector, which talks to the Okta emulator. One fake clock
@@ -70,7 +60,7 @@ func newOktaEnv(t *testing.T) *oktaEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	svc := handlers.New(storeAdapter{db}, conns, set, clock, handlers.Options{})
+	svc := handlers.New(adapt.Store(db), conns, set, clock, handlers.Options{})
 	return &oktaEnv{t: t, ctx: ctx, clock: clock, org: o, fake: fake, db: db, svc: svc}
 }
 
