@@ -40,15 +40,7 @@ func buildConnectors(set *policy.Set, cfg Config, db *store.DB, clock access.Clo
 			out.Add(name, oc, oc, c.Scope)
 			out.okta[name] = oc
 		case "static":
-			var users []static.User
-			for _, u := range c.Users {
-				users = append(users, static.User{Email: u.Email, Name: u.Name, Manager: u.Manager, Status: u.Status, Attributes: u.Attributes})
-			}
-			var groups []static.Group
-			for _, g := range c.Groups {
-				groups = append(groups, static.Group{Name: g.Name, Members: g.Members})
-			}
-			sc, err := static.New(name, users, groups, adapt.Memberships{DB: db}, clock)
+			sc, err := adapt.Static(name, c, db, clock)
 			if err != nil {
 				return nil, nil, fmt.Errorf("connector %s: %w", name, err)
 			}

@@ -16,7 +16,6 @@ import (
 	"keycard/access"
 	"keycard/bot"
 	"keycard/connectors"
-	"keycard/connectors/static"
 	"keycard/handlers"
 	"keycard/internal/adapt"
 	"keycard/internal/slackemu"
@@ -132,15 +131,7 @@ func newReviewEnv(t *testing.T, dbPath string) *reviewEnv {
 	}
 	conns := connectors.NewSet()
 	c := set.Connectors["lab"]
-	var users []static.User
-	for _, u := range c.Users {
-		users = append(users, static.User{Email: u.Email, Name: u.Name, Manager: u.Manager, Status: u.Status, Attributes: u.Attributes})
-	}
-	var groups []static.Group
-	for _, g := range c.Groups {
-		groups = append(groups, static.Group{Name: g.Name, Members: g.Members})
-	}
-	sc, err := static.New("lab", users, groups, adapt.Memberships{DB: db}, clock)
+	sc, err := adapt.Static("lab", c, db, clock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 	"keycard/access"
 	"keycard/bot"
 	"keycard/connectors"
-	"keycard/connectors/static"
 	"keycard/handlers"
 	"keycard/internal/adapt"
 	"keycard/internal/slackemu"
@@ -137,15 +136,7 @@ func newEnvWith(t *testing.T, wrap func(*handlers.Service) bot.Core, budget time
 	}
 	conns := connectors.NewSet()
 	c := set.Connectors["lab"]
-	var users []static.User
-	for _, u := range c.Users {
-		users = append(users, static.User{Email: u.Email, Name: u.Name, Manager: u.Manager, Status: u.Status, Attributes: u.Attributes})
-	}
-	var groups []static.Group
-	for _, g := range c.Groups {
-		groups = append(groups, static.Group{Name: g.Name, Members: g.Members})
-	}
-	sc, err := static.New("lab", users, groups, adapt.Memberships{DB: db}, clock)
+	sc, err := adapt.Static("lab", c, db, clock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -429,12 +429,22 @@ func (s *Service) exportHolders(out io.Writer, p ExportParams) (ExportResult, []
 		summary["note"] = "as_of is in the past: keycard grants are as of as_of, IdP membership is as of idp_read_at"
 	}
 	res.Summary = summary
+	err = s.writeHolders(out, rows, at, nil, &res)
+	return res, HoldersHeader, err
+}
+
+// writeHolders writes the holders CSV for the rows keep accepts (all when
+// nil), tallying sources into res and stamping the chain head.
+func (s *Service) writeHolders(out io.Writer, rows []HolderRow, at time.Time, keep func(HolderRow) bool, res *ExportResult) error {
 	w := NewWriter(out)
 	if err := w.Write(HoldersHeader); err != nil {
-		return res, nil, err
+		return err
 	}
 	_ = s.store.View(func(tx Tx) error { res.HeadSeq, res.HeadHash, _ = tx.Head(); return nil })
 	for _, r := range rows {
+		if keep != nil && !keep(r) {
+			continue
+		}
 		rec := []string{ts(at), r.Connector, r.Group, strings.Join(r.Policies, ";"), r.Email, r.Name, r.ID, r.Source, "", "", "", "yes"}
 		if r.Grant != nil {
 			rec[8], rec[9], rec[10] = r.Grant.ID, ts(r.Grant.ProvisionedAt), ts(r.Grant.EndsAt)
@@ -445,8 +455,8 @@ func (s *Service) exportHolders(out io.Writer, p ExportParams) (ExportResult, []
 		res.Rows++
 		res.ByStatus[r.Source]++
 		if err := w.Write(rec); err != nil {
-			return res, nil, err
+			return err
 		}
 	}
-	return res, HoldersHeader, w.Flush()
+	return w.Flush()
 }

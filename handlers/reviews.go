@@ -183,29 +183,8 @@ func (s *Service) exportPrivileged(out io.Writer, p ExportParams) (ExportResult,
 	}
 	res.Summary = summary
 	priv := s.privilegedGroups()
-	w := NewWriter(out)
-	if err := w.Write(HoldersHeader); err != nil {
-		return res, nil, err
-	}
-	_ = s.store.View(func(tx Tx) error { res.HeadSeq, res.HeadHash, _ = tx.Head(); return nil })
-	for _, r := range rows {
-		if !priv[groupKey{r.Connector, r.Group}] {
-			continue
-		}
-		rec := []string{ts(at), r.Connector, r.Group, strings.Join(r.Policies, ";"), r.Email, r.Name, r.ID, r.Source, "", "", "", "yes"}
-		if r.Grant != nil {
-			rec[8], rec[9], rec[10] = r.Grant.ID, ts(r.Grant.ProvisionedAt), ts(r.Grant.EndsAt)
-		}
-		if !r.InIdP {
-			rec[11] = "no"
-		}
-		res.Rows++
-		res.ByStatus[r.Source]++
-		if err := w.Write(rec); err != nil {
-			return res, nil, err
-		}
-	}
-	return res, HoldersHeader, w.Flush()
+	err = s.writeHolders(out, rows, at, func(r HolderRow) bool { return priv[groupKey{r.Connector, r.Group}] }, &res)
+	return res, HoldersHeader, err
 }
 
 // exportFiles runs one export into memory: the CSV and its manifest.json.

@@ -7,7 +7,10 @@ package adapt
 import (
 	"time"
 
+	"keycard/access"
+	"keycard/connectors/static"
 	"keycard/handlers"
+	"keycard/policy"
 	"keycard/store"
 )
 
@@ -39,4 +42,18 @@ func (m Memberships) StaticMembers(connector, group string) ([]string, error) {
 // SetStaticMember records or removes a stored static membership.
 func (m Memberships) SetStaticMember(connector, group, userID string, member bool, now time.Time) error {
 	return m.DB.SetStaticMember(now, connector, group, userID, member)
+}
+
+// Static builds the static connector the policy file describes, its
+// keycard-made memberships kept in db.
+func Static(name string, c *policy.Connector, db *store.DB, clock access.Clock) (*static.Connector, error) {
+	users := make([]static.User, 0, len(c.Users))
+	for _, u := range c.Users {
+		users = append(users, static.User{Email: u.Email, Name: u.Name, Manager: u.Manager, Status: u.Status, Attributes: u.Attributes})
+	}
+	groups := make([]static.Group, 0, len(c.Groups))
+	for _, g := range c.Groups {
+		groups = append(groups, static.Group{Name: g.Name, Members: g.Members})
+	}
+	return static.New(name, users, groups, Memberships{DB: db}, clock)
 }

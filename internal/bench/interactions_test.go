@@ -18,7 +18,6 @@ import (
 	"keycard/access"
 	"keycard/bot"
 	"keycard/connectors"
-	"keycard/connectors/static"
 	"keycard/handlers"
 	"keycard/internal/adapt"
 	"keycard/internal/slackemu"
@@ -112,15 +111,7 @@ func newClickEnv(tb testing.TB, ctx context.Context, clicks int, noSync bool) *c
 		tb.Fatal(err)
 	}
 	c := set.Connectors["lab"]
-	var users []static.User
-	for _, u := range c.Users {
-		users = append(users, static.User{Email: u.Email, Name: u.Name, Manager: u.Manager, Status: u.Status, Attributes: u.Attributes})
-	}
-	var groups []static.Group
-	for _, g := range c.Groups {
-		groups = append(groups, static.Group{Name: g.Name, Members: g.Members})
-	}
-	sc, err := static.New("lab", users, groups, adapt.Memberships{DB: db}, clock)
+	sc, err := adapt.Static("lab", c, db, clock)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -130,7 +121,7 @@ func newClickEnv(tb testing.TB, ctx context.Context, clicks int, noSync bool) *c
 
 	emu := slackemu.New(slackemu.Options{})
 	tb.Cleanup(emu.Close)
-	for _, u := range users {
+	for _, u := range c.Users {
 		emu.AddUser(slackemu.User{ID: slackUserID(u.Email), Name: strings.Split(u.Email, "@")[0], RealName: u.Name, Email: u.Email})
 	}
 	api := slack.New(slackemu.DefaultBotToken, slack.OptionAPIURL(emu.APIURL()), slack.OptionAppLevelToken(slackemu.DefaultAppToken))
