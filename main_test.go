@@ -255,10 +255,17 @@ func TestMetricsExposition(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
 	}
-	rec = httptest.NewRecorder()
-	o.handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
-	if rec.Code != 200 {
-		t.Fatalf("readyz %d %s", rec.Code, rec.Body)
+	for _, c := range []struct {
+		name      string
+		connected bool
+		code      int
+	}{{"socket up", true, 200}, {"socket down", false, 503}} {
+		o.connected = func() bool { return c.connected }
+		rec = httptest.NewRecorder()
+		o.handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		if rec.Code != c.code || (c.code == 503 && !strings.Contains(rec.Body.String(), "slack")) {
+			t.Fatalf("readyz with %s: %d %s", c.name, rec.Code, rec.Body)
+		}
 	}
 }
 

@@ -78,7 +78,11 @@ func run(ctx context.Context, cfg Config, d deps) error {
 			feeds[name] = oktaFeed(oc)
 		}
 	}
-	ops := &opsServer{svc: svc, db: db, hasIdP: hasIdP, started: d.clock.Now(), policyPath: cfg.Policy,
+	b, err := newBot(cfg, svc, d)
+	if err != nil {
+		return err
+	}
+	ops := &opsServer{connected: b.Connected, svc: svc, db: db, hasIdP: hasIdP, started: d.clock.Now(), policyPath: cfg.Policy,
 		backup: backupConfig{Dir: cfg.BackupDir, Every: cfg.BackupEvery, Keep: cfg.BackupKeep}}
 
 	g, ctx := errgroup.WithContext(ctx)
@@ -110,10 +114,6 @@ func run(ctx context.Context, cfg Config, d deps) error {
 			defer cancel()
 			return srv.Shutdown(sctx)
 		})
-	}
-	b, err := newBot(cfg, svc, d)
-	if err != nil {
-		return err
 	}
 	g.Go(func() error { return b.Run(ctx) })
 	startReviews(ctx, g, svc, b, d)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -65,9 +66,11 @@ type Bot struct {
 
 	people *people
 	recent *recentKeys // in-memory first line of dedupe on the socket loop
-	chanMu sync.Mutex
-	chans  map[string]string // channel name -> id (conversations.list is Tier 2)
-	dms    map[string]string // Slack user id -> DM channel id
+
+	connected atomic.Bool // the Socket Mode connection is up (for /readyz)
+	chanMu    sync.Mutex
+	chans     map[string]string // channel name -> id (conversations.list is Tier 2)
+	dms       map[string]string // Slack user id -> DM channel id
 }
 
 type job struct {
@@ -179,6 +182,10 @@ func (b *Bot) runJob(ctx context.Context, j job) {
 	j.fn(ctx)
 }
 
+// Connected reports whether the Socket Mode connection is up: /readyz
+// says not ready while slack-go reconnects.
+func (b *Bot) Connected() bool { return b.connected.Load() }
+
 // enqueue hands after-ack work to the bounded workers.
 func (b *Bot) enqueue(name string, fn func(ctx context.Context)) {
 	b.jobs <- job{name: name, fn: fn}
@@ -207,18 +214,22 @@ func (b *Bot) loop(ctx context.Context) error {
 func (b *Bot) handleSocketEvent(ctx context.Context, evt socketmode.Event) {
 	switch evt.Type {
 	case socketmode.EventTypeConnecting:
+		b.connected.Store(false)
 		b.log.Debug("slack: connecting")
 		return
 	case socketmode.EventTypeConnected:
+		b.connected.Store(true)
 		b.log.Info("slack: connected")
 		return
 	case socketmode.EventTypeConnectionError:
+		b.connected.Store(false)
 		b.log.Warn("slack: connection error; reconnecting", "detail", fmt.Sprint(evt.Data))
 		return
 	case socketmode.EventTypeIncomingError, socketmode.EventTypeErrorWriteFailed, socketmode.EventTypeErrorBadMessage:
 		b.log.Warn("slack: socket problem", "type", evt.Type, "detail", fmt.Sprint(evt.Data))
 		return
 	case socketmode.EventTypeInvalidAuth:
+		b.connected.Store(false)
 		b.log.Error("slack: invalid auth")
 		return
 	case socketmode.EventTypeHello:

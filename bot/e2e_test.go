@@ -115,6 +115,7 @@ type env struct {
 	svc   *handlers.Service
 	emu   *slackemu.Server
 	stop  func() error
+	bot   *bot.Bot
 }
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, nil, 0) }
@@ -189,7 +190,7 @@ func newEnvWith(t *testing.T, wrap func(*handlers.Service) bot.Core, budget time
 	if err := emu.WaitConnected(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, ctx: ctx, clock: clock, db: db, svc: svc, emu: emu, stop: stop}
+	return &env{t: t, ctx: ctx, clock: clock, db: db, svc: svc, emu: emu, stop: stop, bot: b}
 }
 
 type testWriter struct{ t *testing.T }
@@ -657,6 +658,12 @@ func TestE2EExportRefused(t *testing.T) {
 
 func TestE2ECommands(t *testing.T) {
 	e := newEnv(t)
+	defer func() {
+		// The commands were acked, so the socket is up: /readyz must say so.
+		if !e.bot.Connected() {
+			t.Error("bot.Connected() is false on a working socket")
+		}
+	}()
 	cases := []struct {
 		name, text, want string
 	}{
