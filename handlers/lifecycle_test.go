@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -572,4 +573,49 @@ func TestSubmitRateLimit(t *testing.T) {
 	if _, err := e.submit("ann@example.com", "grafana-viewer", 0, ""); err != nil {
 		t.Fatalf("limit did not reset after the window: %v", err)
 	}
+}
+
+const escalatingPolicy = `  - name: escalating
+    app: Billing
+    role: Admin
+    group: app-billing-admins
+    eligible: [everyone]
+    approval:
+      - manager
+    escalate_after: 2h
+    escalate_to:
+      - user: frank@example.com
+    duration: {default: 1h, max: 2h}
+    justification: optional
+`
+
+func TestEscalation(t *testing.T) {
+	e := newEnv(t)
+	withEscalation := strings.Replace(testPolicy, "  - name: lonely", escalatingPolicy+"  - name: lonely", 1)
+	if _, err := e.svc.ReloadPolicy(func() (*policy.Set, error) { return policy.Parse("policy.yaml", []byte(withEscalation)) }, "test"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.submit("ann@example.com", "escalating", 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Frank may not decide before the step escalates.
+	_, err = e.decide(r.ID, 0, "frank@example.com", true, "")
+	wantCode(t, err, access.CodeForbidden)
+	e.clock.Advance(2*time.Hour + time.Minute)
+	e.settle()
+	g := e.get(r.ID)
+	if !g.Steps[0].Escalated || !g.Steps[0].IsCandidate(access.Person{Email: "frank@example.com"}) {
+		t.Fatalf("step not escalated to frank: %+v", g.Steps[0])
+	}
+	if !slices.Contains(e.events(r.ID), "request.escalated") {
+		t.Fatal("escalation not audited")
+	}
+	if _, err := e.decide(r.ID, 0, "frank@example.com", true, "covering for bob"); err != nil {
+		t.Fatalf("the escalation approver cannot decide: %v", err)
+	}
+	wantState(t, e.get(r.ID), access.StateProvisioning)
+	// The original approver can no longer act on it.
+	_, err = e.decide(r.ID, 0, "bob@example.com", true, "")
+	wantCode(t, err, access.CodeConflict)
 }
