@@ -82,7 +82,9 @@ func (s *Service) execute(ctx context.Context, op access.Op) error {
 	}); err != nil {
 		return err
 	}
-	if op.Kind == access.OpAdd && r.State != access.StateProvisioning && r.State != access.StateDeprovisioning {
+	if op.Kind == access.OpAdd && r.State != access.StateProvisioning {
+		// Revoked (or failed) before the add ran: the queued removal, ordered
+		// after this add, is all that is needed (it is idempotent).
 		return s.update(func(tx Tx) error { return tx.DeleteOp(op.ID) })
 	}
 	if skip {
@@ -322,10 +324,8 @@ func endGrant(tx Tx, r *access.Request, reason access.Reason, by access.Person, 
 	r.EndReason = reason
 	r.EndedBy = by
 	r.EndedAt = now
-	if reason != access.ReasonExpired || r.EndsAt.IsZero() || r.EndsAt.After(now) {
-		if reason != access.ReasonExpired {
-			r.EndsAt = now
-		}
+	if reason != access.ReasonExpired {
+		r.EndsAt = now // ended early: access_end is when it was ended
 	}
 	r.WarnAt = zeroTime
 	r.State = access.StateDeprovisioning
