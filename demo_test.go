@@ -18,7 +18,7 @@ func TestDemo(t *testing.T) {
 		"[Bob Stone · DM", "[Approve] [Deny]", "Approved by <@U0BOB>", "Approved by <@U0CAROL>",
 		"You now have *Production Database · Admin*", "[Extend] [Give up now]", "has ended: it expired",
 		"REQ-1001,Ann Lee,ann@example.com,Production Database,Admin,prod-db-admin", ",expired,expired,",
-		"audit chain ok:", `"report": "access"`, "matches its manifest (1 rows",
+		"audit chain ok:", `"report": "access"`, `"slack_team": "T0KEYCARD"`, "matches its manifest (1 rows",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)

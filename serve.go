@@ -116,6 +116,15 @@ func run(ctx context.Context, cfg Config, d deps) error {
 		})
 	}
 	g.Go(func() error { return b.Run(ctx) })
+	g.Go(func() error {
+		// Best effort: manifests name the Slack workspace once Slack says which it is.
+		if team, err := b.TeamID(ctx); err == nil {
+			svc.SetSlackTeam(team)
+		} else if ctx.Err() == nil {
+			d.log.Warn("auth.test failed; manifests will not name the Slack team", "err", err)
+		}
+		return nil
+	})
 	startReviews(ctx, g, svc, b, d)
 	if d.ready != nil {
 		d.ready(svc)

@@ -182,6 +182,16 @@ func (b *Bot) runJob(ctx context.Context, j job) {
 	j.fn(ctx)
 }
 
+// TeamID asks Slack which workspace the bot token belongs to (auth.test),
+// for the source of evidence manifests.
+func (b *Bot) TeamID(ctx context.Context) (string, error) {
+	res, err := b.api.AuthTestContext(ctx)
+	if err != nil {
+		return "", err
+	}
+	return res.TeamID, nil
+}
+
 // Connected reports whether the Socket Mode connection is up: /readyz
 // says not ready while slack-go reconnects.
 func (b *Bot) Connected() bool { return b.connected.Load() }

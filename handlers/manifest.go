@@ -189,6 +189,9 @@ func (s *Service) Export(w io.Writer, req ExportRequest) (Manifest, error) {
 	in := s.opt.Instance
 	set := s.Policy()
 	m.Source = Source{Instance: in.Name, IdP: in.IdP, SlackTeam: in.SlackTeam}
+	if t, ok := s.slackTeam.Load().(string); ok && t != "" {
+		m.Source.SlackTeam = t
+	}
 	if set != nil {
 		m.Source.PolicyHash = set.Hash
 	}
@@ -208,6 +211,10 @@ func (s *Service) Export(w io.Writer, req ExportRequest) (Manifest, error) {
 			"csv_sha256": m.CSV.SHA256, "head_seq": m.Audit.HeadSeq, "invocation": req.Invocation})})
 	return m, err
 }
+
+// SetSlackTeam records the Slack workspace keycard serves (from auth.test)
+// for manifests' source.
+func (s *Service) SetSlackTeam(id string) { s.slackTeam.Store(id) }
 
 // DefaultFileName is the CSV name for a report, e.g.
 // keycard-access-2026-01-01_2026-12-31.csv.

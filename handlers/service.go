@@ -67,6 +67,7 @@ type Service struct {
 	groupCache map[string]groupEntry
 
 	metrics   *Metrics
+	slackTeam atomic.Value // string: the Slack team id, once the bot knows it
 	exporters map[string]exporter
 
 	limitMu sync.Mutex
