@@ -619,3 +619,30 @@ func TestEscalation(t *testing.T) {
 	_, err = e.decide(r.ID, 0, "bob@example.com", true, "")
 	wantCode(t, err, access.CodeConflict)
 }
+
+func TestConcurrentAutoSubmitsGrantOnce(t *testing.T) {
+	e := newEnv(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = e.submit("ann@example.com", "grafana-viewer", 0, "")
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch access.CodeOf(err) {
+		case "":
+			ok++
+		case access.CodeAlreadyActive, access.CodeDuplicate:
+		default:
+			t.Fatalf("unexpected %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d of 4 racing submissions were granted, want 1: %v", ok, errs)
+	}
+}

@@ -190,8 +190,15 @@ func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (ac
 			return err
 		}
 		for _, m := range mine {
-			if m.Policy == p.Name && m.State == access.StatePending {
+			if m.Policy != p.Name {
+				continue
+			}
+			switch {
+			case m.State == access.StatePending:
 				return access.Errorf(access.CodeDuplicate, "You already have a pending request for %s %s (%s).", p.App, p.Role, m.ID)
+			case extends == nil && (m.State == access.StateProvisioning || m.State == access.StateActive):
+				// Two auto-approved submissions racing: the first is already granted.
+				return access.Errorf(access.CodeAlreadyActive, "You already hold %s %s (%s).", p.App, p.Role, m.ID)
 			}
 		}
 		r.CreatedAt = now
