@@ -646,3 +646,93 @@ func TestConcurrentAutoSubmitsGrantOnce(t *testing.T) {
 		t.Fatalf("%d of 4 racing submissions were granted, want 1: %v", ok, errs)
 	}
 }
+
+// A revoke takes the access away, not just one record of it: a grant with
+// an active extension, or a sibling grant on the same group, ends too, and a
+// pending extension is cancelled (security review C1, M1).
+func TestRevokeEndsEveryGrantOnTheGroup(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup func(e *env) (revoke string, others []string)
+	}{
+		{"extension active", func(e *env) (string, []string) {
+			a, _ := e.submit("ann@example.com", "prod-db-admin", 4*time.Hour, "x")
+			e.approveAll(a.ID)
+			e.settle()
+			x, err := e.svc.Extend(context.Background(), a.ID, handlers.SubmitInput{SlackID: slackID("ann@example.com"), Email: "ann@example.com", Duration: 2 * time.Hour, Justification: "more"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.approveAll(x.ID)
+			e.settle()
+			return a.ID, []string{x.ID}
+		}},
+		{"extension pending", func(e *env) (string, []string) {
+			a, _ := e.submit("ann@example.com", "prod-db-admin", 4*time.Hour, "x")
+			e.approveAll(a.ID)
+			e.settle()
+			x, err := e.svc.Extend(context.Background(), a.ID, handlers.SubmitInput{SlackID: slackID("ann@example.com"), Email: "ann@example.com", Duration: 2 * time.Hour, Justification: "more"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a.ID, []string{x.ID}
+		}},
+		{"sibling policy on the same group", func(e *env) (string, []string) {
+			a, _ := e.submit("ann@example.com", "prod-db-admin", 4*time.Hour, "x")
+			e.approveAll(a.ID)
+			b, _ := e.submit("ann@example.com", "prod-db-admin-alt", time.Hour, "")
+			e.settle()
+			return b.ID, []string{a.ID}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			id, others := c.setup(e)
+			if _, err := e.svc.Revoke(context.Background(), id, slackID("frank@example.com"), "frank@example.com"); err != nil {
+				t.Fatal(err)
+			}
+			e.settle()
+			wantState(t, e.get(id), access.StateRevoked)
+			for _, o := range others {
+				if st := e.get(o).State; st != access.StateRevoked && st != access.StateCancelled {
+					t.Fatalf("%s is %s after revoking %s", o, st, id)
+				}
+			}
+			if e.idp.isMember("prod-db-admins", "ann@example.com") {
+				t.Fatal("the membership survived the revoke")
+			}
+		})
+	}
+}
+
+// An expired grant's removal must not be skipped for a grant that never
+// became active (security review H1): the membership goes, and the later
+// grant's add (ordered after) or its failure decides what stays.
+func TestRemovalNotSkippedForAProvisioningGrant(t *testing.T) {
+	e := newEnv(t)
+	a, _ := e.submit("ann@example.com", "prod-db-admin-alt", time.Hour, "")
+	e.settle()
+	for i := 0; i < 30; i++ {
+		e.idp.failNext("remove", access.Errorf(access.CodeUnavailable, "okta down"))
+	}
+	e.clock.Advance(time.Hour)
+	e.settle() // a expires; its removal fails and waits
+	for i := 0; i < 30; i++ {
+		e.idp.failNext("add", access.Errorf(access.CodeForbidden, "okta says no"))
+	}
+	b, _ := e.submit("ann@example.com", "prod-db-admin", time.Hour, "x")
+	e.approveAll(b.ID)
+	e.idp.mu.Lock()
+	e.idp.fail["remove"] = nil // Okta is back for removals
+	e.idp.mu.Unlock()
+	for i := 0; i < 20; i++ {
+		e.clock.Advance(2 * time.Minute)
+		e.settle()
+	}
+	wantState(t, e.get(a.ID), access.StateExpired)
+	wantState(t, e.get(b.ID), access.StateFailed)
+	if e.idp.isMember("prod-db-admins", "ann@example.com") {
+		t.Fatal("a membership nobody holds was left in the IdP")
+	}
+}

@@ -130,7 +130,10 @@ func otherHolders(tx Tx, r *access.Request) ([]access.Request, error) {
 	}
 	var out []access.Request
 	for _, h := range hs {
-		if h.ID != r.ID && h.Requester.Same(r.Requester) && (h.State == access.StateProvisioning || h.State == access.StateActive) {
+		// Only an active grant keeps the membership: one still provisioning may
+		// yet fail, and its add is ordered after this removal anyway (per-key
+		// op order), so removing now can never leave a membership nobody holds.
+		if h.ID != r.ID && h.Requester.Same(r.Requester) && h.State == access.StateActive {
 			out = append(out, h)
 		}
 	}
@@ -268,6 +271,13 @@ func (s *Service) failed(op access.Op, cause error) error {
 			if err := tx.PutRequest(&r); err != nil {
 				return err
 			}
+			// An add that timed out may still have happened in the IdP: queue
+			// an (idempotent) removal so a failed grant never leaves a
+			// membership behind. The worker skips it if another grant holds.
+			if err := tx.Enqueue(&access.Op{Kind: access.OpRemove, RequestID: r.ID, Connector: r.Connector, Group: r.Group,
+				UserID: r.Requester.IdPID, Email: r.Requester.Email, NextAt: now}); err != nil {
+				return err
+			}
 			if _, err := tx.Append(event(access.EvGrantFailed, access.ActorKeycard, &r, map[string]any{"attempts": cur.Attempts, "error": cause.Error()})); err != nil {
 				return err
 			}
@@ -312,9 +322,12 @@ func (s *Service) backoff(attempt int) time.Duration {
 	return s.jitter(d)
 }
 
-// endGrant ends an active or provisioning grant in tx: the removal is queued
-// unless another grant of the same person still holds the group, in which
-// case the grant ends at once and the membership stays.
+// endGrant ends an active or provisioning grant in tx and queues its
+// removal; the worker skips the removal while another active grant of the
+// same person holds the group. When a person ends access (revoked,
+// offboarded) rather than time, endAccess also ends every other grant of the
+// holder on that group — extensions included — and cancels pending
+// extensions, so the membership really goes.
 func endGrant(tx Tx, r *access.Request, reason access.Reason, by access.Person, actor string) error {
 	now := tx.Now()
 	if r.State != access.StateActive && r.State != access.StateProvisioning {
@@ -350,4 +363,43 @@ func endGrant(tx Tx, r *access.Request, reason access.Reason, by access.Person, 
 	// runs, and an add still in flight is ordered before it.
 	return tx.Enqueue(&access.Op{Kind: access.OpRemove, RequestID: r.ID, Connector: r.Connector, Group: r.Group,
 		UserID: r.Requester.IdPID, Email: r.Requester.Email, NextAt: now})
+}
+
+// endAccess ends r because a person (or offboarding) took the access away:
+// r, and every other grant of the holder on the same group, end with the
+// same reason, and pending extensions of them are cancelled. Otherwise the
+// membership would survive through a sibling grant while keycard reported
+// it removed.
+func endAccess(tx Tx, r *access.Request, reason access.Reason, by access.Person, actor string) error {
+	if err := endGrant(tx, r, reason, by, actor); err != nil {
+		return err
+	}
+	mine, err := tx.RequestsOfUser(r.Requester.Email)
+	if err != nil {
+		return err
+	}
+	now := tx.Now()
+	for i := range mine {
+		m := &mine[i]
+		if m.ID == r.ID || m.Connector != r.Connector || m.Group != r.Group || !m.Requester.Same(r.Requester) {
+			continue
+		}
+		switch {
+		case m.State == access.StateActive || m.State == access.StateProvisioning:
+			if err := endGrant(tx, m, reason, by, actor); err != nil && err != errStale {
+				return err
+			}
+		case m.State == access.StatePending && m.Extends != "":
+			m.State = access.StateCancelled
+			m.DecidedAt = now
+			m.RemindAt, m.EscalateAt, m.ExpiresAt = zeroTime, zeroTime, zeroTime
+			if err := tx.PutRequest(m); err != nil {
+				return err
+			}
+			if _, err := tx.Append(event(access.EvRequestCancelled, actor, m, map[string]string{"reason": "the grant it extends was " + string(reason), "grant": r.ID})); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

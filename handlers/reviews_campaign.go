@@ -555,7 +555,7 @@ func (s *Service) remediate(tx Tx, it *CampaignItem, by access.Person, actor str
 		if err != nil {
 			return err
 		}
-		switch err := endGrant(tx, &r, access.ReasonRevoked, by, actor); {
+		switch err := endAccess(tx, &r, access.ReasonRevoked, by, actor); {
 		case errors.Is(err, errStale):
 			it.Remediation = r.ID
 			it.RemediationErr = "the grant had already ended (" + r.ExportStatus() + ")"

@@ -41,7 +41,7 @@ func (s *Service) Revoke(ctx context.Context, id, slackID, email string) (access
 		if err != nil {
 			return err
 		}
-		return endGrant(tx, &r, access.ReasonRevoked, actor, u.Email)
+		return endAccess(tx, &r, access.ReasonRevoked, actor, u.Email)
 	})
 	if errors.Is(err, errStale) {
 		return r, access.Errorf(access.CodeConflict, "%s is %s, so there is nothing to revoke.", id, r.ExportStatus())
@@ -67,7 +67,10 @@ func (s *Service) Offboard(ctx context.Context, who access.User, why Trigger) (i
 			return err
 		}
 		for i := range mine {
-			r := mine[i]
+			r, err := tx.Request(mine[i].ID) // re-read: ending one grant may have ended its siblings
+			if err != nil {
+				return err
+			}
 			switch r.State {
 			case access.StateActive, access.StateProvisioning:
 				if err := endGrant(tx, &r, access.ReasonOffboarded, access.Person{}, access.ActorKeycard); err != nil {
