@@ -110,3 +110,25 @@ func TestE2EStagedPolicyApproval(t *testing.T) {
 		t.Fatal("the approved version is not in force")
 	}
 }
+
+// TestE2EGuestsAndStrangersRefused: a guest or a Slack Connect user whose
+// profile shows an employee's email cannot act as that employee
+// (security review C3).
+func TestE2EGuestsAndStrangersRefused(t *testing.T) {
+	e := newEnv(t)
+	for _, u := range []slackemu.User{
+		{ID: "U0GUEST", Name: "guest", RealName: "A Guest", Email: "dave@example.com", Guest: true},
+		{ID: "U0STRANGER", Name: "stranger", RealName: "Someone Else", Email: "dave@example.com", Stranger: true},
+	} {
+		e.emu.AddUser(u)
+		if _, err := e.emu.SlashCommand(e.ctx, u.ID, "/access", "list"); err != nil {
+			t.Fatal(err)
+		}
+		e.waitFor(u.ID+" is refused", func(s *slackemu.Server) bool {
+			return ephemeralContains(s, u.ID, "Guests and people from other organisations")
+		})
+	}
+	if n := len(e.events(access.EvIdentityPinned)); n != 0 {
+		t.Fatalf("%d identities pinned for guests", n)
+	}
+}

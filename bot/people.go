@@ -59,6 +59,17 @@ func (p *people) profile(ctx context.Context, slackID string) (profile, error) {
 	if err != nil {
 		return profile{}, access.Wrap(slackCode(err), err, "Slack did not tell keycard who you are (users.info failed); try again in a minute.")
 	}
+	switch {
+	case u.Deleted:
+		return profile{}, access.Errorf(access.CodeForbidden, "This Slack account is deactivated.")
+	case u.IsBot:
+		return profile{}, access.Errorf(access.CodeForbidden, "Bots cannot use keycard.")
+	case u.IsRestricted || u.IsUltraRestricted || u.IsStranger:
+		// Guests and people from other organisations (Slack Connect) are not
+		// employees: their profile email is not proof of an identity keycard
+		// may act for, even if it matches an IdP user.
+		return profile{}, access.Errorf(access.CodeForbidden, "Guests and people from other organisations cannot use keycard.")
+	}
 	pr := profile{ID: u.ID, Email: strings.TrimSpace(u.Profile.Email), Name: u.RealName, Loc: time.UTC}
 	if u.TZ != "" {
 		if loc, err := time.LoadLocation(u.TZ); err == nil {

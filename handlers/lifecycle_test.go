@@ -107,7 +107,7 @@ func TestSubmitRefusals(t *testing.T) {
 				c.setup(e)
 			}
 			before := len(e.events(""))
-			in := handlers.SubmitInput{SlackID: "UX", Email: c.email, Policy: c.policy, Duration: c.d, Justification: c.why}
+			in := handlers.SubmitInput{SlackID: slackID(c.email), Email: c.email, Policy: c.policy, Duration: c.d, Justification: c.why}
 			if c.name == "break glass not allowed" {
 				in.BreakGlass = true
 			}
@@ -734,5 +734,24 @@ func TestRemovalNotSkippedForAProvisioningGrant(t *testing.T) {
 	wantState(t, e.get(b.ID), access.StateFailed)
 	if e.idp.isMember("prod-db-admins", "ann@example.com") {
 		t.Fatal("a membership nobody holds was left in the IdP")
+	}
+}
+
+// A second Slack account that presents a pinned person's email is refused
+// and reported (security review C3).
+func TestSecondSlackAccountWithTheSameEmail(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.svc.Identify(context.Background(), "UANN", "ann@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.svc.Identify(context.Background(), "UGUEST", "ann@example.com")
+	wantCode(t, err, access.CodeIdentityMismatch)
+	_, err = e.svc.Submit(context.Background(), handlers.SubmitInput{SlackID: "UGUEST", Email: "ann@example.com", Policy: "grafana-viewer"})
+	wantCode(t, err, access.CodeIdentityMismatch)
+	if n := countOf(e.events(""), "identity.mismatch"); n != 2 {
+		t.Fatalf("%d mismatch events, want 2", n)
+	}
+	if _, err := e.svc.Identify(context.Background(), "UANN", "ann@example.com"); err != nil {
+		t.Fatalf("the pinned account is refused: %v", err)
 	}
 }

@@ -219,14 +219,32 @@ func (s *Service) Identify(ctx context.Context, slackID, email string) (access.U
 		if err != nil {
 			return err
 		}
+		// The pin holds both ways: one Slack user to one IdP user, and that IdP
+		// user to that one Slack user, so a second Slack account that shows the
+		// same email (a guest, another workspace) cannot become its owner.
+		var owner string
+		if _, err := tx.Doc(docPinByIdP, u.ID, &owner); err != nil {
+			return err
+		}
 		switch {
+		case !ok && owner != "" && owner != slackID:
+			mismatch = &access.Pin{SlackID: owner, IdPID: u.ID, Email: u.Email}
+			_, err := tx.Append(access.Event{Type: access.EvIdentityMismatch, Actor: access.ActorKeycard, Subject: email,
+				Detail: encodeDetail(map[string]string{"slack_id": slackID, "idp_id": u.ID, "pinned_slack_id": owner,
+					"message": "A second Slack account presents the email of an identity-provider user already linked to another Slack account."})})
+			return err
 		case !ok:
 			if err := tx.PutPin(access.Pin{SlackID: slackID, IdPID: u.ID, Email: u.Email, PinnedAt: tx.Now()}); err != nil {
+				return err
+			}
+			if err := tx.PutDoc(docPinByIdP, u.ID, slackID); err != nil {
 				return err
 			}
 			_, err := tx.Append(access.Event{Type: access.EvIdentityPinned, Actor: access.ActorKeycard, Subject: u.Email,
 				Detail: encodeDetail(map[string]string{"slack_id": slackID, "idp_id": u.ID})})
 			return err
+		case pin.IdPID == u.ID && owner == "":
+			return tx.PutDoc(docPinByIdP, u.ID, slackID) // pins made before the reverse index existed
 		case pin.IdPID != u.ID:
 			mismatch = &pin
 			_, err := tx.Append(access.Event{Type: access.EvIdentityMismatch, Actor: access.ActorKeycard, Subject: email,
@@ -239,12 +257,19 @@ func (s *Service) Identify(ctx context.Context, slackID, email string) (access.U
 	if err != nil {
 		return access.User{}, err
 	}
+	if mismatch != nil && mismatch.SlackID != slackID {
+		return access.User{}, access.Errorf(access.CodeIdentityMismatch,
+			"The identity-provider account for %s is already linked to another Slack account. The security team has been told; keycard will not act for this Slack account until they sort it out.", email)
+	}
 	if mismatch != nil {
 		return access.User{}, access.Errorf(access.CodeIdentityMismatch,
 			"Your Slack account is linked to a different identity-provider account than the one %s now belongs to. The security team has been told; keycard will not act on this until they sort it out.", email)
 	}
 	return u, nil
 }
+
+// docPinByIdP is the reverse pin: IdP user id -> the Slack user it is pinned to.
+const docPinByIdP = "pin_by_idp"
 
 // inGroup reports whether u is a member of the named directory group, with a
 // short cache (admin and auditor checks happen on every click).

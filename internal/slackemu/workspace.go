@@ -16,6 +16,10 @@ type User struct {
 	TZ       string // IANA zone, e.g. "Europe/Berlin"; empty means UTC
 	IsBot    bool
 	Deleted  bool
+	// Guest is a single- or multi-channel guest (is_restricted /
+	// is_ultra_restricted); Stranger is a Slack Connect user from another
+	// organisation (is_stranger).
+	Guest, Stranger bool
 }
 
 type channel struct {
@@ -107,18 +111,21 @@ func (s *Server) userJSONLocked(u *User) map[string]any {
 	}
 	display := u.Name
 	return map[string]any{
-		"id":        u.ID,
-		"team_id":   s.opts.TeamID,
-		"name":      u.Name,
-		"deleted":   u.Deleted,
-		"real_name": u.RealName,
-		"tz":        tz,
-		"tz_label":  label,
-		"tz_offset": offset,
-		"is_bot":    u.IsBot,
-		"is_admin":  false,
-		"is_owner":  false,
-		"updated":   s.opts.Clock().Unix(),
+		"id":                  u.ID,
+		"team_id":             s.opts.TeamID,
+		"name":                u.Name,
+		"deleted":             u.Deleted,
+		"real_name":           u.RealName,
+		"tz":                  tz,
+		"tz_label":            label,
+		"tz_offset":           offset,
+		"is_bot":              u.IsBot,
+		"is_restricted":       u.Guest,
+		"is_ultra_restricted": false,
+		"is_stranger":         u.Stranger,
+		"is_admin":            false,
+		"is_owner":            false,
+		"updated":             s.opts.Clock().Unix(),
 		"profile": map[string]any{
 			"real_name":    u.RealName,
 			"display_name": display,
