@@ -53,7 +53,7 @@ func (s *Service) TriageAlert(ctx context.Context, slackID, email string, seq ui
 	if len(outcome) > MaxOutcome {
 		return AlertState{}, access.Errorf(access.CodeInvalid, "The outcome is %d characters long; the limit is %d.", len(outcome), MaxOutcome)
 	}
-	u, err := s.Identify(ctx, slackID, email)
+	u, err := s.identifyActor(ctx, slackID, email)
 	if err != nil {
 		return AlertState{}, err
 	}

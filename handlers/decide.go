@@ -24,7 +24,7 @@ type DecideInput struct {
 // A click by anyone who may not decide is refused (CodeForbidden), audited,
 // and changes nothing.
 func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, error) {
-	u, err := s.Identify(ctx, in.SlackID, in.Email)
+	u, err := s.identifyActor(ctx, in.SlackID, in.Email)
 	if err != nil {
 		return access.Request{}, err
 	}
@@ -140,7 +140,7 @@ func lastDecision(r *access.Request) string {
 
 // Cancel withdraws a pending request; only its requester may.
 func (s *Service) Cancel(ctx context.Context, id, slackID, email string) (access.Request, error) {
-	u, err := s.Identify(ctx, slackID, email)
+	u, err := s.identifyActor(ctx, slackID, email)
 	if err != nil {
 		return access.Request{}, err
 	}

@@ -755,3 +755,17 @@ func TestSecondSlackAccountWithTheSameEmail(t *testing.T) {
 		t.Fatalf("the pinned account is refused: %v", err)
 	}
 }
+
+// A suspended approver whose Slack session lives on cannot decide
+// (security review H4).
+func TestSuspendedApproverRefused(t *testing.T) {
+	e := newEnv(t)
+	r, _ := e.submit("ann@example.com", "prod-db-admin", 0, "x")
+	e.idp.setStatus("bob@example.com", access.StatusSuspended)
+	_, err := e.decide(r.ID, 0, "bob@example.com", true, "")
+	wantCode(t, err, access.CodeUserInactive)
+	wantState(t, e.get(r.ID), access.StatePending)
+	if e.get(r.ID).Steps[0].Decision != access.DecisionNone {
+		t.Fatal("a suspended approver's click was recorded")
+	}
+}

@@ -95,7 +95,7 @@ func (s *Service) Staged() (StagedPolicy, bool, error) {
 // person who staged it; the file must still have the staged hash, so what
 // was reviewed is exactly what takes effect.
 func (s *Service) ApprovePolicy(ctx context.Context, slackID, email, hash string, load func(path string) (*policy.Set, error)) (*policy.Set, error) {
-	u, err := s.Identify(ctx, slackID, email)
+	u, err := s.identifyActor(ctx, slackID, email)
 	if err != nil {
 		return nil, err
 	}

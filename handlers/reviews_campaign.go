@@ -197,7 +197,7 @@ func (s *Service) runCertification(ctx context.Context, _ Publisher, slot time.T
 // clicking user is checked against the admins group here, not trusted from
 // Slack; a refusal is audited.
 func (s *Service) StartCampaign(ctx context.Context, slackID, email string, names []string) (Campaign, error) {
-	u, err := s.Identify(ctx, slackID, email)
+	u, err := s.identifyActor(ctx, slackID, email)
 	if err != nil {
 		return Campaign{}, err
 	}
@@ -459,7 +459,7 @@ func (s *Service) Review(ctx context.Context, in ReviewInput) (CampaignItem, err
 	default:
 		return CampaignItem{}, access.Errorf(access.CodeInvalid, "Unknown review decision %q.", in.Decision)
 	}
-	u, err := s.Identify(ctx, in.SlackID, in.Email)
+	u, err := s.identifyActor(ctx, in.SlackID, in.Email)
 	if err != nil {
 		return CampaignItem{}, err
 	}

@@ -143,7 +143,7 @@ func (s *Service) mayAnswer(ctx context.Context, a ContractorAsk, u access.User,
 // provisioning worker carries out like any extension. d is at most the
 // policy's max (and the extension total, extend.max_total).
 func (s *Service) ContractorExtend(ctx context.Context, grantID, slackID, email string, d time.Duration) (access.Request, error) {
-	u, err := s.Identify(ctx, slackID, email)
+	u, err := s.identifyActor(ctx, slackID, email)
 	if err != nil {
 		return access.Request{}, err
 	}
@@ -218,7 +218,7 @@ func (s *Service) ContractorExtend(ctx context.Context, grantID, slackID, email 
 // ContractorLetExpire records the manager's "let it expire": the grant
 // ends on schedule.
 func (s *Service) ContractorLetExpire(ctx context.Context, grantID, slackID, email string) (ContractorAsk, error) {
-	u, err := s.Identify(ctx, slackID, email)
+	u, err := s.identifyActor(ctx, slackID, email)
 	if err != nil {
 		return ContractorAsk{}, err
 	}

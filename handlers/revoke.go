@@ -11,7 +11,7 @@ import (
 // may revoke anyone's. Authorization is decided here, from the store and the
 // directory, never from what the caller carries.
 func (s *Service) Revoke(ctx context.Context, id, slackID, email string) (access.Request, error) {
-	u, err := s.Identify(ctx, slackID, email)
+	u, err := s.identifyActor(ctx, slackID, email)
 	if err != nil {
 		return access.Request{}, err
 	}

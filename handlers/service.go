@@ -268,6 +268,23 @@ func (s *Service) Identify(ctx context.Context, slackID, email string) (access.U
 	return u, nil
 }
 
+// identifyActor is Identify for someone about to decide, revoke, review or
+// approve: their IdP account must be in use now. A suspended or deactivated
+// person whose Slack session lives on (Slack deprovisioning often lags the
+// IdP) is refused and the attempt audited.
+func (s *Service) identifyActor(ctx context.Context, slackID, email string) (access.User, error) {
+	u, err := s.Identify(ctx, slackID, email)
+	if err != nil {
+		return u, err
+	}
+	if !u.Status.CanRequest() {
+		_ = s.audit(access.Event{Type: access.EvDecisionRefused, Actor: u.Email, Subject: u.Email,
+			Detail: encodeDetail(map[string]string{"why": "identity-provider account is " + string(u.Status)})})
+		return u, access.Errorf(access.CodeUserInactive, "Your identity-provider account is %s, so keycard will not act on your clicks.", strings.ToLower(string(u.Status)))
+	}
+	return u, nil
+}
+
 // docPinByIdP is the reverse pin: IdP user id -> the Slack user it is pinned to.
 const docPinByIdP = "pin_by_idp"
 
