@@ -323,6 +323,13 @@ func (s *Service) ExportAccess(out io.Writer, p ExportParams) (ExportResult, err
 			if end := lifecycleEnd(r); !end.IsZero() && end.Before(p.From) {
 				return nil
 			}
+			if later(r, p.To) {
+				// Something happened at or after the period's end: show the
+				// request as it stood then, so a closed period's export never
+				// changes (an auditor can re-perform it byte for byte).
+				c := asOf(r, p.To)
+				r = &c
+			}
 			rb.row(w, r)
 			res.Rows++
 			res.ByStatus[r.ExportStatus()]++
@@ -418,7 +425,7 @@ func (rb *accessRowBuilder) row(w *Writer, r *access.Request) {
 	}
 	w.safeCell(decision)
 	rb.tsCell(w, r.ProvisionedAt)
-	rb.tsCell(w, r.EndsAt)
+	rb.tsCell(w, accessEnd(r))
 	rb.tsCell(w, r.ProvisionedAt)
 	rb.tsCell(w, r.DeprovisionedAt)
 	w.cell(r.ExportStatus())
@@ -561,4 +568,71 @@ func Period(from, to string, now time.Time) (ExportParams, error) {
 		return p, access.Errorf(access.CodeInvalid, "the period starts (%s) after it ends (%s)", p.From.Format(time.DateOnly), p.To.Add(-24*time.Hour).Format(time.DateOnly))
 	}
 	return p, nil
+}
+
+// accessEnd is when access ended or is scheduled to end: the scheduled end,
+// or the moment it was ended early (revoked, offboarded).
+func accessEnd(r *access.Request) time.Time {
+	if !r.EndedAt.IsZero() && !r.EndsAt.IsZero() && r.EndedAt.Before(r.EndsAt) {
+		return r.EndedAt
+	}
+	return r.EndsAt
+}
+
+// later reports whether anything in r's lifecycle happened at or after t.
+func later(r *access.Request, t time.Time) bool {
+	for _, x := range []time.Time{r.DecidedAt, r.ProvisionedAt, r.EndedAt, r.DeprovisionedAt} {
+		if !x.IsZero() && !x.Before(t) {
+			return true
+		}
+	}
+	for i := range r.Steps {
+		if d := r.Steps[i].DecidedAt; !d.IsZero() && !d.Before(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// asOf returns r as it stood just before t: decisions, provisioning and
+// endings at or after t are undone and the state is derived from what had
+// happened by then. The scheduled end (EndsAt) never changes after
+// activation, so it is kept.
+func asOf(r *access.Request, t time.Time) access.Request {
+	c := *r
+	c.Steps = make([]access.Step, len(r.Steps))
+	copy(c.Steps, r.Steps)
+	before := func(x time.Time) bool { return !x.IsZero() && x.Before(t) }
+	c.Current = len(c.Steps)
+	for i := range c.Steps {
+		st := &c.Steps[i]
+		if st.Decision != access.DecisionNone && !before(st.DecidedAt) {
+			st.Decision, st.DecidedBy, st.DecidedAt, st.Comment = access.DecisionNone, access.Person{}, time.Time{}, ""
+		}
+		if st.Decision == access.DecisionNone && c.Current == len(c.Steps) {
+			c.Current = i
+		}
+	}
+	switch {
+	case before(r.DeprovisionedAt):
+		// Ended and confirmed before t: as stored.
+	case before(r.EndedAt) && r.State == access.StateFailed:
+	case before(r.EndedAt):
+		c.State = access.StateDeprovisioning // ended, removal not yet confirmed
+		c.DeprovisionedAt = time.Time{}
+	case before(r.ProvisionedAt):
+		c.State = access.StateActive
+		c.EndedAt, c.DeprovisionedAt, c.EndReason, c.EndedBy = time.Time{}, time.Time{}, "", access.Person{}
+	case before(r.DecidedAt):
+		if r.State != access.StateDenied && r.State != access.StateCancelled && r.State != access.StateTimedOut {
+			c.State = access.StateProvisioning
+			c.ProvisionedAt, c.EndsAt = time.Time{}, time.Time{}
+			c.EndedAt, c.DeprovisionedAt, c.EndReason, c.EndedBy = time.Time{}, time.Time{}, "", access.Person{}
+		}
+	default:
+		c.State = access.StatePending
+		c.DecidedAt, c.ProvisionedAt, c.EndsAt = time.Time{}, time.Time{}, time.Time{}
+		c.EndedAt, c.DeprovisionedAt, c.EndReason, c.EndedBy = time.Time{}, time.Time{}, "", access.Person{}
+	}
+	return c
 }

@@ -195,3 +195,39 @@ func TestNeutralise(t *testing.T) {
 		}
 	}
 }
+
+// A closed period's export is the same whenever it is run: what happened
+// after the period's end does not leak into it (security review H3).
+func TestClosedPeriodExportNeverChanges(t *testing.T) {
+	e := newEnv(t)
+	a, _ := e.submit("ann@example.com", "prod-db-admin", 4*time.Hour, "x")
+	b, _ := e.submit("bob@example.com", "grafana-viewer", 24*time.Hour, "")
+	c, _ := e.submit("carol@example.com", "grafana-viewer", 24*time.Hour, "")
+	e.settle()
+	p, _ := handlers.Period("2026-11-01", "2026-11-01", e.clock.Now()) // [Nov 1, Nov 2): closed at...
+	p.To = e.clock.Now().Add(time.Minute)                                // ...a minute from now
+	e.clock.Advance(2 * time.Minute)
+	var first bytes.Buffer
+	if _, err := e.svc.ExportAccess(&first, p); err != nil {
+		t.Fatal(err)
+	}
+	// After the period: approvals, expiry, a revoke, a denial.
+	e.approveAll(a.ID)
+	e.settle()
+	if _, err := e.svc.Revoke(context.Background(), b.ID, slackID("frank@example.com"), "frank@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(30 * time.Hour)
+	e.settle()
+	_ = c
+	var again bytes.Buffer
+	if _, err := e.svc.ExportAccess(&again, p); err != nil {
+		t.Fatal(err)
+	}
+	if first.String() != again.String() {
+		t.Fatalf("the closed period's export changed:\n--- then ---\n%s\n--- now ---\n%s", first.String(), again.String())
+	}
+	if !strings.Contains(first.String(), ",pending,") || !strings.Contains(first.String(), ",active,") {
+		t.Fatalf("states as of the period's end are wrong:\n%s", first.String())
+	}
+}

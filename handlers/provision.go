@@ -268,6 +268,7 @@ func (s *Service) failed(op access.Op, cause error) error {
 			r.State = access.StateFailed
 			r.FailReason = cause.Error()
 			r.EndsAt = zeroTime
+			r.EndedAt = now // when provisioning gave up
 			if err := tx.PutRequest(&r); err != nil {
 				return err
 			}
@@ -337,9 +338,8 @@ func endGrant(tx Tx, r *access.Request, reason access.Reason, by access.Person, 
 	r.EndReason = reason
 	r.EndedBy = by
 	r.EndedAt = now
-	if reason != access.ReasonExpired {
-		r.EndsAt = now // ended early: access_end is when it was ended
-	}
+	// EndsAt stays the scheduled end: access_end is min(EndsAt, EndedAt), and
+	// a scheduled time that never changes keeps closed-period exports stable.
 	r.WarnAt = zeroTime
 	r.State = access.StateDeprovisioning
 	others, err := otherHolders(tx, r)
