@@ -180,7 +180,8 @@ func exportVerifyCmd(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	problems, err := handlers.VerifyManifest(m, f, chainCheck(db))
+	svc := handlers.New(adapt.Store(db), nil, nil, access.SystemClock{}, handlers.Options{})
+	problems, err := handlers.VerifyManifest(m, f, chainCheck(db), svc.Recorded)
 	if err != nil {
 		return err
 	}

@@ -299,7 +299,7 @@ func TestE2EAdminAccessReport(t *testing.T) {
 	if err := json.Unmarshal(files[1].Content, &m); err != nil || m.RowCount != 3 || m.Generation.GeneratedBy != access.ActorScheduler {
 		t.Errorf("manifest %+v: %v", m, err)
 	}
-	if probs, err := handlers.VerifyManifest(m, strings.NewReader(string(files[0].Content)), nil); err != nil || len(probs) > 0 {
+	if probs, err := handlers.VerifyManifest(m, strings.NewReader(string(files[0].Content)), nil, e.svc.Recorded); err != nil || len(probs) > 0 {
 		t.Errorf("manifest does not verify: %v %v", probs, err)
 	}
 	if runs, _ := e.svc.JobRuns(handlers.JobAdminReport); len(runs) != 1 || runs[0].Outcome != handlers.RunOK || runs[0].Artefact == "" {

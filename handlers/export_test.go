@@ -205,7 +205,7 @@ func TestClosedPeriodExportNeverChanges(t *testing.T) {
 	c, _ := e.submit("carol@example.com", "grafana-viewer", 24*time.Hour, "")
 	e.settle()
 	p, _ := handlers.Period("2026-11-01", "2026-11-01", e.clock.Now()) // [Nov 1, Nov 2): closed at...
-	p.To = e.clock.Now().Add(time.Minute)                                // ...a minute from now
+	p.To = e.clock.Now().Add(time.Minute)                              // ...a minute from now
 	e.clock.Advance(2 * time.Minute)
 	var first bytes.Buffer
 	if _, err := e.svc.ExportAccess(&first, p); err != nil {

@@ -267,12 +267,38 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // seq (false when absent) and the first problem of the chain up to it.
 type ChainCheck func(seq uint64) (hash string, ok bool, problem string, err error)
 
+// ExportRecorded reports whether the audit log, after event `after`, holds
+// the export.created event of a CSV with this SHA-256: the manifest's own
+// hash could be recomputed by whoever edited the CSV, the chain's cannot.
+type ExportRecorded func(sha256 string, after uint64) (bool, error)
+
+// Recorded looks for the export.created event of a CSV after seq `after`.
+func (s *Service) Recorded(sha string, after uint64) (bool, error) {
+	found := false
+	want := `"csv_sha256":"` + sha + `"`
+	err := s.store.View(func(tx Tx) error {
+		return tx.Events(after, func(e access.Event) error {
+			if e.Type == access.EvExportCreated && strings.Contains(e.Detail, want) {
+				found = true
+				return errStopEvents
+			}
+			return nil
+		})
+	})
+	if err == errStopEvents {
+		err = nil
+	}
+	return found, err
+}
+
+var errStopEvents = errors.New("stop")
+
 // VerifyManifest re-checks an export against its manifest: the CSV's
 // SHA-256 and size, its header, its row count and counts, and that the
 // audit chain up to the manifest's head still verifies and ends in the same
 // hash. It returns one sentence per mismatch; none means the evidence is as
 // generated.
-func VerifyManifest(m Manifest, csvData io.Reader, chain ChainCheck) ([]string, error) {
+func VerifyManifest(m Manifest, csvData io.Reader, chain ChainCheck, recorded ExportRecorded) ([]string, error) {
 	var problems []string
 	h := sha256.New()
 	data, err := io.ReadAll(io.TeeReader(csvData, h))
@@ -316,6 +342,15 @@ func VerifyManifest(m Manifest, csvData io.Reader, chain ChainCheck) ([]string, 
 		}
 		if problem != "" {
 			problems = append(problems, "the audit chain does not verify: "+problem)
+		}
+	}
+	if recorded != nil {
+		ok, err := recorded(m.CSV.SHA256, m.Audit.HeadSeq)
+		if err != nil {
+			return problems, err
+		}
+		if !ok {
+			problems = append(problems, fmt.Sprintf("the audit log records no export of a CSV with SHA-256 %s after event %d: this manifest and CSV are not what keycard generated", m.CSV.SHA256, m.Audit.HeadSeq))
 		}
 	}
 	return problems, nil

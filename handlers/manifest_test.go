@@ -2,6 +2,8 @@ package handlers_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -69,7 +71,7 @@ func TestVerifyManifest(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			problems, err := handlers.VerifyManifest(m, strings.NewReader(c.csv), c.chain)
+			problems, err := handlers.VerifyManifest(m, strings.NewReader(c.csv), c.chain, e.svc.Recorded)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -84,4 +86,19 @@ func TestVerifyManifest(t *testing.T) {
 			}
 		})
 	}
+	// Someone edits the CSV and recomputes the manifest's hash, size and
+	// counts: only the audit log can tell (security review H5).
+	t.Run("forged manifest", func(t *testing.T) {
+		forged := strings.Replace(good, "Ann Lee", "Ann Lea", 1)
+		fm := m
+		sum := sha256.Sum256([]byte(forged))
+		fm.CSV.SHA256, fm.CSV.Bytes = hex.EncodeToString(sum[:]), int64(len(forged))
+		problems, err := handlers.VerifyManifest(fm, strings.NewReader(forged), okChain, e.svc.Recorded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(problems) != 1 || !strings.Contains(problems[0], "records no export") {
+			t.Fatalf("problems %v", problems)
+		}
+	})
 }
