@@ -13,9 +13,6 @@ import (
 	"keycard/handlers"
 )
 
-// exportWindow is the default period of /export (SPEC: the last 90 days).
-const exportWindow = 90 * 24 * time.Hour
-
 // exportArgs is a parsed /export command.
 type exportArgs struct {
 	kind   string // a handlers.Kind* report kind
@@ -72,8 +69,13 @@ func parseExport(text string, now time.Time, policyExists func(string) bool) (ex
 		return a, access.Errorf(access.CodeInvalid, "Too many arguments. %s", exportUsage)
 	}
 	if a.kind == handlers.KindAccess || a.kind == handlers.KindEvents || len(f) > 0 {
-		a.params.To = now.UTC()
-		a.params.From = a.params.To.Add(-exportWindow)
+		// Whole UTC days, as `keycard export` counts them: the 90 days up to
+		// and including today, so the same words give the same window.
+		d, err := handlers.Period("", "", now)
+		if err != nil {
+			return a, err
+		}
+		a.params.From, a.params.To = d.From, d.To
 	}
 	if len(f) >= 1 {
 		from, err := time.Parse(time.DateOnly, f[0])

@@ -17,11 +17,11 @@ func TestParseExport(t *testing.T) {
 		from, to   time.Time
 		code       access.Code
 	}{
-		{"default", "", "access", "", now.Add(-exportWindow), now, ""},
-		{"policy", "prod-db-admin", "access", "prod-db-admin", now.Add(-exportWindow), now, ""},
+		{"default: 90 whole days up to and including today", "", "access", "", day("2025-12-03"), day("2026-03-03"), ""},
+		{"policy", "prod-db-admin", "access", "prod-db-admin", day("2025-12-03"), day("2026-03-03"), ""},
 		{"policy and dates", "prod-db-admin 2025-01-01 2025-12-31", "access", "prod-db-admin", day("2025-01-01"), day("2026-01-01"), ""},
 		{"dates only", "2025-01-01 2025-03-31", "access", "", day("2025-01-01"), day("2025-04-01"), ""},
-		{"events", "events 2026-01-01", "events", "", day("2026-01-01"), now, ""},
+		{"events", "events 2026-01-01", "events", "", day("2026-01-01"), day("2026-03-03"), ""},
 		{"unknown policy", "nope", "", "", time.Time{}, time.Time{}, access.CodeUnknownPolicy},
 		{"bad date", "prod-db-admin 2025-13-01", "", "", time.Time{}, time.Time{}, access.CodeInvalid},
 		{"empty period", "2025-02-01 2025-01-01", "", "", time.Time{}, time.Time{}, access.CodeInvalid},
