@@ -366,14 +366,33 @@ func TestPolicyApplyEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := handlers.New(adapt.Store(db), nil, set, access.SystemClock{}, handlers.Options{})
-	o := &opsServer{svc: svc, db: db, policyPath: pol}
+	token, err := opsToken(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if readOpsToken(path) != token {
+		t.Fatal("the CLI does not read the token the server wrote")
+	}
+	if st, _ := os.Stat(opsTokenPath(path)); st.Mode().Perm() != 0o600 {
+		t.Fatalf("ops token file mode %v", st.Mode())
+	}
+	o := &opsServer{svc: svc, db: db, policyPath: pol, token: token}
+	bearer := token
 	post := func(form string) (int, string) {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest("POST", "/policy/apply", strings.NewReader(form))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Authorization", "Bearer "+bearer)
 		o.handler().ServeHTTP(rec, req)
 		return rec.Code, rec.Body.String()
 	}
+	for _, wrong := range []string{"", "not-the-token"} {
+		bearer = wrong
+		if code, _ := post("by=frank%40example.com&emergency=1&reason=x"); code != 401 {
+			t.Fatalf("apply with token %q: %d, want 401", wrong, code)
+		}
+	}
+	bearer = token
 	if code, _ := post(""); code != 400 {
 		t.Fatalf("apply without --by: %d", code)
 	}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -145,6 +148,9 @@ type opsServer struct {
 	started   time.Time
 	// policyPath is the policy file POST /policy/apply reloads.
 	policyPath string
+	// token guards the POST endpoints: only someone who can read the file
+	// beside the database (the operator) can back up or change the policy.
+	token string
 }
 
 func (o *opsServer) handler() http.Handler {
@@ -152,8 +158,8 @@ func (o *opsServer) handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", o.readyz)
 	mux.HandleFunc("GET /metrics", o.metrics)
-	mux.HandleFunc("POST /backup", o.backupNow)
-	mux.HandleFunc("POST /policy/apply", o.policyApply)
+	mux.HandleFunc("POST /backup", o.authorized(o.backupNow))
+	mux.HandleFunc("POST /policy/apply", o.authorized(o.policyApply))
 	return mux
 }
 
@@ -191,6 +197,51 @@ func (o *opsServer) backupNow(w http.ResponseWriter, r *http.Request) {
 	}
 	markJob(o.svc, "backup")
 	fmt.Fprintln(w, path)
+}
+
+// authorized requires the ops token (Authorization: Bearer …): the ops
+// listener also serves /metrics, which is often exposed to a scraper.
+func (o *opsServer) authorized(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if o.token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(o.token)) != 1 {
+			http.Error(w, "missing or wrong ops token (the CLI reads it from the file beside KEYCARD_DB)", http.StatusUnauthorized)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// opsTokenPath is the ops token's file, beside the database.
+func opsTokenPath(db string) string { return db + ".ops-token" }
+
+// opsToken creates a fresh random token at start, mode 0600, beside the
+// database: the operator's CLI reads it to reach POST /backup and
+// POST /policy/apply on a running keycard.
+func opsToken(db string) (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(b)
+	path := opsTokenPath(db)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("ops token: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("ops token: %w", err)
+	}
+	return tok, nil
+}
+
+// readOpsToken is the CLI side of opsToken.
+func readOpsToken(db string) string {
+	b, err := os.ReadFile(opsTokenPath(db))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // policyApply is `keycard policy apply`: reload the policy file now, as
@@ -299,6 +350,7 @@ func backupCmd(ctx context.Context, args []string, stdout io.Writer) error {
 			addr = "127.0.0.1:8080"
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/backup", nil)
+		req.Header.Set("Authorization", "Bearer "+readOpsToken(dbPath))
 		resp, herr := http.DefaultClient.Do(req)
 		if herr != nil {
 			return fmt.Errorf("%s is locked by a running keycard and its %s did not answer: %w", dbPath, addr, herr)
@@ -355,6 +407,7 @@ func policyApplyCmd(ctx context.Context, args []string, stdout io.Writer) error 
 	addr := envOr("KEYCARD_HTTP_ADDR", "127.0.0.1:8080")
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/policy/apply", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+readOpsToken(envOr("KEYCARD_DB", "keycard.db")))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("the running keycard did not answer on %s: %w", addr, err)

@@ -51,7 +51,7 @@ type deps struct {
 // run is keycard serve: config -> policy -> store -> connectors -> handlers
 // -> bot, under one errgroup that ends on the first fatal error or ctx.
 func run(ctx context.Context, cfg Config, d deps) error {
-	set, err := policy.Load(cfg.Policy)
+	file, err := policy.Load(cfg.Policy)
 	if err != nil {
 		return err
 	}
@@ -60,12 +60,28 @@ func run(ctx context.Context, cfg Config, d deps) error {
 		return err
 	}
 	defer db.Close()
+	// A restart must not bypass change_approval: with it in force and the
+	// file changed meanwhile, the last approved version keeps running.
+	set, stage, err := handlers.InForce(adapt.Store(db), file)
+	if err != nil {
+		return err
+	}
 	conns, _, err := buildConnectors(set, cfg, db, d.clock)
 	if err != nil {
 		return err
 	}
 	svc := handlers.New(adapt.Store(db), conns, set, d.clock, handlers.Options{Logger: d.log, Verify: verifier(db), Instance: instance(set, cfg)})
-	if err := svc.RecordPolicyLoaded(access.ActorKeycard); err != nil {
+	if stage {
+		d.log.Warn("the policy file changed while keycard was stopped and change_approval is in force: the last approved version stays in force; the file is staged for a second admin",
+			"in_force", set.Hash, "staged", file.Hash)
+		if err := svc.StageAtStart(file); err != nil {
+			return err
+		}
+	} else if err := svc.RecordPolicyLoaded(access.ActorKeycard); err != nil {
+		return err
+	}
+	token, err := opsToken(cfg.DB)
+	if err != nil {
 		return err
 	}
 	d.log.Info("keycard starting", "version", version, "policy", cfg.Policy, "policy_hash", set.Hash, "db", cfg.DB, "slack_api", cfg.SlackAPIURL)
@@ -82,7 +98,7 @@ func run(ctx context.Context, cfg Config, d deps) error {
 	if err != nil {
 		return err
 	}
-	ops := &opsServer{connected: b.Connected, svc: svc, db: db, hasIdP: hasIdP, started: d.clock.Now(), policyPath: cfg.Policy,
+	ops := &opsServer{connected: b.Connected, token: token, svc: svc, db: db, hasIdP: hasIdP, started: d.clock.Now(), policyPath: cfg.Policy,
 		backup: backupConfig{Dir: cfg.BackupDir, Every: cfg.BackupEvery, Keep: cfg.BackupKeep}}
 
 	g, ctx := errgroup.WithContext(ctx)

@@ -28,6 +28,9 @@ type PolicyVersion struct {
 	LoadedBy string    `json:"loaded_by"`   // "keycard" at start, "SIGHUP", an admin's email
 	Changes  []string  `json:"changes"`
 	EventSeq uint64    `json:"event_seq"` // the policy.loaded / policy.changed event
+	// Text is the file's content, so the version in force can be re-read if
+	// the file on disk is an unapproved change. Not exported to CSV.
+	Text string `json:"text,omitempty"`
 }
 
 // JobRun is one run (or missed run) of a scheduled job: the job ledger.

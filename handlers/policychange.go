@@ -2,7 +2,9 @@ package handlers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"keycard/access"
@@ -115,7 +117,7 @@ func (s *Service) ApprovePolicy(ctx context.Context, slackID, email, hash string
 	if !ok || st.Hash != hash {
 		return nil, access.Errorf(access.CodeConflict, "That policy version is no longer waiting for approval.")
 	}
-	if st.StagedBy == u.Email {
+	if strings.EqualFold(st.StagedBy, u.Email) {
 		return nil, access.Errorf(access.CodeForbidden, "You staged this change; another admin must approve it.")
 	}
 	next, err := load(st.Path)
@@ -163,7 +165,7 @@ func (s *Service) apply(old, next *policy.Set, changes []string, by string, extr
 		if err != nil {
 			return err
 		}
-		return recordPolicyVersion(tx, PolicyVersion{Hash: next.Hash, Path: next.Path, From: ev.Time, LoadedBy: loadedBy, Changes: changes, EventSeq: ev.Seq})
+		return recordPolicyVersion(tx, PolicyVersion{Hash: next.Hash, Path: next.Path, From: ev.Time, LoadedBy: loadedBy, Changes: changes, EventSeq: ev.Seq, Text: string(next.Raw)})
 	})
 	if err != nil {
 		return err
@@ -173,4 +175,45 @@ func (s *Service) apply(old, next *policy.Set, changes []string, by string, extr
 	s.groupCache = map[string]groupEntry{}
 	s.groupMu.Unlock()
 	return nil
+}
+
+// InForce decides, at start, which policy keycard runs with. Normally the
+// file on disk. But when the last version keycard ran required a second
+// admin's approval for changes (change_approval) and the file now differs,
+// restarting must not be a way around that rule: keycard keeps running the
+// last approved version (its text is in the store) and the file is staged
+// for approval by StageAtStart.
+func InForce(st Store, file *policy.Set) (inForce *policy.Set, stage bool, err error) {
+	var last PolicyVersion
+	err = st.View(func(tx Tx) error {
+		return tx.Docs(DocPolicyVersion, "", func(_ string, data []byte) error {
+			last = PolicyVersion{}
+			return json.Unmarshal(data, &last)
+		})
+	})
+	if err != nil || last.Hash == "" || last.Hash == file.Hash || last.Text == "" {
+		return file, false, err
+	}
+	prev, err := policy.Parse(last.Path, []byte(last.Text))
+	if err != nil || !prev.ChangeApproval {
+		return file, false, nil
+	}
+	return prev, true, nil
+}
+
+// StageAtStart stages the file found on disk at start when InForce kept the
+// last approved version, and alerts the security channel.
+func (s *Service) StageAtStart(file *policy.Set) error {
+	old := s.Policy()
+	changes := policy.Diff(old, file)
+	st := StagedPolicy{Hash: file.Hash, Path: file.Path, Changes: changes, StagedBy: "restart", StagedAt: s.clock.Now().UTC()}
+	return s.update(func(tx Tx) error {
+		if err := tx.PutDoc(DocPolicyStaged, "staged", st); err != nil {
+			return err
+		}
+		_, err := tx.Append(access.Event{Type: access.EvPolicyStaged, Actor: access.ActorKeycard, Subject: access.ActorKeycard,
+			Detail: encodeDetail(map[string]any{"old": old.Hash, "new": file.Hash, "changes": changes, "path": file.Path,
+				"note": "the policy file changed while keycard was stopped; the last approved version stays in force until a second admin approves"})})
+		return err
+	})
 }

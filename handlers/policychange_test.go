@@ -8,6 +8,7 @@ import (
 
 	"keycard/access"
 	"keycard/handlers"
+	"keycard/internal/adapt"
 	"keycard/policy"
 )
 
@@ -76,5 +77,40 @@ func TestStagedPolicyChange(t *testing.T) {
 	out := b.String()
 	if m.RowCount != 3 || strings.Count(out, ",2026-11-02T09:02:00Z,") < 2 || !strings.Contains(out, "frank@example.com, approved by carol@example.com") || !strings.Contains(out, "EMERGENCY") {
 		t.Fatalf("policies export (%d rows):\n%s", m.RowCount, out)
+	}
+}
+
+// Restarting keycard with an edited policy file is not a way around
+// change_approval (security review H2): the last approved version stays in
+// force and the file waits for a second admin.
+func TestRestartDoesNotBypassChangeApproval(t *testing.T) {
+	e := newEnv(t)
+	guarded := strings.Replace(testPolicy, "version: 1\n", "version: 1\nchange_approval: true\n", 1)
+	approved, err := e.svc.ReloadPolicy(func() (*policy.Set, error) { return policy.Parse("policy.yaml", []byte(guarded)) }, "keycard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited, err := policy.Parse("policy.yaml", []byte(guarded+"offboarding_sla: 1h\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.restart()
+	inForce, stage, err := handlers.InForce(adapt.Store(e.db), edited)
+	if err != nil || !stage || inForce.Hash != approved.Hash {
+		t.Fatalf("in force %v (stage %v, %v), want the approved %s", inForce.Hash, stage, err, approved.Hash)
+	}
+	svc := handlers.New(adapt.Store(e.db), conns{e.idp}, inForce, e.clock, handlers.Options{})
+	if err := svc.StageAtStart(edited); err != nil {
+		t.Fatal(err)
+	}
+	st, ok, _ := svc.Staged()
+	if !ok || st.Hash != edited.Hash || svc.Policy().Hash != approved.Hash {
+		t.Fatalf("staged %+v ok=%v; in force %s", st, ok, svc.Policy().Hash)
+	}
+	// Without change_approval a restart simply loads the file.
+	e2 := newEnv(t)
+	plain, _ := policy.Parse("policy.yaml", []byte(testPolicy+"offboarding_sla: 1h\n"))
+	if got, stage, _ := handlers.InForce(adapt.Store(e2.db), plain); stage || got != plain {
+		t.Fatal("a policy without change_approval was held back")
 	}
 }

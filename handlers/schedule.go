@@ -202,7 +202,7 @@ func (s *Service) ReloadPolicy(load func() (*policy.Set, error), actor string) (
 		if err != nil {
 			return err
 		}
-		return recordPolicyVersion(tx, PolicyVersion{Hash: next.Hash, Path: next.Path, From: ev.Time, LoadedBy: actor, Changes: changes, EventSeq: ev.Seq})
+		return recordPolicyVersion(tx, PolicyVersion{Hash: next.Hash, Path: next.Path, From: ev.Time, LoadedBy: actor, Changes: changes, EventSeq: ev.Seq, Text: string(next.Raw)})
 	}); err != nil {
 		return old, err
 	}
@@ -242,6 +242,6 @@ func (s *Service) RecordPolicyLoaded(actor string) error {
 		if err != nil {
 			return err
 		}
-		return recordPolicyVersion(tx, PolicyVersion{Hash: set.Hash, Path: set.Path, From: ev.Time, LoadedBy: actor, Changes: changes, EventSeq: ev.Seq})
+		return recordPolicyVersion(tx, PolicyVersion{Hash: set.Hash, Path: set.Path, From: ev.Time, LoadedBy: actor, Changes: changes, EventSeq: ev.Seq, Text: string(set.Raw)})
 	})
 }

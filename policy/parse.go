@@ -70,6 +70,7 @@ func Parse(file string, data []byte) (*Set, error) {
 	s := &Set{
 		Path:             file,
 		Hash:             hex.EncodeToString(sum[:]),
+		Raw:              append([]byte(nil), data...),
 		Connectors:       map[string]*Connector{},
 		Profiles:         map[string]*Profile{},
 		ExpiryWarning:    DefaultExpiryWarning,

@@ -38,6 +38,10 @@ const (
 // Set is one loaded, valid policy file.
 type Set struct {
 	Path, Hash string // file path; Hash = hex SHA-256 of the file bytes (the "policy version")
+	// Raw is the file's bytes: keycard keeps each version's text so the
+	// policy in force can be re-read when the file on disk is an unapproved
+	// change (change_approval).
+	Raw        []byte
 	Version    int
 	Directory  string // connector name that is the source of truth for people
 	Connectors map[string]*Connector
