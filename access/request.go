@@ -56,6 +56,10 @@ func (r *Request) ExportStatus() string {
 	return string(r.State)
 }
 
+// KindReviewRemoval is Request.Kind for an access review's removal of a
+// standing or unmanaged membership.
+const KindReviewRemoval = "review_removal"
+
 // Reason is why a grant ended.
 type Reason string
 
@@ -138,6 +142,11 @@ type Request struct {
 	FailReason      string    `json:"fail_reason,omitempty"`
 	AddEventID      string    `json:"idp_add_event_id,omitempty"`
 	RemoveEventID   string    `json:"idp_remove_event_id,omitempty"`
+
+	// Kind is "" for a request someone made. KindReviewRemoval marks the
+	// record keycard writes to carry out an access review's Revoke of a
+	// membership it did not grant: it is not a request, and exports say so.
+	Kind string `json:"kind,omitempty"`
 
 	// Rev increases on every write; the store refuses a write whose Rev is
 	// not the stored Rev (compare-and-swap), then increments it.

@@ -386,10 +386,12 @@ func (rb *accessRowBuilder) tsCell(w *Writer, t time.Time) {
 func (rb *accessRowBuilder) row(w *Writer, r *access.Request) {
 	decision := ""
 	approved := false
-	switch r.State {
-	case access.StateDenied:
+	switch {
+	case r.Kind == access.KindReviewRemoval:
+		decision = "review removal"
+	case r.State == access.StateDenied:
 		decision = "denied"
-	case access.StatePending, access.StateCancelled, access.StateTimedOut:
+	case r.State == access.StatePending || r.State == access.StateCancelled || r.State == access.StateTimedOut:
 	default:
 		decision = "approved"
 		approved = true
@@ -447,6 +449,10 @@ func ApprovalChain(r *access.Request) string {
 
 // appendApprovalChain appends ApprovalChain(r) to b.
 func appendApprovalChain(b []byte, r *access.Request) []byte {
+	if r.Kind == access.KindReviewRemoval {
+		b = append(b, "not a request: removal of a membership keycard did not grant, decided in an access review by "...)
+		return append(b, r.EndedBy.Email...)
+	}
 	if len(r.Steps) == 0 {
 		if r.State == access.StatePending {
 			return append(b, "auto"...)

@@ -231,3 +231,13 @@ func TestClosedPeriodExportNeverChanges(t *testing.T) {
 		t.Fatalf("states as of the period's end are wrong:\n%s", first.String())
 	}
 }
+
+// An access review's removal of a standing membership is not a request and
+// the export must not make it look auto-approved (security review M2).
+func TestReviewRemovalRow(t *testing.T) {
+	r := access.Request{ID: "REQ-9", Kind: access.KindReviewRemoval, State: access.StateRevoked, EndReason: access.ReasonRevoked,
+		EndedBy: access.Person{Email: "bob@example.com"}}
+	if got := handlers.ApprovalChain(&r); !strings.HasPrefix(got, "not a request") || !strings.HasSuffix(got, "bob@example.com") {
+		t.Fatalf("chain %q", got)
+	}
+}

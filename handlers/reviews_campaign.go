@@ -583,7 +583,7 @@ func (s *Service) remediate(tx Tx, it *CampaignItem, by access.Person, actor str
 	r := access.Request{Policy: pol, PolicyVersion: set.Hash, App: it.App, Role: it.Role, Connector: it.Connector, Group: it.Group,
 		Privileged: it.Privileged, Requester: it.Holder, State: access.StateDeprovisioning, CreatedAt: now, DecidedAt: now,
 		Justification: fmt.Sprintf("Access review %s: remove %s membership (item %s)", it.Campaign, it.Source, it.ID),
-		EndReason:     access.ReasonRevoked, EndedBy: by, EndedAt: now, EndsAt: now}
+		EndReason:     access.ReasonRevoked, EndedBy: by, EndedAt: now, EndsAt: now, Kind: access.KindReviewRemoval}
 	if err := tx.PutRequest(&r); err != nil {
 		return err
 	}

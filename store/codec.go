@@ -133,6 +133,7 @@ func encodeRequest(r *access.Request) ([]byte, error) {
 	e.str(r.AddEventID)
 	e.str(r.RemoveEventID)
 	e.uint(r.Rev)
+	e.str(r.Kind) // added after Rev: older records end at Rev and decode with Kind ""
 	return e.b, nil
 }
 
@@ -386,6 +387,9 @@ func decodeRequestInto(r *access.Request, v []byte, arena *requestArena) error {
 	r.AddEventID = d.str()
 	r.RemoveEventID = d.str()
 	r.Rev = d.uint()
+	if d.err == nil && d.off < len(d.buf) {
+		r.Kind = d.str()
+	}
 	if d.err == nil && d.off != len(d.buf) {
 		d.err = fmt.Errorf("request encoding: %d trailing bytes", len(d.buf)-d.off)
 	}
