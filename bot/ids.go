@@ -17,27 +17,29 @@ const (
 // Action ids (block_actions routing). A button's value carries the request
 // id (and step) as a lookup key only.
 const (
-	actApprove   = "keycard_approve"
-	actDeny      = "keycard_deny"
-	actCancel    = "keycard_cancel"
-	actExtend    = "keycard_extend"
-	actGiveUp    = "keycard_give_up"
-	actRevoke    = "keycard_revoke" // admin's revoke on the App Home
-	actRoleStat  = "keycard_role"   // static_select of roles in the request modal
-	actRoleExt   = "keycard_role_search"
-	actDuration  = "keycard_duration"
-	actJustify   = "keycard_justification"
-	actDenyInput = "keycard_deny_reason"
-	actOpenForm  = "keycard_open_request" // "Request access" button on the App Home
+	actApprove    = "keycard_approve"
+	actDeny       = "keycard_deny"
+	actCancel     = "keycard_cancel"
+	actExtend     = "keycard_extend"
+	actGiveUp     = "keycard_give_up"
+	actRevoke     = "keycard_revoke" // admin's revoke on the App Home
+	actRoleStat   = "keycard_role"   // static_select of roles in the request modal
+	actRoleExt    = "keycard_role_search"
+	actDuration   = "keycard_duration"
+	actJustify    = "keycard_justification"
+	actDenyInput  = "keycard_deny_reason"
+	actOpenForm   = "keycard_open_request" // "Request access" button on the App Home
+	actBreakGlass = "keycard_break_glass"  // the request modal's break-glass checkbox
 )
 
 // Block ids of input blocks: keys of response_action "errors", so they must
 // name input blocks (slack-go issue #1013).
 const (
-	blkRole     = "role"
-	blkDuration = "duration" // suffixed with the policy name so a role change resets it
-	blkJustify  = "justification"
-	blkReason   = "reason"
+	blkRole       = "role"
+	blkDuration   = "duration" // suffixed with the policy name so a role change resets it
+	blkJustify    = "justification"
+	blkReason     = "reason"
+	blkBreakGlass = "break_glass" // shown only for policies with break_glass: true
 )
 
 // Event types of the Events API the bot handles.

@@ -133,8 +133,27 @@ func RequestModal(f RequestForm) slack.ModalViewRequest {
 	justBlock.Optional = !p.JustificationRequired
 	blocks = append(blocks, justBlock)
 
+	if p.BreakGlass {
+		blocks = append(blocks, breakGlassBlock(p))
+	}
 	blocks = append(blocks, contextLine(approvalSummary(p)))
 	return modal(cbRequest, "Request access", "Submit", blocks)
+}
+
+// breakGlassValue is the value of the break-glass checkbox's one option.
+const breakGlassValue = "break_glass"
+
+// breakGlassBlock is the optional checkbox with which a person asks for
+// break-glass access (SPEC "break_glass"): self-approved at once, with a
+// justification required, and the security channel and every approver of
+// the normal chain told at once. Only policies with break_glass show it.
+func breakGlassBlock(p *policy.Policy) *slack.InputBlock {
+	opt := slack.NewOptionBlockObject(breakGlassValue, plain("Break glass: I need this now and will justify it", maxOptionText),
+		plain("Self-approved, at most "+policy.FormatDuration(p.MaxDuration)+"; security and your approvers are told at once.", maxOptionText))
+	box := slack.NewCheckboxGroupsBlockElement(actBreakGlass, opt)
+	blk := slack.NewInputBlock(blkBreakGlass, plain("Emergency", 2000), nil, box)
+	blk.Optional = true
+	return blk
 }
 
 // durationBlockID names the duration input for one policy, so switching

@@ -95,6 +95,8 @@ func TestRenderModals(t *testing.T) {
 		many = append(many, &policy.Policy{Name: fmt.Sprintf("app-%03d", i), App: fmt.Sprintf("App %d", i/10), Role: "User",
 			Approval: []policy.Rule{{Kind: policy.RuleManager}}, DefaultDuration: time.Hour, MaxDuration: 4 * time.Hour})
 	}
+	breakGlass := *ps[1]
+	breakGlass.Name, breakGlass.Role, breakGlass.BreakGlass, breakGlass.MaxDuration = "prod-db-emergency", "Emergency admin", true, 4*time.Hour
 	r := testRequest()
 	active := r
 	active.State, active.ProvisionedAt, active.EndsAt = access.StateActive, t0, t0.Add(4*time.Hour)
@@ -107,6 +109,7 @@ func TestRenderModals(t *testing.T) {
 		{"modal_request_problem", RequestModal(RequestForm{Policies: ps, Selected: ps[1], Problem: "You already hold Production Database Admin."})},
 		{"modal_request_nothing_eligible", RequestModal(RequestForm{})},
 		{"modal_request_search", RequestModal(RequestForm{Policies: many})},
+		{"modal_request_break_glass", RequestModal(RequestForm{Policies: append(ps[:2:2], &breakGlass), Selected: &breakGlass})},
 		{"modal_loading", LoadingModal("Request access")},
 		{"modal_submitted", SubmittedModal(r)},
 		{"modal_deny", DenyModal(r, 1)},

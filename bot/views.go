@@ -29,6 +29,7 @@ type formInput struct {
 	duration      time.Duration
 	durationBlock string
 	justification string
+	breakGlass    bool // the request modal's break-glass box is ticked
 }
 
 func stateValue(v *slack.View, block, action string) (slack.BlockAction, bool) {
@@ -79,7 +80,14 @@ func (b *Bot) readForm(v *slack.View, policyName string) (formInput, *policy.Pol
 	if a, ok := stateValue(v, blkJustify, actJustify); ok {
 		in.justification = strings.TrimSpace(a.Value)
 	}
+	if a, ok := stateValue(v, blkBreakGlass, actBreakGlass); ok && p.BreakGlass {
+		for _, o := range a.SelectedOptions {
+			in.breakGlass = in.breakGlass || o.Value == breakGlassValue
+		}
+	}
 	switch {
+	case in.justification == "" && in.breakGlass:
+		errs[blkJustify] = "Break-glass access needs a justification: say what is on fire."
 	case in.justification == "" && p.JustificationRequired:
 		errs[blkJustify] = "A justification is required for " + p.App + " " + p.Role + "."
 	case len(in.justification) > handlers.MaxJustification:
@@ -152,7 +160,7 @@ func (b *Bot) onRequestSubmit(ctx context.Context, in *inbound, ack func(any)) {
 	}
 	submit := func() (access.Request, error) {
 		return b.core.Submit(ctx, handlers.SubmitInput{SlackID: in.user, Email: pr.Email, Policy: p.Name,
-			Duration: form.duration, Justification: form.justification})
+			Duration: form.duration, Justification: form.justification, BreakGlass: form.breakGlass})
 	}
 	b.finishSubmission(ctx, in, form, ack, submit, func(problem string) slack.ModalViewRequest {
 		f := b.requestForm(ctx, in.user, p.Name)
