@@ -123,6 +123,11 @@ func (b *Bot) notify(ctx context.Context, e access.Event, homes map[string]acces
 		return err
 	}
 	homes[strings.ToLower(r.Requester.Email)] = r.Requester
+	if r.EndedBy.Email != "" {
+		// An admin who revoked someone's grant sees it leave their list of
+		// privileged access, not a stale Revoke button.
+		homes[strings.ToLower(r.EndedBy.Email)] = r.EndedBy
+	}
 	for _, st := range r.Steps {
 		for _, c := range st.Candidates {
 			homes[strings.ToLower(c.Email)] = c
