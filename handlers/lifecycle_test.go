@@ -602,7 +602,26 @@ func TestEscalation(t *testing.T) {
 	// Frank may not decide before the step escalates.
 	_, err = e.decide(r.ID, 0, "frank@example.com", true, "")
 	wantCode(t, err, access.CodeForbidden)
-	e.clock.Advance(2*time.Hour + time.Minute)
+	// While the IdP fails, the escalation is retried a minute later, not
+	// spun on (security review M3).
+	e.clock.Advance(2*time.Hour + time.Second)
+	for i := 0; i < 3; i++ {
+		e.idp.failNext("lookup", access.Errorf(access.CodeUnavailable, "okta down"))
+	}
+	e.idp.mu.Lock()
+	before := e.idp.calls["lookup"]
+	e.idp.mu.Unlock()
+	if _, err := e.svc.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.idp.mu.Lock()
+	spent := e.idp.calls["lookup"] - before
+	e.idp.fail["lookup"] = nil
+	e.idp.mu.Unlock()
+	if got := e.get(r.ID); got.Steps[0].Escalated || spent > 2 || !got.EscalateAt.After(e.clock.Now()) {
+		t.Fatalf("escalation during an outage: escalated=%v lookups=%d next=%v", got.Steps[0].Escalated, spent, got.EscalateAt)
+	}
+	e.clock.Advance(time.Minute)
 	e.settle()
 	g := e.get(r.ID)
 	if !g.Steps[0].Escalated || !g.Steps[0].IsCandidate(access.Person{Email: "frank@example.com"}) {

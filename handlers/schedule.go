@@ -11,6 +11,10 @@ import (
 // dueBatch bounds one sweep's reads; a sweep loops until nothing is due.
 const dueBatch = 256
 
+// escalateRetry is how long an escalation waits after the IdP failed to
+// resolve the escalate_to approvers.
+const escalateRetry = time.Minute
+
 // Tick handles everything due at the clock's now — pending requests timing
 // out, reminders, escalations, expiring-soon notices and expiries — and
 // returns when the next thing is due (zero: nothing scheduled). At start it
@@ -150,7 +154,15 @@ func (s *Service) escalate(ctx context.Context, r *access.Request) error {
 		if err != nil && !access.Retryable(err) {
 			extra = nil
 		} else if err != nil {
-			return nil // try again at the next tick
+			// The IdP is failing: try again in a minute, not at every sweep
+			// (the request would stay due and the loop would spin on it).
+			return s.transition(r.ID, func(tx Tx, r *access.Request) error {
+				if r.State != access.StatePending || r.EscalateAt.IsZero() {
+					return errStale
+				}
+				r.EscalateAt = tx.Now().Add(escalateRetry)
+				return tx.PutRequest(r)
+			})
 		}
 	}
 	return s.transition(r.ID, func(tx Tx, r *access.Request) error {
