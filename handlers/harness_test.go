@@ -125,6 +125,9 @@ func (f *fakeIdP) UserByEmail(_ context.Context, email string) (access.User, err
 func (f *fakeIdP) UserByID(_ context.Context, id string) (access.User, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.pop("byid"); err != nil {
+		return access.User{}, err
+	}
 	if u, ok := f.users[id]; ok {
 		return u, nil
 	}

@@ -47,13 +47,9 @@ func (s *Service) PollDeactivations(ctx context.Context, name string, feed Deact
 	}
 	n := 0
 	for _, ev := range events {
-		first, err := s.FirstTime("deactivation:"+ev.ID, 90*24*time.Hour)
-		if err != nil {
-			return n, err
-		}
-		if !first {
-			continue
-		}
+		// Offboard records the event as handled in its own transaction, so a
+		// replayed event (crash before the cursor moved) is skipped there, and
+		// an event whose handling failed is not marked handled.
 		u, err := dir.UserByID(ctx, ev.UserID)
 		if err != nil {
 			if access.CodeOf(err) == access.CodeNotFound {

@@ -114,3 +114,25 @@ func TestOffboardingSLA(t *testing.T) {
 		t.Fatalf("manifest summary %v", m.Summary)
 	}
 }
+
+// An event whose handling failed is handled on the next poll, not skipped as
+// already seen (security review M6).
+func TestDeactivationRetriedAfterAFailure(t *testing.T) {
+	e := newEnv(t)
+	g, _ := e.submit("ann@example.com", "grafana-viewer", 0, "")
+	e.settle()
+	e.idp.setStatus("ann@example.com", access.StatusDeprovisioned)
+	feed := func(_ context.Context, cursor string) ([]handlers.Deactivation, string, error) {
+		return []handlers.Deactivation{{ID: "uuid-9", Type: "user.lifecycle.deactivate", UserID: "00uann", Published: e.clock.Now()}}, cursor, nil
+	}
+	e.idp.failNext("byid", access.Errorf(access.CodeUnavailable, "okta down"))
+	if _, err := e.svc.PollDeactivations(context.Background(), "okta", feed, t0); err == nil {
+		t.Fatal("a failed lookup was not reported")
+	}
+	wantState(t, e.get(g.ID), access.StateActive)
+	if n, err := e.svc.PollDeactivations(context.Background(), "okta", feed, t0); err != nil || n != 1 {
+		t.Fatalf("retry: %d %v", n, err)
+	}
+	e.settle()
+	wantState(t, e.get(g.ID), access.StateRevoked)
+}

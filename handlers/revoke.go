@@ -49,6 +49,10 @@ func (s *Service) Revoke(ctx context.Context, id, slackID, email string) (access
 	return r, err
 }
 
+// docDeactivationHandled records each IdP lifecycle event offboarding has
+// handled (id: the IdP event id), in the same transaction as its effects.
+const docDeactivationHandled = "deactivation_handled"
+
 // Offboard ends everything a person has: grants are revoked with reason
 // offboarded, pending requests are cancelled, and pending requests of others
 // where this person was the only possible approver of the current step are
@@ -57,6 +61,15 @@ func (s *Service) Revoke(ctx context.Context, id, slackID, email string) (access
 func (s *Service) Offboard(ctx context.Context, who access.User, why Trigger) (int, error) {
 	n := 0
 	err := s.update(func(tx Tx) error {
+		if why.IdPEventID != "" {
+			var done Trigger
+			if ok, err := tx.Doc(docDeactivationHandled, why.IdPEventID, &done); err != nil || ok {
+				return err // handled before: a replay changes nothing
+			}
+			if err := tx.PutDoc(docDeactivationHandled, why.IdPEventID, why); err != nil {
+				return err
+			}
+		}
 		mine, err := tx.RequestsOfUser(who.Email)
 		if err != nil {
 			return err
