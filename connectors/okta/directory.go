@@ -93,14 +93,17 @@ func (c *Connector) findOne(ctx context.Context, attr, value string) (access.Use
 }
 
 // Manager resolves u's manager attribute, which HR feeds often fill with a
-// login or email rather than an Okta id (notes/okta.md §2): GET
-// /users/{value}, then filter login eq, then email eq.
+// login or email rather than an Okta id (notes/okta.md §2): an id-shaped
+// value is read by id; anything else must match a login or an email
+// exactly. GET /users/{value} is not used for other values: Okta also
+// matches login *shortnames* there, so "bob" could resolve to whichever
+// bob@… came first — the wrong approver.
 func (c *Connector) Manager(ctx context.Context, u access.User) (access.User, error) {
 	ref := strings.TrimSpace(u.ManagerRef)
 	if ref == "" {
 		return access.User{}, access.Errorf(access.CodeNotFound, "%s has no manager in Okta (profile attribute %s is empty)", u.Login, c.mgrAttr)
 	}
-	if pathSafe(ref) {
+	if oktaUserID(ref) {
 		m, err := c.UserByID(ctx, ref)
 		if access.CodeOf(err) != access.CodeNotFound {
 			return m, err
@@ -223,4 +226,18 @@ func stringify(v any) (string, bool) {
 		return fmt.Sprint(v), true
 	}
 	return string(b), true
+}
+
+// oktaUserID reports whether s is shaped like an Okta user id: "00u"
+// followed by 17 letters or digits (20 characters in all).
+func oktaUserID(s string) bool {
+	if len(s) != 20 || !strings.HasPrefix(s, "00u") {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
 }

@@ -38,3 +38,14 @@ func TestChangeCarriesSystemLogID(t *testing.T) {
 		t.Errorf("remove traced to %q, want %q", remove.IdPEventID, want[EventMembershipRemove])
 	}
 }
+
+func TestOktaUserIDShape(t *testing.T) {
+	for in, want := range map[string]bool{
+		"00u1a2b3c4D5E6F7G8H9": true, "00ub0oNGTSWTBKOLGLNR": true,
+		"bob": false, "bob@example.com": false, "00u1a2b3c4D5E6F7G8H": false, "00g1a2b3c4D5E6F7G8H9": false, "00u1a2b3c4D5E6F7G8H!": false,
+	} {
+		if got := oktaUserID(in); got != want {
+			t.Errorf("oktaUserID(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
