@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -75,6 +77,14 @@ func loadConfig() (Config, error) {
 	}
 	if cfg.BackupEvery <= 0 {
 		return cfg, fmt.Errorf("KEYCARD_BACKUP_EVERY: %s is not a positive duration", cfg.BackupEvery)
+	}
+	if u, err := url.Parse(cfg.SlackAPIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return cfg, fmt.Errorf("SLACK_API_URL: %q is not an http(s) URL like https://slack.com/api/", cfg.SlackAPIURL)
+	}
+	if cfg.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
+			return cfg, fmt.Errorf("KEYCARD_HTTP_ADDR: %q is not host:port (for example 127.0.0.1:8080)", cfg.HTTPAddr)
+		}
 	}
 	if !strings.HasSuffix(cfg.SlackAPIURL, "/") {
 		cfg.SlackAPIURL += "/" // slack-go concatenates method names onto it

@@ -83,6 +83,8 @@ func TestConfig(t *testing.T) {
 		{"bad format", map[string]string{"KEYCARD_LOG_FORMAT": "xml"}, "KEYCARD_LOG_FORMAT", nil},
 		{"bad backup interval", map[string]string{"KEYCARD_BACKUP_EVERY": "soon"}, "KEYCARD_BACKUP_EVERY", nil},
 		{"bad backup keep", map[string]string{"KEYCARD_BACKUP_KEEP": "many"}, "KEYCARD_BACKUP_KEEP", nil},
+		{"bad slack url", map[string]string{"SLACK_API_URL": "slack.com/api"}, "SLACK_API_URL", nil},
+		{"bad http addr", map[string]string{"KEYCARD_HTTP_ADDR": "8080"}, "KEYCARD_HTTP_ADDR", nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
