@@ -158,9 +158,19 @@ func (s *Server) wireView(v *view) map[string]any {
 	if v.PreviousViewID != "" {
 		prev = v.PreviousViewID
 	}
+	// Copy every level: the payload is encoded after the lock is released,
+	// while a later SelectOption may write the view's state.
 	state := map[string]any{}
 	for b, acts := range v.State {
-		state[b] = acts
+		c := make(map[string]map[string]any, len(acts))
+		for a, st := range acts {
+			cs := make(map[string]any, len(st))
+			for k, x := range st {
+				cs[k] = x
+			}
+			c[a] = cs
+		}
+		state[b] = c
 	}
 	return map[string]any{
 		"id": v.ID, "team_id": s.opts.TeamID, "type": v.Type,
