@@ -196,9 +196,20 @@ func (b *Bot) TeamID(ctx context.Context) (string, error) {
 // says not ready while slack-go reconnects.
 func (b *Bot) Connected() bool { return b.connected.Load() }
 
-// enqueue hands after-ack work to the bounded workers.
+// enqueue hands after-ack work to the bounded workers, waiting for room.
+// Only goroutines other than the socket loop may call it.
 func (b *Bot) enqueue(name string, fn func(ctx context.Context)) {
 	b.jobs <- job{name: name, fn: fn}
+}
+
+// tryEnqueue is enqueue for the socket loop: false when the queue is full.
+func (b *Bot) tryEnqueue(name string, fn func(ctx context.Context)) bool {
+	select {
+	case b.jobs <- job{name: name, fn: fn}:
+		return true
+	default:
+		return false
+	}
 }
 
 // nudge wakes the notifier so people see the effect of a click at once.
@@ -295,11 +306,19 @@ func (b *Bot) handleSocketEvent(ctx context.Context, evt socketmode.Event) {
 			})
 		}
 		if rt.work != nil {
-			b.enqueue(in.key.kind+":"+in.key.id, func(ctx context.Context) {
+			ok := b.tryEnqueue(in.key.kind+":"+in.key.id, func(ctx context.Context) {
 				if proceed() {
 					rt.work(b, ctx, in)
 				}
 			})
+			if !ok {
+				// Never block the socket loop on a full queue: every other
+				// envelope would miss its 3 s. Say so instead.
+				b.log.Error("work queue full; envelope not handled", "route", in.key.kind+":"+in.key.id, "user", in.user)
+				b.inflight.Go(func() {
+					b.tell(context.WithoutCancel(ctx), in, "keycard is very busy right now and did not handle that; please try again in a minute.")
+				})
+			}
 		}
 	}
 }
