@@ -92,9 +92,20 @@ func oktaFeed(oc *okta.Connector) handlers.DeactivationFeed {
 
 // verifier walks the whole audit chain for export manifests.
 func verifier(db *store.DB) handlers.ChainVerifier {
-	return func() (uint64, string, string, error) {
-		res, err := db.Verify(1, nil)
-		return res.Count, res.Head, res.Problem, err
+	return func(upTo uint64) (uint64, string, string, error) {
+		var last string
+		res, err := db.Verify(1, func(e access.Event) error {
+			last = e.Hash
+			if e.Seq >= upTo {
+				return store.ErrStop
+			}
+			return nil
+		})
+		problem := res.Problem
+		if res.BadSeq > upTo {
+			problem = "" // a break after the report's head is not this report's
+		}
+		return res.Count, last, problem, err
 	}
 }
 

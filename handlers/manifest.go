@@ -108,9 +108,11 @@ type Instance struct {
 	SlackTeam string
 }
 
-// ChainVerifier walks the whole audit chain: events verified, the head
-// hash, and the first problem ("" when it verifies).
-type ChainVerifier func() (count uint64, head string, problem string, err error)
+// ChainVerifier walks the audit chain from the start up to event upTo:
+// events verified, the last hash, and the first problem ("" when it
+// verifies). Stopping at the report's head keeps the manifest's claim about
+// exactly the chain the report reflects.
+type ChainVerifier func(upTo uint64) (count uint64, head string, problem string, err error)
 
 // ExportRequest is one export as someone asked for it.
 type ExportRequest struct {
@@ -172,7 +174,7 @@ func (s *Service) Export(w io.Writer, req ExportRequest) (Manifest, error) {
 	}
 	m.Audit = AuditRef{FirstSeq: res.FirstSeq, LastSeq: res.LastSeq, HeadSeq: res.HeadSeq, HeadHash: res.HeadHash}
 	if s.opt.Verify != nil {
-		_, _, problem, verr := s.opt.Verify()
+		_, _, problem, verr := s.opt.Verify(m.Audit.HeadSeq)
 		switch {
 		case verr != nil:
 			m.Audit.VerifyProblem = "could not verify: " + verr.Error()
