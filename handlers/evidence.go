@@ -241,9 +241,24 @@ func (s *Service) TakeBaselines(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("baseline of %s/%s: %w", k.connector, k.group, err)
 		}
+		// A member who holds the group through a keycard grant right now is
+		// not standing access: leave them out, or they would be called
+		// standing for good once their grant ended and they stayed.
+		held := map[string]bool{}
+		if err := s.store.View(func(tx Tx) error {
+			hs, err := heldAt(tx, k, s.clock.Now(), s.clock.Now())
+			for _, h := range hs {
+				held[h.Requester.IdPID] = true
+			}
+			return err
+		}); err != nil {
+			return err
+		}
 		b = Baseline{Connector: k.connector, Group: k.group, TakenAt: s.clock.Now().UTC()}
 		for _, m := range members {
-			b.Members = append(b.Members, m.ID)
+			if !held[m.ID] {
+				b.Members = append(b.Members, m.ID)
+			}
 		}
 		sort.Strings(b.Members)
 		if err := s.store.Update(s.clock.Now(), func(tx Tx) error {

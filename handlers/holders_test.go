@@ -124,3 +124,28 @@ func TestHoldersSnapshotAgainstOkta(t *testing.T) {
 		t.Fatalf("past as-of: counts %v summary %v", m.Counts, m.Summary)
 	}
 }
+
+// A keycard holder at baseline time is not standing access: once the grant
+// ends, a membership that remains is unmanaged (security review M5).
+func TestBaselineLeavesOutKeycardHolders(t *testing.T) {
+	e := newEnv(t)
+	r, _ := e.submit("ann@example.com", "grafana-viewer", 0, "")
+	e.settle()
+	if err := e.svc.TakeBaselines(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Revoke(context.Background(), r.ID, slackID("ann@example.com"), "ann@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	e.settle()
+	e.idp.setMember("app-grafana-viewers", "ann@example.com", true) // re-added outside keycard
+	rows, _, err := e.svc.Holders(context.Background(), e.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range rows {
+		if row.Email == "ann@example.com" && row.Group == "app-grafana-viewers" && row.Source != handlers.SourceUnmanaged {
+			t.Fatalf("ann is %s, want unmanaged", row.Source)
+		}
+	}
+}
