@@ -123,10 +123,24 @@ func (s *Service) runContractorExpiry(ctx context.Context, _ Publisher, slot tim
 // manager, or (when there is none) a keycard admin.
 func (s *Service) mayAnswer(ctx context.Context, a ContractorAsk, u access.User, actor access.Person) error {
 	if a.Manager.Email != "" {
-		if a.Manager.Same(actor) {
-			return nil
+		if !a.Manager.Same(actor) {
+			return access.Errorf(access.CodeForbidden, "Only %s, the manager of %s, can decide on this access.", a.Manager.Label(), a.Holder.Label())
 		}
-		return access.Errorf(access.CodeForbidden, "Only %s, the manager of %s, can decide on this access.", a.Manager.Label(), a.Holder.Label())
+		// The manager was read when the question was asked; the IdP must
+		// still say so now (a manager who moved on cannot extend).
+		dir, err := s.directory()
+		if err != nil {
+			return err
+		}
+		holder, err := dir.UserByID(ctx, a.Holder.IdPID)
+		if err != nil {
+			return access.Wrap(access.CodeOf(err), err, "Could not check %s's manager in the identity provider; try again in a minute.", a.Holder.Label())
+		}
+		m, err := dir.Manager(ctx, holder)
+		if err != nil || !m.Person().Same(actor) {
+			return access.Errorf(access.CodeForbidden, "The identity provider no longer lists you as %s's manager, so you cannot decide on this access.", a.Holder.Label())
+		}
+		return nil
 	}
 	admin, err := s.IsAdmin(ctx, u)
 	if err != nil {
