@@ -323,11 +323,11 @@ func (s *Service) ExportAccess(out io.Writer, p ExportParams) (ExportResult, err
 			if end := lifecycleEnd(r); !end.IsZero() && end.Before(p.From) {
 				return nil
 			}
-			if later(r, p.To) {
+			if Later(r, p.To) {
 				// Something happened at or after the period's end: show the
 				// request as it stood then, so a closed period's export never
 				// changes (an auditor can re-perform it byte for byte).
-				c := asOf(r, p.To)
+				c := AsOf(r, p.To)
 				r = &c
 			}
 			rb.row(w, r)
@@ -427,7 +427,7 @@ func (rb *accessRowBuilder) row(w *Writer, r *access.Request) {
 	}
 	w.safeCell(decision)
 	rb.tsCell(w, r.ProvisionedAt)
-	rb.tsCell(w, accessEnd(r))
+	rb.tsCell(w, AccessEnd(r))
 	rb.tsCell(w, r.ProvisionedAt)
 	rb.tsCell(w, r.DeprovisionedAt)
 	w.cell(r.ExportStatus())
@@ -576,17 +576,17 @@ func Period(from, to string, now time.Time) (ExportParams, error) {
 	return p, nil
 }
 
-// accessEnd is when access ended or is scheduled to end: the scheduled end,
+// AccessEnd is when access ended or is scheduled to end: the scheduled end,
 // or the moment it was ended early (revoked, offboarded).
-func accessEnd(r *access.Request) time.Time {
+func AccessEnd(r *access.Request) time.Time {
 	if !r.EndedAt.IsZero() && !r.EndsAt.IsZero() && r.EndedAt.Before(r.EndsAt) {
 		return r.EndedAt
 	}
 	return r.EndsAt
 }
 
-// later reports whether anything in r's lifecycle happened at or after t.
-func later(r *access.Request, t time.Time) bool {
+// Later reports whether anything in r's lifecycle happened at or after t.
+func Later(r *access.Request, t time.Time) bool {
 	for _, x := range []time.Time{r.DecidedAt, r.ProvisionedAt, r.EndedAt, r.DeprovisionedAt} {
 		if !x.IsZero() && !x.Before(t) {
 			return true
@@ -600,11 +600,11 @@ func later(r *access.Request, t time.Time) bool {
 	return false
 }
 
-// asOf returns r as it stood just before t: decisions, provisioning and
+// AsOf returns r as it stood just before t: decisions, provisioning and
 // endings at or after t are undone and the state is derived from what had
 // happened by then. The scheduled end (EndsAt) never changes after
 // activation, so it is kept.
-func asOf(r *access.Request, t time.Time) access.Request {
+func AsOf(r *access.Request, t time.Time) access.Request {
 	c := *r
 	c.Steps = make([]access.Step, len(r.Steps))
 	copy(c.Steps, r.Steps)
