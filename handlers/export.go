@@ -426,7 +426,7 @@ func (rb *accessRowBuilder) row(w *Writer, r *access.Request) {
 		w.cell("")
 	}
 	w.safeCell(decision)
-	rb.tsCell(w, r.ProvisionedAt)
+	rb.tsCell(w, AccessStart(r))
 	rb.tsCell(w, AccessEnd(r))
 	rb.tsCell(w, r.ProvisionedAt)
 	rb.tsCell(w, r.DeprovisionedAt)
@@ -574,6 +574,19 @@ func Period(from, to string, now time.Time) (ExportParams, error) {
 		return p, access.Errorf(access.CodeInvalid, "the period starts (%s) after it ends (%s)", p.From.Format(time.DateOnly), p.To.Add(-24*time.Hour).Format(time.DateOnly))
 	}
 	return p, nil
+}
+
+// AccessStart is when this grant's time began: when the IdP confirmed it,
+// or for an extension that continues an earlier grant, where that grant
+// ended (its clock starts there, not at the confirmation).
+func AccessStart(r *access.Request) time.Time {
+	if r.ProvisionedAt.IsZero() || r.EndsAt.IsZero() || r.Duration <= 0 {
+		return r.ProvisionedAt
+	}
+	if s := r.EndsAt.Add(-r.Duration); s.After(r.ProvisionedAt) {
+		return s
+	}
+	return r.ProvisionedAt
 }
 
 // AccessEnd is when access ended or is scheduled to end: the scheduled end,

@@ -347,6 +347,11 @@ func TestExtend(t *testing.T) {
 	if !ext.EndsAt.Equal(first.EndsAt.Add(4 * time.Hour)) {
 		t.Fatalf("extension ends %v, want %v", ext.EndsAt, first.EndsAt.Add(4*time.Hour))
 	}
+	// Its access_start is where the first grant ends, not its confirmation
+	// (security review L3): the two rows do not overlap.
+	if got := handlers.AccessStart(&ext); !got.Equal(first.EndsAt) {
+		t.Fatalf("extension access_start %v, want %v", got, first.EndsAt)
+	}
 	// Past extend.max_total (12h) is refused.
 	_, err = e.svc.Extend(context.Background(), x.ID, handlers.SubmitInput{SlackID: slackID("ann@example.com"), Email: "ann@example.com", Duration: 8 * time.Hour, Justification: "more"})
 	wantCode(t, err, access.CodeOverTotal)

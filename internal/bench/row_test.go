@@ -74,7 +74,7 @@ func referenceRow(r *access.Request) []string {
 	}
 	return []string{r.ID, r.Requester.Name, r.Requester.Email, r.App, r.Role, r.Policy, ts(r.CreatedAt),
 		r.Justification, policy.FormatDuration(r.Duration), chain, strings.Join(approvers, ";"), approvedAt, decision,
-		ts(r.ProvisionedAt), ts(handlers.AccessEnd(r)), ts(r.ProvisionedAt), ts(r.DeprovisionedAt), r.ExportStatus(),
+		ts(handlers.AccessStart(r)), ts(handlers.AccessEnd(r)), ts(r.ProvisionedAt), ts(r.DeprovisionedAt), r.ExportStatus(),
 		string(r.EndReason), revokedBy, r.PolicyVersion}
 }
 
