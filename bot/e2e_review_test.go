@@ -1,26 +1,17 @@
 package bot_test
 
 import (
-	"context"
 	"encoding/csv"
 	"encoding/json"
-	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/slack-go/slack"
-
 	"keycard/access"
-	"keycard/bot"
-	"keycard/connectors"
 	"keycard/handlers"
 	"keycard/internal/adapt"
 	"keycard/internal/slackemu"
-	"keycard/policy"
-	"keycard/store"
 )
 
 // reviewPolicy is e2ePolicy's world plus review jobs: dave is a standing
@@ -103,87 +94,28 @@ const (
 
 type reviewEnv struct {
 	*env
-	bot   *bot.Bot
-	set   *policy.Set
-	mem   adapt.Memberships
-	conns *connectors.Set
-	chans map[string]string // channel name -> id
+	mem adapt.Memberships
 }
 
 // newReviewEnv boots keycard with reviewPolicy and takes the groups'
 // baselines (dave is standing in prod-db-admins).
 func newReviewEnv(t *testing.T, dbPath string) *reviewEnv {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	clock := &fakeClock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
-	if dbPath == "" {
-		dbPath = filepath.Join(t.TempDir(), "keycard.db")
-	}
-	db, err := store.Open(dbPath, store.Options{NoSync: true})
-	if err != nil {
+	e := boot(t, world{policy: reviewPolicy, dbPath: dbPath, channels: []string{"security-alerts", "security-reviews", "compliance"},
+		users: []slackemu.User{
+			{ID: uAnn, Name: "ann", RealName: "Ann Lee", Email: "ann@example.com"},
+			{ID: uBob, Name: "bob", RealName: "Bob Stone", Email: "bob@example.com"},
+			{ID: uCarol, Name: "carol", RealName: "Carol Diaz", Email: "carol@example.com"},
+			{ID: uDave, Name: "dave", RealName: "Dave Kim", Email: "dave@example.com"},
+			{ID: uErin, Name: "erin", RealName: "Erin Park", Email: "erin@example.com"},
+			{ID: uFrank, Name: "frank", RealName: "Frank Ortiz", Email: "frank@example.com"},
+			{ID: uHank, Name: "hank", RealName: "Hank Cole", Email: "hank@example.com"},
+			{ID: uIvy, Name: "ivy", RealName: "Ivy Moss", Email: "ivy@example.com"},
+		}})
+	if err := e.svc.TakeBaselines(e.ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = db.Close() })
-	set, err := policy.Parse("policy.yaml", []byte(reviewPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conns := connectors.NewSet()
-	c := set.Connectors["lab"]
-	sc, err := adapt.Static("lab", c, db, clock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conns.Add("lab", sc, sc, c.Scope)
-	svc := handlers.New(adapt.Store(db), conns, set, clock, handlers.Options{})
-
-	emu := slackemu.New(slackemu.Options{Logf: t.Logf})
-	t.Cleanup(emu.Close)
-	for _, u := range []slackemu.User{
-		{ID: uAnn, Name: "ann", RealName: "Ann Lee", Email: "ann@example.com"},
-		{ID: uBob, Name: "bob", RealName: "Bob Stone", Email: "bob@example.com"},
-		{ID: uCarol, Name: "carol", RealName: "Carol Diaz", Email: "carol@example.com"},
-		{ID: uDave, Name: "dave", RealName: "Dave Kim", Email: "dave@example.com"},
-		{ID: uErin, Name: "erin", RealName: "Erin Park", Email: "erin@example.com"},
-		{ID: uFrank, Name: "frank", RealName: "Frank Ortiz", Email: "frank@example.com"},
-		{ID: uHank, Name: "hank", RealName: "Hank Cole", Email: "hank@example.com"},
-		{ID: uIvy, Name: "ivy", RealName: "Ivy Moss", Email: "ivy@example.com"},
-	} {
-		emu.AddUser(u)
-	}
-	chans := map[string]string{}
-	for _, ch := range []string{"security-alerts", "security-reviews", "compliance"} {
-		chans[ch] = emu.AddChannel(ch)
-	}
-	api := slack.New(slackemu.DefaultBotToken, slack.OptionAPIURL(emu.APIURL()), slack.OptionAppLevelToken(slackemu.DefaultAppToken))
-	b, err := bot.New(bot.Config{API: api, Core: svc, Clock: clock, ExportDir: t.TempDir(), NotifyEvery: 50 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stopRun := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- b.Run(runCtx) }()
-	var once sync.Once
-	var runErr error
-	stop := func() error {
-		once.Do(func() { stopRun(); runErr = <-done })
-		return runErr
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("bot.Run: %v", err)
-		}
-	})
-	if err := emu.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.TakeBaselines(ctx); err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, ctx: ctx, clock: clock, db: db, svc: svc, emu: emu, stop: stop}
-	return &reviewEnv{env: e, bot: b, set: set, mem: adapt.Memberships{DB: db}, conns: conns, chans: chans}
+	return &reviewEnv{env: e, mem: adapt.Memberships{DB: e.db}}
 }
 
 // grantDB gives ann an active prod-db-admin grant approved by bob and carol.

@@ -116,22 +116,56 @@ type env struct {
 	emu   *slackemu.Server
 	stop  func() error
 	bot   *bot.Bot
+	set   *policy.Set
+	conns *connectors.Set
+	chans map[string]string // channel name -> id
 }
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, nil, 0) }
 
 // newEnvWith lets a test wrap the Core the bot sees and set its submit budget.
 func newEnvWith(t *testing.T, wrap func(*handlers.Service) bot.Core, budget time.Duration) *env {
+	return boot(t, world{policy: e2ePolicy, wrap: wrap, budget: budget, channels: []string{"security-alerts"},
+		users: []slackemu.User{
+			{ID: uAnn, Name: "ann", RealName: "Ann Lee", Email: "ann@example.com", TZ: "Europe/Berlin"},
+			{ID: uBob, Name: "bob", RealName: "Bob Stone", Email: "bob@example.com", TZ: "America/New_York"},
+			{ID: uCarol, Name: "carol", RealName: "Carol Diaz", Email: "carol@example.com"},
+			{ID: uDave, Name: "dave", RealName: "Dave Kim", Email: "dave@example.com"},
+			{ID: uErin, Name: "erin", RealName: "Erin Park", Email: "erin@example.com"},
+			{ID: uFrank, Name: "frank", RealName: "Frank Ortiz", Email: "frank@example.com"},
+			{ID: uGus, Name: "gus", RealName: "Gus Temp", Email: "gus@example.com"},
+			{ID: uNoMail, Name: "nomail", RealName: "No Mail"},
+		}})
+}
+
+// world is what one e2e test boots: the policy, the Slack workspace, and
+// optionally the database file (to restart on it), a Core wrapper and the
+// submit budget.
+type world struct {
+	policy   string
+	users    []slackemu.User
+	channels []string
+	dbPath   string
+	wrap     func(*handlers.Service) bot.Core
+	budget   time.Duration
+}
+
+// boot starts keycard as main wires it — store, static directory, handlers,
+// the real bot over slack-go — against a fresh Slack emulator.
+func boot(t *testing.T, w world) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	clock := &fakeClock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
-	db, err := store.Open(filepath.Join(t.TempDir(), "keycard.db"), store.Options{NoSync: true})
+	if w.dbPath == "" {
+		w.dbPath = filepath.Join(t.TempDir(), "keycard.db")
+	}
+	db, err := store.Open(w.dbPath, store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	set, err := policy.Parse("policy.yaml", []byte(e2ePolicy))
+	set, err := policy.Parse("policy.yaml", []byte(w.policy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,26 +180,19 @@ func newEnvWith(t *testing.T, wrap func(*handlers.Service) bot.Core, budget time
 
 	emu := slackemu.New(slackemu.Options{Logf: t.Logf})
 	t.Cleanup(emu.Close)
-	for _, u := range []slackemu.User{
-		{ID: uAnn, Name: "ann", RealName: "Ann Lee", Email: "ann@example.com", TZ: "Europe/Berlin"},
-		{ID: uBob, Name: "bob", RealName: "Bob Stone", Email: "bob@example.com", TZ: "America/New_York"},
-		{ID: uCarol, Name: "carol", RealName: "Carol Diaz", Email: "carol@example.com"},
-		{ID: uDave, Name: "dave", RealName: "Dave Kim", Email: "dave@example.com"},
-		{ID: uErin, Name: "erin", RealName: "Erin Park", Email: "erin@example.com"},
-		{ID: uFrank, Name: "frank", RealName: "Frank Ortiz", Email: "frank@example.com"},
-		{ID: uGus, Name: "gus", RealName: "Gus Temp", Email: "gus@example.com"},
-		{ID: uNoMail, Name: "nomail", RealName: "No Mail"},
-	} {
+	for _, u := range w.users {
 		emu.AddUser(u)
 	}
-	emu.AddChannel("security-alerts")
-
+	chans := map[string]string{}
+	for _, ch := range w.channels {
+		chans[ch] = emu.AddChannel(ch)
+	}
 	api := slack.New(slackemu.DefaultBotToken, slack.OptionAPIURL(emu.APIURL()), slack.OptionAppLevelToken(slackemu.DefaultAppToken))
 	var core bot.Core = svc
-	if wrap != nil {
-		core = wrap(svc)
+	if w.wrap != nil {
+		core = w.wrap(svc)
 	}
-	b, err := bot.New(bot.Config{API: api, Core: core, Clock: clock, ExportDir: t.TempDir(), NotifyEvery: 50 * time.Millisecond, SubmitBudget: budget,
+	b, err := bot.New(bot.Config{API: api, Core: core, Clock: clock, ExportDir: t.TempDir(), NotifyEvery: 50 * time.Millisecond, SubmitBudget: w.budget,
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +217,7 @@ func newEnvWith(t *testing.T, wrap func(*handlers.Service) bot.Core, budget time
 	if err := emu.WaitConnected(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, ctx: ctx, clock: clock, db: db, svc: svc, emu: emu, stop: stop, bot: b}
+	return &env{t: t, ctx: ctx, clock: clock, db: db, svc: svc, emu: emu, stop: stop, bot: b, set: set, conns: conns, chans: chans}
 }
 
 type testWriter struct{ t *testing.T }
