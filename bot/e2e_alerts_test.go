@@ -132,3 +132,19 @@ func TestE2EGuestsAndStrangersRefused(t *testing.T) {
 		t.Fatalf("%d identities pinned for guests", n)
 	}
 }
+
+// TestE2EAlertWhenTheAlertsChannelIsMissing: an alert is not lost to a setup
+// mistake — with the alerts channel missing it goes to the admins by DM
+// (second review H3).
+func TestE2EAlertWhenTheAlertsChannelIsMissing(t *testing.T) {
+	e := boot(t, world{policy: strings.Replace(e2ePolicy, `alerts: {channel: "#security-alerts"}`, `alerts: {channel: "#no-such-channel"}`, 1),
+		users: []slackemu.User{{ID: uFrank, Name: "frank", RealName: "Frank Ortiz", Email: "frank@example.com"},
+			{ID: uAnn, Name: "ann", RealName: "Ann Lee", Email: "ann@example.com"}}})
+	if err := e.svc.Alert("test_kind", "ann@example.com", "Something odd happened", nil); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the alert in frank's DM", func(s *slackemu.Server) bool {
+		m, ok := findDM(s, uFrank, "Something odd happened")
+		return ok && strings.Contains(m.PlainText(), "could not post to #no-such-channel")
+	})
+}

@@ -277,6 +277,10 @@ func (b *Bot) syncApprovals(ctx context.Context, r access.Request) error {
 			}
 			ch, ts, err := b.dm(ctx, sid, ApprovalMessage(r, r.Current, getInfo(), b.people.loc(ctx, sid)))
 			if err != nil {
+				if permanent(err) { // one unreachable person must not keep the others from their DM
+					b.log.Error("could not DM a person; skipping them", "slack_id", sid, "err", err)
+					continue
+				}
 				return err
 			}
 			if err := b.core.RecordMessage(access.MessageRef{RequestID: r.ID, Kind: refApproval, Step: r.Current, SlackUser: sid, Channel: ch, TS: ts}); err != nil {
@@ -344,6 +348,10 @@ func (b *Bot) remind(ctx context.Context, e access.Event, r access.Request) erro
 		}
 		ch, ts, err := b.dm(ctx, sid, ReminderMessage(r, r.Current, info, b.people.loc(ctx, sid)))
 		if err != nil {
+			if permanent(err) { // one unreachable person must not keep the others from their DM
+				b.log.Error("could not DM a person; skipping them", "slack_id", sid, "err", err)
+				continue
+			}
 			return err
 		}
 		if err := b.core.RecordMessage(access.MessageRef{RequestID: r.ID, Kind: kind, Step: r.Current, SlackUser: sid, Channel: ch, TS: ts}); err != nil {
@@ -376,6 +384,10 @@ func (b *Bot) breakGlass(ctx context.Context, e access.Event, r access.Request) 
 			}
 			ch, ts, err := b.dm(ctx, sid, BreakGlassNotice(r, b.people.loc(ctx, sid)))
 			if err != nil {
+				if permanent(err) { // one unreachable person must not keep the others from their DM
+					b.log.Error("could not DM a person; skipping them", "slack_id", sid, "err", err)
+					continue
+				}
 				return err
 			}
 			if err := b.core.RecordMessage(access.MessageRef{RequestID: r.ID, Kind: kind, SlackUser: sid, Channel: ch, TS: ts}); err != nil {
@@ -419,14 +431,19 @@ func (b *Bot) alertMessage(ctx context.Context, e access.Event, m Message) error
 			return nil
 		}
 		ch, err := b.resolveChannel(ctx, name)
-		if err != nil {
+		if err == nil {
+			var ts string
+			if ch, ts, err = b.api.PostMessageContext(ctx, ch, m.options()...); err == nil {
+				return record("", ch, ts)
+			}
+		}
+		if !permanent(err) {
 			return err
 		}
-		ch, ts, err := b.api.PostMessageContext(ctx, ch, m.options()...)
-		if err != nil {
-			return err
-		}
-		return record("", ch, ts)
+		// The alerts channel is missing, or the bot is not in it: an alert
+		// must not be lost to a setup mistake, so it goes to each admin.
+		b.log.Error("alerts channel unusable; sending the alert to the admins by DM", "channel", name, "err", err)
+		m.Blocks = append([]slack.Block{contextLine(":warning: keycard could not post to " + esc(name) + " (" + esc(err.Error()) + "); this alert comes to you instead.")}, m.Blocks...)
 	}
 	admins, err := b.core.Admins(ctx)
 	if err != nil {
@@ -439,6 +456,10 @@ func (b *Bot) alertMessage(ctx context.Context, e access.Event, m Message) error
 		}
 		ch, ts, err := b.dm(ctx, sid, m)
 		if err != nil {
+			if permanent(err) {
+				b.log.Error("could not DM an admin an alert", "admin", a.Email, "err", err)
+				continue // one unreachable admin must not keep the others from the alert
+			}
 			return err
 		}
 		if err := record(sid, ch, ts); err != nil {

@@ -77,6 +77,10 @@ func (b *Bot) sendItem(ctx context.Context, rc ReviewCore, id string) error {
 		}
 		ch, ts, err := b.dm(ctx, sid, ReviewItemMessage(it, c, b.people.loc(ctx, sid)))
 		if err != nil {
+			if permanent(err) { // one unreachable person must not keep the others from their DM
+				b.log.Error("could not DM a person; skipping them", "slack_id", sid, "err", err)
+				continue
+			}
 			return err
 		}
 		if err := b.core.RecordMessage(access.MessageRef{RequestID: itemRefKey(id), Kind: refReviewItem, SlackUser: sid, Channel: ch, TS: ts}); err != nil {
@@ -130,6 +134,10 @@ func (b *Bot) remindReviewers(ctx context.Context, rc ReviewCore, e access.Event
 		}
 		ch, ts, err := b.dm(ctx, sid, ReviewReminderMessage(c.ID, n, c.DueAt, b.people.loc(ctx, sid)))
 		if err != nil {
+			if permanent(err) { // one unreachable person must not keep the others from their DM
+				b.log.Error("could not DM a person; skipping them", "slack_id", sid, "err", err)
+				continue
+			}
 			return err
 		}
 		if err := b.core.RecordMessage(access.MessageRef{RequestID: key, Kind: kind, SlackUser: sid, Channel: ch, TS: ts}); err != nil {

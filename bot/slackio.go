@@ -124,7 +124,16 @@ func retryWait(err error, attempt int) time.Duration {
 func permanent(err error) bool {
 	var se slack.SlackErrorResponse
 	if errors.As(err, &se) {
-		return se.Err != "ratelimited" && se.Err != "internal_error" && se.Err != "fatal_error" && se.Err != "service_unavailable"
+		switch se.Err {
+		case "ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout":
+			return false
+		case "invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive", "missing_scope", "no_permission":
+			// A setup problem, not a problem with this message: hold the
+			// notifier's cursor until the operator fixes the token or scopes
+			// rather than skipping (and losing) every event meanwhile.
+			return false
+		}
+		return true
 	}
 	var ae *access.Error
 	if errors.As(err, &ae) {
