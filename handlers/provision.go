@@ -368,15 +368,20 @@ func endGrant(tx Tx, r *access.Request, reason access.Reason, by access.Person, 
 // endAccess ends r because a person (or offboarding) took the access away:
 // r, and every other grant of the holder on the same group, end with the
 // same reason, and pending extensions of them are cancelled. Otherwise the
-// membership would survive through a sibling grant while keycard reported
-// it removed.
-func endAccess(tx Tx, r *access.Request, reason access.Reason, by access.Person, actor string) error {
-	if err := endGrant(tx, r, reason, by, actor); err != nil {
-		return err
+// membership would survive through a sibling grant (say r's extension, after
+// r itself expired) while keycard reported it removed. It returns the ids of
+// the grants it ended; errStale when there was nothing left to end.
+func endAccess(tx Tx, r *access.Request, reason access.Reason, by access.Person, actor string) ([]string, error) {
+	var ended []string
+	switch err := endGrant(tx, r, reason, by, actor); {
+	case err == nil:
+		ended = append(ended, r.ID)
+	case err != errStale:
+		return nil, err
 	}
 	mine, err := tx.RequestsOfUser(r.Requester.Email)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	now := tx.Now()
 	for i := range mine {
@@ -386,20 +391,26 @@ func endAccess(tx Tx, r *access.Request, reason access.Reason, by access.Person,
 		}
 		switch {
 		case m.State == access.StateActive || m.State == access.StateProvisioning:
-			if err := endGrant(tx, m, reason, by, actor); err != nil && err != errStale {
-				return err
+			switch err := endGrant(tx, m, reason, by, actor); {
+			case err == nil:
+				ended = append(ended, m.ID)
+			case err != errStale:
+				return nil, err
 			}
 		case m.State == access.StatePending && m.Extends != "":
 			m.State = access.StateCancelled
 			m.DecidedAt = now
 			m.RemindAt, m.EscalateAt, m.ExpiresAt = zeroTime, zeroTime, zeroTime
 			if err := tx.PutRequest(m); err != nil {
-				return err
+				return nil, err
 			}
 			if _, err := tx.Append(event(access.EvRequestCancelled, actor, m, map[string]string{"reason": "the grant it extends was " + string(reason), "grant": r.ID})); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	return nil
+	if len(ended) == 0 {
+		return nil, errStale
+	}
+	return ended, nil
 }

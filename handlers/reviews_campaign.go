@@ -555,10 +555,11 @@ func (s *Service) remediate(tx Tx, it *CampaignItem, by access.Person, actor str
 		if err != nil {
 			return err
 		}
-		switch err := endAccess(tx, &r, access.ReasonRevoked, by, actor); {
+		ended, err := endAccess(tx, &r, access.ReasonRevoked, by, actor)
+		switch {
 		case errors.Is(err, errStale):
 			it.Remediation = r.ID
-			it.RemediationErr = "the grant had already ended (" + r.ExportStatus() + ")"
+			it.RemediationErr = "the grant had already ended (" + r.ExportStatus() + ") and nothing else of theirs held the group"
 			if !r.DeprovisionedAt.IsZero() {
 				it.RemediatedAt = r.DeprovisionedAt
 			}
@@ -566,7 +567,9 @@ func (s *Service) remediate(tx Tx, it *CampaignItem, by access.Person, actor str
 		case err != nil:
 			return err
 		}
-		it.Remediation = r.ID
+		// Track the removal that actually takes the membership away: when the
+		// reviewed grant had already ended, that is a sibling's (its extension).
+		it.Remediation = ended[len(ended)-1]
 		return nil
 	}
 	set := s.Policy()

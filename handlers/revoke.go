@@ -41,7 +41,8 @@ func (s *Service) Revoke(ctx context.Context, id, slackID, email string) (access
 		if err != nil {
 			return err
 		}
-		return endAccess(tx, &r, access.ReasonRevoked, actor, u.Email)
+		_, err := endAccess(tx, &r, access.ReasonRevoked, actor, u.Email)
+		return err
 	})
 	if errors.Is(err, errStale) {
 		return r, access.Errorf(access.CodeConflict, "%s is %s, so there is nothing to revoke.", id, r.ExportStatus())
