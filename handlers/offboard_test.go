@@ -136,3 +136,34 @@ func TestDeactivationRetriedAfterAFailure(t *testing.T) {
 	e.settle()
 	wantState(t, e.get(g.ID), access.StateRevoked)
 }
+
+// Offboarding finds a person's grants by IdP id when the IdP renamed them
+// after they asked (second review H2), and records nothing for someone who
+// holds nothing.
+func TestOffboardAfterRename(t *testing.T) {
+	e := newEnv(t)
+	g, _ := e.submit("ann@example.com", "grafana-viewer", 0, "")
+	e.settle()
+	e.idp.mu.Lock()
+	u := e.idp.users["00uann"]
+	u.Email, u.Login, u.Status = "ann.lee@example.com", "ann.lee@example.com", access.StatusSuspended
+	e.idp.users["00uann"] = u
+	e.idp.mu.Unlock()
+	n, err := e.svc.SweepHolders(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("sweep: %d %v", n, err)
+	}
+	e.settle()
+	wantState(t, e.get(g.ID), access.StateRevoked)
+	before := countOf(e.events(""), "user.offboarded")
+	if _, err := e.svc.SweepHolders(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	carol, _ := e.idp.UserByEmail(context.Background(), "carol@example.com")
+	if _, err := e.svc.Offboard(context.Background(), carol, handlers.Trigger{Source: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if after := countOf(e.events(""), "user.offboarded"); after != before {
+		t.Fatalf("%d more user.offboarded events for people with nothing to end", after-before)
+	}
+}

@@ -71,9 +71,16 @@ func (s *Service) Offboard(ctx context.Context, who access.User, why Trigger) (i
 				return err
 			}
 		}
-		mine, err := tx.RequestsOfUser(who.Email)
+		mine, err := requestsOf(tx, who)
 		if err != nil {
 			return err
+		}
+		waiting, err := tx.WaitingOn(who.Email)
+		if err != nil {
+			return err
+		}
+		if len(mine) == 0 && len(waiting) == 0 {
+			return nil // nothing of theirs in keycard: nothing to record
 		}
 		now := tx.Now()
 		if _, err := tx.Append(access.Event{Type: access.EvUserOffboarded, Actor: access.ActorKeycard, Subject: who.Email,
@@ -112,10 +119,6 @@ func (s *Service) Offboard(ctx context.Context, who access.User, why Trigger) (i
 				n++
 			}
 		}
-		waiting, err := tx.WaitingOn(who.Email)
-		if err != nil {
-			return err
-		}
 		for _, r := range waiting {
 			if st := r.Step(); st != nil && len(st.Candidates) == 1 {
 				if _, err := tx.Append(event(access.EvAlert, access.ActorKeycard, &r, map[string]string{"kind": "approver_offboarded",
@@ -127,4 +130,41 @@ func (s *Service) Offboard(ctx context.Context, who access.User, why Trigger) (i
 		return nil
 	})
 	return n, err
+}
+
+// requestsOf lists a person's live requests and grants (pending,
+// provisioning, active) by email and by IdP id: the IdP may have renamed
+// them since they asked, and offboarding must still find everything.
+func requestsOf(tx Tx, who access.User) ([]access.Request, error) {
+	byEmail, err := tx.RequestsOfUser(who.Email)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []access.Request
+	add := func(r access.Request) {
+		if seen[r.ID] {
+			return
+		}
+		switch r.State {
+		case access.StatePending, access.StateProvisioning, access.StateActive:
+			seen[r.ID] = true
+			out = append(out, r)
+		}
+	}
+	for _, r := range byEmail {
+		add(r)
+	}
+	if who.ID != "" {
+		live, err := tx.InState(access.StatePending, access.StateProvisioning, access.StateActive)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range live {
+			if r.Requester.IdPID == who.ID {
+				add(r)
+			}
+		}
+	}
+	return out, nil
 }
