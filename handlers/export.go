@@ -287,6 +287,9 @@ func lifecycleEnd(r *access.Request) time.Time {
 	case access.StateDenied, access.StateCancelled, access.StateTimedOut:
 		return r.DecidedAt
 	case access.StateFailed:
+		if !r.EndedAt.IsZero() {
+			return r.EndedAt // when provisioning gave up
+		}
 		if !r.DecidedAt.IsZero() {
 			return r.DecidedAt
 		}

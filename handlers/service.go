@@ -243,6 +243,14 @@ func (s *Service) Identify(ctx context.Context, slackID, email string) (access.U
 			_, err := tx.Append(access.Event{Type: access.EvIdentityPinned, Actor: access.ActorKeycard, Subject: u.Email,
 				Detail: encodeDetail(map[string]string{"slack_id": slackID, "idp_id": u.ID})})
 			return err
+		case ok && pin.IdPID == u.ID && owner != "" && owner != slackID:
+			// Two Slack accounts pinned to one IdP user before the reverse
+			// index existed: the reverse pin names the owner.
+			mismatch = &access.Pin{SlackID: owner, IdPID: u.ID, Email: u.Email}
+			_, err := tx.Append(access.Event{Type: access.EvIdentityMismatch, Actor: access.ActorKeycard, Subject: email,
+				Detail: encodeDetail(map[string]string{"slack_id": slackID, "idp_id": u.ID, "pinned_slack_id": owner,
+					"message": "A second Slack account is pinned to an identity-provider user already linked to another Slack account."})})
+			return err
 		case pin.IdPID == u.ID && owner == "":
 			return tx.PutDoc(docPinByIdP, u.ID, slackID) // pins made before the reverse index existed
 		case pin.IdPID != u.ID:
