@@ -148,3 +148,38 @@ func TestE2EAlertWhenTheAlertsChannelIsMissing(t *testing.T) {
 		return ok && strings.Contains(m.PlainText(), "could not post to #no-such-channel")
 	})
 }
+
+// TestE2EReportRetryPostsOnce: a report whose file upload failed is not
+// posted again on retry; the missing files go into the same thread
+// (second review M2).
+func TestE2EReportRetryPostsOnce(t *testing.T) {
+	e := newEnv(t)
+	e.emu.FailNext("files.completeUploadExternal", 1, "internal_error")
+	rep := handlers.Report{Key: "test/1", Job: "test", Channel: "#security-alerts",
+		Files: []handlers.ReportFile{{Name: "a.csv", Content: []byte("x\n1\n")}, {Name: "b.csv", Content: []byte("y\n2\n")}}}
+	if err := e.bot.Publish(e.ctx, rep); err == nil {
+		t.Fatal("the failed upload was not reported")
+	}
+	if err := e.bot.Publish(e.ctx, rep); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.bot.Publish(e.ctx, rep); err != nil { // a third run after success: nothing new
+		t.Fatal(err)
+	}
+	id, _ := e.emu.ChannelID("security-alerts")
+	posts := 0
+	for _, m := range e.emu.Messages(id) {
+		if strings.Contains(m.PlainText(), "keycard report") {
+			posts++
+		}
+	}
+	names := map[string]int{}
+	for _, f := range e.emu.Files() {
+		if f.Completed {
+			names[f.Name]++
+		}
+	}
+	if posts != 1 || names["a.csv"] != 1 || names["b.csv"] != 1 {
+		t.Fatalf("%d report posts, files %v; want 1 post and each file once", posts, names)
+	}
+}

@@ -341,8 +341,23 @@ func (b *Bot) Publish(ctx context.Context, r handlers.Report) error {
 	if err != nil {
 		return err
 	}
-	if hasRef(refs, refReport, "") {
-		return nil
+	// The message and each file are recorded as soon as Slack has them, so a
+	// retry after a failed upload adds only what is missing, in the same
+	// thread, instead of posting the report again.
+	var ch, ts string
+	for _, ref := range refs {
+		if ref.Kind == refReport {
+			ch, ts = ref.Channel, ref.TS
+		}
+	}
+	uploaded := map[string]bool{}
+	for _, ref := range refs {
+		if ref.Kind == refReportFile {
+			uploaded[ref.SlackUser] = true // the file's name
+		}
+	}
+	if ts != "" {
+		return b.uploadMissing(ctx, key, ch, ts, r.Files, uploaded)
 	}
 	name := r.Channel
 	if name == "" {
@@ -351,19 +366,37 @@ func (b *Bot) Publish(ctx context.Context, r handlers.Report) error {
 	if name == "" {
 		return access.Errorf(access.CodeInvalid, "report %s names no channel and the policy has no alerts channel", r.Job)
 	}
-	ch, err := b.resolveChannel(ctx, name)
+	ch, err = b.resolveChannel(ctx, name)
 	if err != nil {
 		return err
 	}
 	m := ReportMessage(r, time.UTC)
-	ch, ts, err := b.api.PostMessageContext(ctx, ch, m.options()...)
+	ch, ts, err = b.api.PostMessageContext(ctx, ch, m.options()...)
 	if err != nil {
 		return err
 	}
-	for _, f := range r.Files {
+	if err := b.core.RecordMessage(access.MessageRef{RequestID: key, Kind: refReport, Channel: ch, TS: ts}); err != nil {
+		return err
+	}
+	return b.uploadMissing(ctx, key, ch, ts, r.Files, uploaded)
+}
+
+// refReportFile records one uploaded report file (SlackUser holds its name).
+const refReportFile = "report-file"
+
+// uploadMissing uploads the report's files not yet recorded, into the
+// report message's thread, recording each as it lands.
+func (b *Bot) uploadMissing(ctx context.Context, key, ch, ts string, files []handlers.ReportFile, uploaded map[string]bool) error {
+	for _, f := range files {
+		if uploaded[f.Name] {
+			continue
+		}
 		if err := b.upload(ctx, ch, ts, f, ""); err != nil {
 			return err
 		}
+		if err := b.core.RecordMessage(access.MessageRef{RequestID: key, Kind: refReportFile, SlackUser: f.Name, Channel: ch, TS: ts}); err != nil {
+			return err
+		}
 	}
-	return b.core.RecordMessage(access.MessageRef{RequestID: key, Kind: refReport, Channel: ch, TS: ts})
+	return nil
 }
