@@ -44,6 +44,7 @@ type JobRun struct {
 	Outcome    string    `json:"outcome"` // running, ok, failed, missed
 	Artefact   string    `json:"artefact_sha256,omitempty"`
 	Detail     string    `json:"detail,omitempty"`
+	Attempts   int       `json:"attempts,omitempty"`
 }
 
 // ID is the run's document id.

@@ -205,8 +205,16 @@ func (s *Service) tickJob(ctx context.Context, pub Publisher, j scheduledJob) (t
 			return time.Time{}, err
 		}
 	}
-	if err := s.runSlot(ctx, pub, j, slot); err != nil && ctx.Err() != nil {
+	err = s.runSlot(ctx, pub, j, slot)
+	if err != nil && ctx.Err() != nil {
 		return time.Time{}, err // shutting down: the slot stays due and runs at start
+	}
+	if err != nil && access.Retryable(err) {
+		if n, aerr := s.attempts(j.name, slot); aerr == nil && n < jobAttempts {
+			// A blip (Okta, Slack) must not cost a quarter's campaign: the
+			// slot stays due and is tried again shortly.
+			return s.clock.Now().Add(jobRetry), nil
+		}
 	}
 	if err := s.SetCursor(jobCursor+j.name, slot.UTC().Format(time.RFC3339Nano)); err != nil {
 		return time.Time{}, err
@@ -233,8 +241,12 @@ func (s *Service) recordMissed(job string, missed []time.Time, skipped int, ran 
 			var prev JobRun
 			if ok, err := tx.Doc(DocJobRun, run.ID(), &prev); err != nil {
 				return err
-			} else if ok {
+			} else if ok && prev.Outcome != RunRunning {
 				continue
+			} else if ok {
+				// Started, then keycard stopped before it finished.
+				run.Started, run.Attempts = prev.Started, prev.Attempts
+				run.Detail = "interrupted: keycard stopped while this run was in progress; " + run.Detail
 			}
 			if err := tx.PutDoc(DocJobRun, run.ID(), run); err != nil {
 				return err
@@ -266,11 +278,12 @@ func (s *Service) runSlot(ctx context.Context, pub Publisher, j scheduledJob, sl
 		return nil
 	}
 	start := s.clock.Now().UTC()
-	if err := s.RecordJobRun(JobRun{Job: j.name, Slot: slot.UTC(), Started: start, Outcome: RunRunning}); err != nil {
+	attempt := prev.Attempts + 1
+	if err := s.RecordJobRun(JobRun{Job: j.name, Slot: slot.UTC(), Started: start, Outcome: RunRunning, Attempts: attempt}); err != nil {
 		return err
 	}
 	res, err := j.run(ctx, pub, slot)
-	res.Job, res.Slot, res.Started, res.Finished = j.name, slot.UTC(), start, s.clock.Now().UTC()
+	res.Job, res.Slot, res.Started, res.Finished, res.Attempts = j.name, slot.UTC(), start, s.clock.Now().UTC(), attempt
 	res.Outcome = RunOK
 	if err != nil {
 		res.Outcome = RunFailed
@@ -299,6 +312,22 @@ func (s *Service) publish(ctx context.Context, pub Publisher, r Report) (string,
 	}
 	return sum, s.audit(access.Event{Type: access.EvReportPosted, Actor: access.ActorScheduler, Subject: access.ActorScheduler,
 		Detail: encodeDetail(map[string]any{"job": r.Job, "key": r.Key, "channel": r.Channel, "slot": ts(r.Slot), "files": files, "artefact_sha256": sum})})
+}
+
+// Retries of a failed scheduled run.
+const (
+	jobAttempts = 3
+	jobRetry    = 10 * time.Minute
+)
+
+// attempts reads how many times a slot has been tried.
+func (s *Service) attempts(job string, slot time.Time) (int, error) {
+	var run JobRun
+	err := s.store.View(func(tx Tx) error {
+		_, err := tx.Doc(DocJobRun, JobRun{Job: job, Slot: slot.UTC()}.ID(), &run)
+		return err
+	})
+	return run.Attempts, err
 }
 
 // RunJobNow runs one configured job for the slot `at` at once (an admin's

@@ -109,10 +109,21 @@ func TestReviewSchedule(t *testing.T) {
 			e.restart()
 			tick(t, e, pub)
 		}, 1, "ok"},
-		{"a failed run is recorded and not retried", func(t *testing.T, e *env, pub *fakePublisher) {
+		{"a failed run is retried", func(t *testing.T, e *env, pub *fakePublisher) {
 			pub.fail = errors.New("slack is down")
 			e.clock.Advance(7 * 24 * time.Hour)
 			tick(t, e, pub)
+			pub.fail = nil
+			e.clock.Advance(10 * time.Minute)
+			tick(t, e, pub)
+		}, 1, "ok"},
+		{"a run that keeps failing is recorded failed after three tries", func(t *testing.T, e *env, pub *fakePublisher) {
+			pub.fail = errors.New("slack is down")
+			e.clock.Advance(7 * 24 * time.Hour)
+			for i := 0; i < 3; i++ {
+				tick(t, e, pub)
+				e.clock.Advance(10 * time.Minute)
+			}
 			pub.fail = nil
 			tick(t, e, pub)
 		}, 0, "failed"},
