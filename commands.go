@@ -83,7 +83,9 @@ func exportCmd(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError("export: %v", err)
 	}
-	if fs.NArg() > 0 {
+	if fs.NArg() == 1 && *kind == handlers.KindCampaign && *campaign == "" {
+		*campaign = fs.Arg(0) // SPEC writes `campaign <id>`
+	} else if fs.NArg() > 0 {
 		return usageError("export: unexpected %q", fs.Arg(0))
 	}
 	if *events {

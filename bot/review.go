@@ -288,6 +288,10 @@ func (b *Bot) onAskExtendClick(ctx context.Context, in *inbound) {
 func (b *Bot) onAskExtendSubmit(ctx context.Context, in *inbound, ack func(any)) {
 	v := &in.cb.View
 	rc := b.reviews()
+	if rc == nil {
+		ack(slack.NewClearViewSubmissionResponse())
+		return
+	}
 	a, err := rc.ContractorAskOf(v.PrivateMetadata)
 	if err != nil {
 		ack(NoticeUpdate("Extend access", access.MessageOf(err)))

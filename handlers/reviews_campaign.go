@@ -644,6 +644,20 @@ func (s *Service) tickCampaigns(ctx context.Context, pub Publisher) (time.Time, 
 // trackRemediation records, once per item, when the IdP confirmed a
 // Revoke's removal (campaign.item.remediated).
 func (s *Service) trackRemediation(id string) error {
+	// Read first: old campaigns have nothing left to track, and a write
+	// transaction (an fsync) per campaign per tick, for ever, adds up.
+	pending := false
+	if err := s.store.View(func(tx Tx) error {
+		items, err := campaignItems(tx, id)
+		for _, it := range items {
+			if it.Remediation != "" && it.RemediatedAt.IsZero() && it.RemediationErr == "" {
+				pending = true
+			}
+		}
+		return err
+	}); err != nil || !pending {
+		return err
+	}
 	return s.update(func(tx Tx) error {
 		items, err := campaignItems(tx, id)
 		if err != nil {
@@ -906,7 +920,11 @@ func (s *Service) exportCampaign(out io.Writer, p ExportParams) (ExportResult, [
 			it.Source, it.GrantID, reviewer, strconv.FormatBool(it.ReviewerIsSubject), it.Decision, ts(it.DecidedAt), comment, latency,
 			ts(it.RemediatedAt), it.TimeoutOutcome}
 		res.Rows++
-		res.ByStatus[it.Decision]++
+		if it.Decision == "" {
+			res.ByStatus["undecided"]++
+		} else {
+			res.ByStatus[it.Decision]++
+		}
 		if err := w.Write(rec); err != nil {
 			return res, nil, err
 		}

@@ -34,7 +34,7 @@ const maxNameLen = 63
 // policy with one of these names could not be addressed by those commands.
 var reservedNames = map[string]string{
 	"events": "an export kind", "holders": "an export kind", "campaign": "an export kind",
-	"policies": "an export kind", "jobs": "an export kind", "access": "an export kind",
+	"policies": "an export kind", "jobs": "an export kind", "access": "an export kind", "privileged": "an export kind",
 	"list": "an /access subcommand", "revoke": "an /access subcommand",
 	"help": "an /access subcommand", "review": "an /access subcommand",
 }
