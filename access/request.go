@@ -83,14 +83,19 @@ const (
 // Step is one approval step of a request's chain, resolved to concrete
 // candidates at submission. Exactly one candidate decides it.
 type Step struct {
-	Rule       string    `json:"rule"`                 // the policy rule as written: manager, group:x, user:y, users:a;b, auto, self
-	Candidates []Person  `json:"candidates"`           // who may decide (requester already removed)
-	Escalated  bool      `json:"escalated,omitempty"`  // escalate_to approvers were added
-	Decision   Decision  `json:"decision,omitempty"`   // "" while undecided
-	DecidedBy  Person    `json:"decided_by,omitempty"` // who decided
-	DecidedAt  time.Time `json:"decided_at,omitempty"`
-	Comment    string    `json:"comment,omitempty"` // deny reason or note
-	Reminded   time.Time `json:"reminded,omitempty"`
+	Rule       string   `json:"rule"`                // the policy rule as written: manager, group:x, user:y, users:a;b, auto, self
+	Candidates []Person `json:"candidates"`          // who may decide (requester already removed)
+	Escalated  bool     `json:"escalated,omitempty"` // escalate_to approvers were added
+	// EscalatedAt is when they were added, and Added how many (they are the
+	// last Added Candidates): an export of a period that ended before the
+	// escalation shows the step as it was.
+	EscalatedAt time.Time `json:"escalated_at,omitempty"`
+	Added       int       `json:"added,omitempty"`
+	Decision    Decision  `json:"decision,omitempty"`   // "" while undecided
+	DecidedBy   Person    `json:"decided_by,omitempty"` // who decided
+	DecidedAt   time.Time `json:"decided_at,omitempty"`
+	Comment     string    `json:"comment,omitempty"` // deny reason or note
+	Reminded    time.Time `json:"reminded,omitempty"`
 }
 
 // IsCandidate reports whether p may decide this step.

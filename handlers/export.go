@@ -612,6 +612,9 @@ func Later(r *access.Request, t time.Time) bool {
 		if d := r.Steps[i].DecidedAt; !d.IsZero() && !d.Before(t) {
 			return true
 		}
+		if e := r.Steps[i].EscalatedAt; !e.IsZero() && !e.Before(t) {
+			return true
+		}
 	}
 	return false
 }
@@ -628,6 +631,13 @@ func AsOf(r *access.Request, t time.Time) access.Request {
 	c.Current = len(c.Steps)
 	for i := range c.Steps {
 		st := &c.Steps[i]
+		if st.Escalated && !st.EscalatedAt.IsZero() && !before(st.EscalatedAt) {
+			// Escalated after t: the approvers it added were not asked yet.
+			if n := len(st.Candidates) - st.Added; n >= 0 {
+				st.Candidates = st.Candidates[:n:n]
+			}
+			st.Escalated, st.EscalatedAt, st.Added = false, time.Time{}, 0
+		}
 		if st.Decision != access.DecisionNone && !before(st.DecidedAt) {
 			st.Decision, st.DecidedBy, st.DecidedAt, st.Comment = access.DecisionNone, access.Person{}, time.Time{}, ""
 		}

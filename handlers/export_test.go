@@ -13,6 +13,7 @@ import (
 
 	"keycard/access"
 	"keycard/handlers"
+	"keycard/policy"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -239,5 +240,37 @@ func TestReviewRemovalRow(t *testing.T) {
 		EndedBy: access.Person{Email: "bob@example.com"}}
 	if got := handlers.ApprovalChain(&r); !strings.HasPrefix(got, "not a request") || !strings.HasSuffix(got, "bob@example.com") {
 		t.Fatalf("chain %q", got)
+	}
+}
+
+// An escalation after the period's end does not change the period's export
+// (second review M4).
+func TestClosedPeriodIgnoresLaterEscalation(t *testing.T) {
+	e := newEnv(t)
+	withEscalation := strings.Replace(testPolicy, "  - name: lonely", escalatingPolicy+"  - name: lonely", 1)
+	if _, err := e.svc.ReloadPolicy(func() (*policy.Set, error) { return policy.Parse("policy.yaml", []byte(withEscalation)) }, "test"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.submit("ann@example.com", "escalating", 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := handlers.ExportParams{From: t0.Add(-time.Hour), To: t0.Add(time.Hour)}
+	e.clock.Advance(time.Hour + time.Minute)
+	var before bytes.Buffer
+	if _, err := e.svc.ExportAccess(&before, p); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(2 * time.Hour) // past escalate_after
+	e.settle()
+	if !e.get(r.ID).Steps[0].Escalated {
+		t.Fatal("the request did not escalate")
+	}
+	var after bytes.Buffer
+	if _, err := e.svc.ExportAccess(&after, p); err != nil {
+		t.Fatal(err)
+	}
+	if before.String() != after.String() || strings.Contains(after.String(), "frank@example.com") {
+		t.Fatalf("a later escalation changed the closed period:\n%s\n---\n%s", before.String(), after.String())
 	}
 }

@@ -181,6 +181,8 @@ func (s *Service) escalate(ctx context.Context, r *access.Request) error {
 				added = append(added, c.Email)
 			}
 			st.Escalated = true
+			st.EscalatedAt = tx.Now()
+			st.Added = len(added)
 		}
 		if err := tx.PutRequest(r); err != nil {
 			return err

@@ -30,7 +30,11 @@ import (
 //
 // Values written before schema version 2 are JSON (they start with '{');
 // decodeRequest still reads them and the version-2 migration rewrites them.
-const requestFormatBinary byte = 2
+const requestFormatBinary byte = 3
+
+// requestFormatV2 is the binary format before steps carried EscalatedAt;
+// still read.
+const requestFormatV2 byte = 2
 
 // Flag bits of the boolean fields.
 const (
@@ -110,9 +114,9 @@ func encodeRequest(r *access.Request) ([]byte, error) {
 		for _, c := range s.Candidates {
 			e.person(c)
 		}
-		var sf uint64
+		sf := uint64(s.Added) << 1 // bit 0: escalated; the rest: how many approvers the escalation added
 		if s.Escalated {
-			sf = 1
+			sf |= 1
 		}
 		e.uint(sf)
 		e.str(string(s.Decision))
@@ -120,6 +124,7 @@ func encodeRequest(r *access.Request) ([]byte, error) {
 		e.time(s.DecidedAt)
 		e.str(s.Comment)
 		e.time(s.Reminded)
+		e.time(s.EscalatedAt) // format 3
 	}
 	e.int(int64(r.Current))
 	e.str(string(r.State))
@@ -342,10 +347,11 @@ func decodeRequestInto(r *access.Request, v []byte, arena *requestArena) error {
 		*r = access.Request{}
 		return json.Unmarshal(v, r) // written before schema version 2
 	}
-	if len(v) == 0 || v[0] != requestFormatBinary {
+	if len(v) == 0 || (v[0] != requestFormatBinary && v[0] != requestFormatV2) {
 		*r = access.Request{}
 		return fmt.Errorf("request encoding: unknown format (%d bytes)", len(v))
 	}
+	format := v[0]
 	d := requestDecoder{buf: arena.copyOf(v), off: 1}
 	r.ID, r.Policy, r.PolicyVersion, r.App, r.Role, r.Connector, r.Group = d.str(), d.str(), d.str(), d.str(), d.str(), d.str(), d.str()
 	flags := d.uint()
@@ -369,12 +375,17 @@ func decodeRequestInto(r *access.Request, v []byte, arena *requestArena) error {
 					s.Candidates[j] = d.person()
 				}
 			}
-			s.Escalated = d.uint()&1 != 0
+			sf := d.uint()
+			s.Escalated = sf&1 != 0
+			s.Added = int(sf >> 1)
 			s.Decision = intern(d.str(), knownDecisions)
 			s.DecidedBy = d.person()
 			s.DecidedAt = d.time()
 			s.Comment = d.str()
 			s.Reminded = d.time()
+			if format >= requestFormatBinary {
+				s.EscalatedAt = d.time()
+			}
 		}
 	}
 	r.Current = int(d.int())

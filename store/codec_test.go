@@ -349,3 +349,18 @@ func TestDecodeRecordWithoutKind(t *testing.T) {
 		t.Fatalf("kind %q %v", got.Kind, err)
 	}
 }
+
+// A record in the previous binary format (before steps carried
+// EscalatedAt) still decodes.
+func TestDecodeFormatV2(t *testing.T) {
+	r := access.Request{ID: "REQ-1001", Policy: "p", State: access.StateActive}
+	v, err := encodeRequest(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v[0] = requestFormatV2 // identical without steps
+	got, err := decodeRequest(v)
+	if err != nil || got.ID != r.ID || got.State != r.State {
+		t.Fatalf("format 2 record: %+v %v", got, err)
+	}
+}
