@@ -26,7 +26,7 @@ type StagedPolicy struct {
 	Hash     string    `json:"hash"`
 	Path     string    `json:"path"`
 	Changes  []string  `json:"changes"`
-	StagedBy string    `json:"staged_by"` // email, or "SIGHUP" when nobody was named
+	StagedBy string    `json:"staged_by"` // the email given to keycard policy apply (stated, not verified), or "SIGHUP" / "restart"
 	StagedAt time.Time `json:"staged_at"`
 }
 
@@ -147,9 +147,17 @@ func (s *Service) apply(old, next *policy.Set, changes []string, by string, extr
 	} else if extra["approved_by"] != nil {
 		t = access.EvPolicyApproved
 	}
+	// Who made the change is stated, not verified (a signal, a restart or the
+	// name given to keycard policy apply); who approved it is a Slack admin
+	// checked in the directory. The evidence says which is which.
 	loadedBy := by
+	switch by {
+	case "SIGHUP", "restart", "keycard", "":
+	default:
+		loadedBy = by + " (stated)"
+	}
 	if a, ok := extra["approved_by"].(string); ok {
-		loadedBy = by + ", approved by " + a
+		loadedBy += ", approved by " + a + " (Slack, verified admin)"
 	}
 	if extra["emergency"] == true {
 		loadedBy = by + " (EMERGENCY, not approved)"

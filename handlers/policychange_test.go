@@ -75,7 +75,7 @@ func TestStagedPolicyChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := b.String()
-	if m.RowCount != 3 || strings.Count(out, ",2026-11-02T09:02:00Z,") < 2 || !strings.Contains(out, "frank@example.com, approved by carol@example.com") || !strings.Contains(out, "EMERGENCY") {
+	if m.RowCount != 3 || strings.Count(out, ",2026-11-02T09:02:00Z,") < 2 || !strings.Contains(out, "frank@example.com (stated), approved by carol@example.com (Slack, verified admin)") || !strings.Contains(out, "EMERGENCY") {
 		t.Fatalf("policies export (%d rows):\n%s", m.RowCount, out)
 	}
 }
