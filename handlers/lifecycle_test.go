@@ -671,6 +671,24 @@ func TestConcurrentAutoSubmitsGrantOnce(t *testing.T) {
 	}
 }
 
+// grantAndExtend gives ann an active 4h prod-db-admin grant and asks for a
+// 2h extension, approved (and active) when approve is set.
+func (e *env) grantAndExtend(approve bool) (grant, ext access.Request) {
+	e.t.Helper()
+	a, _ := e.submit("ann@example.com", "prod-db-admin", 4*time.Hour, "x")
+	e.approveAll(a.ID)
+	e.settle()
+	x, err := e.svc.Extend(context.Background(), a.ID, handlers.SubmitInput{SlackID: slackID("ann@example.com"), Email: "ann@example.com", Duration: 2 * time.Hour, Justification: "more"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if approve {
+		e.approveAll(x.ID)
+		e.settle()
+	}
+	return a, x
+}
+
 // A revoke takes the access away, not just one record of it: a grant with
 // an active extension, or a sibling grant on the same group, ends too, and a
 // pending extension is cancelled (security review C1, M1).
@@ -680,37 +698,15 @@ func TestRevokeEndsEveryGrantOnTheGroup(t *testing.T) {
 		setup func(e *env) (revoke string, others []string)
 	}{
 		{"extension active", func(e *env) (string, []string) {
-			a, _ := e.submit("ann@example.com", "prod-db-admin", 4*time.Hour, "x")
-			e.approveAll(a.ID)
-			e.settle()
-			x, err := e.svc.Extend(context.Background(), a.ID, handlers.SubmitInput{SlackID: slackID("ann@example.com"), Email: "ann@example.com", Duration: 2 * time.Hour, Justification: "more"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.approveAll(x.ID)
-			e.settle()
+			a, x := e.grantAndExtend(true)
 			return a.ID, []string{x.ID}
 		}},
 		{"extension pending", func(e *env) (string, []string) {
-			a, _ := e.submit("ann@example.com", "prod-db-admin", 4*time.Hour, "x")
-			e.approveAll(a.ID)
-			e.settle()
-			x, err := e.svc.Extend(context.Background(), a.ID, handlers.SubmitInput{SlackID: slackID("ann@example.com"), Email: "ann@example.com", Duration: 2 * time.Hour, Justification: "more"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			a, x := e.grantAndExtend(false)
 			return a.ID, []string{x.ID}
 		}},
 		{"revoking an expired grant whose extension holds the group", func(e *env) (string, []string) {
-			a, _ := e.submit("ann@example.com", "prod-db-admin", 4*time.Hour, "x")
-			e.approveAll(a.ID)
-			e.settle()
-			x, err := e.svc.Extend(context.Background(), a.ID, handlers.SubmitInput{SlackID: slackID("ann@example.com"), Email: "ann@example.com", Duration: 2 * time.Hour, Justification: "more"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.approveAll(x.ID)
-			e.settle()
+			a, x := e.grantAndExtend(true)
 			e.clock.Advance(4*time.Hour + time.Minute) // a expires; x holds the group
 			e.settle()
 			return a.ID, []string{x.ID}
