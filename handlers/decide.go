@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"keycard/access"
+	"keycard/policy"
 )
 
 // DecideInput is an Approve or Deny click. RequestID and Step come from the
@@ -33,6 +34,31 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 		return access.Request{}, access.Errorf(access.CodeInvalid, "The reason is %d characters long; the limit is %d.", len(comment), MaxComment)
 	}
 	actor := personOf(u, in.SlackID)
+	// The right to decide is re-checked at the click, outside the store
+	// transaction (no network call inside one): the policy in force must still
+	// hold the request, and the step's rule, resolved against the IdP now,
+	// must still name the clicker (a candidate at the moment they click, not
+	// only at submission).
+	var seen access.Request
+	if err := s.store.View(func(tx Tx) error {
+		var err error
+		seen, err = tx.Request(in.RequestID)
+		return err
+	}); err != nil {
+		return access.Request{}, err
+	}
+	var orphan string // why the policy in force no longer holds the request
+	var recheck error // the IdP/policy re-check's refusal
+	if mayDecide(&seen, actor, in.Step) == nil {
+		if orphan = orphaned(s.Policy(), &seen); orphan == "" {
+			if err := s.stillApprover(ctx, &seen, actor); err != nil {
+				if access.CodeOf(err) != access.CodeForbidden {
+					return access.Request{}, err // never approve on an IdP error
+				}
+				recheck = err
+			}
+		}
+	}
 	var r access.Request
 	var refusal error
 	err = s.update(func(tx Tx) error {
@@ -41,7 +67,21 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 		if err != nil {
 			return err
 		}
-		if why := mayDecide(&r, actor, in.Step); why != nil {
+		why := mayDecide(&r, actor, in.Step)
+		if why == nil && (r.Current != seen.Current || r.State != seen.State) {
+			why = access.Errorf(access.CodeConflict, "This request moved on while keycard checked your click; look at it again.")
+		}
+		if why == nil && orphan != "" {
+			refusal = access.Errorf(access.CodeConflict, "This request was cancelled: %s.", orphanMessage(&r, orphan))
+			if _, err := tx.Append(event(access.EvDecisionRefused, actor.Email, &r, map[string]string{"why": access.MessageOf(refusal)})); err != nil {
+				return err
+			}
+			return cancelOrphan(tx, &r, orphan)
+		}
+		if why == nil {
+			why = recheck
+		}
+		if why != nil {
 			if access.CodeOf(why) == access.CodeForbidden {
 				// Audit the refused click; nothing else changes.
 				refusal = why
@@ -126,6 +166,153 @@ func mayDecide(r *access.Request, actor access.Person, step int) error {
 		}
 	}
 	return nil
+}
+
+// Why the policy in force no longer holds a pending request (the
+// request.cancelled reason).
+const (
+	OrphanPolicyRemoved = "policy removed"
+	OrphanOutOfScope    = "group out of scope"
+	OrphanGroupChanged  = "policy group changed"
+)
+
+// orphaned says why set no longer holds r (one of the Orphan reasons), or "".
+func orphaned(set *policy.Set, r *access.Request) string {
+	p, ok := set.Policy(r.Policy)
+	if !ok {
+		return OrphanPolicyRemoved
+	}
+	if !set.Connectors[r.Connector].InScope(r.Group) {
+		return OrphanOutOfScope
+	}
+	if p.Group != r.Group || p.ConnectorName() != r.Connector {
+		return OrphanGroupChanged
+	}
+	return ""
+}
+
+func orphanMessage(r *access.Request, why string) string {
+	switch why {
+	case OrphanPolicyRemoved:
+		return fmt.Sprintf("policy %s no longer exists in the policy in force", r.Policy)
+	case OrphanOutOfScope:
+		return fmt.Sprintf("group %s is no longer inside connector %s's scope", r.Group, r.Connector)
+	}
+	return fmt.Sprintf("policy %s no longer grants group %s", r.Policy, r.Group)
+}
+
+// cancelOrphan ends a pending request the policy in force no longer holds:
+// cancelled, with the reason, in tx (the notifier updates its DMs).
+func cancelOrphan(tx Tx, r *access.Request, why string) error {
+	r.State = access.StateCancelled
+	r.DecidedAt = tx.Now()
+	r.RemindAt, r.EscalateAt, r.ExpiresAt = zeroTime, zeroTime, zeroTime
+	if err := tx.PutRequest(r); err != nil {
+		return err
+	}
+	_, err := tx.Append(event(access.EvRequestCancelled, access.ActorKeycard, r, map[string]string{"reason": why, "message": orphanMessage(r, why)}))
+	return err
+}
+
+// cancelOrphans ends every pending request the policy in force no longer
+// holds, right after a reload, so their approvers' DMs stop offering
+// buttons. A failure is logged: Decide refuses such a request anyway.
+func (s *Service) cancelOrphans() {
+	set := s.Policy()
+	var pending []access.Request
+	if err := s.store.View(func(tx Tx) error {
+		var err error
+		pending, err = tx.InState(access.StatePending)
+		return err
+	}); err != nil {
+		s.log.Warn("after a policy change: could not list pending requests", "err", err)
+		return
+	}
+	for i := range pending {
+		if orphaned(set, &pending[i]) == "" {
+			continue
+		}
+		err := s.transition(pending[i].ID, func(tx Tx, r *access.Request) error {
+			why := orphaned(set, r)
+			if r.State != access.StatePending || why == "" {
+				return errStale
+			}
+			return cancelOrphan(tx, r, why)
+		})
+		if err != nil {
+			s.log.Warn("after a policy change: could not cancel a request its policy no longer holds", "request", pending[i].ID, "err", err)
+		}
+	}
+}
+
+// stillApprover re-resolves r's current step against the policy in force
+// and the IdP now: a group step needs the clicker in the group now, a
+// manager step the requester's manager now, a user step the policy in force
+// still naming them; an escalated step also accepts whom escalate_to names
+// now. A refusal has CodeForbidden; an IdP failure is returned with a
+// retryable code and the person is asked to try again.
+func (s *Service) stillApprover(ctx context.Context, r *access.Request, actor access.Person) error {
+	set := s.Policy()
+	p, ok := set.Policy(r.Policy)
+	if !ok {
+		return access.Errorf(access.CodeForbidden, "Policy %s no longer exists in the policy in force.", r.Policy)
+	}
+	st := r.Step()
+	var rules []policy.Rule
+	if r.Current < len(p.Approval) && !p.Auto {
+		rules = append(rules, p.Approval[r.Current])
+	}
+	if st != nil && st.Escalated {
+		rules = append(rules, p.EscalateTo...)
+	}
+	if len(rules) == 0 {
+		return access.Errorf(access.CodeForbidden, "The policy in force has no step %d for %s, so nobody can approve it now.", r.Current+1, p.Name)
+	}
+	retry := func(err error) error {
+		code := access.CodeUnavailable
+		if access.CodeOf(err) == access.CodeRateLimited {
+			code = access.CodeRateLimited
+		}
+		return access.Wrap(code, err, "Could not confirm with the identity provider that you may still approve this request; nothing was recorded. Try again in a minute.")
+	}
+	dir, err := s.directory()
+	if err != nil {
+		return retry(err)
+	}
+	var requester access.User
+	if r.Requester.IdPID != "" {
+		requester, err = dir.UserByID(ctx, r.Requester.IdPID)
+	} else {
+		requester, err = dir.UserByEmail(ctx, r.Requester.Email)
+	}
+	if access.CodeOf(err) == access.CodeNotFound {
+		return access.Errorf(access.CodeForbidden, "%s is no longer in the identity provider, so this request cannot be approved.", r.Requester.Label())
+	}
+	if err != nil {
+		return retry(err)
+	}
+	for _, rule := range rules {
+		people, err := set.ResolveRules(ctx, []policy.Rule{rule}, requester, dir)
+		if access.CodeOf(err) == access.CodeNoApprover {
+			continue
+		}
+		if err != nil {
+			return retry(err)
+		}
+		for _, c := range people {
+			if c.Same(actor) {
+				return nil
+			}
+		}
+	}
+	switch first := rules[0]; first.Kind {
+	case policy.RuleManager:
+		return access.Errorf(access.CodeForbidden, "The identity provider no longer lists you as %s's manager, so you cannot decide step %d.", r.Requester.Label(), r.Current+1)
+	case policy.RuleGroup:
+		return access.Errorf(access.CodeForbidden, "You are no longer a member of %s, so you cannot decide step %d.", first.Group, r.Current+1)
+	default:
+		return access.Errorf(access.CodeForbidden, "The policy in force no longer names you as an approver of step %d (%s).", r.Current+1, first)
+	}
 }
 
 // lastDecision describes who decided last, e.g. "approved by Carol".

@@ -464,6 +464,18 @@ func (s *Service) Review(ctx context.Context, in ReviewInput) (CampaignItem, err
 		return CampaignItem{}, err
 	}
 	actor := personOf(u, in.SlackID)
+	// Re-check the reviewer at the click, outside the transaction: the
+	// item's reviewer rule, resolved against the IdP now (the holder's
+	// manager now, the group's members now), must still name the clicker.
+	var recheck error
+	if seen, err := s.CampaignItemOf(in.ItemID); err == nil && seen.Open() && seen.IsReviewer(actor) && !actor.Same(seen.Holder) {
+		if err := s.stillReviewer(ctx, &seen, actor); err != nil {
+			if access.CodeOf(err) != access.CodeForbidden {
+				return CampaignItem{}, err
+			}
+			recheck = err
+		}
+	}
 	var it CampaignItem
 	var refusal error
 	err = s.update(func(tx Tx) error {
@@ -479,6 +491,9 @@ func (s *Service) Review(ctx context.Context, in ReviewInput) (CampaignItem, err
 			return err
 		}
 		why := mayReview(&it, &c, actor)
+		if why == nil {
+			why = recheck
+		}
 		if why == nil && in.Decision == DecisionKeep && it.Privileged && comment == "" {
 			return ErrCommentRequired
 		}
@@ -519,6 +534,47 @@ func (s *Service) Review(ctx context.Context, in ReviewInput) (CampaignItem, err
 		return it, refusal
 	}
 	return it, nil
+}
+
+// stillReviewer re-resolves the item's reviewer rule for its holder now.
+// A refusal has CodeForbidden; an IdP failure asks the person to try again.
+func (s *Service) stillReviewer(ctx context.Context, it *CampaignItem, actor access.Person) error {
+	rule, ok := policy.RuleOf(it.ReviewerRule)
+	if !ok {
+		return access.Errorf(access.CodeForbidden, "The reviewer rule %q of this item cannot be checked now.", it.ReviewerRule)
+	}
+	retry := func(err error) error {
+		return access.Wrap(access.CodeUnavailable, err, "Could not confirm with the identity provider that you are still a reviewer of this item; nothing was recorded. Try again in a minute.")
+	}
+	dir, err := s.directory()
+	if err != nil {
+		return retry(err)
+	}
+	var holder access.User
+	if it.Holder.IdPID != "" {
+		holder, err = dir.UserByID(ctx, it.Holder.IdPID)
+	} else {
+		holder, err = dir.UserByEmail(ctx, it.Holder.Email)
+	}
+	if access.CodeOf(err) == access.CodeNotFound {
+		holder, err = access.User{ID: it.Holder.IdPID, Email: it.Holder.Email, Name: it.Holder.Name}, nil
+	}
+	if err != nil {
+		return retry(err)
+	}
+	people, _, _, err := s.reviewersFor(ctx, rule, holder, dir)
+	if err != nil {
+		return retry(err)
+	}
+	for _, p := range people {
+		if p.Same(actor) {
+			return nil
+		}
+	}
+	if rule.Kind == policy.RuleManager {
+		return access.Errorf(access.CodeForbidden, "The identity provider no longer lists you as %s's manager, so you cannot review this access.", it.Holder.Label())
+	}
+	return access.Errorf(access.CodeForbidden, "The reviewer rule %s no longer names you, so you cannot review this access.", it.ReviewerRule)
 }
 
 func orDash(s string) string {

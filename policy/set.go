@@ -2,6 +2,7 @@ package policy
 
 import (
 	"path"
+	"strings"
 	"time"
 
 	"keycard/access"
@@ -174,6 +175,24 @@ func (r Rule) String() string {
 		return s
 	}
 	return string(r.Kind)
+}
+
+// RuleOf parses a rule as String writes it ("manager", "group:g",
+// "user:e", "users:a;b"); false for anything else.
+func RuleOf(s string) (Rule, bool) {
+	kind, arg, _ := strings.Cut(s, ":")
+	switch RuleKind(kind) {
+	case RuleManager:
+		return Rule{Kind: RuleManager}, arg == "" && !strings.Contains(s, ":")
+	case RuleGroup:
+		return Rule{Kind: RuleGroup, Group: arg}, arg != ""
+	case RuleUser:
+		return Rule{Kind: RuleUser, Users: []string{arg}}, arg != ""
+	case RuleUsers:
+		users := strings.Split(arg, ";")
+		return Rule{Kind: RuleUsers, Users: users}, arg != ""
+	}
+	return Rule{}, false
 }
 
 // GroupRef names a directory group.
