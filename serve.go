@@ -70,7 +70,8 @@ func run(ctx context.Context, cfg Config, d deps) error {
 	if err != nil {
 		return err
 	}
-	svc := handlers.New(adapt.Store(db), conns, set, d.clock, handlers.Options{Logger: d.log, Verify: verifier(db), Instance: instance(set, cfg)})
+	svc := handlers.New(adapt.Store(db), conns, set, d.clock, handlers.Options{Logger: d.log, Verify: verifier(db), Instance: instance(set, cfg),
+		Reconnect: reconnect(conns, cfg, db, d.clock)})
 	if stage {
 		d.log.Warn("the policy file changed while keycard was stopped and change_approval is in force: the last approved version stays in force; the file is staged for a second admin",
 			"in_force", set.Hash, "staged", file.Hash)

@@ -53,6 +53,22 @@ func buildConnectors(set *policy.Set, cfg Config, db *store.DB, clock access.Clo
 	return out, statics, nil
 }
 
+// reconnect rebuilds the connectors of a policy about to take effect and
+// merges them into the running set: a connector the new policy adds is
+// built, and every connector it names is wrapped with its new scope, so a
+// narrowed scope is enforced from the next call. When any connector cannot
+// be built nothing changes and the policy change is refused.
+func reconnect(conns *connectorSet, cfg Config, db *store.DB, clock access.Clock) func(*policy.Set) error {
+	return func(next *policy.Set) error {
+		fresh, _, err := buildConnectors(next, cfg, db, clock)
+		if err != nil {
+			return err
+		}
+		conns.Merge(fresh.Set)
+		return nil
+	}
+}
+
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {

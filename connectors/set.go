@@ -71,3 +71,32 @@ func (s *Set) Names() []string {
 	sort.Strings(out)
 	return out
 }
+
+// Merge takes every connector registered in o, replacing this set's
+// connector of the same name, in one step (a policy reload rebuilds the
+// connectors into a fresh Set and merges it: a connector the reload adds
+// appears, a narrowed scope holds at once). Connectors o does not name stay,
+// so grants made through a connector a reload dropped can still be removed.
+func (s *Set) Merge(o *Set) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := map[string]bool{}
+	for n := range o.dirs {
+		names[n] = true
+	}
+	for n := range o.provs {
+		names[n] = true
+	}
+	for n := range names {
+		delete(s.dirs, n)
+		delete(s.provs, n)
+		if d, ok := o.dirs[n]; ok {
+			s.dirs[n] = d
+		}
+		if p, ok := o.provs[n]; ok {
+			s.provs[n] = p
+		}
+	}
+}

@@ -162,6 +162,9 @@ func (s *Service) apply(old, next *policy.Set, changes []string, by string, extr
 	if extra["emergency"] == true {
 		loadedBy = by + " (EMERGENCY, not approved)"
 	}
+	if err := s.reconnect(next); err != nil {
+		return err
+	}
 	err := s.update(func(tx Tx) error {
 		if err := tx.SetCursor("policy.hash", next.Hash); err != nil {
 			return err
@@ -176,12 +179,10 @@ func (s *Service) apply(old, next *policy.Set, changes []string, by string, extr
 		return recordPolicyVersion(tx, PolicyVersion{Hash: next.Hash, Path: next.Path, From: ev.Time, LoadedBy: loadedBy, Changes: changes, EventSeq: ev.Seq, Text: string(next.Raw)})
 	})
 	if err != nil {
+		_ = s.reconnect(old)
 		return err
 	}
-	s.pol.Store(next)
-	s.groupMu.Lock()
-	s.groupCache = map[string]groupEntry{}
-	s.groupMu.Unlock()
+	s.swapPolicy(next)
 	return nil
 }
 

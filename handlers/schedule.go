@@ -206,6 +206,11 @@ func (s *Service) ReloadPolicy(load func() (*policy.Set, error), actor string) (
 	if next.Hash == old.Hash {
 		return old, nil
 	}
+	if err := s.reconnect(next); err != nil {
+		_ = s.audit(access.Event{Type: access.EvPolicyRejected, Actor: actor,
+			Detail: encodeDetail(map[string]string{"hash": old.Hash, "error": err.Error()})})
+		return old, err
+	}
 	if err := s.update(func(tx Tx) error {
 		if err := tx.SetCursor("policy.hash", next.Hash); err != nil {
 			return err
@@ -218,12 +223,10 @@ func (s *Service) ReloadPolicy(load func() (*policy.Set, error), actor string) (
 		}
 		return recordPolicyVersion(tx, PolicyVersion{Hash: next.Hash, Path: next.Path, From: ev.Time, LoadedBy: actor, Changes: changes, EventSeq: ev.Seq, Text: string(next.Raw)})
 	}); err != nil {
+		_ = s.reconnect(old)
 		return old, err
 	}
-	s.pol.Store(next)
-	s.groupMu.Lock()
-	s.groupCache = map[string]groupEntry{}
-	s.groupMu.Unlock()
+	s.swapPolicy(next)
 	return next, nil
 }
 

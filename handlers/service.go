@@ -45,6 +45,12 @@ type Options struct {
 	Verify ChainVerifier
 	// Instance describes this keycard in manifests.
 	Instance Instance
+	// Reconnect, when set, is called with each policy set about to take
+	// effect after start (a reload, an approved or emergency change): main
+	// rebuilds the scoped connectors from it, so a connector the reload adds
+	// is built and a narrowed scope holds at once. An error refuses the
+	// change and the policy in force stays.
+	Reconnect func(*policy.Set) error
 }
 
 // Service runs keycard's lifecycle.
@@ -124,6 +130,28 @@ func New(st Store, conns Connectors, set *policy.Set, clock access.Clock, opt Op
 // RegisterExport adds a report kind (the reviews add campaign exports).
 func (s *Service) RegisterExport(kind string, fn func(w io.Writer, p ExportParams) (ExportResult, []string, error)) {
 	s.exporters[kind] = fn
+}
+
+// swapPolicy makes next the policy in force once its change is recorded:
+// the group cache is dropped and every pending request next no longer
+// holds (its policy gone, its group out of scope) is cancelled.
+func (s *Service) swapPolicy(next *policy.Set) {
+	s.pol.Store(next)
+	s.groupMu.Lock()
+	s.groupCache = map[string]groupEntry{}
+	s.groupMu.Unlock()
+	s.cancelOrphans()
+}
+
+// reconnect rebuilds the connectors for next (Options.Reconnect).
+func (s *Service) reconnect(next *policy.Set) error {
+	if s.opt.Reconnect == nil {
+		return nil
+	}
+	if err := s.opt.Reconnect(next); err != nil {
+		return access.Wrap(access.CodeInvalid, err, "The connectors of the new policy could not be built: %v", err)
+	}
+	return nil
 }
 
 // Policy returns the policy set in force.
