@@ -65,6 +65,7 @@ func (s *Service) TriageAlert(ctx context.Context, slackID, email string, seq ui
 		return AlertState{}, access.Errorf(access.CodeForbidden, "Only a keycard admin can acknowledge or resolve alerts.")
 	}
 	var st AlertState
+	var refusal error
 	err = s.update(func(tx Tx) error {
 		ev, err := tx.Event(seq)
 		if err != nil {
@@ -72,6 +73,15 @@ func (s *Service) TriageAlert(ctx context.Context, slackID, email string, seq ui
 		}
 		if !IsAlert(ev.Type) {
 			return access.Errorf(access.CodeInvalid, "Event %d is not an alert.", seq)
+		}
+		if aboutMe(ev, u) {
+			// Someone else closes an alert about you: the person who caused
+			// it (an emergency policy change, a flag, a failing grant of
+			// theirs) cannot acknowledge it away.
+			refusal = access.Errorf(access.CodeForbidden, "This alert is about your own action or access; another keycard admin must acknowledge or resolve it.")
+			_, err := tx.Append(access.Event{Type: access.EvDecisionRefused, Actor: u.Email, Subject: ev.Subject, Policy: ev.Policy, RequestID: ev.RequestID,
+				Detail: encodeDetail(map[string]any{"why": access.MessageOf(refusal), "alert_seq": seq})})
+			return err
 		}
 		id := fmt.Sprintf("%020d", seq)
 		if _, err := tx.Doc(DocAlertState, id, &st); err != nil {
@@ -95,7 +105,27 @@ func (s *Service) TriageAlert(ctx context.Context, slackID, email string, seq ui
 			Detail: encodeDetail(map[string]any{"alert_seq": seq, "alert_type": ev.Type, "outcome": outcome})})
 		return err
 	})
+	if err == nil && refusal != nil {
+		return AlertState{}, refusal
+	}
 	return st, err
+}
+
+// aboutMe reports whether the alert ev is about u: u caused it (its actor,
+// e.g. who applied an emergency policy change or staged one) or it is about
+// u's access (its subject). keycard's own actors are nobody's.
+func aboutMe(ev access.Event, u access.User) bool {
+	for _, who := range []string{ev.Actor, ev.Subject} {
+		if who == "" || who == access.ActorKeycard || who == access.ActorScheduler {
+			continue
+		}
+		// A stated name may carry a note: "bob@example.com (stated)".
+		who = strings.TrimSpace(strings.SplitN(who, " ", 2)[0])
+		if strings.EqualFold(who, u.Email) || (u.Login != "" && strings.EqualFold(who, u.Login)) {
+			return true
+		}
+	}
+	return false
 }
 
 // AlertStateOf reads an alert's triage state (open when never triaged).
