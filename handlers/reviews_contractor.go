@@ -179,6 +179,19 @@ func (s *Service) ContractorExtend(ctx context.Context, grantID, slackID, email 
 	if err := p.CheckDuration(d); err != nil {
 		return access.Request{}, err
 	}
+	// The holder must still be able to hold this access: in use in the IdP
+	// and eligible under the policy in force, as any extension request is.
+	holder, err := s.contractorHolder(ctx, a, set, p)
+	if err != nil {
+		if access.CodeOf(err) != access.CodeUnavailable {
+			_ = s.audit(access.Event{Type: access.EvDecisionRefused, Actor: u.Email, Subject: a.Holder.Email, Policy: a.Policy, RequestID: grantID,
+				Detail: encodeDetail(map[string]string{"why": access.MessageOf(err), "review": "contractor_expiry"})})
+		}
+		return access.Request{}, err
+	}
+	if p.Privileged {
+		return s.contractorExtendByChain(ctx, a, holder, actor, slackID, email, d)
+	}
 	var ext access.Request
 	err = s.update(func(tx Tx) error {
 		var cur ContractorAsk
@@ -227,6 +240,67 @@ func (s *Service) ContractorExtend(ctx context.Context, grantID, slackID, email 
 		return err
 	})
 	return ext, err
+}
+
+// contractorHolder reads the contractor now and checks they may still
+// hold p: their IdP account in use, eligible under the policy in force.
+func (s *Service) contractorHolder(ctx context.Context, a ContractorAsk, set *policy.Set, p *policy.Policy) (access.User, error) {
+	dir, err := s.directory()
+	if err != nil {
+		return access.User{}, err
+	}
+	holder, err := dir.UserByID(ctx, a.Holder.IdPID)
+	if access.CodeOf(err) == access.CodeNotFound {
+		return access.User{}, access.Errorf(access.CodeUnknownUser, "%s is no longer in the identity provider, so their access cannot be extended.", a.Holder.Label())
+	}
+	if err != nil {
+		return access.User{}, access.Wrap(access.CodeUnavailable, err, "Could not check %s in the identity provider; nothing was recorded. Try again in a minute.", a.Holder.Label())
+	}
+	if !holder.Status.CanRequest() {
+		return access.User{}, access.Errorf(access.CodeUserInactive, "%s's identity-provider account is %s, so their access cannot be extended.", a.Holder.Label(), strings.ToLower(string(holder.Status)))
+	}
+	if !set.Eligible(p, holder) {
+		return access.User{}, access.Errorf(access.CodeNotEligible, "%s is no longer eligible for %s %s (policy %s), so their access cannot be extended.", a.Holder.Label(), p.App, p.Role, p.Name)
+	}
+	return holder, nil
+}
+
+// contractorExtendByChain extends a contractor's privileged grant the way
+// the holder's own Extend button does: an extension request through the
+// policy's whole approval chain (submit re-checks eligibility, status and
+// extend.max_total). The manager's click decides the first step when the
+// chain names them there (re-checked like any approval); the other steps go
+// to their approvers. The question records the pending extension.
+func (s *Service) contractorExtendByChain(ctx context.Context, a ContractorAsk, holder access.User, actor access.Person, slackID, email string, d time.Duration) (access.Request, error) {
+	ext, err := s.submit(ctx, holder, SubmitInput{SlackID: a.Holder.SlackID, Email: holder.Email, Policy: a.Policy, Duration: d, Extends: a.GrantID,
+		Justification: "Contractor expiry review: extension asked by their manager " + actor.Email})
+	if err != nil {
+		return access.Request{}, err
+	}
+	err = s.update(func(tx Tx) error {
+		var cur ContractorAsk
+		if _, err := tx.Doc(DocContractorAsk, a.GrantID, &cur); err != nil {
+			return err
+		}
+		if cur.Decision != "" {
+			return access.Errorf(access.CodeConflict, "This was already decided (%s by %s).", strings.ReplaceAll(cur.Decision, "_", " "), cur.DecidedBy.Label())
+		}
+		cur.Decision, cur.DecidedBy, cur.DecidedAt, cur.Extension, cur.Duration = AskExtended, actor, tx.Now(), ext.ID, d
+		if err := tx.PutDoc(DocContractorAsk, a.GrantID, cur); err != nil {
+			return err
+		}
+		_, err := tx.Append(access.Event{Type: access.EvContractorExtended, Actor: actor.Email, Subject: a.Holder.Email, Policy: a.Policy, RequestID: a.GrantID,
+			Detail: encodeDetail(map[string]string{"grant": a.GrantID, "extension": ext.ID, "duration": policy.FormatDuration(d),
+				"approval": "privileged policy: the extension follows the policy's approval chain"})})
+		return err
+	})
+	if err != nil {
+		return ext, err
+	}
+	if st := ext.Step(); ext.State == access.StatePending && ext.Current == 0 && st != nil && st.IsCandidate(actor) {
+		return s.Decide(ctx, DecideInput{RequestID: ext.ID, Step: 0, SlackID: slackID, Email: email, Approve: true, Comment: "contractor expiry review"})
+	}
+	return ext, nil
 }
 
 // ContractorLetExpire records the manager's "let it expire": the grant
