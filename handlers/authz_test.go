@@ -191,9 +191,12 @@ func narrowed() string {
 // never provisioned — at the reload, or at the click when keycard restarted
 // with the new policy.
 func TestPolicyChangeEndsOrphanedRequests(t *testing.T) {
-	for _, how := range []string{"reload", "restart then click"} {
+	for _, how := range []string{"reload", "restart then click", "restart records the change"} {
 		t.Run(how, func(t *testing.T) {
 			e := newEnv(t)
+			if err := e.svc.RecordPolicyLoaded(access.ActorKeycard); err != nil {
+				t.Fatal(err)
+			}
 			r, err := e.submit("ann@example.com", "prod-db-admin", time.Hour, "INC-9")
 			if err != nil {
 				t.Fatal(err)
@@ -210,6 +213,12 @@ func TestPolicyChangeEndsOrphanedRequests(t *testing.T) {
 				}
 				e.set = set
 				e.restart()
+			}
+			if how == "restart records the change" {
+				if err := e.svc.RecordPolicyLoaded(access.ActorKeycard); err != nil {
+					t.Fatal(err)
+				}
+				wantState(t, e.get(r.ID), access.StateCancelled)
 			}
 			_, err = e.decide(r.ID, 1, "carol@example.com", true, "")
 			wantCode(t, err, access.CodeConflict)

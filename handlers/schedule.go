@@ -235,7 +235,8 @@ func (s *Service) ReloadPolicy(load func() (*policy.Set, error), actor string) (
 // policy.changed when the file changed while keycard was down).
 func (s *Service) RecordPolicyLoaded(actor string) error {
 	set := s.Policy()
-	return s.update(func(tx Tx) error {
+	changed := false
+	err := s.update(func(tx Tx) error {
 		last, err := tx.Cursor("policy.hash")
 		if err != nil {
 			return err
@@ -246,6 +247,7 @@ func (s *Service) RecordPolicyLoaded(actor string) error {
 		if err := tx.SetCursor("policy.hash", set.Hash); err != nil {
 			return err
 		}
+		changed = last != ""
 		t := access.EvPolicyLoaded
 		detail := map[string]any{"new": set.Hash, "path": set.Path}
 		changes := []string{"first policy loaded"}
@@ -261,4 +263,10 @@ func (s *Service) RecordPolicyLoaded(actor string) error {
 		}
 		return recordPolicyVersion(tx, PolicyVersion{Hash: set.Hash, Path: set.Path, From: ev.Time, LoadedBy: actor, Changes: changes, EventSeq: ev.Seq, Text: string(set.Raw)})
 	})
+	if err == nil && changed {
+		// The file changed while keycard was stopped: pending requests it
+		// no longer holds end now, as after a reload.
+		s.cancelOrphans()
+	}
+	return err
 }
