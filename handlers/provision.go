@@ -170,10 +170,11 @@ func (s *Service) markAttempt(op access.Op) (access.Op, error) {
 }
 
 // standing reports whether op's person is already a member of the group
-// through a membership keycard did not add: the IdP says member, and no
-// other grant of the same person on the group holds (or may hold) it and
-// no other IdP operation on it is queued. SPEC: keycard never removes
-// access it did not grant.
+// through a membership keycard did not add: the IdP says member, no other
+// active (or ending) grant of the same person on the group owns it, and no
+// removal of it is queued (a failed grant's add may have applied). Ops on
+// one membership run in queue order, so any other op still queued comes
+// after this add. SPEC: keycard never removes access it did not grant.
 func (s *Service) standing(ctx context.Context, prov access.Provisioner, op access.Op) (bool, error) {
 	member, err := prov.IsMember(ctx, op.Group, op.UserID)
 	if err != nil || !member {
@@ -190,7 +191,7 @@ func (s *Service) standing(ctx context.Context, prov access.Provisioner, op acce
 			return err
 		}
 		for _, h := range hs {
-			if h.ID == r.ID || !h.Requester.Same(r.Requester) || !h.State.HoldsMembership() {
+			if h.ID == r.ID || !h.Requester.Same(r.Requester) || (h.State != access.StateActive && h.State != access.StateDeprovisioning) {
 				continue
 			}
 			// A sibling grant that itself found the membership standing
@@ -200,7 +201,7 @@ func (s *Service) standing(ctx context.Context, prov access.Provisioner, op acce
 			}
 		}
 		return tx.Ops(func(o access.Op) error {
-			if o.ID != op.ID && o.Connector == op.Connector && o.Group == op.Group && o.UserID == op.UserID {
+			if o.Kind == access.OpRemove && o.Connector == op.Connector && o.Group == op.Group && o.UserID == op.UserID {
 				standing = false
 			}
 			return nil
