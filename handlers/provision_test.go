@@ -181,3 +181,38 @@ func TestRemovalRateLimitResetCapped(t *testing.T) {
 		t.Fatal("still a member")
 	}
 }
+
+// SPEC: two grants on one group keep the membership until the last ends. A
+// membership another active keycard grant added is not standing: the second
+// grant owns it too, and the last one to end removes it.
+func TestMembershipOfAnotherGrantIsNotStanding(t *testing.T) {
+	e := newEnv(t)
+	a, err := e.submit("ann@example.com", "prod-db-admin-alt", time.Hour, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.settle()
+	wantState(t, e.get(a.ID), access.StateActive)
+	b, err := e.submit("ann@example.com", "prod-db-admin", 2*time.Hour, "incident")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.approveAll(b.ID)
+	e.settle()
+	if g := e.get(b.ID); g.State != access.StateActive || g.NotOwner {
+		t.Fatalf("second grant %s, not owner %v: want active and owning", g.State, g.NotOwner)
+	}
+	e.clock.Advance(time.Hour)
+	e.settle()
+	wantState(t, e.get(a.ID), access.StateExpired)
+	if !e.idp.isMember("prod-db-admins", "ann@example.com") {
+		t.Fatal("membership removed while another grant still holds it")
+	}
+	e.clock.Advance(time.Hour)
+	e.settle()
+	wantState(t, e.get(b.ID), access.StateExpired)
+	if e.idp.isMember("prod-db-admins", "ann@example.com") {
+		t.Fatal("membership kept after the last keycard grant ended")
+	}
+	e.verify()
+}
