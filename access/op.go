@@ -28,6 +28,12 @@ type Op struct {
 	NextAt    time.Time `json:"next_at"` // not before
 	LastError string    `json:"last_error,omitempty"`
 	Alerted   bool      `json:"alerted,omitempty"`
+	// FirstAttemptAt is when keycard first sent this add to the IdP whose
+	// effect it cannot rule out, committed before the call. After a crash or
+	// a timed-out answer the grant's clock starts here (SPEC "Lifecycle":
+	// access never outlives its grant). Zero until the first send; cleared
+	// when that send was refused outright (a 429 or a permanent error).
+	FirstAttemptAt time.Time `json:"first_attempt_at,omitempty"`
 }
 
 // Pin is the stored pairing of a Slack user and an IdP user (identity

@@ -146,7 +146,17 @@ type Request struct {
 	EndedBy         Person    `json:"ended_by,omitempty"`
 	FailReason      string    `json:"fail_reason,omitempty"`
 	AddEventID      string    `json:"idp_add_event_id,omitempty"`
-	RemoveEventID   string    `json:"idp_remove_event_id,omitempty"`
+	// StartAssumed marks a grant whose clock started at the first add
+	// attempt (StartedAt) rather than at the IdP's confirmation: keycard
+	// crashed or timed out after sending the add, so it cannot know when the
+	// membership began, and it assumes the earliest moment.
+	StartAssumed bool      `json:"start_assumed,omitempty"`
+	StartedAt    time.Time `json:"started_at,omitempty"` // the assumed start (first add attempt) when StartAssumed
+	// NotOwner marks a grant whose person was already a member of the group
+	// (a standing membership, not keycard's) when the add was due: keycard
+	// did not add it, so it never removes it at expiry or revocation.
+	NotOwner      bool   `json:"not_owner,omitempty"`
+	RemoveEventID string `json:"idp_remove_event_id,omitempty"`
 
 	// Kind is "" for a request someone made. KindReviewRemoval marks the
 	// record keycard writes to carry out an access review's Revoke of a

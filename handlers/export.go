@@ -450,8 +450,23 @@ func ApprovalChain(r *access.Request) string {
 	return string(appendApprovalChain(nil, r))
 }
 
-// appendApprovalChain appends ApprovalChain(r) to b.
+// appendApprovalChain appends ApprovalChain(r) to b: the steps, then how
+// the access started when it was not plainly confirmed by the IdP.
 func appendApprovalChain(b []byte, r *access.Request) []byte {
+	b = appendSteps(b, r)
+	if r.StartAssumed {
+		b = append(b, " | access start assumed: the first add attempt at "...)
+		b = appendTS(b, r.StartedAt)
+		b = append(b, ", whose outcome keycard could not confirm"...)
+	}
+	if r.NotOwner {
+		b = append(b, " | membership standing: already a member, not added or removed by keycard"...)
+	}
+	return b
+}
+
+// appendSteps appends the approval steps of ApprovalChain(r) to b.
+func appendSteps(b []byte, r *access.Request) []byte {
 	if r.Kind == access.KindReviewRemoval {
 		b = append(b, "not a request: removal of a membership keycard did not grant, decided in an access review by "...)
 		return append(b, r.EndedBy.Email...)
@@ -582,14 +597,23 @@ func Period(from, to string, now time.Time) (ExportParams, error) {
 // AccessStart is when this grant's time began: when the IdP confirmed it,
 // or for an extension that continues an earlier grant, where that grant
 // ended (its clock starts there, not at the confirmation).
+//
+// When keycard could not know when the add took effect (it crashed or timed
+// out after sending it), the start is the first add attempt
+// (Request.StartAssumed): the approval_chain cell then ends with
+// "access start assumed: …"; otherwise the start was confirmed by the IdP.
 func AccessStart(r *access.Request) time.Time {
-	if r.ProvisionedAt.IsZero() || r.EndsAt.IsZero() || r.Duration <= 0 {
-		return r.ProvisionedAt
+	base := r.ProvisionedAt
+	if r.StartAssumed && !r.StartedAt.IsZero() {
+		base = r.StartedAt
 	}
-	if s := r.EndsAt.Add(-r.Duration); s.After(r.ProvisionedAt) {
+	if base.IsZero() || r.EndsAt.IsZero() || r.Duration <= 0 {
+		return base
+	}
+	if s := r.EndsAt.Add(-r.Duration); s.After(base) {
 		return s
 	}
-	return r.ProvisionedAt
+	return base
 }
 
 // AccessEnd is when access ended or is scheduled to end: the scheduled end,

@@ -39,6 +39,12 @@ type fakeIdP struct {
 	fail  map[string][]error
 	calls map[string]int
 	block chan struct{} // when set, AddMember waits for it or ctx
+	// lost: an injected add failure still applies the membership (the
+	// answer was lost, as with a timeout after the IdP acted).
+	lost bool
+	// applied, when set, makes AddMember apply the membership, close it and
+	// hang until ctx ends (keycard dies before recording the answer).
+	applied chan struct{}
 }
 
 func newIdP() *fakeIdP {
@@ -166,13 +172,28 @@ func (f *fakeIdP) AddMember(ctx context.Context, group, userID string) (access.C
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.pop("add"); err != nil {
+		if f.lost {
+			f.setMemberID(group, userID)
+		}
 		return access.Change{}, err
 	}
+	f.setMemberID(group, userID)
+	if applied := f.applied; applied != nil {
+		f.applied = nil
+		close(applied)
+		f.mu.Unlock()
+		<-ctx.Done()
+		f.mu.Lock()
+		return access.Change{}, access.Wrap(access.CodeUnavailable, ctx.Err(), "cancelled")
+	}
+	return access.Change{IdPEventID: fmt.Sprintf("evt-add-%d", f.calls["add"])}, nil
+}
+
+func (f *fakeIdP) setMemberID(group, userID string) {
 	if f.members[group] == nil {
 		f.members[group] = map[string]bool{}
 	}
 	f.members[group][userID] = true
-	return access.Change{IdPEventID: fmt.Sprintf("evt-add-%d", f.calls["add"])}, nil
 }
 
 func (f *fakeIdP) RemoveMember(_ context.Context, group, userID string) (access.Change, error) {

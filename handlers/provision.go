@@ -88,18 +88,51 @@ func (s *Service) execute(ctx context.Context, op access.Op) error {
 		return s.update(func(tx Tx) error { return tx.DeleteOp(op.ID) })
 	}
 	if skip {
-		return s.confirmed(op, access.Change{}, "membership kept: another keycard grant still holds it")
+		return s.confirmed(op, access.Change{}, "membership kept: another keycard grant still holds it", false)
+	}
+	if op.Kind == access.OpRemove && r.NotOwner {
+		return s.confirmed(op, access.Change{}, "membership kept: a standing membership keycard did not add", false)
 	}
 	prov, ok := s.conns.Provisioner(op.Connector)
 	if !ok {
-		return s.failed(op, access.Errorf(access.CodeInternal, "connector %q is not configured", op.Connector))
+		return s.failed(op, access.Errorf(access.CodeInternal, "connector %q is not configured", op.Connector), false)
 	}
 	cctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	var ch access.Change
 	var err error
+	firstSend := false
 	switch op.Kind {
 	case access.OpAdd:
+		if !op.FirstAttemptAt.IsZero() {
+			// An earlier add was sent and its outcome is unknown (a crash or
+			// a timed-out answer): the clock already runs from then. A grant
+			// whose whole duration has passed is ended, not granted afresh.
+			if done, err := s.expireUnconfirmed(op); done || err != nil {
+				return err
+			}
+		} else {
+			standing, err := s.standing(cctx, prov, op)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				s.metrics.IdPErrors.Add(1)
+				return s.failed(op, err, false)
+			}
+			if standing {
+				return s.keepStanding(op)
+			}
+			// Record the attempt durably before the call: if keycard dies
+			// or the answer is lost, recovery starts the clock here.
+			if op, err = s.markAttempt(op); err != nil {
+				if access.CodeOf(err) == access.CodeNotFound {
+					return nil // finished or cancelled meanwhile
+				}
+				return err
+			}
+			firstSend = true
+		}
 		ch, err = prov.AddMember(cctx, op.Group, op.UserID)
 	case access.OpRemove:
 		ch, err = prov.RemoveMember(cctx, op.Group, op.UserID)
@@ -115,10 +148,119 @@ func (s *Service) execute(ctx context.Context, op access.Op) error {
 			return nil // shutting down: the op stays queued and resumes at start
 		}
 		s.metrics.IdPErrors.Add(1)
-		return s.failed(op, err)
+		return s.failed(op, err, firstSend)
 	}
 	s.metrics.IdPAnswered(s.clock.Now())
-	return s.confirmed(op, ch, "")
+	return s.confirmed(op, ch, "", op.Kind == access.OpAdd && !firstSend)
+}
+
+// markAttempt commits op.FirstAttemptAt = now before the add is sent.
+func (s *Service) markAttempt(op access.Op) (access.Op, error) {
+	var out access.Op
+	err := s.update(func(tx Tx) error {
+		cur, err := tx.Op(op.ID)
+		if err != nil {
+			return err
+		}
+		cur.FirstAttemptAt = tx.Now()
+		out = cur
+		return tx.PutOp(cur)
+	})
+	return out, err
+}
+
+// standing reports whether op's person is already a member of the group
+// through a membership keycard did not add: the IdP says member, no other
+// active (or ending) grant of the same person on the group owns it, and no
+// removal of it is queued (a failed grant's add may have applied). Ops on
+// one membership run in queue order, so any other op still queued comes
+// after this add. SPEC: keycard never removes access it did not grant.
+func (s *Service) standing(ctx context.Context, prov access.Provisioner, op access.Op) (bool, error) {
+	member, err := prov.IsMember(ctx, op.Group, op.UserID)
+	if err != nil || !member {
+		return false, err
+	}
+	standing := true
+	err = s.store.View(func(tx Tx) error {
+		r, err := tx.Request(op.RequestID)
+		if err != nil {
+			return err
+		}
+		hs, err := tx.Holders(r.Connector, r.Group)
+		if err != nil {
+			return err
+		}
+		for _, h := range hs {
+			if h.ID == r.ID || !h.Requester.Same(r.Requester) || (h.State != access.StateActive && h.State != access.StateDeprovisioning) {
+				continue
+			}
+			// A sibling grant that itself found the membership standing
+			// passes that on; any other sibling's membership is keycard's.
+			if !h.NotOwner {
+				standing = false
+			}
+		}
+		return tx.Ops(func(o access.Op) error {
+			if o.Kind == access.OpRemove && o.Connector == op.Connector && o.Group == op.Group && o.UserID == op.UserID {
+				standing = false
+			}
+			return nil
+		})
+	})
+	return standing, err
+}
+
+// keepStanding activates op's grant over a standing membership without
+// sending the add: the grant runs its time (the clock starts now, the IdP
+// already confirms membership) but does not own the membership, so its end
+// removes nothing.
+func (s *Service) keepStanding(op access.Op) error {
+	return s.update(func(tx Tx) error {
+		if err := tx.DeleteOp(op.ID); err != nil {
+			return err
+		}
+		r, err := tx.Request(op.RequestID)
+		if err != nil {
+			return err
+		}
+		if r.State != access.StateProvisioning {
+			return nil
+		}
+		r.NotOwner = true
+		return s.activate(tx, &r, tx.Now(), access.Change{}, time.Time{})
+	})
+}
+
+// expireUnconfirmed handles an add sent before whose outcome is unknown,
+// when the grant's whole duration, counted from that first attempt, has
+// already passed: the grant becomes active from the attempt and ends at
+// once (expired), and its removal is queued instead of a new add. It
+// reports whether it did so.
+func (s *Service) expireUnconfirmed(op access.Op) (bool, error) {
+	done := false
+	err := s.update(func(tx Tx) error {
+		r, err := tx.Request(op.RequestID)
+		if err != nil {
+			return err
+		}
+		if r.State != access.StateProvisioning || op.FirstAttemptAt.Add(r.Duration).After(tx.Now()) {
+			return nil
+		}
+		if r.Extends != "" {
+			if old, err := tx.Request(r.Extends); err == nil && old.State == access.StateActive {
+				return nil // the extension continues an active grant: activate as usual
+			}
+		}
+		done = true
+		if err := tx.DeleteOp(op.ID); err != nil {
+			return err
+		}
+		if err := s.activate(tx, &r, tx.Now(), access.Change{}, op.FirstAttemptAt); err != nil {
+			return err
+		}
+		return endGrant(tx, &r, access.ReasonExpired, access.Person{}, access.ActorKeycard)
+	})
+	return done, err
 }
 
 // otherHolders lists r's holder's other requests that hold (or are about to
@@ -140,8 +282,10 @@ func otherHolders(tx Tx, r *access.Request) ([]access.Request, error) {
 	return out, nil
 }
 
-// confirmed applies an IdP-confirmed op to its request.
-func (s *Service) confirmed(op access.Op, ch access.Change, note string) error {
+// confirmed applies an IdP-confirmed op to its request. assumed says the
+// confirmation answers a retry of an add sent before (op.FirstAttemptAt)
+// whose outcome keycard could not know: the clock starts at that attempt.
+func (s *Service) confirmed(op access.Op, ch access.Change, note string, assumed bool) error {
 	return s.update(func(tx Tx) error {
 		if err := tx.DeleteOp(op.ID); err != nil {
 			return err
@@ -156,7 +300,11 @@ func (s *Service) confirmed(op access.Op, ch access.Change, note string) error {
 			if r.State != access.StateProvisioning {
 				return nil // revoked while the add was in flight: the queued remove follows
 			}
-			return s.activate(tx, &r, now, ch)
+			var from time.Time
+			if assumed {
+				from = op.FirstAttemptAt
+			}
+			return s.activate(tx, &r, now, ch, from)
 		case access.OpRemove:
 			if r.State != access.StateDeprovisioning {
 				return nil
@@ -191,19 +339,26 @@ func (s *Service) confirmed(op access.Op, ch access.Change, note string) error {
 	})
 }
 
-// activate starts the grant's clock at the IdP's confirmation.
-func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Change) error {
+// activate starts the grant's clock at the IdP's confirmation (now), or at
+// assumedFrom when it is set: the first add attempt, when keycard cannot
+// know when the add took effect (SPEC "Lifecycle").
+func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Change, assumedFrom time.Time) error {
 	r.State = access.StateActive
 	r.ProvisionedAt = now
 	s.metrics.Provision.Observe(now.Sub(r.DecidedAt))
 	r.AddEventID = ch.IdPEventID
 	start := now
+	if !assumedFrom.IsZero() && assumedFrom.Before(now) {
+		start = assumedFrom
+		r.StartAssumed = true
+		r.StartedAt = assumedFrom
+	}
 	if r.Extends != "" {
 		old, err := tx.Request(r.Extends)
 		if err != nil {
 			return err
 		}
-		if old.State == access.StateActive && old.EndsAt.After(now) {
+		if old.State == access.StateActive && old.EndsAt.After(start) {
 			start = old.EndsAt // the extension continues where the old grant ends
 		}
 		if old.State == access.StateActive {
@@ -224,7 +379,7 @@ func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Ch
 		}
 	}
 	if r.RootStart.IsZero() {
-		r.RootStart = now
+		r.RootStart = start
 	}
 	if w := s.Policy().ExpiryWarning; w > 0 && r.EndsAt.Sub(now) > w {
 		r.WarnAt = r.EndsAt.Add(-w)
@@ -233,6 +388,12 @@ func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Ch
 		return err
 	}
 	detail := map[string]string{"group": r.Group, "ends_at": r.EndsAt.UTC().Format(time.RFC3339)}
+	if r.StartAssumed {
+		detail["start"] = "assumed: the first add attempt at " + r.StartedAt.UTC().Format(time.RFC3339Nano) + " (its outcome was not known)"
+	}
+	if r.NotOwner {
+		detail["membership"] = "standing: already a member before the add; keycard will not remove it"
+	}
 	if ch.IdPEventID != "" {
 		detail["idp_event_id"] = ch.IdPEventID
 	}
@@ -242,8 +403,11 @@ func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Ch
 
 // failed records a failed attempt: retry later with backoff, honouring the
 // IdP's rate-limit reset; adds give up after MaxAddAttempts (or at once on a
-// permanent error), removes never give up but alert.
-func (s *Service) failed(op access.Op, cause error) error {
+// permanent error), removes never give up but alert. firstSend says this
+// attempt was the add's first send: when the IdP refused it outright (a 429
+// or a permanent error), it did not take effect and the clock need not run
+// from it.
+func (s *Service) failed(op access.Op, cause error, firstSend bool) error {
 	s.log.Warn("provisioning attempt failed", "op", op.ID, "kind", op.Kind, "request", op.RequestID, "group", op.Group, "attempt", op.Attempts+1, "err", cause)
 	return s.update(func(tx Tx) error {
 		cur, err := tx.Op(op.ID)
@@ -258,6 +422,9 @@ func (s *Service) failed(op access.Op, cause error) error {
 		cur.Attempts++
 		cur.LastError = access.MessageOf(cause) + ": " + cause.Error()
 		permanent := !access.Retryable(cause)
+		if firstSend && (permanent || access.CodeOf(cause) == access.CodeRateLimited) {
+			cur.FirstAttemptAt = zeroTime
+		}
 		if op.Kind == access.OpAdd && (permanent || cur.Attempts >= s.opt.MaxAddAttempts) {
 			if err := tx.DeleteOp(cur.ID); err != nil {
 				return err
@@ -290,6 +457,15 @@ func (s *Service) failed(op access.Op, cause error) error {
 		if at := access.RetryAtOf(cause); at.After(now.Add(wait)) {
 			wait = at.Sub(now)
 		}
+		// A removal must not be postponed without bound by a bad rate-limit
+		// reset (X-Rate-Limit-Reset, Retry-After far in the future): wait at
+		// most MaxRemoveWait, and tell the security channel.
+		capped := false
+		if op.Kind == access.OpRemove && wait > s.opt.MaxRemoveWait {
+			wait = s.opt.MaxRemoveWait
+			capped = !cur.Alerted // one alert per removal
+			cur.Alerted = true
+		}
 		cur.NextAt = now.Add(wait)
 		if err := tx.PutOp(cur); err != nil {
 			return err
@@ -297,6 +473,14 @@ func (s *Service) failed(op access.Op, cause error) error {
 		if _, err := tx.Append(event(access.EvProvisionRetrying, access.ActorKeycard, &r, map[string]any{"op": string(op.Kind),
 			"attempt": cur.Attempts, "error": cause.Error(), "next_at": cur.NextAt.UTC().Format(time.RFC3339Nano)})); err != nil {
 			return err
+		}
+		if capped {
+			_, err := tx.Append(event(access.EvProvisionAlert, access.ActorKeycard, &r, map[string]any{"kind": "deprovisioning_rate_limited",
+				"message": fmt.Sprintf("The IdP asked keycard to wait until %s before removing %s from %s; keycard retries at %s instead.",
+					access.RetryAtOf(cause).UTC().Format(time.RFC3339), r.Requester.Email, r.Group, cur.NextAt.UTC().Format(time.RFC3339))}))
+			if err != nil {
+				return err
+			}
 		}
 		if op.Kind == access.OpRemove && cur.Attempts >= s.opt.AlertRemoveAfter && !cur.Alerted {
 			cur.Alerted = true

@@ -27,6 +27,9 @@ type Options struct {
 	// BackoffBase and BackoffMax shape the exponential backoff of IdP retries
 	// (defaults 2s and 5m); each wait gets up to 50% random jitter.
 	BackoffBase, BackoffMax time.Duration
+	// MaxRemoveWait caps how long an IdP rate-limit reset may postpone a
+	// removal (default 15m); a removal capped so raises an alert.
+	MaxRemoveWait time.Duration
 	// GroupCacheTTL bounds how long admin/auditor group membership is cached
 	// (default 1m).
 	GroupCacheTTL time.Duration
@@ -98,6 +101,12 @@ func New(st Store, conns Connectors, set *policy.Set, clock access.Clock, opt Op
 	}
 	if opt.BackoffMax <= 0 {
 		opt.BackoffMax = 5 * time.Minute
+	}
+	if opt.MaxRemoveWait <= 0 {
+		opt.MaxRemoveWait = 15 * time.Minute
+	}
+	if opt.MaxRemoveWait < opt.BackoffMax {
+		opt.MaxRemoveWait = opt.BackoffMax
 	}
 	if opt.GroupCacheTTL <= 0 {
 		opt.GroupCacheTTL = time.Minute

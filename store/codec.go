@@ -40,6 +40,8 @@ const requestFormatV2 byte = 2
 const (
 	flagPrivileged = 1 << iota
 	flagBreakGlass
+	flagStartAssumed
+	flagNotOwner
 )
 
 // Time kinds.
@@ -99,6 +101,12 @@ func encodeRequest(r *access.Request) ([]byte, error) {
 	if r.BreakGlass {
 		flags |= flagBreakGlass
 	}
+	if r.StartAssumed {
+		flags |= flagStartAssumed
+	}
+	if r.NotOwner {
+		flags |= flagNotOwner
+	}
 	e.uint(flags)
 	e.person(r.Requester)
 	e.int(int64(r.Duration))
@@ -138,7 +146,8 @@ func encodeRequest(r *access.Request) ([]byte, error) {
 	e.str(r.AddEventID)
 	e.str(r.RemoveEventID)
 	e.uint(r.Rev)
-	e.str(r.Kind) // added after Rev: older records end at Rev and decode with Kind ""
+	e.str(r.Kind)       // added after Rev: older records end at Rev and decode with Kind ""
+	e.time(r.StartedAt) // added after Kind: older records end at Kind and decode with a zero StartedAt
 	return e.b, nil
 }
 
@@ -357,6 +366,8 @@ func decodeRequestInto(r *access.Request, v []byte, arena *requestArena) error {
 	flags := d.uint()
 	r.Privileged = flags&flagPrivileged != 0
 	r.BreakGlass = flags&flagBreakGlass != 0
+	r.StartAssumed = flags&flagStartAssumed != 0
+	r.NotOwner = flags&flagNotOwner != 0
 	r.Requester = d.person()
 	r.Duration = time.Duration(d.int())
 	r.Justification = d.str()
@@ -398,8 +409,12 @@ func decodeRequestInto(r *access.Request, v []byte, arena *requestArena) error {
 	r.AddEventID = d.str()
 	r.RemoveEventID = d.str()
 	r.Rev = d.uint()
+	r.Kind, r.StartedAt = "", time.Time{}
 	if d.err == nil && d.off < len(d.buf) {
 		r.Kind = d.str()
+	}
+	if d.err == nil && d.off < len(d.buf) {
+		r.StartedAt = d.time()
 	}
 	if d.err == nil && d.off != len(d.buf) {
 		d.err = fmt.Errorf("request encoding: %d trailing bytes", len(d.buf)-d.off)

@@ -601,7 +601,9 @@ func holding(t *testing.T, path string) []access.Request {
 //  3. every submission Slack acknowledged with a request id is in the store;
 //  4. the audit chain verifies;
 //  5. every request ended in a state the lifecycle allows, each transition
-//     audited (a grant.expired or grant.revoked event per ended grant).
+//     audited (a grant.expired or grant.revoked event per ended grant);
+//  6. no grant's membership outlives access_end + removalWindow (Okta's
+//     System Log says when each membership was removed).
 func checkInvariants(t *testing.T, dbPath string, o *org, acked map[string]string) {
 	t.Helper()
 	db := openDB(t, dbPath)
@@ -669,6 +671,7 @@ func checkInvariants(t *testing.T, dbPath string, o *org, acked map[string]strin
 			t.Errorf("invariant 3: Slack acknowledged %s (%s) but the store has no such request", id, what)
 		}
 	}
+	checkMembershipEnds(t, o, all)
 	res, err := db.Verify(0, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -678,5 +681,72 @@ func checkInvariants(t *testing.T, dbPath string, o *org, acked map[string]strin
 	}
 	if byState[access.StateExpired]+byState[access.StateRevoked] == 0 {
 		t.Errorf("no grant ended during the run: the chaos exercised nothing")
+	}
+}
+
+// removalWindow is how long after a grant's access_end its membership may
+// still be in Okta: the removal's retry backoff through the injected 503s
+// (at most three in a row: 3 + 6 + 12 s with jitter) plus the kills and
+// restarts that may land meanwhile. Issue 10: a crash after the add made the
+// grant run from the restart, so the membership outlived access_end by the
+// whole time keycard was down.
+const removalWindow = 45 * time.Second
+
+// checkMembershipEnds is invariant 6: every removal of a keycard-managed,
+// non-standing membership in Okta's System Log comes at most removalWindow
+// after the latest access_end of the holder's grants on that group that
+// existed by then (a failed grant, or one revoked before it was active,
+// ends when keycard gave it up).
+func checkMembershipEnds(t *testing.T, o *org, all map[string]access.Request) {
+	t.Helper()
+	managed := map[string]bool{}
+	for _, g := range managedGroups {
+		managed[g] = true
+	}
+	checked := 0
+	defer func() { t.Logf("invariant 6: %d membership removals checked against access_end", checked) }()
+	for _, ev := range o.fake.Log() {
+		if ev.EventType != "group.user_membership.remove" {
+			continue
+		}
+		var uid, group string
+		for _, tg := range ev.Target {
+			switch tg.Type {
+			case "User":
+				uid = tg.ID
+			case "UserGroup":
+				group = tg.DisplayName
+			}
+		}
+		if !managed[group] || o.standing[group][uid] {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, ev.Published)
+		if err != nil {
+			t.Fatalf("System Log time %q: %v", ev.Published, err)
+		}
+		checked++
+		var last time.Time
+		var lastID string
+		for _, r := range all {
+			if r.Group != group || r.Requester.IdPID != uid || r.CreatedAt.After(at) {
+				continue
+			}
+			end := r.EndsAt // access_end: the scheduled end, or the earlier moment it was ended
+			if !r.EndedAt.IsZero() && (end.IsZero() || r.EndedAt.Before(end)) {
+				end = r.EndedAt
+			}
+			if end.After(last) {
+				last, lastID = end, r.ID
+			}
+		}
+		if last.IsZero() {
+			t.Errorf("invariant 6: Okta removed %s from %s at %s, but no keycard grant had asked for it", uid, group, ev.Published)
+			continue
+		}
+		if over := at.Sub(last); over > removalWindow {
+			t.Errorf("invariant 6: %s's membership of %s outlived %s's access_end (%s) by %s (window %s)",
+				uid, group, lastID, last.UTC().Format(time.RFC3339Nano), over.Round(time.Millisecond), removalWindow)
+		}
 	}
 }

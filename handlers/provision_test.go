@@ -1,0 +1,218 @@
+package handlers_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"keycard/access"
+	"keycard/handlers"
+)
+
+// crashAfterAdd runs the outbox until the IdP has applied the add, then
+// stops the worker before it records the answer, as a SIGKILL would.
+func crashAfterAdd(t *testing.T, e *env) {
+	t.Helper()
+	applied := make(chan struct{})
+	e.idp.mu.Lock()
+	e.idp.applied = applied
+	e.idp.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = e.svc.RunOutbox(ctx)
+	}()
+	<-applied
+	cancel()
+	<-done
+}
+
+// Issue 10 item 1: a crash right after the IdP add must not make the grant
+// longer than approved; the clock starts at the first attempt.
+func TestCrashAfterAddStartsClockAtFirstAttempt(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		down time.Duration // keycard is down this long after the add
+	}{
+		{"restart within the grant", 23 * time.Minute},
+		{"restart after the whole duration", 2 * time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			r, err := e.submit("ann@example.com", "grafana-viewer", time.Hour, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			crashAfterAdd(t, e)
+			wantState(t, e.get(r.ID), access.StateProvisioning)
+			if !e.idp.isMember("app-grafana-viewers", "ann@example.com") {
+				t.Fatal("the add was not applied")
+			}
+			e.clock.Advance(tc.down)
+			e.restart()
+			e.settle()
+			g := e.get(r.ID)
+			if start := handlers.AccessStart(&g); !start.Equal(t0) {
+				t.Fatalf("access_start %v, want the first attempt %v", start, t0)
+			}
+			if end := handlers.AccessEnd(&g); !end.Equal(t0.Add(time.Hour)) {
+				t.Fatalf("access_end %v, want %v", end, t0.Add(time.Hour))
+			}
+			if !strings.Contains(handlers.ApprovalChain(&g), "access start assumed") {
+				t.Fatalf("the export does not say the start was assumed: %q", handlers.ApprovalChain(&g))
+			}
+			if tc.down < time.Hour {
+				wantState(t, g, access.StateActive)
+				e.clock.Advance(time.Hour - tc.down)
+				e.settle()
+				g = e.get(r.ID)
+			} else if n := e.idp.calls["add"]; n != 1 {
+				t.Fatalf("%d adds: a grant whose time passed was granted afresh", n)
+			}
+			wantState(t, g, access.StateExpired)
+			if e.idp.isMember("app-grafana-viewers", "ann@example.com") {
+				t.Fatal("membership outlived the grant")
+			}
+			e.verify()
+		})
+	}
+}
+
+// Issue 10 item 3 (High): a timed-out add retried with backoff must not
+// push the start later; an add the IdP refused outright (429) did not take
+// effect, so its start is the confirmation.
+func TestRetriedAddKeepsFirstAttemptStart(t *testing.T) {
+	timeout := access.Errorf(access.CodeUnavailable, "okta: context deadline exceeded")
+	limited := &access.Error{Code: access.CodeRateLimited, Msg: "okta 429", RetryAt: t0.Add(30 * time.Second)}
+	for _, tc := range []struct {
+		name         string
+		lost         bool // the IdP applied the add but its answer was lost
+		errs         []error
+		wantAssumed  bool
+		wantStartOff time.Duration // access_start - t0
+	}{
+		{"timed out twice, applied", true, []error{timeout, timeout}, true, 0},
+		{"rate limited first", false, []error{limited}, false, time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.idp.lost = tc.lost
+			e.idp.failNext("add", tc.errs...)
+			r, _ := e.submit("ann@example.com", "grafana-viewer", time.Hour, "")
+			e.settle()
+			for i := 0; i < 10 && e.get(r.ID).State == access.StateProvisioning; i++ {
+				e.clock.Advance(time.Minute)
+				e.settle()
+			}
+			g := e.get(r.ID)
+			wantState(t, g, access.StateActive)
+			if g.StartAssumed != tc.wantAssumed {
+				t.Fatalf("start assumed %v, want %v", g.StartAssumed, tc.wantAssumed)
+			}
+			want := t0.Add(tc.wantStartOff)
+			if start := handlers.AccessStart(&g); !start.Equal(want) {
+				t.Fatalf("access_start %v, want %v", start, want)
+			}
+			if !g.EndsAt.Equal(want.Add(time.Hour)) {
+				t.Fatalf("ends %v, want %v", g.EndsAt, want.Add(time.Hour))
+			}
+		})
+	}
+}
+
+// Issue 10 item 4 (Medium): a standing membership added while a request is
+// pending is not keycard's to remove.
+func TestStandingMembershipAddedWhilePending(t *testing.T) {
+	for _, end := range []string{"expiry", "revoke"} {
+		t.Run(end, func(t *testing.T) {
+			e := newEnv(t)
+			r, err := e.submit("ann@example.com", "prod-db-admin", time.Hour, "incident")
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.idp.setMember("prod-db-admins", "ann@example.com", true) // added outside keycard
+			e.approveAll(r.ID)
+			e.settle()
+			g := e.get(r.ID)
+			wantState(t, g, access.StateActive)
+			if !g.NotOwner || e.idp.calls["add"] != 0 {
+				t.Fatalf("not owner %v, %d adds: want the standing membership recorded and no add", g.NotOwner, e.idp.calls["add"])
+			}
+			if end == "revoke" {
+				if _, err := e.svc.Revoke(context.Background(), r.ID, slackID("frank@example.com"), "frank@example.com"); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				e.clock.Advance(time.Hour)
+			}
+			e.settle()
+			g = e.get(r.ID)
+			if g.State != access.StateExpired && g.State != access.StateRevoked {
+				t.Fatalf("state %s, want ended", g.State)
+			}
+			if !e.idp.isMember("prod-db-admins", "ann@example.com") || e.idp.calls["remove"] != 0 {
+				t.Fatal("keycard removed a membership it did not grant")
+			}
+			e.verify()
+		})
+	}
+}
+
+// Issue 10 item 5 (Low): a bad rate-limit reset cannot postpone a removal
+// without bound; a capped wait alerts.
+func TestRemovalRateLimitResetCapped(t *testing.T) {
+	e := newEnv(t)
+	r, _ := e.submit("ann@example.com", "grafana-viewer", time.Hour, "")
+	e.settle()
+	e.clock.Advance(time.Hour)
+	e.idp.failNext("remove", &access.Error{Code: access.CodeRateLimited, Msg: "okta 429", RetryAt: t0.Add(1000 * time.Hour)})
+	e.settle()
+	wantState(t, e.get(r.ID), access.StateDeprovisioning)
+	if !slices.Contains(e.events(r.ID), "provision.alert") {
+		t.Fatal("a removal postponed past the cap was not alerted")
+	}
+	e.clock.Advance(15 * time.Minute)
+	e.settle()
+	wantState(t, e.get(r.ID), access.StateExpired)
+	if e.idp.isMember("app-grafana-viewers", "ann@example.com") {
+		t.Fatal("still a member")
+	}
+}
+
+// SPEC: two grants on one group keep the membership until the last ends. A
+// membership another active keycard grant added is not standing: the second
+// grant owns it too, and the last one to end removes it.
+func TestMembershipOfAnotherGrantIsNotStanding(t *testing.T) {
+	e := newEnv(t)
+	a, err := e.submit("ann@example.com", "prod-db-admin-alt", time.Hour, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.settle()
+	wantState(t, e.get(a.ID), access.StateActive)
+	b, err := e.submit("ann@example.com", "prod-db-admin", 2*time.Hour, "incident")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.approveAll(b.ID)
+	e.settle()
+	if g := e.get(b.ID); g.State != access.StateActive || g.NotOwner {
+		t.Fatalf("second grant %s, not owner %v: want active and owning", g.State, g.NotOwner)
+	}
+	e.clock.Advance(time.Hour)
+	e.settle()
+	wantState(t, e.get(a.ID), access.StateExpired)
+	if !e.idp.isMember("prod-db-admins", "ann@example.com") {
+		t.Fatal("membership removed while another grant still holds it")
+	}
+	e.clock.Advance(time.Hour)
+	e.settle()
+	wantState(t, e.get(b.ID), access.StateExpired)
+	if e.idp.isMember("prod-db-admins", "ann@example.com") {
+		t.Fatal("membership kept after the last keycard grant ended")
+	}
+	e.verify()
+}
