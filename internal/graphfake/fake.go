@@ -42,6 +42,10 @@ type Options struct {
 	FederatedTokens []string
 	// PageSize is the default page for lists and delta; default 100.
 	PageSize int
+	// MaxPageSize caps $top (Graph may return fewer items than $top asks
+	// for: server-driven paging); default 999. Tests set it low to cross
+	// several pages with few objects.
+	MaxPageSize int
 	// Clock stamps tokens, the Date header and the request log. Default: a
 	// fixed instant, 2026-01-05 09:00 UTC.
 	Clock func() time.Time
@@ -143,6 +147,9 @@ func New(opts Options) *Server {
 	}
 	if opts.PageSize <= 0 {
 		opts.PageSize = defaultPageSize
+	}
+	if opts.MaxPageSize <= 0 || opts.MaxPageSize > maxPageSize {
+		opts.MaxPageSize = maxPageSize
 	}
 	if opts.Clock == nil {
 		t0 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)

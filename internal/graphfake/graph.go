@@ -339,14 +339,14 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request, gid string)
 // $skiptoken an opaque offset, @odata.nextLink absolute.
 func (s *Server) writePage(w http.ResponseWriter, r *http.Request, ctx string, items []any) {
 	q := r.URL.Query()
-	size := s.opts.PageSize
+	size := min(s.opts.PageSize, s.opts.MaxPageSize)
 	if t := q.Get("$top"); t != "" {
 		n, err := strconv.Atoi(t)
 		if err != nil || n < 1 || n > maxPageSize {
 			s.graphError(w, r, http.StatusBadRequest, "Request_BadRequest", "Invalid page size specified: '"+t+"'. Must be between 1 and 999 inclusive.")
 			return
 		}
-		size = n
+		size = min(n, s.opts.MaxPageSize)
 	}
 	off := 0
 	if tok := q.Get("$skiptoken"); tok != "" {
@@ -489,7 +489,7 @@ func (s *Server) usersDelta(w http.ResponseWriter, r *http.Request) {
 	if off > len(changed) {
 		off = len(changed)
 	}
-	end := min(off+s.opts.PageSize, len(changed))
+	end := min(off+min(s.opts.PageSize, s.opts.MaxPageSize), len(changed))
 	page := []any{}
 	for _, u := range changed[off:end] {
 		if u.deleted {
