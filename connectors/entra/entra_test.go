@@ -303,8 +303,15 @@ func TestDeltaCursor(t *testing.T) {
 	}
 	gone := e.fake.GraphURL() + "/users/delta?$deltatoken=bm9wZQ"
 	evs, next, err := e.conn.LifecycleEvents(ctx(t), gone)
-	if err != nil || len(evs) != 1 || evs[0].UserID != id || evs[0].Type != entra.EventDisabled || !strings.Contains(next, "deltatoken") {
-		t.Fatalf("410 restart: %+v %q %v", evs, next, err)
+	if err != nil || len(evs) != 0 || !strings.Contains(next, "deltatoken") || strings.Contains(next, "latest") {
+		t.Fatalf("410 restart from now: %+v %q %v", evs, next, err)
+	}
+	if err := e.fake.DeleteUser(id); err != nil {
+		t.Fatal(err)
+	}
+	evs, next, err = e.conn.LifecycleEvents(ctx(t), next)
+	if err != nil || len(evs) != 1 || evs[0].UserID != id || evs[0].Type != entra.EventDeleted {
+		t.Fatalf("after the restart: %+v %q %v", evs, next, err)
 	}
 	e.fake.FailNext("/v1.0/users/delta", 100, 500, 0)
 	if _, cur, err := e.conn.LifecycleEvents(ctx(t), next); err == nil || cur != next {
@@ -328,5 +335,35 @@ func TestRemoveKeepsOthers(t *testing.T) {
 	}
 	if _, err := e.conn.AddMember(ctx(t), "no-such-group", a); access.CodeOf(err) != access.CodeNotFound {
 		t.Fatalf("unknown group: %v", err)
+	}
+}
+
+// TestDeltaPaged: one poll follows nextLinks (five users a page) to the
+// deltaLink and reports every leaver once; the next poll reports none.
+func TestDeltaPaged(t *testing.T) {
+	e := newEnv(t)
+	var ids []string
+	for i := range 12 {
+		ids = append(ids, e.fake.AddUser(graphfake.User{Mail: fmt.Sprintf("u%02d@example.com", i)}))
+	}
+	_, cur, err := e.conn.LifecycleEvents(ctx(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids[:8] {
+		_ = e.fake.SetEnabled(id, false)
+	}
+	_ = e.fake.SetEnabled(ids[8], false)
+	_ = e.fake.SetEnabled(ids[8], true) // disabled and back: not a leaver
+	e.fake.ResetRequests()
+	evs, cur, err := e.conn.LifecycleEvents(ctx(t), cur)
+	if err != nil || len(evs) != 8 {
+		t.Fatalf("leavers %d (%+v), %v", len(evs), evs, err)
+	}
+	if n := len(e.fake.Requests()); n < 2 {
+		t.Fatalf("%d delta pages, want several", n)
+	}
+	if evs, _, err := e.conn.LifecycleEvents(ctx(t), cur); err != nil || len(evs) != 0 {
+		t.Fatalf("second poll: %+v, %v", evs, err)
 	}
 }

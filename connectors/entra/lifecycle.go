@@ -40,11 +40,13 @@ type LifecycleEvent struct {
 // people it shows disabled (accountEnabled false) or deleted, with the new
 // cursor: the round's @odata.deltaLink (or a nextLink, when the page bound
 // stopped it), to be stored and passed back. cursor "" or "since:…" (the
-// first poll, see handlers.PollDeactivations) starts a full round, which
-// reports everyone disabled now: offboarding only ends keycard grants, so
-// that is harmless, and it is the safe reading of "since install". On
-// error the input cursor is returned. A delta token Graph no longer knows
-// (410 Gone) restarts with a full round.
+// first poll, see handlers.PollDeactivations) starts tracking from now with
+// $deltatoken=latest: a delta has no history to look back into, and a full
+// round would page through the whole tenant and report every account ever
+// disabled; whoever left before the first poll and still holds keycard
+// access is found by the holder sweep. On error the input cursor is
+// returned. A delta token Graph no longer knows (410 Gone) restarts from
+// now the same way.
 func (c *Connector) LifecycleEvents(ctx context.Context, cursor string) ([]LifecycleEvent, string, error) {
 	evs, next, err := c.deltaRound(ctx, cursor)
 	if err != nil && cursor != "" && !strings.HasPrefix(cursor, "since:") && isGone(err) {
@@ -64,7 +66,7 @@ func isGone(err error) bool {
 func (c *Connector) deltaRound(ctx context.Context, cursor string) ([]LifecycleEvent, string, error) {
 	link := cursor
 	if link == "" || strings.HasPrefix(link, "since:") {
-		link = c.graph + "/users/delta?" + query(url.Values{"$select": {deltaSelect}})
+		link = c.graph + "/users/delta?" + query(url.Values{"$select": {deltaSelect}, "$deltatoken": {"latest"}})
 	} else if !strings.HasPrefix(link, c.graph+"/") {
 		return nil, "", access.Errorf(access.CodeInvalid, "the stored Entra ID delta cursor is not a Graph link under %s", c.graph)
 	}

@@ -467,6 +467,17 @@ func (s *Server) usersDelta(w http.ResponseWriter, r *http.Request) {
 			s.graphError(w, r, http.StatusBadRequest, "Request_BadRequest", "Invalid $skiptoken.")
 			return
 		}
+	case q.Get("$deltatoken") == "latest":
+		// "latest": no objects, only a deltaLink from now on (Graph's way
+		// to start tracking changes without reading the whole tenant).
+		sel := url.Values{}
+		if q.Get("$select") != "" {
+			sel.Set("$select", q.Get("$select"))
+		}
+		sel.Set("$deltatoken", base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "t:%d", s.changeSeq)))
+		writeJSON(w, http.StatusOK, map[string]any{"@odata.context": s.GraphURL() + "/$metadata#users",
+			"value": []any{}, "@odata.deltaLink": s.GraphURL() + "/users/delta?" + sel.Encode()})
+		return
 	case q.Get("$deltatoken") != "":
 		b, err := base64.RawURLEncoding.DecodeString(q.Get("$deltatoken"))
 		n, serr := 0, error(nil)
