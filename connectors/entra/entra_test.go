@@ -367,3 +367,31 @@ func TestDeltaPaged(t *testing.T) {
 		t.Fatalf("second poll: %+v, %v", evs, err)
 	}
 }
+
+// TestServiceUnavailableRetryAfter: a 503 with Retry-After is retried no
+// sooner than the header says; one without it backs off.
+func TestServiceUnavailableRetryAfter(t *testing.T) {
+	e := newEnv(t)
+	e.fake.AddUser(graphfake.User{Mail: "ann@example.com"})
+	_, _ = e.conn.UserByEmail(ctx(t), "ann@example.com")
+	for _, st := range []int{503, 504} {
+		e.fake.ResetRequests()
+		e.fake.FailNext("/v1.0/", 1, st, 7*time.Second)
+		if _, err := e.conn.UserByEmail(ctx(t), "ann@example.com"); err != nil {
+			t.Fatalf("%d: %v", st, err)
+		}
+		reqs := e.fake.Requests()
+		if len(reqs) != 2 || reqs[0].Status != st || reqs[1].At.Sub(reqs[0].At) != 7*time.Second {
+			t.Fatalf("%d: requests %+v", st, reqs)
+		}
+	}
+	e.fake.ResetRequests()
+	e.fake.FailNext("/v1.0/", 100, 500, 0)
+	_, err := e.conn.UserByEmail(ctx(t), "ann@example.com")
+	if access.CodeOf(err) != access.CodeUnavailable {
+		t.Fatalf("persistent 500: %v", err)
+	}
+	if n := len(e.fake.Requests()); n != 1+entra.DefaultMaxRetries {
+		t.Fatalf("%d requests, want %d (bounded)", n, 1+entra.DefaultMaxRetries)
+	}
+}

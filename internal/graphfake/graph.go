@@ -70,23 +70,23 @@ func init() {
 	}
 }
 
-// selected parses $select; nil means the defaults. An unknown property is
-// an error, as Graph answers 400 for it.
-func selected(r *http.Request) ([]string, error) {
+// selected parses $select (none: Graph's default properties). An unknown
+// property gives Graph's 400 message instead.
+func selected(r *http.Request) ([]string, string) {
 	raw := r.URL.Query().Get("$select")
 	if raw == "" {
-		return defaultUserProps, nil
+		return defaultUserProps, ""
 	}
 	var out []string
 	for _, p := range strings.Split(raw, ",") {
 		p = strings.TrimSpace(p)
 		name, ok := userPropNames[strings.ToLower(p)]
 		if !ok {
-			return nil, fmt.Errorf("Could not find a property named '%s' on type 'microsoft.graph.user'.", p)
+			return nil, fmt.Sprintf("Could not find a property named '%s' on type 'microsoft.graph.user'.", p)
 		}
 		out = append(out, name)
 	}
-	return out, nil
+	return out, ""
 }
 
 func (s *Server) userJSON(u *user, props []string, typed bool) map[string]any {
@@ -116,9 +116,9 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request, id string) {
 }
 
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request, id string) {
-	props, err := selected(r)
-	if err != nil {
-		s.graphError(w, r, http.StatusBadRequest, "Request_BadRequest", err.Error())
+	props, msg := selected(r)
+	if msg != "" {
+		s.graphError(w, r, http.StatusBadRequest, "Request_BadRequest", msg)
 		return
 	}
 	u := s.liveUser(id)
@@ -141,9 +141,9 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request, id string) {
 }
 
 func (s *Server) getManager(w http.ResponseWriter, r *http.Request, id string) {
-	props, err := selected(r)
-	if err != nil {
-		s.graphError(w, r, http.StatusBadRequest, "Request_BadRequest", err.Error())
+	props, msg := selected(r)
+	if msg != "" {
+		s.graphError(w, r, http.StatusBadRequest, "Request_BadRequest", msg)
 		return
 	}
 	u := s.liveUser(id)
@@ -173,16 +173,16 @@ func (s *Server) sortedUsers() []*user {
 }
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
-	props, err := selected(r)
-	if err != nil {
-		s.graphError(w, r, http.StatusBadRequest, "Request_BadRequest", err.Error())
+	props, msg := selected(r)
+	if msg != "" {
+		s.graphError(w, r, http.StatusBadRequest, "Request_BadRequest", msg)
 		return
 	}
 	match := func(*user) bool { return true }
 	if f := r.URL.Query().Get("$filter"); f != "" {
-		terms, err := parseFilter(f, "mail", "userPrincipalName", "id", "displayName")
-		if err != nil {
-			s.graphError(w, r, http.StatusBadRequest, "Request_UnsupportedQuery", err.Error())
+		terms, msg := parseFilter(f, "mail", "userPrincipalName", "id", "displayName")
+		if msg != "" {
+			s.graphError(w, r, http.StatusBadRequest, "Request_UnsupportedQuery", msg)
 			return
 		}
 		match = func(u *user) bool {
@@ -206,14 +206,15 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 type term struct{ prop, value string }
 
 // parseFilter reads `prop eq 'value' [or prop eq 'value' ...]`, the subset
-// keycard sends. Quotes inside a value are doubled (OData).
-func parseFilter(f string, allowed ...string) ([]term, error) {
+// keycard sends. Quotes inside a value are doubled (OData). Anything else
+// gives Graph's 400 message instead.
+func parseFilter(f string, allowed ...string) ([]term, string) {
 	var out []term
 	rest := strings.TrimSpace(f)
 	for {
 		sp := strings.IndexByte(rest, ' ')
 		if sp < 0 {
-			return nil, fmt.Errorf("Invalid filter clause: syntax error at position %d in '%s'.", len(f), f)
+			return nil, fmt.Sprintf("Invalid filter clause: syntax error at position %d in '%s'.", len(f), f)
 		}
 		prop := rest[:sp]
 		ok := false
@@ -223,15 +224,15 @@ func parseFilter(f string, allowed ...string) ([]term, error) {
 			}
 		}
 		if !ok {
-			return nil, fmt.Errorf("Unsupported or invalid query filter clause specified for property '%s' of resource.", prop)
+			return nil, fmt.Sprintf("Unsupported or invalid query filter clause specified for property '%s' of resource.", prop)
 		}
 		rest = strings.TrimSpace(rest[sp+1:])
 		if !strings.HasPrefix(rest, "eq ") {
-			return nil, fmt.Errorf("Unsupported query: only 'eq' is emulated in '%s'.", f)
+			return nil, fmt.Sprintf("Unsupported query: only 'eq' is emulated in '%s'.", f)
 		}
 		rest = strings.TrimSpace(rest[3:])
 		if !strings.HasPrefix(rest, "'") {
-			return nil, fmt.Errorf("Invalid filter clause: a string literal is expected in '%s'.", f)
+			return nil, fmt.Sprintf("Invalid filter clause: a string literal is expected in '%s'.", f)
 		}
 		var val strings.Builder
 		i, closed := 1, false
@@ -250,15 +251,15 @@ func parseFilter(f string, allowed ...string) ([]term, error) {
 			i++
 		}
 		if !closed {
-			return nil, fmt.Errorf("Invalid filter clause: unterminated string literal in '%s'.", f)
+			return nil, fmt.Sprintf("Invalid filter clause: unterminated string literal in '%s'.", f)
 		}
 		out = append(out, term{prop: prop, value: val.String()})
 		rest = strings.TrimSpace(rest[i:])
 		if rest == "" {
-			return out, nil
+			return out, ""
 		}
 		if !strings.HasPrefix(rest, "or ") {
-			return nil, fmt.Errorf("Invalid filter clause: syntax error in '%s'.", f)
+			return nil, fmt.Sprintf("Invalid filter clause: syntax error in '%s'.", f)
 		}
 		rest = strings.TrimSpace(rest[3:])
 	}
@@ -283,9 +284,9 @@ func groupJSON(g *group) map[string]any {
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 	match := func(*group) bool { return true }
 	if f := r.URL.Query().Get("$filter"); f != "" {
-		terms, err := parseFilter(f, "displayName", "id")
-		if err != nil {
-			s.graphError(w, r, http.StatusBadRequest, "Request_UnsupportedQuery", err.Error())
+		terms, msg := parseFilter(f, "displayName", "id")
+		if msg != "" {
+			s.graphError(w, r, http.StatusBadRequest, "Request_UnsupportedQuery", msg)
 			return
 		}
 		match = func(g *group) bool {
@@ -316,9 +317,9 @@ func (s *Server) getGroup(w http.ResponseWriter, r *http.Request, id string) {
 }
 
 func (s *Server) listMembers(w http.ResponseWriter, r *http.Request, gid string) {
-	props, err := selected(r)
-	if err != nil {
-		s.graphError(w, r, http.StatusBadRequest, "Request_BadRequest", err.Error())
+	props, msg := selected(r)
+	if msg != "" {
+		s.graphError(w, r, http.StatusBadRequest, "Request_BadRequest", msg)
 		return
 	}
 	g := s.groups[gid]
@@ -450,9 +451,9 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request, gid, uid s
 // page carries @odata.deltaLink ($deltatoken = snapshot).
 func (s *Server) usersDelta(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	props, err := selected(r)
-	if err != nil {
-		s.graphError(w, r, http.StatusBadRequest, "Request_BadRequest", err.Error())
+	props, msg := selected(r)
+	if msg != "" {
+		s.graphError(w, r, http.StatusBadRequest, "Request_BadRequest", msg)
 		return
 	}
 	base, snap, off := 0, s.changeSeq, 0
