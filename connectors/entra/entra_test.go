@@ -395,3 +395,33 @@ func TestServiceUnavailableRetryAfter(t *testing.T) {
 		t.Fatalf("%d requests, want %d (bounded)", n, 1+entra.DefaultMaxRetries)
 	}
 }
+
+// TestNonGraph404IsNotSuccess: a 404 that is not Graph's error JSON (a
+// proxy or gateway page) must not be read as "not a member": the removal
+// would be reported done while the access stays.
+func TestNonGraph404IsNotSuccess(t *testing.T) {
+	e := newEnv(t)
+	gid := e.fake.AddGroup("app-admins")
+	a := e.fake.AddUser(graphfake.User{Mail: "a@example.com"})
+	_ = e.fake.AddMember(gid, a)
+	_, _ = e.conn.UserByID(ctx(t), a) // token and nothing else
+	e.fake.HTMLNext("DELETE /v1.0/groups/", 100, 404)
+	if _, err := e.conn.RemoveMember(ctx(t), "app-admins", a); access.CodeOf(err) != access.CodeUnavailable {
+		t.Fatalf("RemoveMember over a proxy 404 page: %v, want unavailable", err)
+	}
+	if got := e.fake.Members(gid); len(got) != 1 {
+		t.Fatalf("members %v", got)
+	}
+	e.fake.ClearFaults()
+	e.fake.HTMLNext("DELETE /v1.0/groups/", 100, 200)
+	if _, err := e.conn.RemoveMember(ctx(t), "app-admins", a); access.CodeOf(err) != access.CodeUnavailable {
+		t.Fatalf("RemoveMember answered by a 200 HTML page: %v, want unavailable", err)
+	}
+	if got := e.fake.Members(gid); len(got) != 1 {
+		t.Fatalf("members %v", got)
+	}
+	e.fake.HTMLNext("GET /v1.0/users/", 100, 404)
+	if _, err := e.conn.UserByID(ctx(t), a); access.CodeOf(err) != access.CodeUnavailable {
+		t.Fatalf("UserByID over a proxy 404 page: %v, want unavailable (not a deleted user)", err)
+	}
+}

@@ -137,7 +137,7 @@ func (c *Connector) once(ctx context.Context, cl call, out any) (time.Duration, 
 	}
 	st := resp.StatusCode
 	if st >= 200 && st < 300 {
-		if out == nil || st == http.StatusNoContent {
+		if st == http.StatusNoContent || (out == nil && (len(raw) == 0 || isJSON(resp.Header.Get("Content-Type")))) {
 			return 0, nil
 		}
 		if !isJSON(resp.Header.Get("Content-Type")) {
@@ -149,19 +149,25 @@ func (c *Connector) once(ctx context.Context, cl call, out any) (time.Duration, 
 		return 0, nil
 	}
 	ae := &apiError{Status: st}
+	graphSaid := false
 	if isJSON(resp.Header.Get("Content-Type")) {
 		var env struct {
 			Error *apiError `json:"error"`
 		}
-		if json.Unmarshal(raw, &env) == nil && env.Error != nil {
-			ae = env.Error
+		if json.Unmarshal(raw, &env) == nil && env.Error != nil && env.Error.Code != "" {
+			ae, graphSaid = env.Error, true
 			ae.Status = st
 		}
 	}
-	if ae.Code == "" {
+	if !graphSaid {
 		ae.Code = "(" + contentType(resp) + " body)"
 	}
 	switch {
+	case !graphSaid && st < 500 && st != http.StatusTooManyRequests:
+		// A 4xx that is not Graph's error JSON came from something in
+		// between (a proxy, a gateway): it says nothing about the object,
+		// so a 404 here must never pass for "not a member" or "deleted".
+		return 0, access.Wrap(access.CodeUnavailable, ae, "Microsoft Graph answered %s with a %d %s page, not Graph's error JSON", cl.what, st, contentType(resp))
 	case st == http.StatusTooManyRequests || st == http.StatusServiceUnavailable || st == http.StatusGatewayTimeout:
 		wait, ok := retryAfter(resp.Header.Get("Retry-After"), c.clock.Now())
 		if st == http.StatusTooManyRequests {
