@@ -118,6 +118,9 @@ func (c *Connector) UserByEmail(ctx context.Context, email string) (access.User,
 	if err := c.do(ctx, call{method: http.MethodGet, url: c.graph + "/users?" + query(q), what: "find user by email"}, &p); err != nil {
 		return access.User{}, err
 	}
+	if err := p.check("find user by email"); err != nil {
+		return access.User{}, err
+	}
 	switch len(p.Value) {
 	case 0:
 		return access.User{}, access.Errorf(access.CodeNotFound, "Entra ID has no user with mail or userPrincipalName %s", email)
@@ -139,6 +142,9 @@ func (c *Connector) UserByID(ctx context.Context, id string) (access.User, error
 	if err := c.do(ctx, call{method: http.MethodGet, url: u, what: "read user " + id}, &g); err != nil {
 		return access.User{}, err
 	}
+	if g.ID == "" {
+		return access.User{}, access.Errorf(access.CodeUnavailable, "Microsoft Graph answered read user %s without an id", id)
+	}
 	return toUser(g), nil
 }
 
@@ -156,6 +162,9 @@ func (c *Connector) Manager(ctx context.Context, u access.User) (access.User, er
 			return access.User{}, access.Wrap(access.CodeNotFound, err, "%s has no manager in Entra ID", u.Email)
 		}
 		return access.User{}, err
+	}
+	if g.ID == "" {
+		return access.User{}, access.Errorf(access.CodeUnavailable, "Microsoft Graph answered read the manager of %s without an id", u.ID)
 	}
 	if g.ODataType != "" && g.ODataType != "#microsoft.graph.user" {
 		return access.User{}, access.Errorf(access.CodeNotFound, "the manager of %s in Entra ID is a %s, not a user", u.Email, g.ODataType)
@@ -180,6 +189,9 @@ func (c *Connector) groupID(ctx context.Context, name string) (string, error) {
 	q := url.Values{"$filter": {"displayName eq " + quote(name)}, "$select": {"id,displayName"}, "$top": {"2"}}
 	var p page[graphGroup]
 	if err := c.do(ctx, call{method: http.MethodGet, url: c.graph + "/groups?" + query(q), what: "find group " + name}, &p); err != nil {
+		return "", err
+	}
+	if err := p.check("find group " + name); err != nil {
 		return "", err
 	}
 	var ids []string

@@ -425,3 +425,36 @@ func TestNonGraph404IsNotSuccess(t *testing.T) {
 		t.Fatalf("UserByID over a proxy 404 page: %v, want unavailable (not a deleted user)", err)
 	}
 }
+
+// TestJSONNotAsDocumented: valid JSON that is not the documented object or
+// collection is an error naming the call, never an empty list or a blank
+// user.
+func TestJSONNotAsDocumented(t *testing.T) {
+	e := newEnv(t)
+	gid := e.fake.AddGroup("app-admins")
+	a := e.fake.AddUser(graphfake.User{Mail: "a@example.com"})
+	_ = e.fake.AddMember(gid, a)
+	for name, tc := range map[string]struct {
+		pattern string
+		run     func() error
+		what    string
+	}{
+		"user by email": {"GET /v1.0/users", func() error { _, err := e.conn.UserByEmail(ctx(t), "a@example.com"); return err }, "find user by email"},
+		"user by id":    {"GET /v1.0/users/", func() error { _, err := e.conn.UserByID(ctx(t), a); return err }, "read user"},
+		"members": {"/v1.0/groups/*/members", func() error {
+			ok, err := e.conn.IsMember(ctx(t), "app-admins", a)
+			if err == nil && !ok {
+				return errors.New("read as not a member")
+			}
+			return err
+		}, "list members of app-admins"},
+		"delta": {"/v1.0/users/delta", func() error { _, _, err := e.conn.LifecycleEvents(ctx(t), ""); return err }, "read the users delta"},
+	} {
+		e.fake.ClearFaults()
+		e.fake.EmptyNext(tc.pattern, 100)
+		err := tc.run()
+		if access.CodeOf(err) != access.CodeUnavailable || !strings.Contains(err.Error(), tc.what) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

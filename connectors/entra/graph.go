@@ -256,6 +256,15 @@ type page[T any] struct {
 	DeltaLink string `json:"@odata.deltaLink"`
 }
 
+// check refuses a page without a "value" array: an answer that is not a
+// collection must not pass for an empty one.
+func (p *page[T]) check(what string) error {
+	if p.Value == nil {
+		return access.Errorf(access.CodeUnavailable, "Microsoft Graph answered %s without a value array", what)
+	}
+	return nil
+}
+
 // collect follows @odata.nextLink from first to the end, one deadline per
 // page, refusing a link it has followed before.
 func collect[T any](c *Connector, ctx context.Context, first, what string) ([]T, error) {
@@ -269,6 +278,9 @@ func collect[T any](c *Connector, ctx context.Context, first, what string) ([]T,
 		seen[next] = true
 		var p page[T]
 		if err := c.do(ctx, call{method: http.MethodGet, url: next, what: what}, &p); err != nil {
+			return nil, err
+		}
+		if err := p.check(what); err != nil {
 			return nil, err
 		}
 		out = append(out, p.Value...)

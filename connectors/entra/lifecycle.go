@@ -88,6 +88,9 @@ func (c *Connector) deltaRound(ctx context.Context, cursor string) ([]LifecycleE
 		if err := c.do(ctx, call{method: http.MethodGet, url: link, what: "read the users delta"}, &p); err != nil {
 			return nil, "", err
 		}
+		if err := p.check("read the users delta"); err != nil {
+			return nil, "", err
+		}
 		for _, u := range p.Value {
 			typ := ""
 			switch {

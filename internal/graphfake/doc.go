@@ -30,7 +30,8 @@
 // Fault injection: FailNext (any status, Retry-After on 429/503/504),
 // Throttle (429 TooManyRequests with Retry-After), Latency (held until the
 // client gives up), HTMLNext (an HTML error page), TruncateNext (a JSON
-// body cut short) and LoopPages (a nextLink that points back at itself).
+// body cut short), EmptyNext (a bare {}) and LoopPages (a nextLink that
+// points back at itself).
 // Requests records each request with the injected clock's time and the
 // status answered, so a test can prove no request came before Retry-After.
 //

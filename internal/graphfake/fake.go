@@ -97,6 +97,7 @@ const (
 	faultStatus faultKind = iota
 	faultHTML
 	faultTruncate
+	faultEmpty
 )
 
 type fault struct {
@@ -382,6 +383,12 @@ func (s *Server) addFault(f *fault, pattern string) {
 	defer s.mu.Unlock()
 	f.method, f.pattern = splitPattern(pattern)
 	s.faults = append(s.faults, f)
+}
+
+// EmptyNext makes the next n matching requests answer 200 with {}: JSON,
+// but not the object or collection the API documents.
+func (s *Server) EmptyNext(pattern string, n int) {
+	s.addFault(&fault{kind: faultEmpty, n: n, status: http.StatusOK}, pattern)
 }
 
 // LoopPages makes paged answers to requests matching pattern carry an

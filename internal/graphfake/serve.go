@@ -93,6 +93,9 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 			return
 		case faultTruncate:
 			truncate = true
+		case faultEmpty:
+			writeJSON(w, http.StatusOK, map[string]any{})
+			return
 		default:
 			if f.retryAfter > 0 && (f.status == 429 || f.status == 503 || f.status == 504) {
 				w.Header().Set("Retry-After", fmt.Sprint(int((f.retryAfter+time.Second-1)/time.Second)))
