@@ -74,13 +74,18 @@ func Open(c Config, opt SinkOptions) (Sink, error) {
 		if opt.Timeout <= 0 {
 			opt.Timeout = 30 * time.Second
 		}
-		cl := opt.Client
-		if cl == nil {
-			cl = &http.Client{Transport: &http.Transport{
-				Proxy:           http.ProxyFromEnvironment,
-				TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12},
-			}}
+		cl := &http.Client{Transport: &http.Transport{
+			Proxy:           http.ProxyFromEnvironment,
+			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12},
+		}}
+		if opt.Client != nil {
+			c := *opt.Client
+			cl = &c
 		}
+		// A redirect is answered, not followed: following it could resend
+		// the signed events to another host or downgrade to plain http.
+		// The 3xx is a failed attempt the log shows, retried like a 5xx.
+		cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 		return &httpSink{url: c.URL, secret: c.Secret, format: c.Format, client: cl, clock: opt.Clock, timeout: opt.Timeout}, nil
 	}
 	return nil, errors.New("auditstream: no stream configured")
@@ -94,13 +99,21 @@ type writerSink struct {
 }
 
 func (s *writerSink) Deliver(_ context.Context, b Batch) error {
-	if _, err := s.w.Write(b.Body); err != nil {
+	if s.f == nil {
+		_, err := s.w.Write(b.Body)
 		return err
 	}
-	if s.f != nil {
-		return s.f.Sync()
+	fi, err := s.f.Stat()
+	if err != nil {
+		return err
 	}
-	return nil
+	if _, err := s.f.Write(b.Body); err != nil {
+		// A short write (disk full) would leave half a line that the retry
+		// then follows: cut the file back to where the batch began.
+		_ = s.f.Truncate(fi.Size())
+		return err
+	}
+	return s.f.Sync()
 }
 
 func (s *writerSink) Close() error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -112,7 +113,9 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.mu.Unlock()
 	if mode == "hang" {
 		<-req.Context().Done() // the sender gave up
-		return
+		// Close the connection without an answer: whatever the server saw,
+		// the sender must not learn that the batch was stored.
+		panic(http.ErrAbortHandler)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -450,5 +453,34 @@ func TestRunStopsOnlyWithContext(t *testing.T) {
 	}
 	if lag, _ := s.Lag(); lag.Delivered != 0 || lag.Events != 1 || lag.Failures < 12 {
 		t.Fatalf("lag %+v", lag)
+	}
+}
+
+// A redirect is not followed: the signed batch must not go to another host.
+func TestRedirectNotFollowed(t *testing.T) {
+	fc := fakeclock.New(start)
+	_, st := openStore(t, t.TempDir())
+	appendEvents(t, st, fc, 1)
+	other := newReceiver(t, fc.Now)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.srv.URL, http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	cfg := auditstream.Config{Kind: auditstream.KindHTTPS, URL: srv.URL, Secret: secret}
+	sink, err := auditstream.Open(cfg, auditstream.SinkOptions{Clock: fc, Client: other.srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := auditstream.New(st, auditstream.Options{Sink: sink, Clock: fc, After: fc.After})
+	_, _, err = s.Once(context.Background())
+	var se *auditstream.StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusTemporaryRedirect {
+		t.Fatalf("err = %v, want the 307 as a failure", err)
+	}
+	if got := other.seqs(); len(got) != 0 {
+		t.Fatalf("the redirect target received %v", got)
+	}
+	if lag, _ := s.Lag(); lag.Delivered != 0 {
+		t.Fatalf("cursor moved: %+v", lag)
 	}
 }
