@@ -29,9 +29,11 @@ type Batch struct {
 
 // Sink takes batches. Deliver returns nil only once the whole batch is
 // durably accepted (written and synced, or acknowledged with a 2xx); any
-// error means "try this batch again later".
+// error means "try this batch again later". Format is the line format the
+// sink expects its batches in (the Stream encodes them).
 type Sink interface {
 	Deliver(ctx context.Context, b Batch) error
+	Format() Format
 	Close() error
 }
 
@@ -60,13 +62,13 @@ func Open(c Config, opt SinkOptions) (Sink, error) {
 		if opt.Stdout == nil {
 			opt.Stdout = os.Stdout
 		}
-		return &writerSink{w: opt.Stdout}, nil
+		return &writerSink{w: opt.Stdout, format: c.Format}, nil
 	case KindFile:
 		f, err := os.OpenFile(c.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", EnvURL, err)
 		}
-		return &writerSink{w: f, f: f}, nil
+		return &writerSink{w: f, f: f, format: c.Format}, nil
 	case KindHTTPS:
 		if opt.Clock == nil {
 			return nil, errors.New("auditstream: Open needs a clock for an HTTPS sink")
@@ -94,9 +96,12 @@ func Open(c Config, opt SinkOptions) (Sink, error) {
 // writerSink appends to stdout or a file; for a file every batch is synced
 // before it counts as delivered.
 type writerSink struct {
-	w io.Writer
-	f *os.File // nil for stdout: a pipe cannot be synced
+	w      io.Writer
+	f      *os.File // nil for stdout: a pipe cannot be synced
+	format Format
 }
+
+func (s *writerSink) Format() Format { return orJSON(s.format) }
 
 func (s *writerSink) Deliver(_ context.Context, b Batch) error {
 	if s.f == nil {
@@ -173,6 +178,15 @@ func (s *httpSink) Deliver(ctx context.Context, b Batch) error {
 		return &StatusError{Code: resp.StatusCode, Body: strings.TrimSpace(string(head))}
 	}
 	return nil
+}
+
+func (s *httpSink) Format() Format { return orJSON(s.format) }
+
+func orJSON(f Format) Format {
+	if f == "" {
+		return FormatJSON
+	}
+	return f
 }
 
 func (s *httpSink) Close() error {

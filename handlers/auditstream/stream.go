@@ -29,9 +29,8 @@ const (
 
 // Options configure a Stream. Sink, Clock and After are required.
 type Options struct {
-	Sink   Sink
-	Format Format // json (default) or splunk-hec
-	Clock  access.Clock
+	Sink  Sink // its Format decides the lines' format
+	Clock access.Clock
 	// After is the timer the loop waits on (time.After in main, a
 	// fakeclock's After in tests): the stream never sleeps on the wall
 	// clock itself.
@@ -69,9 +68,6 @@ func New(st handlers.Store, opt Options) (*Stream, error) {
 	if st == nil || opt.Sink == nil || opt.Clock == nil || opt.After == nil {
 		return nil, errors.New("auditstream: New needs a store, a sink, a clock and After")
 	}
-	if opt.Format == "" {
-		opt.Format = FormatJSON
-	}
 	if opt.Poll <= 0 {
 		opt.Poll = DefaultPoll
 	}
@@ -101,6 +97,31 @@ func New(st handlers.Store, opt Options) (*Stream, error) {
 	}
 	return &Stream{store: st, opt: opt, log: log.With("component", "auditstream")}, nil
 }
+
+// Setup is the wiring in one call: the stream cfg asks for, its sink opened
+// with so, or (nil, nil) when no stream is configured. Close it on shutdown.
+func Setup(cfg Config, st handlers.Store, opt Options, so SinkOptions) (*Stream, error) {
+	if !cfg.Enabled() {
+		return nil, nil
+	}
+	if so.Clock == nil {
+		so.Clock = opt.Clock
+	}
+	sink, err := Open(cfg, so)
+	if err != nil {
+		return nil, err
+	}
+	opt.Sink = sink
+	s, err := New(st, opt)
+	if err != nil {
+		sink.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close releases the sink (closes the file, idle connections).
+func (s *Stream) Close() error { return s.opt.Sink.Close() }
 
 // Run delivers until ctx ends, then returns nil. Failures are logged and
 // retried with exponential backoff and jitter; they never end the loop, so
@@ -184,7 +205,7 @@ func (s *Stream) read() (Batch, bool, error) {
 				more = true
 				return errFull
 			}
-			line, err := encode(s.opt.Format, NewRecord(e, s.opt.Instance, s.opt.Version), e.Time)
+			line, err := encode(s.opt.Sink.Format(), NewRecord(e, s.opt.Instance, s.opt.Version), e.Time)
 			if err != nil {
 				return fmt.Errorf("audit stream: encode event %d: %w", e.Seq, err)
 			}

@@ -409,7 +409,7 @@ func TestSplunkHECDelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _ := auditstream.New(st, auditstream.Options{Sink: sink, Format: cfg.Format, Clock: fc, After: fc.After, Instance: "kc1"})
+	s, _ := auditstream.New(st, auditstream.Options{Sink: sink, Clock: fc, After: fc.After, Instance: "kc1"})
 	if _, _, err := s.Once(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -482,5 +482,33 @@ func TestRedirectNotFollowed(t *testing.T) {
 	}
 	if lag, _ := s.Lag(); lag.Delivered != 0 {
 		t.Fatalf("cursor moved: %+v", lag)
+	}
+}
+
+func TestSetup(t *testing.T) {
+	fc := fakeclock.New(start)
+	_, st := openStore(t, t.TempDir())
+	if s, err := auditstream.Setup(auditstream.Config{}, st, auditstream.Options{Clock: fc, After: fc.After}, auditstream.SinkOptions{}); s != nil || err != nil {
+		t.Fatalf("no stream configured: %v %v", s, err)
+	}
+	appendEvents(t, st, fc, 2)
+	var out bytes.Buffer
+	cfg, err := auditstream.ParseConfig(func(k string) string {
+		return map[string]string{auditstream.EnvURL: "stdout", auditstream.EnvFormat: "splunk-hec"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := auditstream.Setup(cfg, st, auditstream.Options{Clock: fc, After: fc.After}, auditstream.SinkOptions{Stdout: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, _, err := s.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n"))
+	if len(lines) != 2 || !bytes.HasPrefix(lines[0], []byte(`{"time":`)) || !bytes.Contains(lines[1], []byte(`"sourcetype":"keycard:audit"`)) {
+		t.Fatalf("the sink's format was not used:\n%s", out.String())
 	}
 }
