@@ -1,6 +1,8 @@
 package handlers_test
 
 import (
+	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +115,113 @@ func TestPolicyChangeRefusedWhileGrantsWouldBeStranded(t *testing.T) {
 				t.Fatalf("the change was not applied once the grant ended: %v", err)
 			}
 			e.verify()
+		})
+	}
+}
+
+// contractorEnv has hank, a contractor managed by bob, holding an active
+// prod-db-admin grant of d that bob has been asked about.
+func contractorEnv(t *testing.T, d time.Duration) (*env, access.Request) {
+	t.Helper()
+	e := newEnv(t)
+	e.idp.addUser("hank@example.com", "Hank Cole", "bob@example.com", map[string]string{"department": "Engineering", "userType": "Contractor"})
+	set, err := policy.Parse("policy.yaml", []byte(testPolicy+contractorYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.set = set
+	e.restart()
+	g, err := e.submit("hank@example.com", "prod-db-admin", d, "INC-3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.approveAll(g.ID)
+	e.settle()
+	wantState(t, e.get(g.ID), access.StateActive)
+	if err := e.svc.RunJobNow(context.Background(), &fakePublisher{}, handlers.JobContractor, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return e, e.get(g.ID)
+}
+
+// A privileged contractor extension is "requested (pending approval)" until
+// its approval chain decides it, then shows the outcome; it is not recorded
+// as extended while carol has yet to approve (issue 10 follow-up).
+func TestContractorExtensionPendingUntilApproved(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		approve bool
+		want    access.State
+	}{
+		{"approved by the chain", true, access.StateProvisioning},
+		{"denied by the chain", false, access.StateDenied},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			e, g := contractorEnv(t, 4*time.Hour)
+			ext, err := e.svc.ContractorExtend(ctx, g.ID, slackID("bob@example.com"), "bob@example.com", 2*time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantState(t, ext, access.StatePending)
+			a, err := e.svc.ContractorAskOf(g.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Decision != handlers.AskExtensionRequested || a.Extension != ext.ID || a.ExtensionState != access.StatePending {
+				t.Fatalf("question while the chain is pending: decision %q extension %s (%s), want %q", a.Decision, a.Extension, a.ExtensionState, handlers.AskExtensionRequested)
+			}
+			evs := e.events(g.ID)
+			if slices.Contains(evs, string(access.EvContractorExtended)) || !slices.Contains(evs, string(access.EvContractorExtensionRequested)) {
+				t.Fatalf("events of the grant %v: want %s, not %s", evs, access.EvContractorExtensionRequested, access.EvContractorExtended)
+			}
+			if _, err := e.decide(ext.ID, 1, "carol@example.com", tc.approve, "decided"); err != nil {
+				t.Fatal(err)
+			}
+			if a, _ = e.svc.ContractorAskOf(g.ID); a.ExtensionState != tc.want {
+				t.Fatalf("question after the chain decided: extension %s, want %s", a.ExtensionState, tc.want)
+			}
+			// A second answer is refused: the question was answered.
+			_, err = e.svc.ContractorExtend(ctx, g.ID, slackID("bob@example.com"), "bob@example.com", 2*time.Hour)
+			wantCode(t, err, access.CodeConflict)
+			e.verify()
+		})
+	}
+}
+
+// Refusals of a contractor extension — privileged (through the chain) or
+// not — are audited as decision.refused: a person acted (issue 10
+// follow-up).
+func TestContractorExtensionRefusalsAudited(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		grant  time.Duration
+		ext    time.Duration
+		change func(e *env)
+		code   access.Code
+	}{
+		{"over extend.max_total", 8 * time.Hour, 8 * time.Hour, func(*env) {}, access.CodeOverTotal},
+		{"over the policy's max", 4 * time.Hour, 9 * time.Hour, func(*env) {}, access.CodeOverMax},
+		{"no longer eligible", 4 * time.Hour, time.Hour, func(e *env) { e.idp.setAttr("hank@example.com", "department", "Sales") }, access.CodeNotEligible},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, g := contractorEnv(t, tc.grant)
+			tc.change(e)
+			_, err := e.svc.ContractorExtend(context.Background(), g.ID, slackID("bob@example.com"), "bob@example.com", tc.ext)
+			wantCode(t, err, tc.code)
+			var refused []string
+			_ = e.svc.Events(0, func(ev access.Event) error {
+				if ev.Type == access.EvDecisionRefused && ev.RequestID == g.ID && ev.Actor == "bob@example.com" {
+					refused = append(refused, ev.Detail)
+				}
+				return nil
+			})
+			if len(refused) != 1 || !strings.Contains(refused[0], string(tc.code)) {
+				t.Fatalf("refusals audited: %q, want one with code %s", refused, tc.code)
+			}
+			if a, _ := e.svc.ContractorAskOf(g.ID); a.Decision != "" {
+				t.Fatalf("question answered %q despite the refusal", a.Decision)
+			}
 		})
 	}
 }
