@@ -277,9 +277,53 @@ func (s *Service) refuseStranding(old, next *policy.Set, by string) error {
 	if len(stranded) == 0 {
 		return nil
 	}
+	return s.rejectStranding(old, next, by, stranded)
+}
+
+// rejectStranding audits the refusal of next (policy.rejected, naming the
+// stranded grants) and returns it with CodeConflict.
+func (s *Service) rejectStranding(old, next *policy.Set, by string, stranded []string) error {
 	err := access.Errorf(access.CodeConflict, "Policy %.12s… not applied: it no longer holds %d live grant(s), which keycard could then not remove: %s. Revoke them or let them end, then apply the change again; policy %.12s… stays in force.",
 		next.Hash, len(stranded), strings.Join(stranded, "; "), old.Hash)
 	_ = s.audit(access.Event{Type: access.EvPolicyRejected, Actor: by,
 		Detail: encodeDetail(map[string]any{"hash": old.Hash, "new": next.Hash, "error": access.MessageOf(err), "grants": stranded})})
 	return err
+}
+
+// KeepAtStart checks the policy file found at start the way a reload is
+// checked: when it differs from the last version keycard ran and would
+// strand a live grant (strandedGrants), that last version (its text is in
+// the store) stays in force and the stranded grants are returned; the
+// caller audits the refusal with RejectAtStart. A restart is then no way
+// around the refusal of a reload. prev is nil when the file may run.
+func KeepAtStart(st Store, file *policy.Set) (prev *policy.Set, stranded []string, err error) {
+	var last PolicyVersion
+	err = st.View(func(tx Tx) error {
+		if err := tx.Docs(DocPolicyVersion, "", func(_ string, data []byte) error {
+			last = PolicyVersion{}
+			return json.Unmarshal(data, &last)
+		}); err != nil {
+			return err
+		}
+		if last.Hash == "" || last.Hash == file.Hash || last.Text == "" {
+			return nil
+		}
+		var err error
+		stranded, err = strandedGrants(tx, file)
+		return err
+	})
+	if err != nil || len(stranded) == 0 {
+		return nil, nil, err
+	}
+	prev, err = policy.Parse(last.Path, []byte(last.Text))
+	if err != nil {
+		return nil, nil, fmt.Errorf("the policy file would strand live grants (%s) and the last version keycard ran no longer parses: %w", strings.Join(stranded, "; "), err)
+	}
+	return prev, stranded, nil
+}
+
+// RejectAtStart audits that the policy file found at start was not applied
+// (KeepAtStart) and returns the refusal, whose message names the grants.
+func (s *Service) RejectAtStart(file *policy.Set, stranded []string) error {
+	return s.rejectStranding(s.Policy(), file, "restart", stranded)
 }
