@@ -66,6 +66,18 @@ func run(ctx context.Context, cfg Config, d deps) error {
 	if err != nil {
 		return err
 	}
+	// Nor may it bypass the refusal of a change that would strand a live
+	// grant outside its scope or policy: the last version keeps running.
+	var stranded []string
+	if !stage {
+		prev, s, err := handlers.KeepAtStart(adapt.Store(db), file)
+		if err != nil {
+			return err
+		}
+		if prev != nil {
+			set, stranded = prev, s
+		}
+	}
 	conns, _, err := buildConnectors(set, cfg, db, d.clock)
 	if err != nil {
 		return err
@@ -78,6 +90,10 @@ func run(ctx context.Context, cfg Config, d deps) error {
 		if err := svc.StageAtStart(file); err != nil {
 			return err
 		}
+	} else if len(stranded) > 0 {
+		refused := svc.RejectAtStart(file, stranded)
+		d.log.Warn("the policy file changed while keycard was stopped and would strand live grants: the last version stays in force",
+			"in_force", set.Hash, "file", file.Hash, "refusal", access.MessageOf(refused))
 	} else if err := svc.RecordPolicyLoaded(access.ActorKeycard); err != nil {
 		return err
 	}

@@ -16,4 +16,8 @@ const (
 	EvContractorAsked     EventType = "review.contractor.asked"      // a contractor's expiring grant went to their manager
 	EvContractorExtended  EventType = "review.contractor.extended"   // the manager extended it (an approved extension request)
 	EvContractorLetExpire EventType = "review.contractor.let_expire" // the manager let it expire
+	// EvContractorExtensionRequested: the manager asked to extend a
+	// privileged grant; the extension request goes through the policy's
+	// approval chain, and its own events record the outcome.
+	EvContractorExtensionRequested EventType = "review.contractor.extension_requested"
 )

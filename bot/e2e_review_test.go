@@ -333,6 +333,63 @@ func TestE2EContractorExpiry(t *testing.T) {
 	}
 }
 
+// A privileged contractor extension goes through the policy's approval
+// chain: bob's question says "Extension requested", pending approval, and
+// becomes "Extended" only when carol approves the second step (issue 10
+// follow-up: it said "Extended" while the chain was still pending).
+func TestE2EContractorPrivilegedExtensionPending(t *testing.T) {
+	e := newReviewEnv(t, "")
+	hank, err := e.svc.Submit(e.ctx, handlers.SubmitInput{SlackID: uHank, Email: "hank@example.com", Policy: "prod-db-admin", Duration: 4 * time.Hour, Justification: "INC-8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, who := range [][2]string{{uBob, "bob@example.com"}, {uCarol, "carol@example.com"}} {
+		if _, err := e.svc.Decide(e.ctx, handlers.DecideInput{RequestID: hank.ID, Step: i, SlackID: who[0], Email: who[1], Approve: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.provision()
+	if err := e.svc.RunJobNow(e.ctx, e.bot, handlers.JobContractor, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var ask slackemu.Message
+	e.waitFor("bob's question about hank", func(s *slackemu.Server) bool {
+		m, ok := findDM(s, uBob, "Hank Cole")
+		ask = m
+		return ok && hasButton(m, "keycard_contractor_extend")
+	})
+	e.click(uBob, ask, "keycard_contractor_extend")
+	var v slackemu.View
+	e.waitFor("extend modal", func(s *slackemu.Server) bool {
+		vs := s.OpenViews(uBob)
+		if len(vs) == 0 {
+			return false
+		}
+		v = vs[len(vs)-1]
+		return v.CallbackID == "keycard_contractor_extend"
+	})
+	ack, err := e.emu.SubmitView(e.ctx, uBob, v.ID, slackemu.Values{"duration:prod-db-admin": {"keycard_duration": {Selected: "4h"}}})
+	if err != nil || len(ack.Errors()) > 0 {
+		t.Fatalf("extend: %v %v", ack.Errors(), err)
+	}
+	a, err := e.svc.ContractorAskOf(hank.ID)
+	if err != nil || a.Extension == "" || a.ExtensionState != access.StatePending {
+		t.Fatalf("question %+v: %v", a, err)
+	}
+	e.waitFor("bob's question says pending", func(s *slackemu.Server) bool {
+		m, ok := s.Message(ask.Channel, ask.TS)
+		return ok && !hasButton(m, "keycard_contractor_extend") && strings.Contains(m.PlainText(), "Extension requested") &&
+			strings.Contains(m.PlainText(), "pending approval") && !strings.Contains(m.PlainText(), "Extended")
+	})
+	if _, err := e.svc.Decide(e.ctx, handlers.DecideInput{RequestID: a.Extension, Step: 1, SlackID: uCarol, Email: "carol@example.com", Approve: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("bob's question says extended", func(s *slackemu.Server) bool {
+		m, ok := s.Message(ask.Channel, ask.TS)
+		return ok && strings.Contains(m.PlainText(), "Extended") && !strings.Contains(m.PlainText(), "pending approval")
+	})
+}
+
 func TestE2ECampaign(t *testing.T) {
 	e := newReviewEnv(t, "")
 	g := e.grantDB()

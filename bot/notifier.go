@@ -153,9 +153,15 @@ func (b *Bot) notify(ctx context.Context, e access.Event, homes map[string]acces
 		if err := b.syncApprovals(ctx, r); err != nil {
 			return err
 		}
+		if err := b.extensionDecided(ctx, r); err != nil {
+			return err
+		}
 		return b.notice(ctx, e, r, NoticeApproved)
 	case access.EvRequestDenied, access.EvRequestCancelled, access.EvRequestTimedOut:
 		if err := b.syncApprovals(ctx, r); err != nil {
+			return err
+		}
+		if err := b.extensionDecided(ctx, r); err != nil {
 			return err
 		}
 		kind := map[access.EventType]NoticeKind{access.EvRequestDenied: NoticeDenied,

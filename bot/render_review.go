@@ -8,6 +8,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"keycard/access"
 	"keycard/handlers"
 	"keycard/policy"
 )
@@ -249,6 +250,18 @@ func ContractorAskMessage(a handlers.ContractorAsk, loc *time.Location) Message 
 			button(actAskExpire, a.GrantID, "Let expire", "")))
 	case handlers.AskExtended:
 		blocks = append(blocks, section(fmt.Sprintf("*Extended* by %s for %s (`%s`).", person(a.DecidedBy), policy.FormatDuration(a.Duration), a.Extension)))
+	case handlers.AskExtensionRequested:
+		// A privileged policy's extension goes through its approval chain:
+		// it is not "Extended" until that chain approves it.
+		by := fmt.Sprintf("by %s for %s (`%s`)", person(a.DecidedBy), policy.FormatDuration(a.Duration), a.Extension)
+		switch st := a.ExtensionState; st {
+		case access.StatePending, "":
+			blocks = append(blocks, section("*Extension requested* "+by+", pending approval through the policy's approval chain. Until it is approved the access ends as scheduled."))
+		case access.StateProvisioning, access.StateActive, access.StateDeprovisioning, access.StateExpired, access.StateRevoked:
+			blocks = append(blocks, section("*Extended* "+by+", approved through the policy's approval chain."))
+		default:
+			blocks = append(blocks, section(fmt.Sprintf("*Extension %s*: requested %s; the access ends as scheduled.", strings.ReplaceAll(string(st), "_", " "), by)))
+		}
 	default:
 		blocks = append(blocks, section(fmt.Sprintf("*Left to expire* by %s, %s.", person(a.DecidedBy), when(a.DecidedAt, loc))))
 	}
@@ -282,9 +295,13 @@ func ContractorExtendModal(a handlers.ContractorAsk, p *policy.Policy) slack.Mod
 	}
 	dur := slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, plain("How much longer", maxPlaceholder), actDuration, opts...)
 	dur.InitialOption = initial
+	how := "The extension is recorded as approved by you."
+	if p.Privileged {
+		how = "This is privileged access: the extension goes through the policy's approval chain, and the access ends as scheduled unless it is approved in time."
+	}
 	blocks := []slack.Block{
-		section(fmt.Sprintf("Extend *%s*'s *%s* (`%s`), which ends %s. The extension is recorded as approved by you.",
-			esc(a.Holder.Label()), esc(a.App+" · "+a.Role), a.GrantID, when(a.EndsAt, nil))),
+		section(fmt.Sprintf("Extend *%s*'s *%s* (`%s`), which ends %s. %s",
+			esc(a.Holder.Label()), esc(a.App+" · "+a.Role), a.GrantID, when(a.EndsAt, nil), how)),
 		slack.NewInputBlock(durationBlockID(p.Name), plain("Extend by (at most "+policy.FormatDuration(p.MaxDuration)+")", 2000), nil, dur),
 	}
 	v := modal(cbAskExtend, "Extend access", "Extend", blocks)

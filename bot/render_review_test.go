@@ -45,8 +45,12 @@ func TestRenderReview(t *testing.T) {
 		{"review_item_open", ReviewItemMessage(item, camp, berlin)},
 		{"review_item_decided", ReviewItemMessage(decided, camp, berlin)},
 		{"contractor_ask", ContractorAskMessage(ask, time.UTC)},
+		{"contractor_ask_extension_pending", ContractorAskMessage(extAsk(ask, access.StatePending), time.UTC)},
+		{"contractor_ask_extension_approved", ContractorAskMessage(extAsk(ask, access.StateActive), time.UTC)},
+		{"contractor_ask_extension_denied", ContractorAskMessage(extAsk(ask, access.StateDenied), time.UTC)},
 		{"modal_review_keep", ReviewKeepModal(item)},
 		{"modal_contractor_extend", ContractorExtendModal(ask, pol)},
+		{"modal_contractor_extend_privileged", ContractorExtendModal(extAsk(ask, ""), func() *policy.Policy { p := *pol; p.Privileged = true; return &p }())},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { golden(t, c.name, c.v) })
@@ -63,4 +67,13 @@ func TestRenderAdminReportWithinLimits(t *testing.T) {
 	if len(m.Blocks) > maxMessageBlocks {
 		t.Fatalf("%d blocks", len(m.Blocks))
 	}
+}
+
+// extAsk is ask answered with a privileged extension through the chain,
+// whose request is now in state st.
+func extAsk(a handlers.ContractorAsk, st access.State) handlers.ContractorAsk {
+	a.Policy, a.App, a.Role = "prod-db-admin", "Production Database", "Admin"
+	a.Decision, a.DecidedBy, a.DecidedAt = handlers.AskExtensionRequested, a.Manager, a.EndsAt.Add(-24*time.Hour)
+	a.Extension, a.Duration, a.ExtensionState = "REQ-1003", 4*time.Hour, st
+	return a
 }

@@ -17,7 +17,7 @@ func (b *Bot) notifyReview(ctx context.Context, e access.Event) (bool, error) {
 	switch e.Type {
 	case access.EvCampaignItemAssigned, access.EvCampaignItemDecided, access.EvCampaignItemTimedOut,
 		access.EvCampaignReminded, access.EvContractorAsked, access.EvContractorExtended, access.EvContractorLetExpire,
-		access.EvCampaignOpened, access.EvCampaignClosed, access.EvCampaignItemRemediated, access.EvReportPosted:
+		access.EvContractorExtensionRequested, access.EvCampaignOpened, access.EvCampaignClosed, access.EvCampaignItemRemediated, access.EvReportPosted:
 	default:
 		return false, nil
 	}
@@ -41,10 +41,25 @@ func (b *Bot) notifyReview(ctx context.Context, e access.Event) (bool, error) {
 		return true, b.remindReviewers(ctx, rc, e, d.Campaign, d.Waiting)
 	case access.EvContractorAsked:
 		return true, b.sendAsk(ctx, rc, e.RequestID)
-	case access.EvContractorExtended, access.EvContractorLetExpire:
+	case access.EvContractorExtended, access.EvContractorLetExpire, access.EvContractorExtensionRequested:
 		return true, b.updateAsk(ctx, rc, e.RequestID)
 	}
 	return true, nil
+}
+
+// extensionDecided updates the contractor question whose privileged
+// extension r is, once r's approval chain has decided it (approved, denied,
+// cancelled or timed out): the question stops saying "pending approval".
+func (b *Bot) extensionDecided(ctx context.Context, r access.Request) error {
+	rc := b.reviews()
+	if rc == nil || r.Extends == "" {
+		return nil
+	}
+	a, err := rc.ContractorAskOf(r.Extends)
+	if err != nil || a.Extension != r.ID {
+		return nil
+	}
+	return b.updateAsk(ctx, rc, r.Extends)
 }
 
 func (b *Bot) sendItem(ctx context.Context, rc ReviewCore, id string) error {

@@ -56,6 +56,9 @@ func (s *Service) ChangePolicy(c PolicyChange) (*policy.Set, bool, error) {
 	if next.Hash == old.Hash {
 		return old, false, nil
 	}
+	if err := s.refuseStranding(old, next, c.By); err != nil {
+		return old, false, err
+	}
 	changes := policy.Diff(old, next)
 	if c.Emergency {
 		if c.Reason == "" {
@@ -162,6 +165,9 @@ func (s *Service) apply(old, next *policy.Set, changes []string, by string, extr
 	if extra["emergency"] == true {
 		loadedBy = by + " (EMERGENCY, not approved)"
 	}
+	if err := s.refuseStranding(old, next, by); err != nil {
+		return err
+	}
 	if err := s.reconnect(next); err != nil {
 		return err
 	}
@@ -225,4 +231,99 @@ func (s *Service) StageAtStart(file *policy.Set) error {
 				"note": "the policy file changed while keycard was stopped; the last approved version stays in force until a second admin approves"})})
 		return err
 	})
+}
+
+// strandedGrants lists the grants that hold (or may soon hold) a membership
+// — provisioning, active, deprovisioning — which next would no longer hold:
+// their connector gone or its scope excluding their group (the scope ceiling
+// would then refuse their removal, so access would outlive its grant), or,
+// for a request someone made, their policy gone or granting another group
+// (an approved add would still be carried out under a policy no longer in
+// force). A removal already under way, and a review removal, are checked
+// against the scope only: they need nothing else of the policy.
+func strandedGrants(tx Tx, next *policy.Set) ([]string, error) {
+	live, err := tx.InState(access.StateProvisioning, access.StateActive, access.StateDeprovisioning)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for i := range live {
+		r := &live[i]
+		why := ""
+		if !next.Connectors[r.Connector].InScope(r.Group) {
+			why = OrphanOutOfScope
+		} else if r.Kind == "" && r.State != access.StateDeprovisioning {
+			why = orphaned(next, r)
+		}
+		if why != "" {
+			out = append(out, fmt.Sprintf("%s (%s, %s %s: %s)", r.ID, r.Requester.Email, r.State, r.Group, orphanMessage(r, why)))
+		}
+	}
+	return out, nil
+}
+
+// refuseStranding refuses a policy change that would strand a live grant
+// (strandedGrants) and audits the refusal as policy.rejected; the policy in
+// force stays. Revoke those grants, or let them end, then change the policy.
+func (s *Service) refuseStranding(old, next *policy.Set, by string) error {
+	var stranded []string
+	if err := s.store.View(func(tx Tx) error {
+		var err error
+		stranded, err = strandedGrants(tx, next)
+		return err
+	}); err != nil {
+		return err
+	}
+	if len(stranded) == 0 {
+		return nil
+	}
+	return s.rejectStranding(old, next, by, stranded)
+}
+
+// rejectStranding audits the refusal of next (policy.rejected, naming the
+// stranded grants) and returns it with CodeConflict.
+func (s *Service) rejectStranding(old, next *policy.Set, by string, stranded []string) error {
+	err := access.Errorf(access.CodeConflict, "Policy %.12s… not applied: it no longer holds %d live grant(s), which keycard could then not remove: %s. Revoke them or let them end, then apply the change again; policy %.12s… stays in force.",
+		next.Hash, len(stranded), strings.Join(stranded, "; "), old.Hash)
+	_ = s.audit(access.Event{Type: access.EvPolicyRejected, Actor: by,
+		Detail: encodeDetail(map[string]any{"hash": old.Hash, "new": next.Hash, "error": access.MessageOf(err), "grants": stranded})})
+	return err
+}
+
+// KeepAtStart checks the policy file found at start the way a reload is
+// checked: when it differs from the last version keycard ran and would
+// strand a live grant (strandedGrants), that last version (its text is in
+// the store) stays in force and the stranded grants are returned; the
+// caller audits the refusal with RejectAtStart. A restart is then no way
+// around the refusal of a reload. prev is nil when the file may run.
+func KeepAtStart(st Store, file *policy.Set) (prev *policy.Set, stranded []string, err error) {
+	var last PolicyVersion
+	err = st.View(func(tx Tx) error {
+		if err := tx.Docs(DocPolicyVersion, "", func(_ string, data []byte) error {
+			last = PolicyVersion{}
+			return json.Unmarshal(data, &last)
+		}); err != nil {
+			return err
+		}
+		if last.Hash == "" || last.Hash == file.Hash || last.Text == "" {
+			return nil
+		}
+		var err error
+		stranded, err = strandedGrants(tx, file)
+		return err
+	})
+	if err != nil || len(stranded) == 0 {
+		return nil, nil, err
+	}
+	prev, err = policy.Parse(last.Path, []byte(last.Text))
+	if err != nil {
+		return nil, nil, fmt.Errorf("the policy file would strand live grants (%s) and the last version keycard ran no longer parses: %w", strings.Join(stranded, "; "), err)
+	}
+	return prev, stranded, nil
+}
+
+// RejectAtStart audits that the policy file found at start was not applied
+// (KeepAtStart) and returns the refusal, whose message names the grants.
+func (s *Service) RejectAtStart(file *policy.Set, stranded []string) error {
+	return s.rejectStranding(s.Policy(), file, "restart", stranded)
 }

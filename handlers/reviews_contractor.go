@@ -18,6 +18,10 @@ const DocContractorAsk = "contractor_ask"
 const (
 	AskExtended  = "extended"
 	AskLetExpire = "let_expire"
+	// AskExtensionRequested: for a privileged policy the manager's Extend
+	// is an extension request through the policy's approval chain; the
+	// question shows it pending until that chain decides (ExtensionState).
+	AskExtensionRequested = "extension_requested"
 )
 
 // ContractorAsk is one question to a contractor's manager: extend this
@@ -38,6 +42,9 @@ type ContractorAsk struct {
 	DecidedAt   time.Time     `json:"decided_at,omitzero"`
 	Extension   string        `json:"extension,omitempty"` // the extension request id
 	Duration    time.Duration `json:"duration,omitempty"`
+	// ExtensionState is the state of the Extension request now (read by
+	// ContractorAskOf, not stored): pending while its approval chain runs.
+	ExtensionState access.State `json:"-"`
 }
 
 // ContractorAskOf reads the question about a grant.
@@ -48,6 +55,11 @@ func (s *Service) ContractorAskOf(grantID string) (ContractorAsk, error) {
 		if err == nil && !ok {
 			err = access.Errorf(access.CodeNotFound, "keycard asked nobody about %s.", grantID)
 		}
+		if err != nil || a.Extension == "" {
+			return err
+		}
+		ext, err := tx.Request(a.Extension)
+		a.ExtensionState = ext.State
 		return err
 	})
 	return a, err
@@ -174,20 +186,16 @@ func (s *Service) ContractorExtend(ctx context.Context, grantID, slackID, email 
 	set := s.Policy()
 	p, ok := set.Policy(a.Policy)
 	if !ok {
-		return access.Request{}, access.Errorf(access.CodeUnknownPolicy, "Policy %s no longer exists, so %s cannot be extended.", a.Policy, grantID)
+		return access.Request{}, s.refuseExtend(a, u.Email, access.Errorf(access.CodeUnknownPolicy, "Policy %s no longer exists, so %s cannot be extended.", a.Policy, grantID))
 	}
 	if err := p.CheckDuration(d); err != nil {
-		return access.Request{}, err
+		return access.Request{}, s.refuseExtend(a, u.Email, err)
 	}
 	// The holder must still be able to hold this access: in use in the IdP
 	// and eligible under the policy in force, as any extension request is.
 	holder, err := s.contractorHolder(ctx, a, set, p)
 	if err != nil {
-		if access.CodeOf(err) != access.CodeUnavailable {
-			_ = s.audit(access.Event{Type: access.EvDecisionRefused, Actor: u.Email, Subject: a.Holder.Email, Policy: a.Policy, RequestID: grantID,
-				Detail: encodeDetail(map[string]string{"why": access.MessageOf(err), "review": "contractor_expiry"})})
-		}
-		return access.Request{}, err
+		return access.Request{}, s.refuseExtend(a, u.Email, err)
 	}
 	if p.Privileged {
 		return s.contractorExtendByChain(ctx, a, holder, actor, slackID, email, d)
@@ -239,7 +247,24 @@ func (s *Service) ContractorExtend(ctx context.Context, grantID, slackID, email 
 		_, err = tx.Append(event(access.EvContractorExtended, actor.Email, &g, map[string]string{"grant": g.ID, "extension": ext.ID, "duration": policy.FormatDuration(d)}))
 		return err
 	})
-	return ext, err
+	if err != nil {
+		return ext, s.refuseExtend(a, u.Email, err)
+	}
+	return ext, nil
+}
+
+// refuseExtend audits a refused contractor extension as the decision
+// refused (the manager or admin acted, as with every refused click) and
+// returns err. A transient or internal failure is not a refusal: nothing
+// was decided, and the person is asked to try again.
+func (s *Service) refuseExtend(a ContractorAsk, by string, err error) error {
+	switch access.CodeOf(err) {
+	case access.CodeUnavailable, access.CodeRateLimited, access.CodeInternal:
+		return err
+	}
+	_ = s.audit(access.Event{Type: access.EvDecisionRefused, Actor: by, Subject: a.Holder.Email, Policy: a.Policy, RequestID: a.GrantID,
+		Detail: encodeDetail(map[string]string{"code": string(access.CodeOf(err)), "why": access.MessageOf(err), "review": "contractor_expiry"})})
+	return err
 }
 
 // contractorHolder reads the contractor now and checks they may still
@@ -275,7 +300,9 @@ func (s *Service) contractorExtendByChain(ctx context.Context, a ContractorAsk, 
 	ext, err := s.submit(ctx, holder, SubmitInput{SlackID: a.Holder.SlackID, Email: holder.Email, Policy: a.Policy, Duration: d, Extends: a.GrantID,
 		Justification: "Contractor expiry review: extension asked by their manager " + actor.Email})
 	if err != nil {
-		return access.Request{}, err
+		// Submit's refusals (extend.max_total, eligibility, a pending
+		// extension) are the manager's refused decision.
+		return access.Request{}, s.refuseExtend(a, actor.Email, err)
 	}
 	err = s.update(func(tx Tx) error {
 		var cur ContractorAsk
@@ -285,11 +312,11 @@ func (s *Service) contractorExtendByChain(ctx context.Context, a ContractorAsk, 
 		if cur.Decision != "" {
 			return access.Errorf(access.CodeConflict, "This was already decided (%s by %s).", strings.ReplaceAll(cur.Decision, "_", " "), cur.DecidedBy.Label())
 		}
-		cur.Decision, cur.DecidedBy, cur.DecidedAt, cur.Extension, cur.Duration = AskExtended, actor, tx.Now(), ext.ID, d
+		cur.Decision, cur.DecidedBy, cur.DecidedAt, cur.Extension, cur.Duration = AskExtensionRequested, actor, tx.Now(), ext.ID, d
 		if err := tx.PutDoc(DocContractorAsk, a.GrantID, cur); err != nil {
 			return err
 		}
-		_, err := tx.Append(access.Event{Type: access.EvContractorExtended, Actor: actor.Email, Subject: a.Holder.Email, Policy: a.Policy, RequestID: a.GrantID,
+		_, err := tx.Append(access.Event{Type: access.EvContractorExtensionRequested, Actor: actor.Email, Subject: a.Holder.Email, Policy: a.Policy, RequestID: a.GrantID,
 			Detail: encodeDetail(map[string]string{"grant": a.GrantID, "extension": ext.ID, "duration": policy.FormatDuration(d),
 				"approval": "privileged policy: the extension follows the policy's approval chain"})})
 		return err

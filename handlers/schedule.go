@@ -206,6 +206,9 @@ func (s *Service) ReloadPolicy(load func() (*policy.Set, error), actor string) (
 	if next.Hash == old.Hash {
 		return old, nil
 	}
+	if err := s.refuseStranding(old, next, actor); err != nil {
+		return old, err
+	}
 	if err := s.reconnect(next); err != nil {
 		_ = s.audit(access.Event{Type: access.EvPolicyRejected, Actor: actor,
 			Detail: encodeDetail(map[string]string{"hash": old.Hash, "error": err.Error()})})
