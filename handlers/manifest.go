@@ -91,6 +91,9 @@ type AuditRef struct {
 	HeadHash      string `json:"head_hash"` // hash of event HeadSeq
 	ChainVerified bool   `json:"chain_verified"`
 	VerifyProblem string `json:"verify_problem,omitempty"`
+	// Window is the seq range of every event in the period, walked from the
+	// chain without a gap (events export).
+	Window *SeqWindow `json:"window,omitempty"`
 }
 
 // FileRef names the CSV the manifest describes.
@@ -172,7 +175,7 @@ func (s *Service) Export(w io.Writer, req ExportRequest) (Manifest, error) {
 	if !p.AsOf.IsZero() {
 		m.Parameters.AsOf = p.AsOf.UTC().Format(time.RFC3339)
 	}
-	m.Audit = AuditRef{FirstSeq: res.FirstSeq, LastSeq: res.LastSeq, HeadSeq: res.HeadSeq, HeadHash: res.HeadHash}
+	m.Audit = AuditRef{FirstSeq: res.FirstSeq, LastSeq: res.LastSeq, HeadSeq: res.HeadSeq, HeadHash: res.HeadHash, Window: res.Window}
 	if s.opt.Verify != nil {
 		_, _, problem, verr := s.opt.Verify(m.Audit.HeadSeq)
 		switch {
