@@ -2,12 +2,17 @@ package handlers_test
 
 import (
 	"bytes"
+	"encoding/binary"
+	"io"
+	"strconv"
 	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
 
+	"keycard/access"
 	"keycard/handlers"
+	"keycard/store"
 )
 
 // tamper closes the env's store, runs fn on the raw bbolt file, as someone
@@ -62,5 +67,56 @@ func TestExportEventsIgnoresTimeIndex(t *testing.T) {
 	}
 	if !strings.Contains(string(m2.Encode()), `"gapless": true`) {
 		t.Errorf("the manifest does not state a gapless seq window:\n%s", m2.Encode())
+	}
+}
+
+// Rewriting a request record in keycard.db (its justification, an approver)
+// changed the access export while the chain still verified (issue 10,
+// Medium). Each record is held to the digest its last chained event
+// attests: the export fails, naming the request.
+func TestExportAccessCrossChecksRecords(t *testing.T) {
+	cases := []struct {
+		name, old, new, request string
+	}{
+		{"justification", "+1 needed for @oncall", "+1 CTO said it's fine", "REQ-1002"},
+		{"approver", "\x0fbob@example.com", "\x0fdan@example.com", "REQ-1001"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := exportWorld(t)
+			p, _ := handlers.Period("2026-11-01", "2026-11-02", e.clock.Now())
+			if _, err := e.svc.ExportAccess(io.Discard, p); err != nil {
+				t.Fatalf("untouched store: %v", err)
+			}
+			key := make([]byte, 8)
+			n, _ := strconv.ParseUint(strings.TrimPrefix(c.request, "REQ-"), 10, 64)
+			binary.BigEndian.PutUint64(key, n)
+			e.tamper(func(tx *bolt.Tx) error {
+				b := tx.Bucket([]byte("requests_by_number"))
+				v := b.Get(key)
+				if !bytes.Contains(v, []byte(c.old)) {
+					t.Fatalf("%s's record does not hold %q", c.request, c.old)
+				}
+				return b.Put(key, bytes.ReplaceAll(v, []byte(c.old), []byte(c.new)))
+			})
+			// The store still reads the record, and the chain is untouched.
+			var r access.Request
+			err := e.db.View(func(tx *store.Tx) error {
+				var err error
+				r, err = tx.Request(c.request)
+				return err
+			})
+			if err != nil || !strings.Contains(r.Justification+r.Steps[0].DecidedBy.Email, strings.TrimPrefix(c.new, "\x0f")) {
+				t.Fatalf("tampered record reads as %+v, %v", r, err)
+			}
+			var out bytes.Buffer
+			_, err = e.svc.ExportAccess(&out, p)
+			if err == nil {
+				t.Fatalf("the export of a tampered record succeeded:\n%s", out.String())
+			}
+			if access.CodeOf(err) != access.Code("integrity") || !strings.Contains(err.Error(), c.request) {
+				t.Fatalf("error %v (code %q), want an integrity error naming %s", err, access.CodeOf(err), c.request)
+			}
+		})
 	}
 }

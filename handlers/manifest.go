@@ -94,6 +94,8 @@ type AuditRef struct {
 	// Window is the seq range of every event in the period, walked from the
 	// chain without a gap (events export).
 	Window *SeqWindow `json:"window,omitempty"`
+	// Records says how the access export's rows were held to the chain.
+	Records *RecordCheck `json:"records,omitempty"`
 }
 
 // FileRef names the CSV the manifest describes.
@@ -175,7 +177,7 @@ func (s *Service) Export(w io.Writer, req ExportRequest) (Manifest, error) {
 	if !p.AsOf.IsZero() {
 		m.Parameters.AsOf = p.AsOf.UTC().Format(time.RFC3339)
 	}
-	m.Audit = AuditRef{FirstSeq: res.FirstSeq, LastSeq: res.LastSeq, HeadSeq: res.HeadSeq, HeadHash: res.HeadHash, Window: res.Window}
+	m.Audit = AuditRef{FirstSeq: res.FirstSeq, LastSeq: res.LastSeq, HeadSeq: res.HeadSeq, HeadHash: res.HeadHash, Window: res.Window, Records: res.Records}
 	if s.opt.Verify != nil {
 		_, _, problem, verr := s.opt.Verify(m.Audit.HeadSeq)
 		switch {

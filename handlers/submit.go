@@ -212,7 +212,9 @@ func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (ac
 		if err := tx.PutRequest(&r); err != nil {
 			return err
 		}
-		detail := map[string]any{"duration": policy.FormatDuration(d), "steps": stepRules(r.Steps)}
+		// The justification is evidence (an export column): it goes into the
+		// chain, not only into the request record (issue 10).
+		detail := map[string]any{"duration": policy.FormatDuration(d), "steps": stepRules(r.Steps), "justification": r.Justification}
 		if r.Extends != "" {
 			detail["extends"] = r.Extends
 		}
