@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"keycard/access"
 )
@@ -136,13 +137,9 @@ func recordOf(detail string) (digest string, ok bool) {
 	if c := detail[len(detail)-suffix-1]; c != ',' && c != '{' {
 		return "", false
 	}
-	d := head[len(`"`+recordKey+`":"`) : len(head)-2]
-	for i := 0; i < len(d); i++ {
-		if c := d[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return "", false
-		}
-	}
-	return d, true
+	// The digest's hex is checked where it is decoded (chainedRecords, and
+	// any comparison with RecordDigest's lowercase hex).
+	return head[len(`"`+recordKey+`":"`) : len(head)-2], true
 }
 
 // attestingStore wraps the Store every Service transaction uses so that
@@ -209,38 +206,34 @@ const maxDenseRequest = 1 << 24
 // digest.
 func chainedRecords(tx Tx, head uint64) (*recordIndex, error) {
 	ix := &recordIndex{}
-	want := uint64(1)
-	err := tx.Events(0, func(e access.Event) error {
-		if e.Seq > head {
-			return errStopEvents
-		}
-		if e.Seq != want {
-			return access.Errorf(access.CodeInternal, "The audit log has no event %d (the next is %d): the access export stops rather than build on it (run `keycard audit verify`).", want, e.Seq)
-		}
-		want++
-		if e.RequestID == "" {
+	err := tx.EventDetails(head, func(seq uint64, requestID, detail []byte) error {
+		if len(requestID) == 0 {
 			return nil
 		}
-		d, ok := recordOf(e.Detail)
+		d, ok := recordOf(unsafeString(detail))
 		if !ok {
 			return nil
 		}
-		n, ok := requestNumber(e.RequestID)
+		n, ok := requestNumber(unsafeString(requestID))
 		if !ok {
 			return nil
 		}
 		var v [16]byte
-		if _, err := hex.Decode(v[:], []byte(d[:32])); err != nil {
+		if _, err := hex.Decode(v[:], bytesOf(d[:32])); err != nil {
 			return nil
 		}
-		ix.put(n, v, e.Seq)
+		ix.put(n, v, seq)
 		return nil
 	})
-	if err == errStopEvents {
-		err = nil
+	if err != nil {
+		return nil, access.Wrap(access.CodeInternal, err, "The audit log could not be walked for the export (run `keycard audit verify`).")
 	}
-	return ix, err
+	return ix, nil
 }
+
+// unsafeString views b as a string without copying; the string must not
+// outlive b (here: one EventDetails callback).
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func (ix *recordIndex) put(n uint64, d [16]byte, seq uint64) {
 	if n >= maxDenseRequest {

@@ -223,6 +223,52 @@ func (tx *Tx) EventsBetween(from, to time.Time, fn func(access.Event) error) err
 	return nil
 }
 
+// EventDetails calls fn with the seq, request id and detail of each event
+// from seq 1 to upTo, in seq order, without decoding the rest: the access
+// export reads every event's record attestation (handlers.chainedRecords),
+// and building a full access.Event per event doubled its cost. The slices
+// are views into the database, valid only during fn. A missing seq is an
+// error. The events are not verified: use DB.Verify for that.
+func (tx *Tx) EventDetails(upTo uint64, fn func(seq uint64, requestID, detail []byte) error) error {
+	c := tx.tx.Bucket(bEvents).Cursor()
+	want := uint64(1)
+	for k, v := c.First(); k != nil && want <= upTo; k, v = c.Next() {
+		seq := binary.BigEndian.Uint64(k)
+		if seq != want {
+			return fmt.Errorf("store: audit event %d is missing (the walk went from %d to %d)", want, want-1, seq)
+		}
+		want++
+		if len(v) < 17+hashLen || v[0] != 1 {
+			return fmt.Errorf("store: event %d: unknown encoding (%d bytes)", seq, len(v))
+		}
+		b := v[17 : len(v)-hashLen]
+		var reqID, detail []byte
+		for i := 0; i < 7; i++ { // ID, Type, Actor, Subject, Policy, RequestID, Detail
+			n, k := binary.Uvarint(b)
+			if k <= 0 || uint64(len(b)-k) < n {
+				return fmt.Errorf("store: event %d: field %d truncated", seq, i)
+			}
+			switch i {
+			case 5:
+				reqID = b[k : k+int(n)]
+			case 6:
+				detail = b[k : k+int(n)]
+			}
+			b = b[k+int(n):]
+		}
+		if err := fn(seq, reqID, detail); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	if want <= upTo {
+		return fmt.Errorf("store: audit event %d is missing (the log ends at %d)", want, want-1)
+	}
+	return nil
+}
+
 // eventTime reads an event's time from its stored canonical bytes (version
 // byte, seq, then Unix nanoseconds) without decoding the rest.
 func eventTime(v []byte) (time.Time, error) {
