@@ -337,8 +337,8 @@ func TestEventWalksIgnoreIndexAndStopAtGaps(t *testing.T) {
 	}{
 		{"index key deleted", func(tx *bolt.Tx) error {
 			c := tx.Bucket(bIdxEventTime).Cursor()
-			k, _ := c.First()
-			k, _ = c.Next()
+			c.First()
+			k, _ := c.Next()
 			return tx.Bucket(bIdxEventTime).Delete(k)
 		}, ""},
 		{"event deleted", func(tx *bolt.Tx) error { return tx.Bucket(bEvents).Delete(be(4)) }, "event 4 is missing"},
