@@ -110,12 +110,25 @@ func TestExportAccessCrossChecksRecords(t *testing.T) {
 				t.Fatalf("tampered record reads as %+v, %v", r, err)
 			}
 			var out bytes.Buffer
-			_, err = e.svc.ExportAccess(&out, p)
+			_, err = e.svc.Export(&out, handlers.ExportRequest{Kind: handlers.KindAccess, Params: p, By: "erin@example.com"})
 			if err == nil {
 				t.Fatalf("the export of a tampered record succeeded:\n%s", out.String())
 			}
 			if access.CodeOf(err) != access.Code("integrity") || !strings.Contains(err.Error(), c.request) {
 				t.Fatalf("error %v (code %q), want an integrity error naming %s", err, access.CodeOf(err), c.request)
+			}
+			// The security channel hears of it.
+			var last access.Event
+			if err := e.db.View(func(tx *store.Tx) error {
+				seq, _, _ := tx.Head()
+				var err error
+				last, err = tx.Event(seq)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if last.Type != access.EvAlert || !strings.Contains(last.Detail, c.request) {
+				t.Fatalf("last event %s %s, want an alert naming %s", last.Type, last.Detail, c.request)
 			}
 		})
 	}

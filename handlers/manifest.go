@@ -160,6 +160,14 @@ func (s *Service) Export(w io.Writer, req ExportRequest) (Manifest, error) {
 		m.Columns = cols
 		m.CountsColumn = res.CountsColumn
 	}
+	if access.CodeOf(err) == access.CodeIntegrity {
+		// Stored evidence differs from what the chain attests: someone
+		// edited keycard.db. The security channel must see it, not only the
+		// person who asked for the export.
+		if aerr := s.Alert("evidence_integrity", req.By, access.MessageOf(err), nil); aerr != nil {
+			s.log.Error("could not record the integrity alert", "err", aerr)
+		}
+	}
 	if err != nil {
 		return m, err
 	}
