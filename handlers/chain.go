@@ -33,6 +33,11 @@ const recordKey = "record"
 // RecordDigest is the hex SHA-256 of the fields of r the access export
 // shows or derives its cells from (AccessHeader; AsOf and AccessStart),
 // length-prefixed in a fixed order so no two records encode alike.
+//
+// The encoding is frozen: events already in the chain attest it. A field
+// the export starts to show needs a new encoding under a new detail key
+// (say "record_v2"), with the check accepting the version an event names;
+// changing this one would fail every export of older records.
 func RecordDigest(r *access.Request) string {
 	sum := sha256.Sum256(appendRecord(nil, r))
 	return hex.EncodeToString(sum[:])
