@@ -195,6 +195,10 @@ func exportVerifyCmd(args []string, stdout io.Writer) error {
 		return exitCode(1)
 	}
 	fmt.Fprintf(stdout, "ok: %s matches its manifest (%d rows, sha256 %s); audit chain verifies up to event %d\n", *csvPath, m.RowCount, m.CSV.SHA256, m.Audit.HeadSeq)
+	if rec, ok, err := svc.Recorded(m.CSV.SHA256, m.Audit.HeadSeq); err == nil && ok {
+		// Restated from the audit log, not from the (editable) manifest.
+		fmt.Fprintf(stdout, "contents (audit event %d): %s\n", rec.Seq, handlers.InclusionStatement(rec))
+	}
 	return nil
 }
 

@@ -20,6 +20,7 @@ const (
 	CodeUnavailable Code = "unavailable"  // transient outside failure: retry
 	CodeRateLimited Code = "rate_limited" // outside system asked us to slow down: retry at RetryAt
 	CodeOutOfScope  Code = "out_of_scope" // a connector change outside its scope ceiling
+	CodeIntegrity   Code = "integrity"    // stored data differs from what the audit chain attests
 )
 
 // Refusal codes of a request submission; each maps to one inline modal error.

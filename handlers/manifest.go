@@ -91,6 +91,11 @@ type AuditRef struct {
 	HeadHash      string `json:"head_hash"` // hash of event HeadSeq
 	ChainVerified bool   `json:"chain_verified"`
 	VerifyProblem string `json:"verify_problem,omitempty"`
+	// Window is the seq range of every event in the period, walked from the
+	// chain without a gap (events export).
+	Window *SeqWindow `json:"window,omitempty"`
+	// Records says how the access export's rows were held to the chain.
+	Records *RecordCheck `json:"records,omitempty"`
 }
 
 // FileRef names the CSV the manifest describes.
@@ -155,6 +160,14 @@ func (s *Service) Export(w io.Writer, req ExportRequest) (Manifest, error) {
 		m.Columns = cols
 		m.CountsColumn = res.CountsColumn
 	}
+	if access.CodeOf(err) == access.CodeIntegrity {
+		// Stored evidence differs from what the chain attests: someone
+		// edited keycard.db. The security channel must see it, not only the
+		// person who asked for the export.
+		if aerr := s.Alert("evidence_integrity", req.By, access.MessageOf(err), nil); aerr != nil {
+			s.log.Error("could not record the integrity alert", "err", aerr)
+		}
+	}
 	if err != nil {
 		return m, err
 	}
@@ -172,7 +185,7 @@ func (s *Service) Export(w io.Writer, req ExportRequest) (Manifest, error) {
 	if !p.AsOf.IsZero() {
 		m.Parameters.AsOf = p.AsOf.UTC().Format(time.RFC3339)
 	}
-	m.Audit = AuditRef{FirstSeq: res.FirstSeq, LastSeq: res.LastSeq, HeadSeq: res.HeadSeq, HeadHash: res.HeadHash}
+	m.Audit = AuditRef{FirstSeq: res.FirstSeq, LastSeq: res.LastSeq, HeadSeq: res.HeadSeq, HeadHash: res.HeadHash, Window: res.Window, Records: res.Records}
 	if s.opt.Verify != nil {
 		_, _, problem, verr := s.opt.Verify(m.Audit.HeadSeq)
 		switch {
@@ -209,9 +222,43 @@ func (s *Service) Export(w io.Writer, req ExportRequest) (Manifest, error) {
 		actor = access.ActorKeycard
 	}
 	err = s.audit(access.Event{Type: access.EvExportCreated, Actor: actor, Subject: actor, Policy: p.Policy,
-		Detail: encodeDetail(map[string]any{"report": req.Kind, "parameters": m.Parameters, "rows": m.RowCount,
-			"csv_sha256": m.CSV.SHA256, "head_seq": m.Audit.HeadSeq, "invocation": req.Invocation})})
+		Detail: encodeDetail(RecordedExport{Report: req.Kind, Parameters: m.Parameters, InclusionRule: m.InclusionRule,
+			Rows: m.RowCount, Counts: m.Counts, CountsColumn: m.CountsColumn, CSVSHA256: m.CSV.SHA256,
+			HeadSeq: m.Audit.HeadSeq, Invocation: req.Invocation, GeneratedBy: req.By, GeneratedAt: &m.Generation.GeneratedAt})})
 	return m, err
+}
+
+// RecordedExport is the detail of an export.created event: what keycard
+// generated, as the audit chain remembers it. It is the authority
+// VerifyManifest holds a manifest to — a manifest is a file anyone can edit,
+// the chain is not.
+//
+// Events written before issue 10 carry only report, parameters, rows,
+// csv_sha256, head_seq and invocation. For those VerifyManifest checks
+// generated_by against the event's actor, generated_at against the event's
+// time (at or before it, within recordSlack), restates the inclusion rule
+// from the report kind (access, events; the other kinds' rule follows from
+// kind and parameters, both checked) and relies on the recorded CSV hash for
+// the counts (tallied from the CSV itself).
+type RecordedExport struct {
+	Report        string         `json:"report"`
+	Parameters    Parameters     `json:"parameters"`
+	InclusionRule string         `json:"inclusion_rule,omitempty"`
+	Rows          int            `json:"rows"`
+	Counts        map[string]int `json:"counts,omitempty"`
+	CountsColumn  string         `json:"counts_column,omitempty"`
+	CSVSHA256     string         `json:"csv_sha256"`
+	HeadSeq       uint64         `json:"head_seq"`
+	Invocation    string         `json:"invocation"`
+	GeneratedBy   string         `json:"generated_by,omitempty"`
+	GeneratedAt   *time.Time     `json:"generated_at,omitempty"`
+
+	// Actor is the event's actor (not part of the detail).
+	Actor string `json:"-"`
+	// Seq and At are the event's sequence number and time (not part of
+	// the detail).
+	Seq uint64    `json:"-"`
+	At  time.Time `json:"-"`
 }
 
 // SetSlackTeam records the Slack workspace keycard serves (from auth.test)
@@ -269,28 +316,40 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // seq (false when absent) and the first problem of the chain up to it.
 type ChainCheck func(seq uint64) (hash string, ok bool, problem string, err error)
 
-// ExportRecorded reports whether the audit log, after event `after`, holds
-// the export.created event of a CSV with this SHA-256: the manifest's own
-// hash could be recomputed by whoever edited the CSV, the chain's cannot.
-type ExportRecorded func(sha256 string, after uint64) (bool, error)
+// ExportRecorded finds, in the audit log after event `after`, the
+// export.created event of a CSV with this SHA-256 and returns what it
+// recorded (false when there is none): the manifest's own hash could be
+// recomputed by whoever edited the CSV, the chain's cannot.
+type ExportRecorded func(sha256 string, after uint64) (RecordedExport, bool, error)
 
-// Recorded looks for the export.created event of a CSV after seq `after`.
-func (s *Service) Recorded(sha string, after uint64) (bool, error) {
+// Recorded looks for the export.created event of a CSV after seq `after`,
+// decoding each export.created event's detail (never a substring match: a
+// detail that merely mentions the hash, in an invocation say, is not the
+// record of that CSV).
+func (s *Service) Recorded(sha string, after uint64) (RecordedExport, bool, error) {
+	var rec RecordedExport
 	found := false
-	want := `"csv_sha256":"` + sha + `"`
 	err := s.store.View(func(tx Tx) error {
 		return tx.Events(after, func(e access.Event) error {
-			if e.Type == access.EvExportCreated && strings.Contains(e.Detail, want) {
-				found = true
-				return errStopEvents
+			if e.Type != access.EvExportCreated {
+				return nil
 			}
-			return nil
+			var d RecordedExport
+			if json.Unmarshal([]byte(e.Detail), &d) != nil || d.CSVSHA256 != sha {
+				return nil
+			}
+			d.Actor, d.Seq, d.At = e.Actor, e.Seq, e.Time
+			if d.GeneratedBy == "" && e.Actor != access.ActorKeycard {
+				d.GeneratedBy = e.Actor // older events: the actor is who ran it
+			}
+			rec, found = d, true
+			return errStopEvents
 		})
 	})
 	if err == errStopEvents {
 		err = nil
 	}
-	return found, err
+	return rec, found, err
 }
 
 var errStopEvents = errors.New("stop")
@@ -347,15 +406,113 @@ func VerifyManifest(m Manifest, csvData io.Reader, chain ChainCheck, recorded Ex
 		}
 	}
 	if recorded != nil {
-		ok, err := recorded(m.CSV.SHA256, m.Audit.HeadSeq)
+		rec, ok, err := recorded(m.CSV.SHA256, m.Audit.HeadSeq)
 		if err != nil {
 			return problems, err
 		}
 		if !ok {
 			problems = append(problems, fmt.Sprintf("the audit log records no export of a CSV with SHA-256 %s after event %d: this manifest and CSV are not what keycard generated", m.CSV.SHA256, m.Audit.HeadSeq))
+		} else {
+			problems = append(problems, compareRecorded(m, rec)...)
 		}
 	}
 	return problems, nil
+}
+
+// compareRecorded holds the manifest's description of the report to the
+// export.created event: kind, parameters, inclusion rule, who and when, row
+// count and counts. A CSV filtered to one policy then relabelled "every
+// policy" fails here, naming the field.
+func compareRecorded(m Manifest, rec RecordedExport) []string {
+	var problems []string
+	differs := func(field, manifest, recorded string) {
+		if manifest != recorded {
+			problems = append(problems, fmt.Sprintf("the manifest's %s is %q, the audit log (event %d) recorded %q: the manifest was relabelled", field, manifest, rec.Seq, recorded))
+		}
+	}
+	differs("report", m.Report, rec.Report)
+	differs("parameters.policy", m.Parameters.Policy, rec.Parameters.Policy)
+	differs("parameters.from", m.Parameters.From, rec.Parameters.From)
+	differs("parameters.to", m.Parameters.To, rec.Parameters.To)
+	differs("parameters.as_of", m.Parameters.AsOf, rec.Parameters.AsOf)
+	differs("parameters.campaign", m.Parameters.Campaign, rec.Parameters.Campaign)
+	differs("parameters.timezone", m.Parameters.Timezone, rec.Parameters.Timezone)
+	differs("generation.invocation", m.Generation.Invocation, rec.Invocation)
+	if rec.Rows != m.RowCount {
+		problems = append(problems, fmt.Sprintf("the manifest's row_count is %d, the audit log (event %d) recorded %d", m.RowCount, rec.Seq, rec.Rows))
+	}
+	// The inclusion rule is restated from what keycard recorded: the rule
+	// of the event, or for older events the fixed rule of the report kind.
+	rule := rec.InclusionRule
+	if rule == "" {
+		rule = inclusionOf(rec.Report)
+	}
+	if rule != "" {
+		differs("inclusion_rule", m.InclusionRule, rule)
+	}
+	if rec.GeneratedBy != "" {
+		differs("generation.generated_by", m.Generation.GeneratedBy, rec.GeneratedBy)
+	}
+	at := m.Generation.GeneratedAt
+	switch {
+	case rec.GeneratedAt != nil && !rec.GeneratedAt.Equal(at):
+		problems = append(problems, fmt.Sprintf("the manifest's generation.generated_at is %s, the audit log (event %d) recorded %s", at.UTC().Format(time.RFC3339Nano), rec.Seq, rec.GeneratedAt.UTC().Format(time.RFC3339Nano)))
+	case rec.GeneratedAt == nil && !rec.At.IsZero() && (at.After(rec.At) || rec.At.Sub(at) > recordSlack):
+		problems = append(problems, fmt.Sprintf("the manifest's generation.generated_at is %s, but the audit log recorded the export (event %d) at %s", at.UTC().Format(time.RFC3339Nano), rec.Seq, rec.At.UTC().Format(time.RFC3339Nano)))
+	}
+	if rec.Counts != nil || rec.CountsColumn != "" {
+		differs("counts_column", m.CountsColumn, rec.CountsColumn)
+		for _, k := range unionKeys(m.Counts, rec.Counts) {
+			if m.Counts[k] != rec.Counts[k] {
+				problems = append(problems, fmt.Sprintf("the manifest's counts[%q] is %d, the audit log (event %d) recorded %d", k, m.Counts[k], rec.Seq, rec.Counts[k]))
+			}
+		}
+	}
+	return problems
+}
+
+// recordSlack bounds how long before its export.created event an export
+// written by an older keycard may say it was generated (the export streams
+// its rows between the two).
+const recordSlack = 10 * time.Minute
+
+// inclusionOf is the fixed inclusion rule of a report kind, "" when the
+// kind's rule is not a constant.
+func inclusionOf(kind string) string {
+	switch kind {
+	case KindAccess:
+		return AccessInclusion
+	case KindEvents:
+		return EventsInclusion
+	}
+	return ""
+}
+
+// InclusionStatement restates a report's inclusion rule with its
+// parameters, for `keycard export verify` to print: what the CSV holds,
+// according to the audit log.
+func InclusionStatement(rec RecordedExport) string {
+	rule := rec.InclusionRule
+	if rule == "" {
+		rule = inclusionOf(rec.Report)
+	}
+	p := rec.Parameters
+	s := rec.Report + " report: " + rule
+	if p.From != "" || p.To != "" {
+		s += fmt.Sprintf("; from %s (inclusive) to %s (exclusive)", p.From, p.To)
+	}
+	if p.AsOf != "" {
+		s += "; as of " + p.AsOf
+	}
+	if p.Policy != "" {
+		s += "; policy " + p.Policy + " only"
+	} else {
+		s += "; every policy"
+	}
+	if p.Campaign != "" {
+		s += "; campaign " + p.Campaign
+	}
+	return s
 }
 
 func tally(data []byte, column string) (rows int, counts map[string]int, header []string, err error) {

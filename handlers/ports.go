@@ -38,6 +38,9 @@ type Tx interface {
 	Head() (seq uint64, hash string, at time.Time)
 	Events(after uint64, fn func(access.Event) error) error
 	EventsBetween(from, to time.Time, fn func(access.Event) error) error
+	// EventDetails walks events 1..upTo by seq giving only the request id
+	// and detail (views valid during fn); a missing seq is an error.
+	EventDetails(upTo uint64, fn func(seq uint64, requestID, detail []byte) error) error
 
 	Enqueue(op *access.Op) error
 	Op(id uint64) (access.Op, error)

@@ -123,7 +123,7 @@ func New(st Store, conns Connectors, set *policy.Set, clock access.Clock, opt Op
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{store: st, conns: conns, clock: clock, opt: opt, log: opt.Logger,
+	s := &Service{store: attestingStore{st}, conns: conns, clock: clock, opt: opt, log: opt.Logger,
 		rand: opt.Rand, wake: make(chan struct{}, 1), notify: make(chan struct{}, 1), groupCache: map[string]groupEntry{}, recent: map[string][]time.Time{}, metrics: newMetrics()}
 	s.pol.Store(set)
 	s.exporters = map[string]exporter{

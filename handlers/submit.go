@@ -212,7 +212,9 @@ func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (ac
 		if err := tx.PutRequest(&r); err != nil {
 			return err
 		}
-		detail := map[string]any{"duration": policy.FormatDuration(d), "steps": stepRules(r.Steps)}
+		// The justification is evidence (an export column): it goes into the
+		// chain, not only into the request record (issue 10).
+		detail := map[string]any{"duration": policy.FormatDuration(d), "steps": stepRules(r.Steps), "justification": r.Justification, "asked": askedOf(r.Steps)}
 		if r.Extends != "" {
 			detail["extends"] = r.Extends
 		}
@@ -262,6 +264,19 @@ func personOf(u access.User, slackID string) access.Person {
 	p := u.Person()
 	p.SlackID = slackID
 	return p
+}
+
+// askedOf lists each step's candidates' emails: who was asked is an export
+// column (approval_chain), so it is in the chain too.
+func askedOf(steps []access.Step) [][]string {
+	out := make([][]string, len(steps))
+	for i, s := range steps {
+		out[i] = make([]string, len(s.Candidates))
+		for j, c := range s.Candidates {
+			out[i][j] = c.Email
+		}
+	}
+	return out
 }
 
 func stepRules(steps []access.Step) []string {

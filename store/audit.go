@@ -166,20 +166,52 @@ func (tx *Tx) Events(after uint64, fn func(access.Event) error) error {
 }
 
 // EventsBetween calls fn with each event whose time is in [from, to), in
-// ascending seq (which is ascending time: Append keeps time monotonic). It
-// reads the time index, so an export of one month does not walk years.
+// ascending seq. It walks the chained events bucket itself, never the time
+// index: the index is not covered by the hash chain, so deleting one of its
+// keys hid an event from the events export while `audit verify` passed
+// (issue 10). Append keeps time monotonic in seq, so the first event at or
+// after from is found by binary search over seq (a month of a long log
+// still does not walk years), and the walk then checks that every seq
+// follows the previous one: a missing event is an error naming it, not a
+// silently shorter export.
 func (tx *Tx) EventsBetween(from, to time.Time, fn func(access.Event) error) error {
-	end := timeKey(to)
 	events := tx.tx.Bucket(bEvents)
-	c := tx.tx.Bucket(bIdxEventTime).Cursor()
-	for k, _ := c.Seek(timeKey(from)); k != nil && string(k[:8]) < string(end); k, _ = c.Next() {
-		v := events.Get(k[8:16])
+	c := events.Cursor()
+	k, _ := c.Last()
+	if k == nil {
+		return nil
+	}
+	last := binary.BigEndian.Uint64(k)
+	// The first seq in [1, last+1) whose event's time is not before from.
+	lo, hi := uint64(1), last+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		v := events.Get(u64(mid))
 		if v == nil {
-			return fmt.Errorf("store: time index points at missing event %d", binary.BigEndian.Uint64(k[8:16]))
+			return fmt.Errorf("store: audit event %d is missing (the events bucket has a gap)", mid)
 		}
+		at, err := eventTime(v)
+		if err != nil {
+			return fmt.Errorf("store: event %d: %w", mid, err)
+		}
+		if at.Before(from) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	want := lo
+	for k, v := c.Seek(u64(lo)); k != nil; k, v = c.Next() {
+		if seq := binary.BigEndian.Uint64(k); seq != want {
+			return fmt.Errorf("store: audit event %d is missing (the walk went from %d to %d)", want, want-1, seq)
+		}
+		want++
 		e, err := decodeEvent(v)
 		if err != nil {
-			return fmt.Errorf("store: event %d: %w", binary.BigEndian.Uint64(k[8:16]), err)
+			return fmt.Errorf("store: event %d: %w", want-1, err)
+		}
+		if !e.Time.Before(to) {
+			return nil
 		}
 		if err := fn(e); err != nil {
 			if errors.Is(err, ErrStop) {
@@ -189,4 +221,59 @@ func (tx *Tx) EventsBetween(from, to time.Time, fn func(access.Event) error) err
 		}
 	}
 	return nil
+}
+
+// EventDetails calls fn with the seq, request id and detail of each event
+// from seq 1 to upTo, in seq order, without decoding the rest: the access
+// export reads every event's record attestation (handlers.chainedRecords),
+// and building a full access.Event per event doubled its cost. The slices
+// are views into the database, valid only during fn. A missing seq is an
+// error. The events are not verified: use DB.Verify for that.
+func (tx *Tx) EventDetails(upTo uint64, fn func(seq uint64, requestID, detail []byte) error) error {
+	c := tx.tx.Bucket(bEvents).Cursor()
+	want := uint64(1)
+	for k, v := c.First(); k != nil && want <= upTo; k, v = c.Next() {
+		seq := binary.BigEndian.Uint64(k)
+		if seq != want {
+			return fmt.Errorf("store: audit event %d is missing (the walk went from %d to %d)", want, want-1, seq)
+		}
+		want++
+		if len(v) < 17+hashLen || v[0] != 1 {
+			return fmt.Errorf("store: event %d: unknown encoding (%d bytes)", seq, len(v))
+		}
+		b := v[17 : len(v)-hashLen]
+		var reqID, detail []byte
+		for i := 0; i < 7; i++ { // ID, Type, Actor, Subject, Policy, RequestID, Detail
+			n, k := binary.Uvarint(b)
+			if k <= 0 || uint64(len(b)-k) < n {
+				return fmt.Errorf("store: event %d: field %d truncated", seq, i)
+			}
+			switch i {
+			case 5:
+				reqID = b[k : k+int(n)]
+			case 6:
+				detail = b[k : k+int(n)]
+			}
+			b = b[k+int(n):]
+		}
+		if err := fn(seq, reqID, detail); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	if want <= upTo {
+		return fmt.Errorf("store: audit event %d is missing (the log ends at %d)", want, want-1)
+	}
+	return nil
+}
+
+// eventTime reads an event's time from its stored canonical bytes (version
+// byte, seq, then Unix nanoseconds) without decoding the rest.
+func eventTime(v []byte) (time.Time, error) {
+	if len(v) < 17+hashLen || v[0] != 1 {
+		return time.Time{}, fmt.Errorf("audit event: unknown encoding (%d bytes)", len(v))
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v[9:17]))).UTC(), nil
 }

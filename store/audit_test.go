@@ -325,3 +325,50 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// The event walks the exports use read the chained events bucket, not the
+// time index: deleting an index key hides nothing, deleting an event is an
+// error naming it (issue 10).
+func TestEventWalksIgnoreIndexAndStopAtGaps(t *testing.T) {
+	tests := []struct {
+		name    string
+		tamper  func(tx *bolt.Tx) error
+		wantErr string
+	}{
+		{"index key deleted", func(tx *bolt.Tx) error {
+			c := tx.Bucket(bIdxEventTime).Cursor()
+			c.First()
+			k, _ := c.Next()
+			return tx.Bucket(bIdxEventTime).Delete(k)
+		}, ""},
+		{"event deleted", func(tx *bolt.Tx) error { return tx.Bucket(bEvents).Delete(be(4)) }, "event 4 is missing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := openTest(t)
+			appendEvents(t, db, 6)
+			must(t, db.bolt.Update(tt.tamper))
+			var between, details []uint64
+			err1 := db.View(func(tx *Tx) error {
+				return tx.EventsBetween(time.Time{}, t0.Add(time.Hour), func(e access.Event) error {
+					between = append(between, e.Seq)
+					return nil
+				})
+			})
+			err2 := db.View(func(tx *Tx) error {
+				return tx.EventDetails(6, func(seq uint64, _, _ []byte) error {
+					details = append(details, seq)
+					return nil
+				})
+			})
+			for _, err := range []error{err1, err2} {
+				if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+			}
+			if tt.wantErr == "" && (len(between) != 6 || len(details) != 6) {
+				t.Fatalf("walked %v and %v, want all 6 events", between, details)
+			}
+		})
+	}
+}

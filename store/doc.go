@@ -22,7 +22,7 @@
 //	idx_waiting    lower(email) 0 created + id     (WaitingOn: pending step candidates)
 //	idx_holders    connector 0 group 0 created + id (Holders: states that hold membership)
 //	events         seq -> canonical encoding + 32 raw hash bytes
-//	idx_event_time time + seq                      (EventsBetween: export periods)
+//	idx_event_time time + seq                      (written, not read: exports walk events, which the chain covers)
 //	outbox         op id -> JSON
 //	pins, msgrefs, cursors, seen, idx_seen_exp, static
 //

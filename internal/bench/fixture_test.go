@@ -164,14 +164,20 @@ func fixtureRequest(i, n int) *access.Request {
 	return r
 }
 
-// fixtureEvent is audit event i: the grant lifecycle event types with the
-// detail keycard writes.
-func fixtureEvent(i int) access.Event {
+// fixtureEvent is audit event i of n: the grant lifecycle event types with
+// the detail keycard writes, about request i*cur.requests/n (so every
+// request has an event when there are as many events as requests). Like
+// keycard's own events, its detail ends with the record digest of the
+// request it names (handlers.RecordDigest), so the access export's chain
+// cross-check compares every attested row, as it would on a real store.
+func fixtureEvent(i, n int) access.Event {
 	types := []access.EventType{access.EvRequestSubmitted, access.EvStepApproved, access.EvRequestApproved, access.EvGrantActive, access.EvGrantExpired}
-	who := i / 5 % cur.people
-	return access.Event{Type: types[i%len(types)], Actor: email((who/10)*10 + 1), Subject: email(who),
-		Policy: fmt.Sprintf("pol-%04d", i/5%cur.policies), RequestID: fmt.Sprintf("REQ-%d", 1001+i/5),
-		Detail: `{"group":"app-0042-admins","idp_event_id":"okta-evt-12345","duration":"4h"}`}
+	req := i * cur.requests / n
+	r := fixtureRequest(req, cur.requests)
+	r.ID = fmt.Sprintf("REQ-%d", 1001+req)
+	return access.Event{Type: types[i%len(types)], Actor: r.Steps[0].Candidates[0].Email, Subject: r.Requester.Email,
+		Policy: r.Policy, RequestID: r.ID,
+		Detail: `{"group":"` + r.Group + `","idp_event_id":"okta-evt-12345","duration":"4h","record":"` + handlers.RecordDigest(r) + `"}`}
 }
 
 // fillRequests writes n fixture requests.
@@ -199,7 +205,7 @@ func fillEvents(tb testing.TB, db *store.DB, n int) {
 		at := base.Add(time.Duration(int64(history) / int64(n) * int64(done)))
 		err := db.Update(at, func(tx *store.Tx) error {
 			for i := done; i < n && i < done+perTx; i++ {
-				if _, err := tx.Append(fixtureEvent(i)); err != nil {
+				if _, err := tx.Append(fixtureEvent(i, n)); err != nil {
 					return err
 				}
 			}

@@ -1,0 +1,289 @@
+package handlers
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	"keycard/access"
+)
+
+// The access export is built from request records, which the hash chain
+// does not cover: rewriting a record's justification or approver in
+// keycard.db changed the evidence while `audit verify` still passed (issue
+// 10, Medium). So every audit event about a request carries, in its detail,
+// the digest of the request's evidence fields as stored at that moment
+// ("record", RecordDigest), and the access export holds each record to the
+// digest of the last chained event about it (accessCrossCheck).
+//
+// The digest is injected by the store wrapper every Service transaction
+// goes through (attestingStore), not by each transition: a transition
+// written later cannot forget it.
+
+// recordKey is the detail key of the record digest. encodeWithRecord
+// always writes it last, so the export reads it from the detail's end
+// (recordOf) instead of decoding every event's JSON.
+const recordKey = "record"
+
+// RecordDigest is the hex SHA-256 of the fields of r the access export
+// shows or derives its cells from (AccessHeader; AsOf and AccessStart),
+// length-prefixed in a fixed order so no two records encode alike.
+//
+// The encoding is frozen: events already in the chain attest it. A field
+// the export starts to show needs a new encoding under a new detail key
+// (say "record_v2"), with the check accepting the version an event names;
+// changing this one would fail every export of older records.
+func RecordDigest(r *access.Request) string {
+	sum := sha256.Sum256(appendRecord(nil, r))
+	return hex.EncodeToString(sum[:])
+}
+
+func appendRecord(b []byte, r *access.Request) []byte {
+	str := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	tm := func(t time.Time) {
+		if t.IsZero() {
+			b = append(b, 0)
+			return
+		}
+		b = append(b, 1)
+		b = binary.BigEndian.AppendUint64(b, uint64(t.UnixNano()))
+	}
+	num := func(n int64) { b = binary.AppendVarint(b, n) }
+	b = append(b, 1) // encoding version
+	str(r.ID)
+	str(string(r.Kind))
+	str(r.Requester.Name)
+	str(r.Requester.Email)
+	str(r.App)
+	str(r.Role)
+	str(r.Policy)
+	str(r.PolicyVersion)
+	tm(r.CreatedAt)
+	str(r.Justification)
+	num(int64(r.Duration))
+	str(string(r.State))
+	num(int64(r.Current))
+	tm(r.DecidedAt)
+	tm(r.ProvisionedAt)
+	tm(r.EndsAt)
+	tm(r.EndedAt)
+	tm(r.DeprovisionedAt)
+	str(string(r.EndReason))
+	str(r.EndedBy.Email)
+	num(int64(len(r.Steps)))
+	for i := range r.Steps {
+		st := &r.Steps[i]
+		str(st.Rule)
+		num(int64(len(st.Candidates)))
+		for _, c := range st.Candidates {
+			str(c.Email)
+		}
+		str(string(st.Decision))
+		str(st.DecidedBy.Email)
+		tm(st.DecidedAt)
+		str(st.Comment)
+		if st.Escalated {
+			b = append(b, 1)
+		} else {
+			b = append(b, 0)
+		}
+		tm(st.EscalatedAt)
+		num(int64(st.Added))
+	}
+	return b
+}
+
+// encodeWithRecord returns detail (a compact JSON object, or "") with the
+// record digest as its last member, replacing any earlier one.
+func encodeWithRecord(detail, digest string) string {
+	tail := `"` + recordKey + `":"` + digest + `"}`
+	if detail == "" {
+		return "{" + tail
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal([]byte(detail), &m) != nil {
+		// Not an object (keycard writes none): keep it whole, beside.
+		raw, _ := json.Marshal(detail)
+		return `{"detail":` + string(raw) + "," + tail
+	}
+	delete(m, recordKey)
+	if len(m) == 0 {
+		return "{" + tail
+	}
+	b, err := json.Marshal(m) // sorted keys: deterministic
+	if err != nil {
+		return detail
+	}
+	return string(b[:len(b)-1]) + "," + tail
+}
+
+// recordOf reads the record digest encodeWithRecord put at the end of an
+// event's detail. In valid JSON the quote before the key cannot be an
+// escaped quote inside a string, so the suffix is the last member, written
+// by keycard.
+func recordOf(detail string) (digest string, ok bool) {
+	const n = 64 // hex SHA-256
+	suffix := len(`"`+recordKey+`":"`) + n + len(`"}`)
+	if len(detail) < suffix+1 || !strings.HasSuffix(detail, `"}`) {
+		return "", false
+	}
+	head := detail[len(detail)-suffix:]
+	if !strings.HasPrefix(head, `"`+recordKey+`":"`) {
+		return "", false
+	}
+	if c := detail[len(detail)-suffix-1]; c != ',' && c != '{' {
+		return "", false
+	}
+	// The digest's hex is checked where it is decoded (chainedRecords, and
+	// any comparison with RecordDigest's lowercase hex).
+	return head[len(`"`+recordKey+`":"`) : len(head)-2], true
+}
+
+// attestingStore wraps the Store every Service transaction uses so that
+// each event about a request carries the record digest (see above).
+type attestingStore struct{ Store }
+
+func (s attestingStore) Update(now time.Time, fn func(Tx) error) error {
+	return s.Store.Update(now, func(tx Tx) error { return fn(&attestingTx{Tx: tx}) })
+}
+
+func (s attestingStore) Batch(now time.Time, fn func(Tx) error) error {
+	return s.Store.Batch(now, func(tx Tx) error { return fn(&attestingTx{Tx: tx}) })
+}
+
+// attestingTx injects the stored record's digest into every event with a
+// request id, as the record stands when the event is appended (so a
+// transition puts its record before appending its event, as they all do).
+type attestingTx struct{ Tx }
+
+func (tx *attestingTx) Append(e access.Event) (access.Event, error) {
+	if e.RequestID != "" {
+		r, err := tx.Tx.Request(e.RequestID)
+		switch {
+		case err == nil:
+			e.Detail = encodeWithRecord(e.Detail, RecordDigest(&r))
+		case access.CodeOf(err) != access.CodeNotFound:
+			return e, err
+		}
+	}
+	return tx.Tx.Append(e)
+}
+
+// requestNumber is the n of "REQ-<n>" (false for other ids).
+func requestNumber(id string) (uint64, bool) {
+	s, ok := strings.CutPrefix(id, "REQ-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	return n, err == nil
+}
+
+// recordIndex holds, per request number, the first 16 bytes of the record
+// digest of the last chained event about the request: 16 bytes a request
+// (16 MiB for a million) keeps the export's memory bounded, and 128 bits
+// leave no practical second preimage.
+type recordIndex struct {
+	dense  [][16]byte // by request number; zero: no attestation
+	seq    []uint64   // the attesting event, for the error message
+	sparse map[uint64]recordAt
+}
+
+type recordAt struct {
+	digest [16]byte
+	seq    uint64
+}
+
+// maxDenseRequest bounds the dense index: request numbers are sequential
+// from 1001, so only a forged id lands above it.
+const maxDenseRequest = 1 << 24
+
+// chainedRecords walks the audit chain by seq up to head (the chain itself,
+// not an index; a gap is an error) and indexes each request's last record
+// digest.
+func chainedRecords(tx Tx, head uint64) (*recordIndex, error) {
+	ix := &recordIndex{}
+	err := tx.EventDetails(head, func(seq uint64, requestID, detail []byte) error {
+		if len(requestID) == 0 {
+			return nil
+		}
+		d, ok := recordOf(unsafeString(detail))
+		if !ok {
+			return nil
+		}
+		n, ok := requestNumber(unsafeString(requestID))
+		if !ok {
+			return nil
+		}
+		var v [16]byte
+		if _, err := hex.Decode(v[:], bytesOf(d[:32])); err != nil {
+			return nil
+		}
+		ix.put(n, v, seq)
+		return nil
+	})
+	if err != nil {
+		return nil, access.Wrap(access.CodeInternal, err, "The audit log could not be walked for the export (run `keycard audit verify`).")
+	}
+	return ix, nil
+}
+
+// unsafeString views b as a string without copying; the string must not
+// outlive b (here: one EventDetails callback).
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+func (ix *recordIndex) put(n uint64, d [16]byte, seq uint64) {
+	if n >= maxDenseRequest {
+		if ix.sparse == nil {
+			ix.sparse = map[uint64]recordAt{}
+		}
+		ix.sparse[n] = recordAt{d, seq}
+		return
+	}
+	if n >= uint64(len(ix.dense)) {
+		size := max(2*len(ix.dense), int(n)+1, 1024)
+		size = min(size, maxDenseRequest)
+		dense := make([][16]byte, size)
+		copy(dense, ix.dense)
+		seqs := make([]uint64, size)
+		copy(seqs, ix.seq)
+		ix.dense, ix.seq = dense, seqs
+	}
+	ix.dense[n], ix.seq[n] = d, seq
+}
+
+func (ix *recordIndex) get(n uint64) (recordAt, bool) {
+	if n < uint64(len(ix.dense)) {
+		if ix.dense[n] != ([16]byte{}) {
+			return recordAt{ix.dense[n], ix.seq[n]}, true
+		}
+		return recordAt{}, false
+	}
+	v, ok := ix.sparse[n]
+	return v, ok
+}
+
+// check holds r to its attestation; scratch is a reusable buffer.
+func (ix *recordIndex) check(r *access.Request, scratch *[]byte, c *RecordCheck) error {
+	n, _ := requestNumber(r.ID)
+	at, ok := ix.get(n)
+	if !ok {
+		c.Unattested++
+		return nil
+	}
+	*scratch = appendRecord((*scratch)[:0], r)
+	sum := sha256.Sum256(*scratch)
+	if [16]byte(sum[:16]) != at.digest {
+		return access.Errorf(access.CodeIntegrity, "%s: the stored request record does not match the record audit event %d attests (its justification, decisions or times were changed outside keycard); the export stops rather than show it.", r.ID, at.seq)
+	}
+	c.Checked++
+	return nil
+}

@@ -1,0 +1,39 @@
+package handlers
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"keycard/access"
+)
+
+func TestRecordDigestInDetail(t *testing.T) {
+	d := RecordDigest(&access.Request{ID: "REQ-1001", Justification: "x", CreatedAt: time.Unix(1, 0)})
+	fake := strings.Repeat("a", 64)
+	cases := []struct {
+		name, detail string
+	}{
+		{"empty", ""},
+		{"map", `{"how":"auto"}`},
+		{"earlier record", `{"record":"` + fake + `","z":1}`},
+		// A value that ends like the member must not be read as it.
+		{"lookalike value", `{"comment":"\",\"record\":\"` + fake + `\"}"}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := encodeWithRecord(c.detail, d)
+			if r, ok := recordOf(got); !ok || r != d {
+				t.Fatalf("recordOf(%s) = %q %v, want %s", got, r, ok, d)
+			}
+		})
+	}
+	if _, ok := recordOf(`{"comment":"\",\"record\":\"` + fake + `\"}"}`); ok {
+		t.Fatal("a lookalike string value was read as the record digest")
+	}
+	a := access.Request{ID: "REQ-1", Justification: "ab", Steps: []access.Step{{Rule: "c"}}}
+	b := access.Request{ID: "REQ-1", Justification: "a", Steps: []access.Step{{Rule: "bc"}}}
+	if RecordDigest(&a) == RecordDigest(&b) {
+		t.Fatal("record encoding is ambiguous")
+	}
+}

@@ -1,0 +1,135 @@
+package handlers_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"keycard/access"
+	"keycard/handlers"
+	"keycard/store"
+)
+
+// tamper closes the env's store, runs fn on the raw bbolt file, as someone
+// with write access to keycard.db would, and reopens it.
+func (e *env) tamper(fn func(tx *bolt.Tx) error) {
+	e.t.Helper()
+	if err := e.db.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	raw, err := bolt.Open(e.path, 0o600, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := raw.Update(fn); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := raw.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.open()
+}
+
+// Deleting one key of the time index (not covered by the hash chain) hid
+// an event from the events export while the chain still verified: 7 rows
+// became 6 (issue 10, Medium). The export walks the chain itself.
+func TestExportEventsIgnoresTimeIndex(t *testing.T) {
+	e := exportWorld(t)
+	p, _ := handlers.Period("2026-11-01", "2026-11-02", e.clock.Now())
+	var before bytes.Buffer
+	m1, err := e.svc.Export(&before, handlers.ExportRequest{Kind: handlers.KindEvents, Params: p, By: "erin@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m1.RowCount < 3 {
+		t.Fatalf("fixture has %d events", m1.RowCount)
+	}
+	e.tamper(func(tx *bolt.Tx) error {
+		c := tx.Bucket([]byte("idx_event_time")).Cursor()
+		c.First()
+		k, _ := c.Next() // the second event of the log
+		return tx.Bucket([]byte("idx_event_time")).Delete(k)
+	})
+	var after bytes.Buffer
+	m2, err := e.svc.Export(&after, handlers.ExportRequest{Kind: handlers.KindEvents, Params: p, By: "erin@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The rows up to the first export's head are the same rows.
+	lines := strings.SplitAfter(after.String(), "\n")
+	if got := strings.Join(lines[:1+m1.RowCount], ""); got != before.String() {
+		t.Fatalf("events export changed after an index key was deleted (%d rows, then %d):\n%s\n---\n%s", m1.RowCount, m2.RowCount, before.String(), got)
+	}
+	if !strings.Contains(string(m2.Encode()), `"gapless": true`) {
+		t.Errorf("the manifest does not state a gapless seq window:\n%s", m2.Encode())
+	}
+}
+
+// Rewriting a request record in keycard.db (its justification, an approver)
+// changed the access export while the chain still verified (issue 10,
+// Medium). Each record is held to the digest its last chained event
+// attests: the export fails, naming the request.
+func TestExportAccessCrossChecksRecords(t *testing.T) {
+	cases := []struct {
+		name, old, new, request string
+	}{
+		{"justification", "+1 needed for @oncall", "+1 CTO said it's fine", "REQ-1002"},
+		{"approver", "\x0fbob@example.com", "\x0fdan@example.com", "REQ-1001"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := exportWorld(t)
+			p, _ := handlers.Period("2026-11-01", "2026-11-02", e.clock.Now())
+			if _, err := e.svc.ExportAccess(io.Discard, p); err != nil {
+				t.Fatalf("untouched store: %v", err)
+			}
+			key := make([]byte, 8)
+			n, _ := strconv.ParseUint(strings.TrimPrefix(c.request, "REQ-"), 10, 64)
+			binary.BigEndian.PutUint64(key, n)
+			e.tamper(func(tx *bolt.Tx) error {
+				b := tx.Bucket([]byte("requests_by_number"))
+				v := b.Get(key)
+				if !bytes.Contains(v, []byte(c.old)) {
+					t.Fatalf("%s's record does not hold %q", c.request, c.old)
+				}
+				return b.Put(key, bytes.ReplaceAll(v, []byte(c.old), []byte(c.new)))
+			})
+			// The store still reads the record, and the chain is untouched.
+			var r access.Request
+			err := e.db.View(func(tx *store.Tx) error {
+				var err error
+				r, err = tx.Request(c.request)
+				return err
+			})
+			if err != nil || !strings.Contains(r.Justification+r.Steps[0].DecidedBy.Email, strings.TrimPrefix(c.new, "\x0f")) {
+				t.Fatalf("tampered record reads as %+v, %v", r, err)
+			}
+			var out bytes.Buffer
+			_, err = e.svc.Export(&out, handlers.ExportRequest{Kind: handlers.KindAccess, Params: p, By: "erin@example.com"})
+			if err == nil {
+				t.Fatalf("the export of a tampered record succeeded:\n%s", out.String())
+			}
+			if access.CodeOf(err) != access.Code("integrity") || !strings.Contains(err.Error(), c.request) {
+				t.Fatalf("error %v (code %q), want an integrity error naming %s", err, access.CodeOf(err), c.request)
+			}
+			// The security channel hears of it.
+			var last access.Event
+			if err := e.db.View(func(tx *store.Tx) error {
+				seq, _, _ := tx.Head()
+				var err error
+				last, err = tx.Event(seq)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if last.Type != access.EvAlert || !strings.Contains(last.Detail, c.request) {
+				t.Fatalf("last event %s %s, want an alert naming %s", last.Type, last.Detail, c.request)
+			}
+		})
+	}
+}
