@@ -98,6 +98,17 @@ func appendRecord(b []byte, r *access.Request) []byte {
 		tm(st.EscalatedAt)
 		num(int64(st.Added))
 	}
+	// What provisioning learnt (issue 10): an assumed start and a standing
+	// membership change access_start and approval_chain in the export.
+	tm(r.StartedAt)
+	flag := byte(0)
+	if r.StartAssumed {
+		flag |= 1
+	}
+	if r.NotOwner {
+		flag |= 2
+	}
+	b = append(b, flag)
 	return b
 }
 

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -129,6 +130,30 @@ func TestExportAccessCrossChecksRecords(t *testing.T) {
 			}
 			if last.Type != access.EvAlert || !strings.Contains(last.Detail, c.request) {
 				t.Fatalf("last event %s %s, want an alert naming %s", last.Type, last.Detail, c.request)
+			}
+		})
+	}
+}
+
+// The digest covers what provisioning learnt, because the export shows it
+// (access_start and the approval_chain's "assumed" and "standing" notes).
+func TestRecordDigestCoversProvisioningFacts(t *testing.T) {
+	base := access.Request{ID: "REQ-1", State: access.StateActive}
+	at := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name string
+		edit func(r *access.Request)
+	}{
+		{"started at", func(r *access.Request) { r.StartedAt = at }},
+		{"start assumed", func(r *access.Request) { r.StartAssumed = true }},
+		{"not owner", func(r *access.Request) { r.NotOwner = true }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := base
+			c.edit(&r)
+			if handlers.RecordDigest(&r) == handlers.RecordDigest(&base) {
+				t.Fatalf("changing %s leaves the record digest as it was", c.name)
 			}
 		})
 	}
