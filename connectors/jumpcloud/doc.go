@@ -36,11 +36,12 @@
 //     JumpCloud before it, on this call or any other; it waits when the
 //     pause is at most Config.MaxWait, else it returns access.CodeRateLimited
 //     with RetryAt for the caller's retry queue.
-//   - 5xx, transport errors, a call past its deadline and malformed answers
-//     (an HTML page, truncated JSON, a body without the documented fields)
-//     are retried Config.MaxRetries times with doubling pauses (Retry-After
-//     when a 503 carries one), then reported as access.CodeUnavailable
-//     naming the call. Membership POSTs are safe to retry: adding a member
+//   - 5xx, connection errors and malformed answers (an HTML page,
+//     truncated JSON, a body without the documented fields) are retried
+//     Config.MaxRetries times with doubling pauses (Retry-After when a 503
+//     carries one), then reported as access.CodeUnavailable naming the
+//     call. An attempt that used its whole deadline ends the call at once
+//     (CodeUnavailable): a stalled JumpCloud would stall every retry too. Membership POSTs are safe to retry: adding a member
 //     twice answers 409 "Already Exists" and removing a non-member 404, both
 //     success for these idempotent verbs.
 //   - every HTTP exchange runs under Config.Timeout; waits run on

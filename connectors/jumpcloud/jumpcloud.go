@@ -359,7 +359,13 @@ func (c *Connector) do(ctx context.Context, what, method, path string, q url.Val
 			if ctx.Err() != nil {
 				return reply{}, access.Wrap(access.CodeUnavailable, fmt.Errorf("jumpcloud: %w", err), "JumpCloud did not answer before keycard gave up (%s)", what)
 			}
-			last = access.Wrap(access.CodeUnavailable, fmt.Errorf("jumpcloud: %w", err), "JumpCloud did not answer in time or could not be reached (%s)", what)
+			if errors.Is(err, context.DeadlineExceeded) {
+				// The attempt used its whole deadline: another would too, so
+				// the call ends here and the caller's retry queue takes over
+				// (a stalled JumpCloud must not hold a call for retries×timeout).
+				return reply{}, access.Wrap(access.CodeUnavailable, fmt.Errorf("jumpcloud: %w", err), "JumpCloud did not answer within %s (%s)", c.timeout, what)
+			}
+			last = access.Wrap(access.CodeUnavailable, fmt.Errorf("jumpcloud: %w", err), "JumpCloud could not be reached (%s)", what)
 			retryIn = c.backoff << attempt
 		case status == http.StatusTooManyRequests:
 			wait := retryAfter(hdr, c.clock.Now())

@@ -569,16 +569,19 @@ func TestServerErrorsRetried(t *testing.T) {
 }
 
 func TestCallPastItsDeadline(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.Timeout = 100 * time.Millisecond; c.MaxRetries = 1 })
+	e := newEnv(t, func(c *Config) { c.Timeout = 100 * time.Millisecond })
 	id := e.user("a@x.com")
 	e.fake.Latency("GET /api/systemusers", time.Hour)
 	start := time.Now()
 	_, err := e.conn.UserByID(context.Background(), id)
-	if access.CodeOf(err) != access.CodeUnavailable {
+	if access.CodeOf(err) != access.CodeUnavailable || !strings.Contains(err.Error(), "read user") {
 		t.Fatalf("err = %v", err)
 	}
 	if el := time.Since(start); el > 5*time.Second {
 		t.Fatalf("took %s", el)
+	}
+	if n := len(e.fake.Requests()); n != 1 {
+		t.Fatalf("%d attempts: a stalled call must end at its deadline, not retry into more stalls", n)
 	}
 	e.fake.Latency("GET /api/systemusers", 0)
 	if _, err := e.conn.UserByID(context.Background(), id); err != nil {
@@ -591,6 +594,39 @@ func TestCallPastItsDeadline(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+}
+
+// TestDroppedConnectionsRetriedThenUnavailable: a server that closes every
+// connection without answering gets 1+MaxRetries attempts, not a tight
+// loop, and the call ends unavailable.
+func TestDroppedConnectionsRetriedThenUnavailable(t *testing.T) {
+	var mu sync.Mutex
+	hits := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits++
+		mu.Unlock()
+		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			conn.Close()
+		}
+	}))
+	defer srv.Close()
+	var pauses []time.Duration
+	c, err := New(Config{APIURL: srv.URL, APIKey: secretKey, Timeout: time.Second,
+		Sleep: func(ctx context.Context, d time.Duration) error { pauses = append(pauses, d); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.UserByID(context.Background(), "x1")
+	noKey(t, err)
+	if access.CodeOf(err) != access.CodeUnavailable {
+		t.Fatalf("err = %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if hits != 1+DefaultMaxRetries || fmt.Sprint(pauses) != "[500ms 1s 2s]" {
+		t.Fatalf("%d attempts, pauses %v", hits, pauses)
+	}
 }
 
 func TestMalformedAnswers(t *testing.T) {

@@ -179,21 +179,40 @@ func TestConcurrentUse(t *testing.T) {
 	s := New(Options{})
 	defer s.Close()
 	gid := s.AddGroup("g")
+	send := func(method, path, body string) error {
+		req, err := http.NewRequest(method, s.URL+path, strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("x-api-key", s.APIKey())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		return resp.Body.Close()
+	}
 	var wg sync.WaitGroup
+	errs := make(chan error, 16)
 	for i := range 8 {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			id := s.AddUser(User{Email: fmt.Sprintf("c%d@x.com", i)})
-			_, _ = do(t, s, "POST", "/api/v2/usergroups/"+gid+"/members", s.APIKey(), `{"op":"add","type":"user","id":"`+id+`"}`)
+			errs <- send("POST", "/api/v2/usergroups/"+gid+"/members", `{"op":"add","type":"user","id":"`+id+`"}`)
 		}()
 		go func() {
 			defer wg.Done()
-			_, _ = do(t, s, "GET", "/api/v2/usergroups/"+gid+"/members", s.APIKey(), "")
+			errs <- send("GET", "/api/v2/usergroups/"+gid+"/members", "")
 			_ = s.Members(gid)
 		}()
 	}
 	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	if n := len(s.Members(gid)); n != 8 {
 		t.Fatalf("members %d", n)
 	}
