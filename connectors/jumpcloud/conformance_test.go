@@ -1,8 +1,5 @@
-//go:build conformance
-
-// The conformance harness for connectors/connectortest. That suite is being
-// written on another branch; remove the build constraint above once it is
-// merged (go test -tags conformance runs it before then).
+// The conformance harness for connectors/connectortest: the same cases as
+// okta, entra and static, through the real client against the emulator.
 
 package jumpcloud
 
