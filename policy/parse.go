@@ -578,11 +578,11 @@ func (d *decoder) connector(k, v *yaml.Node) *Connector {
 	c := &Connector{Name: k.Value, Line: k.Line}
 	typ, tn := d.str(f, field, "type")
 	switch typ {
-	case ConnectorOkta, ConnectorStatic:
+	case ConnectorOkta, ConnectorEntra, ConnectorJumpCloud, ConnectorStatic:
 		c.Type = typ
 	case "":
 	default:
-		d.errf(tn, field+".type", "unknown connector type %q (known: okta, static)", typ)
+		d.errf(tn, field+".type", "unknown connector type %q (known: okta, entra, jumpcloud, static)", typ)
 	}
 	if sn := f.get("scope"); sn == nil {
 		d.errf(f.node, field+".scope.groups", "missing: a connector with no scope may change nothing; list the groups it may change, e.g. scope: {groups: [\"app-*\"]}")
@@ -603,13 +603,18 @@ func (d *decoder) connector(k, v *yaml.Node) *Connector {
 		}
 	}
 	c.ManagerAttribute = d.optStr(f, field, "manager_attribute", DefaultManagerAttribute)
+	if mn := f.get("manager_attribute"); mn != nil && (c.Type == ConnectorEntra || c.Type == ConnectorJumpCloud) {
+		// Entra has a manager relationship and JumpCloud a manager field:
+		// neither reads the manager from a profile attribute.
+		d.errf(mn, field+".manager_attribute", "only okta and static connectors read the manager from an attribute; %s uses %s", c.Type, managerSource[c.Type])
+	}
 	un, gn := f.get("users"), f.get("groups")
-	if c.Type == ConnectorOkta {
+	if idp, ok := idpNames[c.Type]; ok {
 		if un != nil {
-			d.errf(un, field+".users", "only a static connector lists its users; an okta connector reads them from Okta")
+			d.errf(un, field+".users", "only a static connector lists its users; %s connector reads them from %s", article(c.Type), idp)
 		}
 		if gn != nil {
-			d.errf(gn, field+".groups", "only a static connector lists its groups; an okta connector reads them from Okta")
+			d.errf(gn, field+".groups", "only a static connector lists its groups; %s connector reads them from %s", article(c.Type), idp)
 		}
 		return c
 	}
@@ -1043,4 +1048,25 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// idpNames names the identity provider behind each live connector type.
+var idpNames = map[string]string{
+	ConnectorOkta:      "Okta",
+	ConnectorEntra:     "Microsoft Entra ID",
+	ConnectorJumpCloud: "JumpCloud",
+}
+
+// managerSource says where a live connector finds a person's manager.
+var managerSource = map[string]string{
+	ConnectorEntra:     "the manager relationship in Microsoft Graph",
+	ConnectorJumpCloud: "the user's manager field (a user id)",
+}
+
+// article is "an okta" or "a jumpcloud": the type with its article.
+func article(typ string) string {
+	if strings.IndexByte("aeiou", typ[0]) >= 0 {
+		return "an " + typ
+	}
+	return "a " + typ
 }

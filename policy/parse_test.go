@@ -168,7 +168,9 @@ func TestParseRefuses(t *testing.T) {
 		{"missing duration.max", "{default: 4h, max: 8h}", "{default: 4h}", "{default: 4h}", "policies[0].duration.max", "missing"},
 		{"missing duration", "    duration: {default: 30d, max: 90d}\n", "", "- name: grafana-viewer", "policies[1].duration.max", "missing"},
 		{"version 2", "version: 1", "version: 2", "version: 2", "version", "unsupported version"},
-		{"unknown connector type", "type: okta", "type: entra", "type: entra", "connectors.okta.type", `unknown connector type "entra"`},
+		{"unknown connector type", "type: okta", "type: onelogin", "type: onelogin", "connectors.okta.type", `unknown connector type "onelogin" (known: okta, entra, jumpcloud, static)`},
+		{"manager attribute on entra", "    type: okta\n", "    type: entra\n    manager_attribute: managerId\n", "manager_attribute: managerId", "connectors.okta.manager_attribute", "entra uses the manager relationship"},
+		{"users on jumpcloud", "    type: okta\n", "    type: jumpcloud\n    users: []\n", "users: []", "connectors.okta.users", "a jumpcloud connector reads them from JumpCloud"},
 		{"unknown profile", "eligible: [engineers]", "eligible: [engineer]", "eligible: [engineer]", "policies[0].eligible", `unknown profile "engineer"`},
 		{"unknown connector reference", "    group: prod-db-admins\n", "    group: prod-db-admins\n    connector: okta2\n", "connector: okta2", "policies[0].connector", `"okta2" is not a connector`},
 		{"directory not a connector", "directory: okta", "directory: okt", "directory: okt", "directory", `"okt" is not a connector`},
@@ -247,7 +249,7 @@ func TestParseReportsAllErrorsInLineOrder(t *testing.T) {
 	doc := baseYAML
 	for _, m := range [][2]string{
 		{"version: 1", "version: 3"},
-		{"type: okta", "type: entra"},
+		{"type: okta", "type: onelogin"},
 		{"{default: 4h, max: 8h}", "{default: 4h, max: 2h}"},
 		{"name: grafana-viewer", "name: help"},
 		{"timezone: Europe/Berlin", "timezone: Nowhere/City"},
@@ -345,4 +347,21 @@ func TestParseAliasBomb(t *testing.T) {
 	}
 	doc := strings.Replace(baseYAML, "version: 1\n", "version: 1\nchange_approval: false\n", 1) + "x: " + "*a9\n" + b.String()
 	_ = parseErrors(t, doc) // must return, with errors, quickly
+}
+
+// Entra ID and JumpCloud connectors parse like Okta's (SPEC "Identity
+// providers"), each as the directory.
+func TestParseLiveConnectorTypes(t *testing.T) {
+	for _, typ := range []string{ConnectorOkta, ConnectorEntra, ConnectorJumpCloud} {
+		t.Run(typ, func(t *testing.T) {
+			src := strings.Replace(baseYAML, "    type: okta\n", "    type: "+typ+"\n", 1)
+			s, err := Parse("policy.yaml", []byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.Connectors["okta"].Type; got != typ {
+				t.Fatalf("type = %q, want %q", got, typ)
+			}
+		})
+	}
 }

@@ -24,8 +24,10 @@ const (
 
 // Connector types.
 const (
-	ConnectorOkta   = "okta"
-	ConnectorStatic = "static"
+	ConnectorOkta      = "okta"
+	ConnectorEntra     = "entra"
+	ConnectorJumpCloud = "jumpcloud"
+	ConnectorStatic    = "static"
 )
 
 // Certification on_timeout outcomes (what happens to an unanswered review
