@@ -103,14 +103,13 @@ func run(ctx context.Context, cfg Config, d deps) error {
 	}
 	d.log.Info("keycard starting", "version", version, "policy", cfg.Policy, "policy_hash", set.Hash, "db", cfg.DB, "slack_api", cfg.SlackAPIURL)
 
-	feeds := map[string]handlers.DeactivationFeed{}
-	hasIdP := false
-	for name, c := range set.Connectors {
-		if oc, ok := oktaConnector(conns, name); ok && c.Type == "okta" {
-			hasIdP = true
-			feeds[name] = oktaFeed(oc)
-		}
+	if err := checkConnectors(ctx, conns, func(name string, err error) {
+		d.log.Warn("the identity provider did not answer keycard's start-up check; readiness reports it until it does", "connector", name, "err", err)
+	}); err != nil {
+		return err
 	}
+	feeds := conns.feeds
+	hasIdP := len(feeds) > 0 || len(conns.checks) > 0
 	b, err := newBot(cfg, svc, d)
 	if err != nil {
 		return err

@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"time"
 
 	"keycard/access"
 	"keycard/connectors"
+	"keycard/connectors/entra"
+	"keycard/connectors/jumpcloud"
 	"keycard/connectors/okta"
 	"keycard/connectors/static"
 	"keycard/handlers"
@@ -15,9 +19,11 @@ import (
 )
 
 // buildConnectors makes every connector the policy names. An okta connector
-// needs OKTA_CLIENT_ORGURL and OKTA_CLIENT_TOKEN.
+// needs OKTA_CLIENT_ORGURL and OKTA_CLIENT_TOKEN, an entra connector the
+// AZURE_* variables, a jumpcloud connector JUMPCLOUD_API_KEY. Building makes
+// no network call: checkConnectors proves the credentials at start.
 func buildConnectors(set *policy.Set, cfg Config, db *store.DB, clock access.Clock) (*connectorSet, map[string]*static.Connector, error) {
-	out := &connectorSet{Set: connectors.NewSet(), okta: map[string]*okta.Connector{}}
+	out := &connectorSet{Set: connectors.NewSet(), feeds: map[string]handlers.DeactivationFeed{}, checks: map[string]checker{}}
 	statics := map[string]*static.Connector{}
 	for _, name := range sortedKeys(set.Connectors) {
 		c := set.Connectors[name]
@@ -38,7 +44,38 @@ func buildConnectors(set *policy.Set, cfg Config, db *store.DB, clock access.Clo
 				return nil, nil, fmt.Errorf("connector %s: %w", name, err)
 			}
 			out.Add(name, oc, oc, c.Scope)
-			out.okta[name] = oc
+			out.feeds[name] = feedOf(oc.LifecycleEvents, func(e okta.LifecycleEvent) handlers.Deactivation {
+				return handlers.Deactivation{ID: e.UUID, Type: e.Type, UserID: e.UserID, Published: e.Published}
+			})
+		case policy.ConnectorEntra:
+			ecfg, err := entra.FromEnv(lookupEnv)
+			if err != nil {
+				return nil, nil, fmt.Errorf("connector %s (type entra): %w", name, err)
+			}
+			ecfg.Clock = clock
+			ec, err := entra.New(ecfg)
+			if err != nil {
+				return nil, nil, fmt.Errorf("connector %s: %w", name, err)
+			}
+			out.Add(name, ec, ec, c.Scope)
+			out.checks[name] = ec
+			out.feeds[name] = feedOf(ec.LifecycleEvents, func(e entra.LifecycleEvent) handlers.Deactivation {
+				return handlers.Deactivation{ID: e.UUID, Type: e.Type, UserID: e.UserID, Published: e.Published}
+			})
+		case policy.ConnectorJumpCloud:
+			jcfg, err := jumpcloud.ConfigFromEnv(func(k string) string { v, _ := lookupEnv(k); return v })
+			if err != nil {
+				return nil, nil, fmt.Errorf("connector %s (type jumpcloud): %w", name, err)
+			}
+			jcfg.Clock = clock
+			jc, err := jumpcloud.New(jcfg)
+			if err != nil {
+				return nil, nil, fmt.Errorf("connector %s: %w", name, err)
+			}
+			// JumpCloud has no lifecycle feed keycard may rely on: leavers
+			// are found by the holder sweep (handlers.SweepHolders).
+			out.Add(name, jc, jc, c.Scope)
+			out.checks[name] = jc
 		case "static":
 			sc, err := adapt.Static(name, c, db, clock)
 			if err != nil {
@@ -82,28 +119,59 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// connectorSet is the connectors plus the raw Okta connectors, whose System
-// Log feeds offboarding (reads only: changes go through the scoped set).
+// connectorSet is the connectors plus what serve needs of the live IdPs:
+// their leaver feeds (Okta System Log, Entra users delta; reads only, since
+// changes go through the scoped set) and their start-up credential checks.
 type connectorSet struct {
 	*connectors.Set
-	okta map[string]*okta.Connector
+	feeds  map[string]handlers.DeactivationFeed
+	checks map[string]checker
 }
 
-func oktaConnector(cs *connectorSet, name string) (*okta.Connector, bool) {
-	oc, ok := cs.okta[name]
-	return oc, ok
+// checker proves an IdP accepts keycard's credentials.
+type checker interface {
+	Check(ctx context.Context) error
 }
 
-// oktaFeed adapts the Okta System Log to the offboarding feed.
-func oktaFeed(oc *okta.Connector) handlers.DeactivationFeed {
+// checkConnectors proves each live IdP's credentials at start, so a wrong
+// secret stops keycard with one sentence (CodeForbidden: "the IdP refused
+// keycard's credentials") instead of failing on the first request. An IdP
+// that does not answer is only logged: readiness reports it until it does.
+func checkConnectors(ctx context.Context, cs *connectorSet, warn func(name string, err error)) error {
+	for _, name := range sortedKeys(cs.checks) {
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err := cs.checks[name].Check(cctx)
+		cancel()
+		switch {
+		case err == nil:
+		case access.CodeOf(err) == access.CodeForbidden:
+			return fmt.Errorf("connector %s: %s", name, access.MessageOf(err))
+		default:
+			warn(name, err)
+		}
+	}
+	return nil
+}
+
+// feedOf adapts a connector's lifecycle events to the offboarding feed.
+func feedOf[E any](list func(context.Context, string) ([]E, string, error), conv func(E) handlers.Deactivation) handlers.DeactivationFeed {
 	return func(ctx context.Context, cursor string) ([]handlers.Deactivation, string, error) {
-		evs, next, err := oc.LifecycleEvents(ctx, cursor)
+		evs, next, err := list(ctx, cursor)
 		out := make([]handlers.Deactivation, 0, len(evs))
 		for _, e := range evs {
-			out = append(out, handlers.Deactivation{ID: e.UUID, Type: e.Type, UserID: e.UserID, Published: e.Published})
+			out = append(out, conv(e))
 		}
 		return out, next, err
 	}
+}
+
+// lookupEnv reads a variable as written or with the KEYCARD_ prefix (SPEC:
+// "Every variable may also be given with the KEYCARD_ prefix").
+func lookupEnv(name string) (string, bool) {
+	if v, ok := os.LookupEnv(name); ok {
+		return v, true
+	}
+	return os.LookupEnv("KEYCARD_" + name)
 }
 
 // verifier walks the whole audit chain for export manifests.
