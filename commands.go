@@ -25,8 +25,11 @@ func policyCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "apply" {
 		return policyApplyCmd(ctx, args[1:], stdout)
 	}
+	if len(args) > 0 && args[0] == "import" {
+		return policyImportCmd(ctx, args[1:], stdout)
+	}
 	if len(args) == 0 || args[0] != "check" {
-		return usageError("policy: expected `policy check [FILE]` or `policy apply --by EMAIL [--emergency --reason TEXT]`")
+		return usageError("policy: expected `policy check [FILE]`, `policy import --connector NAME [--out FILE]` or `policy apply --by EMAIL [--emergency --reason TEXT]`")
 	}
 	path := os.Getenv("KEYCARD_POLICY")
 	if path == "" {
@@ -364,4 +367,102 @@ func checkAgainstIdP(ctx context.Context, set *policy.Set, stdout io.Writer) err
 	}
 	fmt.Fprintln(stdout, "policies and the identity provider agree")
 	return nil
+}
+
+// policyImportCmd is `keycard policy import --connector NAME [--out FILE]
+// [--policy FILE]`: it reads the groups inside the connector's scope from the
+// live IdP, with their members, and writes a starting policy (SPEC
+// "Identity providers"). Only the connectors of the policy file are read, so
+// a file holding just version, directory and connectors is enough.
+func policyImportCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("policy import", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	name := fs.String("connector", "", "the connector whose groups to import")
+	outPath := fs.String("out", "", "write the policy to this file (refuses to overwrite) instead of stdout")
+	path := fs.String("policy", envOr("KEYCARD_POLICY", "policy.yaml"), "the policy file that defines the connector")
+	if err := fs.Parse(args); err != nil {
+		return usageError("policy import: %v", err)
+	}
+	if *name == "" || fs.NArg() > 0 {
+		return usageError("policy import: expected --connector NAME [--out FILE] [--policy FILE]")
+	}
+	data, err := os.ReadFile(*path)
+	if err != nil {
+		return err
+	}
+	src, err := policy.ParseConnectors(*path, data)
+	if err != nil {
+		return err
+	}
+	c, ok := src.Connectors[*name]
+	if !ok {
+		return fmt.Errorf("%q is not a connector of %s", *name, *path)
+	}
+	var groups []policy.ImportGroup
+	if c.Type == policy.ConnectorStatic {
+		// A static directory's groups are in the file itself.
+		for _, g := range c.Groups {
+			groups = append(groups, policy.ImportGroup{Name: g.Name, Members: g.Members})
+		}
+	} else {
+		cfg, err := loadConfig()
+		if err != nil {
+			return err
+		}
+		only := &policy.Set{Path: src.Path, Directory: *name, Connectors: map[string]*policy.Connector{*name: c}}
+		conns, _, err := buildConnectors(only, cfg, nil, access.SystemClock{})
+		if err != nil {
+			return err
+		}
+		if groups, err = importGroups(ctx, conns, *name, c); err != nil {
+			return err
+		}
+	}
+	out, err := policy.Import(src, *name, groups)
+	if err != nil {
+		return err
+	}
+	if *outPath == "" {
+		_, err = stdout.Write(out)
+		return err
+	}
+	f, err := os.OpenFile(*outPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(out); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// importGroups lists a live connector's groups inside its scope, with the
+// emails of their members.
+func importGroups(ctx context.Context, conns *connectorSet, name string, c *policy.Connector) ([]policy.ImportGroup, error) {
+	dir, _ := conns.Directory(name)
+	gl, ok := dir.(handlers.GroupLister)
+	if !ok {
+		return nil, fmt.Errorf("connector %s cannot list its groups", name)
+	}
+	names, err := gl.Groups(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connector %s: listing groups: %w", name, err)
+	}
+	var out []policy.ImportGroup
+	for _, g := range names {
+		if !c.InScope(g) {
+			continue
+		}
+		members, err := dir.GroupMembers(ctx, g)
+		if err != nil {
+			return nil, fmt.Errorf("connector %s: members of %s: %w", name, g, err)
+		}
+		ig := policy.ImportGroup{Name: g}
+		for _, u := range members {
+			ig.Members = append(ig.Members, u.Email)
+		}
+		out = append(out, ig)
+	}
+	return out, nil
 }

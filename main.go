@@ -65,6 +65,8 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 const usage = `usage:
   keycard [serve]                    run the bot (needs SLACK_BOT_TOKEN, SLACK_APP_TOKEN)
   keycard policy check [FILE]        validate the policy file and summarise each policy
+  keycard policy import --connector NAME [--out FILE] [--policy FILE]
+                                     write a starting policy from the groups inside a connector's scope
   keycard policy apply --by EMAIL [--emergency --reason TEXT]
                                      reload the policy in the running keycard (staged for a second
                                      admin's approval when the policy says change_approval: true)

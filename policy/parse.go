@@ -415,13 +415,31 @@ func (d *decoder) schedule(f fields, field string) string {
 }
 
 // set decodes the top-level mapping.
-func (d *decoder) set(s *Set, root *yaml.Node) {
-	top, ok := d.mapping(root, "", "version", "directory", "connectors", "profiles", "policies",
-		"auditors", "admins", "alerts", "reviews", "expiry_warning", "offboarding_sla",
-		"offboarding_check", "change_approval")
-	if !ok {
-		return
+// topKeys are the policy file's top-level keys.
+var topKeys = []string{"version", "directory", "connectors", "profiles", "policies",
+	"auditors", "admins", "alerts", "reviews", "expiry_warning", "offboarding_sla",
+	"offboarding_check", "change_approval"}
+
+// ParseConnectors reads only the version, directory and connectors of a
+// policy file: what `keycard policy import` needs to reach an IdP before any
+// policy is written. The rest of the file is not checked.
+func ParseConnectors(file string, data []byte) (*Set, error) {
+	d := &decoder{file: file}
+	s := &Set{Path: file, Connectors: map[string]*Connector{}, Profiles: map[string]*Profile{}}
+	if root := d.document(data); root != nil {
+		if top, ok := d.mapping(root, "", topKeys...); ok {
+			d.head(s, top)
+		}
 	}
+	if len(d.errs) > 0 {
+		d.errs.sortByLine()
+		return nil, &d.errs
+	}
+	return s, nil
+}
+
+// head decodes version, connectors and directory.
+func (d *decoder) head(s *Set, top fields) {
 	if n := top.get("version"); n == nil {
 		d.missing(top, "", "version")
 	} else if n.Kind != yaml.ScalarNode || n.Value != "1" {
@@ -462,6 +480,14 @@ func (d *decoder) set(s *Set, root *yaml.Node) {
 	} else if top.get("connectors") != nil {
 		d.errf(top.node, "directory", "missing: name the connector that is the source of truth for people")
 	}
+}
+
+func (d *decoder) set(s *Set, root *yaml.Node) {
+	top, ok := d.mapping(root, "", topKeys...)
+	if !ok {
+		return
+	}
+	d.head(s, top)
 
 	if n := top.get("profiles"); n != nil && !isNull(n) {
 		d.entries(n, "profiles", func(k, v *yaml.Node) {

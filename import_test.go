@@ -1,0 +1,70 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"keycard/internal/oktafake"
+	"keycard/policy"
+)
+
+// `keycard policy import` reads the groups inside a live connector's scope
+// through its real client and writes a policy that `policy check` accepts
+// as it is (issue 12 item 5).
+func TestPolicyImportFromOkta(t *testing.T) {
+	clearEnv(t)
+	fake := oktafake.New(oktafake.Options{Token: "t0k3n"})
+	defer fake.Close()
+	user := func(login string) string {
+		return fake.AddUser(map[string]any{"login": login, "email": login, "firstName": login[:3], "lastName": "X"}, "ACTIVE")
+	}
+	ann, bob := user("ann@example.com"), user("bob@example.com")
+	admins := fake.AddGroup("prod-db-admins", "OKTA_GROUP")
+	fake.AddGroup("app-grafana-viewers", "OKTA_GROUP")
+	fake.AddGroup("security-team", "OKTA_GROUP") // outside the scope
+	for _, id := range []string{ann, bob} {
+		if err := fake.AddMember(admins, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "connectors.yaml")
+	head := "version: 1\ndirectory: okta\nconnectors:\n  okta:\n    type: okta\n    scope:\n      groups: [\"app-*\", \"prod-*\"]\n"
+	if err := os.WriteFile(src, []byte(head), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("OKTA_CLIENT_ORGURL", fake.URL)
+	t.Setenv("OKTA_CLIENT_TOKEN", "t0k3n")
+	out := filepath.Join(dir, "policy.yaml")
+
+	code, stdout, stderr := runCLI(t, "policy", "import", "--connector", "okta", "--policy", src, "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, stdout, stderr)
+	}
+	set, err := policy.Load(out)
+	if err != nil {
+		t.Fatalf("the imported policy does not load: %v", err)
+	}
+	var names []string
+	for _, p := range set.Policies {
+		names = append(names, p.Name)
+	}
+	if got := strings.Join(names, ","); got != "app-grafana-viewers,prod-db-admins" {
+		t.Fatalf("policies %s, want one per group inside the scope", got)
+	}
+	data, _ := os.ReadFile(out)
+	for _, want := range []string{"#   ann@example.com", "#   bob@example.com", "standing access today: nobody"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("imported policy lacks %q:\n%s", want, data)
+		}
+	}
+	if code, _, _ := runCLI(t, "policy", "check", out); code != 0 {
+		t.Fatalf("policy check of the import: exit %d", code)
+	}
+	// A second import never overwrites the file.
+	if code, _, stderr := runCLI(t, "policy", "import", "--connector", "okta", "--policy", src, "--out", out); code == 0 || !strings.Contains(stderr, "exists") {
+		t.Fatalf("second import over the same file: exit %d, %s", code, stderr)
+	}
+}
