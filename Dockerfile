@@ -30,8 +30,7 @@ RUN CGO_ENABLED=0 go build -trimpath -buildvcs=false \
       -ldflags "-s -w \
         -X keycard/internal/buildinfo.version=${VERSION} \
         -X keycard/internal/buildinfo.commit=${COMMIT} \
-        -X keycard/internal/buildinfo.date=${DATE} \
-        -X main.version=${VERSION}" \
+        -X keycard/internal/buildinfo.date=${DATE}" \
       -o /out/keycard . \
  && mkdir -p /out/state/keycard/backups \
  && chmod -R 0700 /out/state/keycard

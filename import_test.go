@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"keycard/internal/buildinfo"
 	"keycard/internal/oktafake"
 	"keycard/policy"
 )
@@ -66,5 +67,21 @@ func TestPolicyImportFromOkta(t *testing.T) {
 	// A second import never overwrites the file.
 	if code, _, stderr := runCLI(t, "policy", "import", "--connector", "okta", "--policy", src, "--out", out); code == 0 || !strings.Contains(stderr, "exists") {
 		t.Fatalf("second import over the same file: exit %d, %s", code, stderr)
+	}
+}
+
+// `keycard version` and every manifest carry the build's version (issue 14
+// item 3): the same string an auditor can tie to code.
+func TestVersionIsTheBuildInfo(t *testing.T) {
+	code, stdout, _ := runCLI(t, "version")
+	if code != 0 || strings.TrimSpace(stdout) != buildinfo.Get().String() {
+		t.Fatalf("keycard version: exit %d, %q, want %q", code, stdout, buildinfo.Get().String())
+	}
+	set, err := policy.Load("docs/examples/policy-static.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := instance(set, Config{}).Version, buildinfo.Get().Short(); got != want {
+		t.Fatalf("manifest keycard_version %q, want %q", got, want)
 	}
 }

@@ -10,10 +10,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-)
 
-// version is set at build time (-ldflags "-X main.version=…").
-var version = "dev"
+	"keycard/internal/buildinfo"
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -42,7 +41,7 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "demo":
 		err = demoCmd(ctx, args, stdout)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "keycard", version)
+		fmt.Fprintln(stdout, buildinfo.Get().String())
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:

@@ -18,6 +18,7 @@ import (
 	"keycard/access"
 	"keycard/handlers"
 	"keycard/internal/adapt"
+	"keycard/internal/buildinfo"
 	"keycard/policy"
 	"keycard/store"
 )
@@ -101,7 +102,7 @@ func run(ctx context.Context, cfg Config, d deps) error {
 	if err != nil {
 		return err
 	}
-	d.log.Info("keycard starting", "version", version, "policy", cfg.Policy, "policy_hash", set.Hash, "db", cfg.DB, "slack_api", cfg.SlackAPIURL)
+	d.log.Info("keycard starting", "version", buildinfo.Get().Short(), "policy", cfg.Policy, "policy_hash", set.Hash, "db", cfg.DB, "slack_api", cfg.SlackAPIURL)
 
 	if err := checkConnectors(ctx, conns, func(name string, err error) {
 		d.log.Warn("the identity provider did not answer keycard's start-up check; readiness reports it until it does", "connector", name, "err", err)

@@ -14,6 +14,7 @@ import (
 	"keycard/connectors/static"
 	"keycard/handlers"
 	"keycard/internal/adapt"
+	"keycard/internal/buildinfo"
 	"keycard/policy"
 	"keycard/store"
 )
@@ -195,7 +196,7 @@ func verifier(db *store.DB) handlers.ChainVerifier {
 
 // instance describes this keycard for manifests: version and the IdPs.
 func instance(set *policy.Set, cfg Config) handlers.Instance {
-	in := handlers.Instance{Version: version}
+	in := handlers.Instance{Version: buildinfo.Get().Short()}
 	for _, name := range sortedKeys(set.Connectors) {
 		c := set.Connectors[name]
 		d := c.Type + " " + name
