@@ -17,6 +17,7 @@ import (
 
 	"keycard/access"
 	"keycard/handlers"
+	"keycard/handlers/auditstream"
 	"keycard/internal/adapt"
 	"keycard/internal/buildinfo"
 	"keycard/policy"
@@ -158,6 +159,9 @@ func run(ctx context.Context, cfg Config, d deps) error {
 		}
 		return nil
 	})
+	if err := startAuditStream(ctx, g, svc, adapt.Store(db), d); err != nil {
+		return err
+	}
 	startReviews(ctx, g, svc, b, d)
 	if d.ready != nil {
 		d.ready(svc)
@@ -189,4 +193,31 @@ func reloadOnHUP(ctx context.Context, svc *handlers.Service, path string, log *s
 			}
 		}
 	}
+}
+
+// startAuditStream runs the optional stream of every audit event to a SIEM
+// (KEYCARD_AUDIT_STREAM_*): at least once from a durable cursor, never in
+// the way of a Slack interaction.
+func startAuditStream(ctx context.Context, g *errgroup.Group, svc *handlers.Service, st handlers.Store, d deps) error {
+	cfg, err := auditstream.ParseConfig(func(k string) string { v, _ := lookupEnv(k); return v })
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	stream, err := auditstream.Setup(cfg, st, auditstream.Options{Clock: d.clock, After: d.after, Wake: svc.StreamWake(), Logger: d.log,
+		Instance: host, Version: buildinfo.Get().Short()}, auditstream.SinkOptions{Stdout: os.Stdout})
+	if err != nil || stream == nil {
+		return err
+	}
+	d.log.Info("audit stream on", "stream", cfg)
+	svc.SetStreamLag(func() (handlers.StreamLag, error) {
+		l, err := stream.Lag()
+		return handlers.StreamLag{Events: l.Events, Oldest: l.Oldest, Failures: l.Failures}, err
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		return stream.Close()
+	})
+	g.Go(func() error { return stream.Run(ctx) })
+	return nil
 }

@@ -71,6 +71,8 @@ type Service struct {
 
 	wake   chan struct{} // nudges the worker and the scheduler after a write
 	notify chan struct{} // nudges the notifier (Wake) after a write
+	stream chan struct{} // nudges the audit stream (StreamWake) after a write
+	lag    streamLag     // the audit stream's lag, for /metrics
 
 	groupMu    sync.Mutex
 	groupCache map[string]groupEntry
@@ -124,7 +126,7 @@ func New(st Store, conns Connectors, set *policy.Set, clock access.Clock, opt Op
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{store: attestingStore{st}, conns: conns, clock: clock, opt: opt, log: opt.Logger,
-		rand: opt.Rand, wake: make(chan struct{}, 1), notify: make(chan struct{}, 1), groupCache: map[string]groupEntry{}, recent: map[string][]time.Time{}, metrics: newMetrics()}
+		rand: opt.Rand, wake: make(chan struct{}, 1), notify: make(chan struct{}, 1), stream: make(chan struct{}, 1), groupCache: map[string]groupEntry{}, recent: map[string][]time.Time{}, metrics: newMetrics()}
 	s.pol.Store(set)
 	s.exporters = map[string]exporter{
 		KindHolders:    s.exportHolders,
@@ -175,8 +177,11 @@ func (s *Service) Clock() access.Clock { return s.clock }
 // scheduler have their own channel.
 func (s *Service) Wake() <-chan struct{} { return s.notify }
 
+// StreamWake is Wake for the audit stream to a SIEM, its one consumer.
+func (s *Service) StreamWake() <-chan struct{} { return s.stream }
+
 func (s *Service) nudge() {
-	for _, ch := range []chan struct{}{s.wake, s.notify} {
+	for _, ch := range []chan struct{}{s.wake, s.notify, s.stream} {
 		select {
 		case ch <- struct{}{}:
 		default:

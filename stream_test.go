@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"keycard/access"
+	"keycard/handlers"
+	"keycard/internal/adapt"
+	"keycard/internal/fakeclock"
+	"keycard/policy"
+	"keycard/store"
+)
+
+// serve streams every audit event to KEYCARD_AUDIT_STREAM_URL (issue 14
+// item 2): here a file a log shipper would tail, one JSON object per line
+// with the chain's seq and hash, woken by each commit.
+func TestServeStreamsAuditEvents(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "audit.ndjson")
+	t.Setenv("KEYCARD_AUDIT_STREAM_URL", "file:"+out)
+	set, err := policy.Load("docs/examples/policy-static.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(filepath.Join(dir, "keycard.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	clock := fakeclock.New(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
+	conns, _, err := buildConnectors(set, Config{}, db, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := handlers.New(adapt.Store(db), conns, set, clock, handlers.Options{})
+	d := deps{log: slog.New(slog.NewTextHandler(io.Discard, nil)), clock: clock, after: clock.After}
+	ctx, cancel := context.WithCancel(context.Background())
+	g, gctx := errgroup.WithContext(ctx)
+	if err := startAuditStream(gctx, g, svc, adapt.Store(db), d); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.RecordPolicyLoaded(access.ActorKeycard); err != nil {
+		t.Fatal(err)
+	}
+	var lines []map[string]any
+	for deadline := time.Now().Add(10 * time.Second); len(lines) == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond) // the stream runs in its own goroutine; wait for its write
+		lines = readLines(t, out)
+	}
+	cancel()
+	if err := g.Wait(); err != nil && err != context.Canceled {
+		t.Fatal(err)
+	}
+	if len(lines) != 1 {
+		t.Fatalf("%d lines streamed, want the one policy.loaded event", len(lines))
+	}
+	if lines[0]["type"] != string(access.EvPolicyLoaded) || lines[0]["seq"] != float64(1) || lines[0]["hash"] == "" {
+		t.Fatalf("streamed %v", lines[0])
+	}
+	if lag, ok, err := svc.StreamLag(); !ok || err != nil || lag.Events != 0 {
+		t.Fatalf("lag %+v ok %v err %v, want caught up", lag, ok, err)
+	}
+}
+
+func readLines(t *testing.T, path string) []map[string]any {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
