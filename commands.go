@@ -67,7 +67,7 @@ func openDB(path string) (*store.DB, error) {
 // exportCmd: keycard export [--kind K] [--policy P] [--from D] [--to D]
 // [--as-of T] [--campaign ID] [--db PATH] [--out FILE] [--manifest FILE],
 // and keycard export verify MANIFEST.
-func exportCmd(args []string, stdout io.Writer) error {
+func exportCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "verify" {
 		return exportVerifyCmd(args[1:], stdout)
 	}
@@ -123,7 +123,9 @@ func exportCmd(args []string, stdout io.Writer) error {
 		defer file.Close()
 		out, name = file, filepath.Base(*outPath)
 	}
-	w := bufio.NewWriterSize(out, 64<<10)
+	bar := newProgress(stderr, -1, "rows", false)
+	defer bar.Done()
+	w := bufio.NewWriterSize(bar.Lines(out), 64<<10)
 	m, err := env.svc.Export(w, handlers.ExportRequest{Kind: *kind, Params: p, By: cliUser(), FileName: name,
 		Invocation: "keycard export " + strings.Join(args, " ")})
 	if err != nil {
@@ -299,7 +301,7 @@ func openCLI(dbPath string) (*cliEnv, error) {
 }
 
 // auditCmd: keycard audit verify [--db PATH].
-func auditCmd(args []string, stdout io.Writer) error {
+func auditCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "verify" {
 		return usageError("audit: expected `audit verify [--db PATH]`")
 	}
@@ -317,7 +319,13 @@ func auditCmd(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	res, err := db.Verify(1, nil)
+	var total int64 = -1
+	if err := db.View(func(tx *store.Tx) error { seq, _, _ := tx.Head(); total = int64(seq); return nil }); err != nil {
+		return err
+	}
+	bar := newProgress(stderr, total, "events", false)
+	res, err := db.Verify(1, func(access.Event) error { bar.Add(1); return nil })
+	bar.Done()
 	if err != nil {
 		return err
 	}

@@ -33,11 +33,11 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "policy":
 		err = policyCmd(ctx, args, stdout)
 	case "export":
-		err = exportCmd(args, stdout)
+		err = exportCmd(args, stdout, stderr)
 	case "audit":
-		err = auditCmd(args, stdout)
+		err = auditCmd(args, stdout, stderr)
 	case "backup":
-		err = backupCmd(ctx, args, stdout)
+		err = backupCmd(ctx, args, stdout, stderr)
 	case "demo":
 		err = demoCmd(ctx, args, stdout)
 	case "version", "--version":

@@ -215,7 +215,7 @@ func TestBackupRestores(t *testing.T) {
 	}
 	var last string
 	for i := 0; i < 4; i++ {
-		last, err = backup(db, dir, 2, time.Date(2026, 11, 2, 9, i, 0, 0, time.UTC))
+		last, err = backup(db, dir, 2, time.Date(2026, 11, 2, 9, i, 0, 0, time.UTC), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

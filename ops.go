@@ -83,7 +83,9 @@ type backupConfig struct {
 // backup writes a consistent copy of the database (a read transaction's
 // WriteTo: writers are not blocked) into dir as keycard-<UTC time>.db, mode
 // 0600, via a temporary file and rename, then keeps the newest `keep`.
-func backup(db *store.DB, dir string, keep int, now time.Time) (string, error) {
+// through, when not nil, wraps the file's writer (the command line's progress
+// bar counts the bytes).
+func backup(db *store.DB, dir string, keep int, now time.Time, through func(io.Writer) io.Writer) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("KEYCARD_BACKUP_DIR: %w", err)
 	}
@@ -92,7 +94,11 @@ func backup(db *store.DB, dir string, keep int, now time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := db.WriteTo(tmp); err != nil {
+	var w io.Writer = tmp
+	if through != nil {
+		w = through(tmp)
+	}
+	if _, err := db.WriteTo(w); err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
 		return "", fmt.Errorf("backup: %w", err)
@@ -127,7 +133,7 @@ func backupLoop(ctx context.Context, svc *handlers.Service, db *store.DB, cfg ba
 			return nil
 		case <-after(cfg.Every):
 		}
-		path, err := backup(db, cfg.Dir, cfg.Keep, svc.Clock().Now())
+		path, err := backup(db, cfg.Dir, cfg.Keep, svc.Clock().Now(), nil)
 		if err != nil {
 			log.Error("scheduled backup failed", "err", err)
 			_ = svc.Alert("backup_failed", "", "The scheduled database backup failed: "+err.Error(), nil)
@@ -190,7 +196,7 @@ func (o *opsServer) backupNow(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "KEYCARD_BACKUP_DIR is not set", http.StatusConflict)
 		return
 	}
-	path, err := backup(o.db, o.backup.Dir, o.backup.Keep, o.svc.Clock().Now())
+	path, err := backup(o.db, o.backup.Dir, o.backup.Keep, o.svc.Clock().Now(), nil)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -325,7 +331,7 @@ func writeMetrics(w io.Writer, m *handlers.Metrics, g handlers.Gauges, now time.
 // backupCmd: keycard backup [--db PATH] [--dir DIR]. With keycard serve
 // running (the file is locked), it asks the running server over
 // KEYCARD_HTTP_ADDR instead.
-func backupCmd(ctx context.Context, args []string, stdout io.Writer) error {
+func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dbPath := envOr("KEYCARD_DB", "keycard.db")
 	dir := os.Getenv("KEYCARD_BACKUP_DIR")
 	for i := 0; i < len(args); i++ {
@@ -367,7 +373,13 @@ func backupCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	path, err := backup(db, dir, envInt("KEYCARD_BACKUP_KEEP", 14), access.SystemClock{}.Now())
+	var size int64 = -1
+	if fi, err := os.Stat(dbPath); err == nil {
+		size = fi.Size()
+	}
+	bar := newProgress(stderr, size, "backup", true)
+	path, err := backup(db, dir, envInt("KEYCARD_BACKUP_KEEP", 14), access.SystemClock{}.Now(), bar.Writer)
+	bar.Done()
 	if err != nil {
 		return err
 	}
