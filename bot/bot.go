@@ -406,8 +406,11 @@ func decode(evt socketmode.Event) (*inbound, error) {
 			in.eventID = cb.EventID
 		}
 		in.key = routeKey{kindEvent, data.InnerEvent.Type}
-		if e, ok := data.InnerEvent.Data.(*slackevents.AppHomeOpenedEvent); ok {
+		switch e := data.InnerEvent.Data.(type) {
+		case *slackevents.AppHomeOpenedEvent:
 			in.user = e.User
+		case *slackevents.UserChangeEvent:
+			in.user = e.User.ID
 		}
 	default:
 		return nil, fmt.Errorf("unexpected payload %T", evt.Data)

@@ -27,6 +27,9 @@ type Core interface {
 	Requestable(u access.User) []*policy.Policy
 
 	Identify(ctx context.Context, slackID, email string) (access.User, error)
+	// Recheck re-checks a pinned Slack user against a changed email
+	// (user_change); a mismatch is audited and alerted.
+	Recheck(ctx context.Context, slackID, email string) error
 	Profile(ctx context.Context, email string) (user, manager access.User, err error)
 	Admins(ctx context.Context) ([]access.User, error)
 	IsAdmin(ctx context.Context, u access.User) (bool, error)

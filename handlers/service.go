@@ -276,6 +276,24 @@ func (s *Service) Identify(ctx context.Context, slackID, email string) (access.U
 	return u, nil
 }
 
+// Recheck re-checks a pinned Slack user's identity after Slack said their
+// profile changed (user_change): a Slack user keycard has pinned whose email
+// now leads to another IdP user is refused and the mismatch audited and
+// alerted at once, not at their next click. A Slack user keycard has never
+// pinned is left alone (their first use pins them).
+func (s *Service) Recheck(ctx context.Context, slackID, email string) error {
+	var pinned bool
+	if err := s.store.View(func(tx Tx) error {
+		_, ok, err := tx.Pin(slackID)
+		pinned = ok
+		return err
+	}); err != nil || !pinned {
+		return err
+	}
+	_, err := s.Identify(ctx, slackID, email)
+	return err
+}
+
 // identifyActor is Identify for someone about to decide, revoke, review or
 // approve: their IdP account must be in use now. A suspended or deactivated
 // person whose Slack session lives on (Slack deprovisioning often lags the
