@@ -288,6 +288,7 @@ func (b *Bot) handleSocketEvent(ctx context.Context, evt socketmode.Event) {
 			var once sync.Once
 			ack := func(p any) { once.Do(func() { b.ack(evt.Request, p) }) }
 			defer ack(nil) // never leave an envelope unacknowledged
+			defer b.survive(ctx, in)
 			if proceed() {
 				rt.selfAck(b, context.WithoutCancel(ctx), in, ack)
 			}
@@ -300,6 +301,7 @@ func (b *Bot) handleSocketEvent(ctx context.Context, evt socketmode.Event) {
 		b.ack(evt.Request, payload)
 		if rt.urgent != nil {
 			b.inflight.Go(func() {
+				defer b.survive(ctx, in)
 				if proceed() {
 					rt.urgent(b, context.WithoutCancel(ctx), in)
 				}
@@ -322,6 +324,21 @@ func (b *Bot) handleSocketEvent(ctx context.Context, evt socketmode.Event) {
 		}
 	}
 }
+
+// survive is deferred by the goroutines that run urgent and selfAck routes:
+// a panic there is logged and the person told, and the process lives on
+// (the queue's workers do the same in runJob).
+func (b *Bot) survive(ctx context.Context, in *inbound) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	b.log.Error("bot handler panicked", "route", in.key.kind+":"+in.key.id, "user", in.user, "panic", p)
+	b.tell(context.WithoutCancel(ctx), in, panicMessage)
+}
+
+// panicMessage is what a person is told when keycard panicked on their envelope.
+const panicMessage = "Something went wrong inside keycard while handling that, and it was not done. Please try again; if it keeps happening, tell your keycard admins."
 
 // firstTime is the durable dedupe: the envelope (or event) id and the click
 // are recorded in the store, so a redelivery after a restart has no effect

@@ -1,9 +1,14 @@
 package bot_test
 
 import (
+	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"keycard/access"
+	"keycard/bot"
+	"keycard/handlers"
 	"keycard/internal/slackemu"
 )
 
@@ -47,5 +52,77 @@ func TestUserChangeRechecksThePinAtOnce(t *testing.T) {
 		if v.CallbackID == "keycard_request" {
 			t.Fatalf("ann was offered the request form after her email changed: %s", v.Blocks)
 		}
+	}
+}
+
+// panicCore panics once in Get (an urgent route: the Deny click) or in
+// Submit (a selfAck route: the request modal's submission).
+type panicCore struct {
+	*handlers.Service
+	get, submit *atomic.Bool
+}
+
+func (c panicCore) Get(id string) (access.Request, error) {
+	if c.get.CompareAndSwap(true, false) {
+		panic("get blew up")
+	}
+	return c.Service.Get(id)
+}
+
+func (c panicCore) Submit(ctx context.Context, in handlers.SubmitInput) (access.Request, error) {
+	if c.submit.CompareAndSwap(true, false) {
+		panic("submit blew up")
+	}
+	return c.Service.Submit(ctx, in)
+}
+
+// TestPanicInUrgentOrSelfAckIsSurvived: a panic in the goroutine of an
+// urgent or selfAck route is logged and the person told; the process (and
+// the bot) carries on (issue 10).
+func TestPanicInUrgentOrSelfAckIsSurvived(t *testing.T) {
+	const told = "Something went wrong inside keycard"
+	sawTold := func(user string) func(s *slackemu.Server) bool {
+		return func(s *slackemu.Server) bool {
+			for _, m := range s.Ephemerals(user) {
+				if strings.Contains(m.PlainText(), told) {
+					return true
+				}
+			}
+			for _, v := range s.OpenViews(user) {
+				if strings.Contains(string(v.Blocks), told) {
+					return true
+				}
+			}
+			_, ok := findDM(s, user, told)
+			return ok
+		}
+	}
+	for _, which := range []string{"urgent", "selfAck"} {
+		t.Run(which, func(t *testing.T) {
+			var idp, sub atomic.Bool
+			e := newEnvWith(t, func(s *handlers.Service) bot.Core { return panicCore{s, &idp, &sub} }, 0)
+			switch which {
+			case "urgent":
+				e.submit(uAnn, "prod-db-admin", "4h", "incident")
+				m := e.approvalDM(uBob)
+				idp.Store(true)
+				e.click(uBob, m, "keycard_deny")
+				e.waitFor("bob told of the failure", sawTold(uBob))
+			case "selfAck":
+				v := e.pickRole(uAnn, e.openForm(uAnn), "grafana-viewer")
+				sub.Store(true)
+				ack, _ := e.emu.SubmitView(e.ctx, uAnn, v.ID, requestValues("grafana-viewer", "", "look at a dashboard"))
+				if !strings.Contains(string(ack.Payload), told) {
+					e.waitFor("ann told of the failure", sawTold(uAnn))
+				}
+			}
+			// The bot lives on: the next /access opens the form.
+			for _, v := range e.emu.OpenViews(uAnn) {
+				_, _ = e.emu.CloseView(e.ctx, uAnn, v.ID)
+			}
+			if v := e.openForm(uAnn); v.CallbackID != "keycard_request" {
+				t.Fatalf("after the panic: %s", v.Blocks)
+			}
+		})
 	}
 }
