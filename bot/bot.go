@@ -67,7 +67,8 @@ type Bot struct {
 	people *people
 	recent *recentKeys // in-memory first line of dedupe on the socket loop
 
-	connected atomic.Bool // the Socket Mode connection is up (for /readyz)
+	team      atomic.Value // string: the bot's own workspace (auth.test at Run)
+	connected atomic.Bool  // the Socket Mode connection is up (for /readyz)
 	chanMu    sync.Mutex
 	chans     map[string]string // channel name -> id (conversations.list is Tier 2)
 	dms       map[string]string // Slack user id -> DM channel id
@@ -131,6 +132,13 @@ func New(cfg Config) (*Bot, error) {
 // before returning. Transient socket failures reconnect (slack-go backs
 // off up to 5 minutes) and are logged.
 func (b *Bot) Run(ctx context.Context) error {
+	// Envelopes from another workspace (Slack Connect) are dropped: keycard
+	// acts only for people of the workspace its token belongs to.
+	team, err := b.TeamID(ctx)
+	if err != nil {
+		return fmt.Errorf("slack auth.test: %w", err)
+	}
+	b.team.Store(team)
 	work := context.WithoutCancel(ctx) // acknowledged work finishes even during shutdown
 	var workers sync.WaitGroup
 	for range b.cfg.Workers {
@@ -161,7 +169,7 @@ func (b *Bot) Run(ctx context.Context) error {
 		return fmt.Errorf("slack socket mode: %w", err)
 	})
 	g.Go(func() error { return b.loop(gctx) })
-	err := g.Wait()
+	err = g.Wait()
 
 	b.inflight.Wait()
 	close(b.jobs)
@@ -262,6 +270,11 @@ func (b *Bot) handleSocketEvent(ctx context.Context, evt socketmode.Event) {
 	in, err := decode(evt)
 	if err != nil {
 		b.log.Warn("slack: undecodable envelope", "type", evt.Type, "err", err)
+		b.ack(evt.Request, nil)
+		return
+	}
+	if own, _ := b.team.Load().(string); in.team != "" && own != "" && in.team != own {
+		b.log.Warn("slack: envelope from another workspace dropped", "team", in.team, "own_team", own, "kind", in.key.kind, "id", in.key.id, "user", in.user)
 		b.ack(evt.Request, nil)
 		return
 	}
@@ -378,6 +391,7 @@ type inbound struct {
 	key      routeKey
 	envelope string
 	user     string // Slack user id (Slack-asserted)
+	team     string // the workspace the envelope comes from (team_id)
 	cmd      slack.SlashCommand
 	cb       slack.InteractionCallback
 	action   slack.BlockAction
@@ -399,10 +413,12 @@ func decode(evt socketmode.Event) (*inbound, error) {
 	case slack.SlashCommand:
 		in.cmd = data
 		in.user = data.UserID
+		in.team = data.TeamID
 		in.key = routeKey{kindCommand, data.Command}
 	case slack.InteractionCallback:
 		in.cb = data
 		in.user = data.User.ID
+		in.team = data.Team.ID
 		switch data.Type {
 		case slack.InteractionTypeBlockActions:
 			if len(data.ActionCallback.BlockActions) == 0 {
@@ -419,6 +435,7 @@ func decode(evt socketmode.Event) (*inbound, error) {
 		}
 	case slackevents.EventsAPIEvent:
 		in.event = data
+		in.team = data.TeamID
 		if cb, ok := data.Data.(*slackevents.EventsAPICallbackEvent); ok {
 			in.eventID = cb.EventID
 		}

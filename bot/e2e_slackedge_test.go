@@ -126,3 +126,22 @@ func TestPanicInUrgentOrSelfAckIsSurvived(t *testing.T) {
 		})
 	}
 }
+
+// TestForeignTeamEnvelopesAreDropped: an envelope whose team_id is not the
+// bot's own workspace (auth.test) — Slack Connect — is acknowledged and
+// dropped: a request submitted from there creates nothing (issue 10).
+func TestForeignTeamEnvelopesAreDropped(t *testing.T) {
+	e := newEnv(t)
+	v := e.pickRole(uAnn, e.openForm(uAnn), "grafana-viewer")
+	e.emu.SetEnvelopeTeam("T0FOREIGN")
+	if _, err := e.emu.SubmitView(e.ctx, uAnn, v.ID, requestValues("grafana-viewer", "", "from elsewhere")); err != nil {
+		t.Fatal(err)
+	}
+	mine, err := e.svc.Mine("ann@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mine) != 0 {
+		t.Fatalf("an envelope from another workspace created %d requests", len(mine))
+	}
+}

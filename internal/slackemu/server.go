@@ -113,6 +113,9 @@ var (
 // Server is a running emulator. All methods are safe for concurrent use.
 type Server struct {
 	opts     Options
+	// envTeam, when set, is the team id envelopes carry instead of
+	// Options.TeamID (SetEnvelopeTeam).
+	envTeam string
 	ln       net.Listener
 	httpSrv  *http.Server
 	base     string // http://127.0.0.1:PORT
