@@ -19,6 +19,8 @@ type Core interface {
 	Cancel(ctx context.Context, id, slackID, email string) (access.Request, error)
 	Revoke(ctx context.Context, id, slackID, email string) (access.Request, error)
 	Extend(ctx context.Context, grantID string, in handlers.SubmitInput) (access.Request, error)
+	// MayExtend is Extend's authorization, at the click before the modal.
+	MayExtend(ctx context.Context, grantID, slackID, email string) (access.Request, error)
 
 	Get(id string) (access.Request, error)
 	Mine(email string) ([]access.Request, error)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"keycard/access"
 	"keycard/bot"
@@ -143,5 +144,73 @@ func TestForeignTeamEnvelopesAreDropped(t *testing.T) {
 	}
 	if len(mine) != 0 {
 		t.Fatalf("an envelope from another workspace created %d requests", len(mine))
+	}
+}
+
+// TestForgedIDOpensNoModal: Extend, review Keep and ask-to-extend check at
+// the click what their submissions check, before a modal shows anyone's
+// grant: carol clicking with another person's grant or item id (the button
+// value is the id; a client can send any) opens no modal and is told why
+// (issue 10).
+func TestForgedIDOpensNoModal(t *testing.T) {
+	told := func(user, sub string) func(s *slackemu.Server) bool {
+		return func(s *slackemu.Server) bool {
+			if ephemeralContains(s, user, sub) {
+				return true
+			}
+			_, ok := findDM(s, user, sub)
+			return ok
+		}
+	}
+	cases := []struct {
+		name   string
+		setup  func(t *testing.T) (*env, slackemu.Message)
+		action string
+		want   string
+	}{
+		{"extend", func(t *testing.T) (*env, slackemu.Message) {
+			e := newEnv(t)
+			return e, e.expiringDM(e.activeGrant())
+		}, "keycard_extend", "You hold no grant"},
+		{"review keep", func(t *testing.T) (*env, slackemu.Message) {
+			e := newReviewEnv(t, "")
+			if _, err := e.emu.SlashCommand(e.ctx, uFrank, "/access", "review start prod-db-admin"); err != nil {
+				t.Fatal(err)
+			}
+			var item slackemu.Message
+			e.waitFor("bob's item DM about dave", func(s *slackemu.Server) bool {
+				m, ok := findDM(s, uBob, "does Dave Kim")
+				item = m
+				return ok && hasButton(m, "keycard_review_keep")
+			})
+			return e.env, item
+		}, "keycard_review_keep", "not a reviewer"},
+		{"ask to extend", func(t *testing.T) (*env, slackemu.Message) {
+			e := newReviewEnv(t, "")
+			if _, err := e.svc.Submit(e.ctx, handlers.SubmitInput{SlackID: uHank, Email: "hank@example.com", Policy: "grafana-viewer", Duration: 72 * time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+			e.provision()
+			if err := e.svc.RunJobNow(e.ctx, e.bot, handlers.JobContractor, e.clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			var ask slackemu.Message
+			e.waitFor("bob's question about hank", func(s *slackemu.Server) bool {
+				m, ok := findDM(s, uBob, "Hank Cole")
+				ask = m
+				return ok && hasButton(m, "keycard_contractor_extend")
+			})
+			return e.env, ask
+		}, "keycard_contractor_extend", "Only "},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e, m := c.setup(t)
+			e.click(uCarol, m, c.action)
+			e.waitFor("carol refused", told(uCarol, c.want))
+			if vs := e.emu.OpenViews(uCarol); len(vs) != 0 {
+				t.Fatalf("carol sees a modal for someone else's id: %s", vs[len(vs)-1].PlainText())
+			}
+		})
 	}
 }
