@@ -50,6 +50,13 @@ type Config struct {
 	After func(time.Duration) <-chan time.Time
 }
 
+// SocketReadLimit bounds one Socket Mode message (1 MiB). Slack's envelopes
+// are far smaller (a view_submission carries at most a 100-block modal with
+// 3000-character inputs, some hundreds of KiB); a larger message closes the
+// connection and slack-go reconnects, so a misbehaving peer cannot make the
+// bot buffer without bound.
+const SocketReadLimit = 1 << 20
+
 // Bot is the running Slack edge.
 type Bot struct {
 	cfg  Config
@@ -88,7 +95,7 @@ func New(cfg Config) (*Bot, error) {
 		return nil, errors.New("bot: Config.Core is required")
 	}
 	if cfg.Socket == nil {
-		cfg.Socket = socketmode.New(cfg.API)
+		cfg.Socket = socketmode.New(cfg.API, socketmode.OptionReadLimit(SocketReadLimit))
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = access.SystemClock{}

@@ -214,3 +214,23 @@ func TestForgedIDOpensNoModal(t *testing.T) {
 		})
 	}
 }
+
+// TestOversizedSocketMessageIsRefused: a Socket Mode message over
+// SocketReadLimit is not read (the connection is closed and slack-go
+// reconnects), so it is never acknowledged; the bot serves on (issue 10).
+func TestOversizedSocketMessageIsRefused(t *testing.T) {
+	e := newEnv(t)
+	ann, _ := e.emu.User(uAnn)
+	ann.RealName = strings.Repeat("A", bot.SocketReadLimit+1)
+	if _, err := e.emu.ChangeUser(e.ctx, ann); err == nil {
+		t.Fatal("an envelope larger than the read limit was read and acknowledged")
+	}
+	ann.RealName = "Ann Lee"
+	e.emu.AddUser(ann)
+	if err := e.emu.WaitConnected(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := e.openForm(uAnn); v.CallbackID != "keycard_request" {
+		t.Fatalf("after the oversized message: %s", v.Blocks)
+	}
+}
