@@ -49,11 +49,12 @@ type Options struct {
 
 // Service runs keycard's lifecycle.
 type Service struct {
-	store Store
-	conns Connectors
-	clock access.Clock
-	opt   Options
-	log   *slog.Logger
+	store    Store
+	refusals refusalLimiter // per-person limit on audited refusals
+	conns    Connectors
+	clock    access.Clock
+	opt      Options
+	log      *slog.Logger
 
 	pol atomic.Pointer[policy.Set]
 
@@ -365,6 +366,9 @@ func (s *Service) IsAuditor(ctx context.Context, u access.User) (bool, error) {
 
 // audit appends one standalone event (no state change), e.g. a refusal.
 func (s *Service) audit(e access.Event) error {
+	if isRefusal(e.Type) && e.Actor != "" {
+		return s.auditRefusal(e)
+	}
 	return s.update(func(tx Tx) error {
 		_, err := tx.Append(e)
 		return err
