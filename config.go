@@ -80,6 +80,10 @@ func loadConfig() (Config, error) {
 	}
 	if u, err := url.Parse(cfg.SlackAPIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return cfg, fmt.Errorf("SLACK_API_URL: %q is not an http(s) URL like https://slack.com/api/", cfg.SlackAPIURL)
+	} else if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		// The bot and app tokens travel with every call: cleartext only
+		// where it cannot leave the machine (as OKTA_CLIENT_ORGURL).
+		return cfg, fmt.Errorf("SLACK_API_URL: %q must use https:// (plain http is allowed only on a loopback address)", cfg.SlackAPIURL)
 	}
 	if cfg.HTTPAddr != "" {
 		if _, _, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
@@ -124,4 +128,13 @@ func (c Config) missingForServe() []string {
 		out = append(out, "SLACK_APP_TOKEN")
 	}
 	return out
+}
+
+// isLoopbackHost is true for localhost and loopback IP addresses.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

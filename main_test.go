@@ -84,6 +84,8 @@ func TestConfig(t *testing.T) {
 		{"bad backup interval", map[string]string{"KEYCARD_BACKUP_EVERY": "soon"}, "KEYCARD_BACKUP_EVERY", nil},
 		{"bad backup keep", map[string]string{"KEYCARD_BACKUP_KEEP": "many"}, "KEYCARD_BACKUP_KEEP", nil},
 		{"bad slack url", map[string]string{"SLACK_API_URL": "slack.com/api"}, "SLACK_API_URL", nil},
+		{"plain http slack url off loopback", map[string]string{"SLACK_API_URL": "http://slack.example.com/api/"}, "SLACK_API_URL", nil},
+		{"plain http slack url on localhost", map[string]string{"SLACK_API_URL": "http://localhost:9/api/"}, "", func(t *testing.T, c Config) {}},
 		{"bad http addr", map[string]string{"KEYCARD_HTTP_ADDR": "8080"}, "KEYCARD_HTTP_ADDR", nil},
 	}
 	for _, c := range cases {
@@ -411,5 +413,52 @@ func TestPolicyApplyEndpoint(t *testing.T) {
 	}
 	if code, body := post("by=frank%40example.com&emergency=1&reason=lockout"); code != 200 || !strings.HasPrefix(body, "EMERGENCY") || svc.Policy().OffboardingSLA != 12*time.Hour {
 		t.Fatalf("emergency: %d %s", code, body)
+	}
+}
+
+// TestOpsTokenIgnoresPlantedTempFile: someone who can write the database
+// directory plants the temp file (world-readable) or a symlink to a file they
+// read; the token must not land in either, and ends fresh with mode 0600.
+func TestOpsTokenIgnoresPlantedTempFile(t *testing.T) {
+	for _, kind := range []string{"file", "symlink"} {
+		t.Run(kind, func(t *testing.T) {
+			dir := t.TempDir()
+			db := filepath.Join(dir, "keycard.db")
+			tmp := opsTokenPath(db) + ".tmp"
+			spy := filepath.Join(dir, "spy")
+			if err := os.WriteFile(spy, []byte("planted\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			switch kind {
+			case "file":
+				if err := os.WriteFile(tmp, []byte("planted\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(tmp, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			case "symlink":
+				if err := os.Symlink(spy, tmp); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tok, err := opsToken(db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := os.ReadFile(spy); string(b) != "planted\n" {
+				t.Fatalf("the token was written through the planted symlink: %q", b)
+			}
+			st, err := os.Lstat(opsTokenPath(db))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !st.Mode().IsRegular() || st.Mode().Perm() != 0o600 {
+				t.Fatalf("token file mode %v, want a regular file 0600", st.Mode())
+			}
+			if readOpsToken(db) != tok {
+				t.Fatal("token file does not hold the fresh token")
+			}
+		})
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -14,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"keycard/access"
@@ -232,7 +235,23 @@ func opsToken(db string) (string, error) {
 	tok := hex.EncodeToString(b)
 	path := opsTokenPath(db)
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(tok+"\n"), 0o600); err != nil {
+	// Whoever can write the database directory must not get the token: a
+	// leftover (or planted) temp file or symlink is removed, never reused or
+	// followed, and the file is created afresh with mode 0600.
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("ops token: %w", err)
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("ops token: %w", err)
+	}
+	if _, err := f.WriteString(tok + "\n"); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return "", fmt.Errorf("ops token: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
 		return "", fmt.Errorf("ops token: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {

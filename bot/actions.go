@@ -84,10 +84,15 @@ func (b *Bot) onGiveUp(ctx context.Context, in *inbound) { b.revoke(ctx, in, in.
 // clicker is an admin (or the holder).
 func (b *Bot) onAdminRevoke(ctx context.Context, in *inbound) { b.revoke(ctx, in, in.action.Value) }
 
-// onExtendClick opens the Extend modal for a grant (store and policy only:
-// fast enough for the trigger_id).
+// onExtendClick opens the Extend modal for a grant, for its holder only
+// (the submission's check, at the click: a forged id shows nothing).
 func (b *Bot) onExtendClick(ctx context.Context, in *inbound) {
-	g, err := b.core.Get(in.action.Value)
+	pr, err := b.people.profile(ctx, in.user)
+	if err != nil {
+		b.tell(ctx, in, access.MessageOf(err))
+		return
+	}
+	g, err := b.core.MayExtend(ctx, in.action.Value, in.user, pr.Email)
 	if err != nil {
 		b.tell(ctx, in, access.MessageOf(err))
 		return

@@ -50,6 +50,13 @@ type Config struct {
 	After func(time.Duration) <-chan time.Time
 }
 
+// SocketReadLimit bounds one Socket Mode message (1 MiB). Slack's envelopes
+// are far smaller (a view_submission carries at most a 100-block modal with
+// 3000-character inputs, some hundreds of KiB); a larger message closes the
+// connection and slack-go reconnects, so a misbehaving peer cannot make the
+// bot buffer without bound.
+const SocketReadLimit = 1 << 20
+
 // Bot is the running Slack edge.
 type Bot struct {
 	cfg  Config
@@ -67,7 +74,8 @@ type Bot struct {
 	people *people
 	recent *recentKeys // in-memory first line of dedupe on the socket loop
 
-	connected atomic.Bool // the Socket Mode connection is up (for /readyz)
+	team      atomic.Value // string: the bot's own workspace (auth.test at Run)
+	connected atomic.Bool  // the Socket Mode connection is up (for /readyz)
 	chanMu    sync.Mutex
 	chans     map[string]string // channel name -> id (conversations.list is Tier 2)
 	dms       map[string]string // Slack user id -> DM channel id
@@ -87,7 +95,7 @@ func New(cfg Config) (*Bot, error) {
 		return nil, errors.New("bot: Config.Core is required")
 	}
 	if cfg.Socket == nil {
-		cfg.Socket = socketmode.New(cfg.API)
+		cfg.Socket = socketmode.New(cfg.API, socketmode.OptionReadLimit(SocketReadLimit))
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = access.SystemClock{}
@@ -131,6 +139,13 @@ func New(cfg Config) (*Bot, error) {
 // before returning. Transient socket failures reconnect (slack-go backs
 // off up to 5 minutes) and are logged.
 func (b *Bot) Run(ctx context.Context) error {
+	// Envelopes from another workspace (Slack Connect) are dropped: keycard
+	// acts only for people of the workspace its token belongs to.
+	team, err := b.TeamID(ctx)
+	if err != nil {
+		return fmt.Errorf("slack auth.test: %w", err)
+	}
+	b.team.Store(team)
 	work := context.WithoutCancel(ctx) // acknowledged work finishes even during shutdown
 	var workers sync.WaitGroup
 	for range b.cfg.Workers {
@@ -161,7 +176,7 @@ func (b *Bot) Run(ctx context.Context) error {
 		return fmt.Errorf("slack socket mode: %w", err)
 	})
 	g.Go(func() error { return b.loop(gctx) })
-	err := g.Wait()
+	err = g.Wait()
 
 	b.inflight.Wait()
 	close(b.jobs)
@@ -265,6 +280,11 @@ func (b *Bot) handleSocketEvent(ctx context.Context, evt socketmode.Event) {
 		b.ack(evt.Request, nil)
 		return
 	}
+	if own, _ := b.team.Load().(string); in.team != "" && own != "" && in.team != own {
+		b.log.Warn("slack: envelope from another workspace dropped", "team", in.team, "own_team", own, "kind", in.key.kind, "id", in.key.id, "user", in.user)
+		b.ack(evt.Request, nil)
+		return
+	}
 	// Nothing on the socket loop touches the disk: a write here waits for an
 	// fsync and for the store's write lock behind every Decide, and clicks
 	// queue behind each other toward Slack's 3 s. The in-memory check catches
@@ -288,6 +308,7 @@ func (b *Bot) handleSocketEvent(ctx context.Context, evt socketmode.Event) {
 			var once sync.Once
 			ack := func(p any) { once.Do(func() { b.ack(evt.Request, p) }) }
 			defer ack(nil) // never leave an envelope unacknowledged
+			defer b.survive(ctx, in)
 			if proceed() {
 				rt.selfAck(b, context.WithoutCancel(ctx), in, ack)
 			}
@@ -300,6 +321,7 @@ func (b *Bot) handleSocketEvent(ctx context.Context, evt socketmode.Event) {
 		b.ack(evt.Request, payload)
 		if rt.urgent != nil {
 			b.inflight.Go(func() {
+				defer b.survive(ctx, in)
 				if proceed() {
 					rt.urgent(b, context.WithoutCancel(ctx), in)
 				}
@@ -322,6 +344,21 @@ func (b *Bot) handleSocketEvent(ctx context.Context, evt socketmode.Event) {
 		}
 	}
 }
+
+// survive is deferred by the goroutines that run urgent and selfAck routes:
+// a panic there is logged and the person told, and the process lives on
+// (the queue's workers do the same in runJob).
+func (b *Bot) survive(ctx context.Context, in *inbound) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	b.log.Error("bot handler panicked", "route", in.key.kind+":"+in.key.id, "user", in.user, "panic", p)
+	b.tell(context.WithoutCancel(ctx), in, panicMessage)
+}
+
+// panicMessage is what a person is told when keycard panicked on their envelope.
+const panicMessage = "Something went wrong inside keycard while handling that, and it was not done. Please try again; if it keeps happening, tell your keycard admins."
 
 // firstTime is the durable dedupe: the envelope (or event) id and the click
 // are recorded in the store, so a redelivery after a restart has no effect
@@ -361,6 +398,7 @@ type inbound struct {
 	key      routeKey
 	envelope string
 	user     string // Slack user id (Slack-asserted)
+	team     string // the workspace the envelope comes from (team_id)
 	cmd      slack.SlashCommand
 	cb       slack.InteractionCallback
 	action   slack.BlockAction
@@ -382,10 +420,12 @@ func decode(evt socketmode.Event) (*inbound, error) {
 	case slack.SlashCommand:
 		in.cmd = data
 		in.user = data.UserID
+		in.team = data.TeamID
 		in.key = routeKey{kindCommand, data.Command}
 	case slack.InteractionCallback:
 		in.cb = data
 		in.user = data.User.ID
+		in.team = data.Team.ID
 		switch data.Type {
 		case slack.InteractionTypeBlockActions:
 			if len(data.ActionCallback.BlockActions) == 0 {
@@ -402,12 +442,16 @@ func decode(evt socketmode.Event) (*inbound, error) {
 		}
 	case slackevents.EventsAPIEvent:
 		in.event = data
+		in.team = data.TeamID
 		if cb, ok := data.Data.(*slackevents.EventsAPICallbackEvent); ok {
 			in.eventID = cb.EventID
 		}
 		in.key = routeKey{kindEvent, data.InnerEvent.Type}
-		if e, ok := data.InnerEvent.Data.(*slackevents.AppHomeOpenedEvent); ok {
+		switch e := data.InnerEvent.Data.(type) {
+		case *slackevents.AppHomeOpenedEvent:
 			in.user = e.User
+		case *slackevents.UserChangeEvent:
+			in.user = e.User.ID
 		}
 	default:
 		return nil, fmt.Errorf("unexpected payload %T", evt.Data)

@@ -19,6 +19,8 @@ type Core interface {
 	Cancel(ctx context.Context, id, slackID, email string) (access.Request, error)
 	Revoke(ctx context.Context, id, slackID, email string) (access.Request, error)
 	Extend(ctx context.Context, grantID string, in handlers.SubmitInput) (access.Request, error)
+	// MayExtend is Extend's authorization, at the click before the modal.
+	MayExtend(ctx context.Context, grantID, slackID, email string) (access.Request, error)
 
 	Get(id string) (access.Request, error)
 	Mine(email string) ([]access.Request, error)
@@ -27,6 +29,9 @@ type Core interface {
 	Requestable(u access.User) []*policy.Policy
 
 	Identify(ctx context.Context, slackID, email string) (access.User, error)
+	// Recheck re-checks a pinned Slack user against a changed email
+	// (user_change); a mismatch is audited and alerted.
+	Recheck(ctx context.Context, slackID, email string) error
 	Profile(ctx context.Context, email string) (user, manager access.User, err error)
 	Admins(ctx context.Context) ([]access.User, error)
 	IsAdmin(ctx context.Context, u access.User) (bool, error)

@@ -45,4 +45,5 @@ const (
 // Event types of the Events API the bot handles.
 const (
 	evAppHomeOpened = "app_home_opened"
+	evUserChange    = "user_change"
 )

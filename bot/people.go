@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
 
 	"keycard/access"
 )
@@ -83,6 +84,41 @@ func (p *people) profile(ctx context.Context, slackID string) (profile, error) {
 	}
 	p.mu.Unlock()
 	return pr, nil
+}
+
+// forget drops what is cached about a Slack user, so the next look-up asks
+// Slack again (their profile changed: user_change).
+func (p *people) forget(slackID string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.byID, slackID)
+	for k, c := range p.byEmail {
+		if c.v == slackID {
+			delete(p.byEmail, k)
+		}
+	}
+}
+
+// onUserChange handles Slack's user_change: the cached profile is dropped at
+// once and a pinned person's identity is re-checked against the new email,
+// so a changed email is refused and reported to the security channel within
+// seconds, not when the profile cache runs out (issue 10).
+func (b *Bot) onUserChange(ctx context.Context, in *inbound) {
+	e, ok := in.event.InnerEvent.Data.(*slackevents.UserChangeEvent)
+	if !ok || e.User.ID == "" {
+		return
+	}
+	b.people.forget(e.User.ID)
+	pr, err := b.people.profile(ctx, e.User.ID)
+	if err != nil || pr.Email == "" {
+		// Deactivated, a guest now, or no email: every use is refused at
+		// the next look-up anyway.
+		return
+	}
+	if err := b.core.Recheck(ctx, e.User.ID, pr.Email); err != nil {
+		b.log.Warn("slack user_change: identity re-check refused", "user", e.User.ID, "code", access.CodeOf(err))
+	}
+	b.nudge()
 }
 
 // slackID finds the Slack user with this email (users.lookupByEmail),

@@ -22,6 +22,10 @@ type ReviewCore interface {
 	StartCampaign(ctx context.Context, slackID, email string, names []string) (handlers.Campaign, error)
 	Review(ctx context.Context, in handlers.ReviewInput) (handlers.CampaignItem, error)
 	CampaignItemOf(id string) (handlers.CampaignItem, error)
+	// MayReview and MayAnswerContractor are the submissions' authorization,
+	// applied at the click before a modal shows the item.
+	MayReview(ctx context.Context, itemID, slackID, email string) (handlers.CampaignItem, error)
+	MayAnswerContractor(ctx context.Context, grantID, slackID, email string) (handlers.ContractorAsk, error)
 	CampaignOf(id string) (handlers.Campaign, []handlers.CampaignItem, error)
 	ContractorAskOf(grantID string) (handlers.ContractorAsk, error)
 	ContractorExtend(ctx context.Context, grantID, slackID, email string, d time.Duration) (access.Request, error)
@@ -229,6 +233,17 @@ func (b *Bot) onReviewKeep(ctx context.Context, in *inbound) {
 		b.tell(ctx, in, access.MessageOf(err))
 		return
 	}
+	if it.Privileged && it.Open() {
+		// The modal shows the item: only its reviewer may open it.
+		pr, err := b.people.profile(ctx, in.user)
+		if err == nil {
+			it, err = rc.MayReview(ctx, it.ID, in.user, pr.Email)
+		}
+		if err != nil {
+			b.tell(ctx, in, access.MessageOf(err))
+			return
+		}
+	}
 	if !it.Privileged || !it.Open() {
 		b.enqueue("review keep", func(ctx context.Context) { _ = b.review(ctx, in, it.ID, handlers.DecisionKeep, "") })
 		return
@@ -270,7 +285,13 @@ func (b *Bot) onAskExtendClick(ctx context.Context, in *inbound) {
 	if rc == nil {
 		return
 	}
-	a, err := rc.ContractorAskOf(in.action.Value)
+	// The modal shows the contractor's grant: only who may answer opens it.
+	pr, err := b.people.profile(ctx, in.user)
+	if err != nil {
+		b.tell(ctx, in, access.MessageOf(err))
+		return
+	}
+	a, err := rc.MayAnswerContractor(ctx, in.action.Value, in.user, pr.Email)
 	if err != nil {
 		b.tell(ctx, in, access.MessageOf(err))
 		return

@@ -45,6 +45,7 @@ func routeTable() map[routeKey]route {
 		{kindSuggestion, actRoleExt}: {selfAck: (*Bot).onRoleSearch},
 
 		{kindEvent, evAppHomeOpened}: {work: (*Bot).onHomeOpened},
+		{kindEvent, evUserChange}:    {work: (*Bot).onUserChange},
 	}
 	for k, r := range alertRoutes() { // alerts.go: alert triage, staged policy approval
 		t[k] = r

@@ -129,6 +129,12 @@ func errorBlock(code access.Code, in formInput, v *slack.View) string {
 func (b *Bot) runWithin(budget time.Duration, fn func() (access.Request, error)) (res result, done bool, late <-chan result) {
 	ch := make(chan result, 1)
 	go func() {
+		defer func() {
+			if p := recover(); p != nil { // the selfAck goroutine's own recover cannot see this one
+				b.log.Error("bot use case panicked", "panic", p)
+				ch <- result{err: access.Errorf(access.CodeInternal, "%s", panicMessage)}
+			}
+		}()
 		r, err := fn()
 		ch <- result{r, err}
 	}()

@@ -58,11 +58,12 @@ type Options struct {
 
 // Service runs keycard's lifecycle.
 type Service struct {
-	store Store
-	conns Connectors
-	clock access.Clock
-	opt   Options
-	log   *slog.Logger
+	store    Store
+	refusals refusalLimiter // per-person limit on audited refusals
+	conns    Connectors
+	clock    access.Clock
+	opt      Options
+	log      *slog.Logger
 
 	pol atomic.Pointer[policy.Set]
 
@@ -318,6 +319,24 @@ func (s *Service) Identify(ctx context.Context, slackID, email string) (access.U
 	return u, nil
 }
 
+// Recheck re-checks a pinned Slack user's identity after Slack said their
+// profile changed (user_change): a Slack user keycard has pinned whose email
+// now leads to another IdP user is refused and the mismatch audited and
+// alerted at once, not at their next click. A Slack user keycard has never
+// pinned is left alone (their first use pins them).
+func (s *Service) Recheck(ctx context.Context, slackID, email string) error {
+	var pinned bool
+	if err := s.store.View(func(tx Tx) error {
+		_, ok, err := tx.Pin(slackID)
+		pinned = ok
+		return err
+	}); err != nil || !pinned {
+		return err
+	}
+	_, err := s.Identify(ctx, slackID, email)
+	return err
+}
+
 // identifyActor is Identify for someone about to decide, revoke, review or
 // approve: their IdP account must be in use now. A suspended or deactivated
 // person whose Slack session lives on (Slack deprovisioning often lags the
@@ -389,6 +408,9 @@ func (s *Service) IsAuditor(ctx context.Context, u access.User) (bool, error) {
 
 // audit appends one standalone event (no state change), e.g. a refusal.
 func (s *Service) audit(e access.Event) error {
+	if isRefusal(e.Type) && e.Actor != "" {
+		return s.auditRefusal(e)
+	}
 	return s.update(func(tx Tx) error {
 		_, err := tx.Append(e)
 		return err

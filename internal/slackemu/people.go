@@ -706,3 +706,37 @@ func nilIfEmpty(s string) any {
 	}
 	return s
 }
+
+// ChangeUser replaces a user's record (their profile email, say) and
+// delivers the events_api user_change event Slack sends to apps subscribed
+// to it: the whole new user object, cache_ts and event_ts (Events API
+// reference; slackevents.UserChangeEvent). It waits for the ack like
+// OpenHome.
+func (s *Server) ChangeUser(ctx context.Context, u User) (Ack, error) {
+	s.mu.Lock()
+	cur, ok := s.users[u.ID]
+	if !ok {
+		s.mu.Unlock()
+		return Ack{}, fmt.Errorf("slackemu: no user %s", u.ID)
+	}
+	*cur = u
+	s.changedLocked()
+	ts := s.nextTSLocked()
+	now := s.opts.Clock().Unix()
+	event := map[string]any{"type": "user_change", "user": s.userJSONLocked(cur), "cache_ts": now, "event_ts": ts}
+	eventID := "Ev" + s.nextIDLocked("")
+	payload := map[string]any{
+		"token": "legacy", "team_id": s.opts.TeamID, "api_app_id": s.opts.AppID, "event": event,
+		"type": "event_callback", "event_id": eventID, "event_time": now,
+		"authorizations": []any{map[string]any{"enterprise_id": nil, "team_id": s.opts.TeamID,
+			"user_id": s.opts.BotUserID, "is_bot": true, "is_enterprise_install": false}},
+		"is_ext_shared_channel": false,
+	}
+	env, err := s.newEnvelopeLocked("events_api", payload)
+	s.mu.Unlock()
+	if err != nil {
+		return Ack{}, err
+	}
+	env.eventID = eventID
+	return s.deliverEvent(ctx, env)
+}

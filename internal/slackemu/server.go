@@ -112,7 +112,10 @@ var (
 
 // Server is a running emulator. All methods are safe for concurrent use.
 type Server struct {
-	opts     Options
+	opts Options
+	// envTeam, when set, is the team id envelopes carry instead of
+	// Options.TeamID (SetEnvelopeTeam).
+	envTeam  string
 	ln       net.Listener
 	httpSrv  *http.Server
 	base     string // http://127.0.0.1:PORT

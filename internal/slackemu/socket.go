@@ -248,6 +248,14 @@ func (s *Server) resolveAck(envelopeID string, payload json.RawMessage) {
 }
 
 func (s *Server) newEnvelopeLocked(typ string, payload any) (*envelope, error) {
+	if m, ok := payload.(map[string]any); ok && s.envTeam != "" {
+		if _, ok := m["team_id"]; ok {
+			m["team_id"] = s.envTeam
+		}
+		if _, ok := m["team"]; ok {
+			m["team"] = map[string]any{"id": s.envTeam, "domain": "elsewhere"}
+		}
+	}
 	raw, err := json.Marshal(payload)
 	if err != nil {
 		return nil, fmt.Errorf("slackemu: encode %s payload: %w", typ, err)
@@ -259,6 +267,16 @@ func (s *Server) newEnvelopeLocked(typ string, payload any) (*envelope, error) {
 		AcceptsResponsePayload: typ != "events_api",
 		Payload:                raw,
 	}, nil
+}
+
+// SetEnvelopeTeam makes the envelopes delivered from now on carry team id
+// (team_id, or team.id in interactions) instead of the app's own workspace:
+// what an app sees from another organisation over Slack Connect. "" restores
+// the default.
+func (s *Server) SetEnvelopeTeam(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.envTeam = id
 }
 
 // deliver sends an envelope over one connection (round robin, as Slack
