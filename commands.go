@@ -410,7 +410,7 @@ func policyImportCmd(ctx context.Context, args []string, stdout io.Writer) error
 	if c.Type == policy.ConnectorStatic {
 		// A static directory's groups are in the file itself.
 		for _, g := range c.Groups {
-			groups = append(groups, policy.ImportGroup{Name: g.Name, Members: g.Members})
+			groups = append(groups, policy.ImportGroup(g))
 		}
 	} else {
 		cfg, err := loadConfig()
