@@ -107,9 +107,9 @@ func (s *Service) Offboard(ctx context.Context, who access.User, why Trigger) (i
 				}
 				n++
 			case access.StatePending:
-				r.State = access.StateCancelled
-				r.DecidedAt = now
-				r.RemindAt, r.EscalateAt, r.ExpiresAt = zeroTime, zeroTime, zeroTime
+				if err := r.Cancel(now); err != nil {
+					return err
+				}
 				if err := tx.PutRequest(&r); err != nil {
 					return err
 				}

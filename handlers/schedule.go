@@ -57,12 +57,9 @@ func (s *Service) handleDue(ctx context.Context, r *access.Request, now time.Tim
 		switch {
 		case !r.ExpiresAt.IsZero() && !r.ExpiresAt.After(now):
 			return s.transition(r.ID, func(tx Tx, r *access.Request) error {
-				if r.State != access.StatePending || r.ExpiresAt.After(tx.Now()) {
-					return errStale
+				if err := r.TimeOut(tx.Now()); err != nil {
+					return err // moved on, or the deadline moved: transition treats a conflict as done
 				}
-				r.State = access.StateTimedOut
-				r.DecidedAt = tx.Now()
-				r.RemindAt, r.EscalateAt, r.ExpiresAt = zeroTime, zeroTime, zeroTime
 				if err := tx.PutRequest(r); err != nil {
 					return err
 				}

@@ -227,9 +227,9 @@ func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (ac
 		}
 		switch {
 		case in.BreakGlass:
-			st := r.Step()
-			st.Decision, st.DecidedBy, st.DecidedAt = access.DecisionApproved, r.Requester, now
-			st.Comment = "break-glass self-approval"
+			if _, err := r.ApproveStep(r.Requester, "break-glass self-approval", now); err != nil {
+				return err
+			}
 			return approve(tx, &r, u.Email, "break-glass")
 		case p.Auto:
 			return approve(tx, &r, access.ActorKeycard, "auto")
@@ -246,10 +246,9 @@ func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (ac
 // the IdP add, in the caller's transaction.
 func approve(tx Tx, r *access.Request, actor, how string) error {
 	now := tx.Now()
-	r.State = access.StateProvisioning
-	r.DecidedAt = now
-	r.Current = len(r.Steps)
-	r.RemindAt, r.EscalateAt, r.ExpiresAt = time.Time{}, time.Time{}, time.Time{}
+	if err := r.Approve(now); err != nil {
+		return err
+	}
 	if err := tx.PutRequest(r); err != nil {
 		return err
 	}
