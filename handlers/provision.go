@@ -437,11 +437,11 @@ func (s *Service) failed(op access.Op, cause error, firstSend bool) error {
 				UserID: r.Requester.IdPID, Email: r.Requester.Email, NextAt: now}); err != nil {
 				return err
 			}
-			if _, err := tx.Append(event(access.EvGrantFailed, access.ActorKeycard, &r, map[string]any{"attempts": cur.Attempts, "error": cause.Error()})); err != nil {
+			if _, err := tx.Append(event(access.EvGrantFailed, access.ActorKeycard, &r, access.GrantFailed{Attempts: cur.Attempts, Error: cause.Error()})); err != nil {
 				return err
 			}
-			_, err := tx.Append(event(access.EvAlert, access.ActorKeycard, &r, map[string]string{"kind": "provisioning_failed",
-				"message": fmt.Sprintf("Could not add %s to %s after %d attempts: %v", r.Requester.Email, r.Group, cur.Attempts, cause)}))
+			_, err := tx.Append(event(access.EvAlert, access.ActorKeycard, &r, access.Alert{Kind: "provisioning_failed",
+				Message: fmt.Sprintf("Could not add %s to %s after %d attempts: %v", r.Requester.Email, r.Group, cur.Attempts, cause)}))
 			return err
 		}
 		wait := s.backoff(cur.Attempts)
@@ -466,8 +466,8 @@ func (s *Service) failed(op access.Op, cause error, firstSend bool) error {
 			return err
 		}
 		if capped {
-			_, err := tx.Append(event(access.EvProvisionAlert, access.ActorKeycard, &r, map[string]any{"kind": "deprovisioning_rate_limited",
-				"message": fmt.Sprintf("The IdP asked keycard to wait until %s before removing %s from %s; keycard retries at %s instead.",
+			_, err := tx.Append(event(access.EvProvisionAlert, access.ActorKeycard, &r, access.Alert{Kind: "deprovisioning_rate_limited",
+				Message: fmt.Sprintf("The IdP asked keycard to wait until %s before removing %s from %s; keycard retries at %s instead.",
 					access.RetryAtOf(cause).UTC().Format(time.RFC3339), r.Requester.Email, r.Group, cur.NextAt.UTC().Format(time.RFC3339))}))
 			if err != nil {
 				return err
@@ -478,8 +478,8 @@ func (s *Service) failed(op access.Op, cause error, firstSend bool) error {
 			if err := tx.PutOp(cur); err != nil {
 				return err
 			}
-			_, err := tx.Append(event(access.EvProvisionAlert, access.ActorKeycard, &r, map[string]any{"kind": "deprovisioning_stuck",
-				"message": fmt.Sprintf("Removing %s from %s has failed %d times (%v); keycard keeps trying.", r.Requester.Email, r.Group, cur.Attempts, cause)}))
+			_, err := tx.Append(event(access.EvProvisionAlert, access.ActorKeycard, &r, access.Alert{Kind: "deprovisioning_stuck",
+				Message: fmt.Sprintf("Removing %s from %s has failed %d times (%v); keycard keeps trying.", r.Requester.Email, r.Group, cur.Attempts, cause)}))
 			return err
 		}
 		return nil

@@ -214,13 +214,10 @@ func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (ac
 		}
 		// The justification is evidence (an export column): it goes into the
 		// chain, not only into the request record (issue 10).
-		detail := map[string]any{"duration": policy.FormatDuration(d), "steps": stepRules(r.Steps), "justification": r.Justification, "asked": askedOf(r.Steps)}
-		if r.Extends != "" {
-			detail["extends"] = r.Extends
-		}
+		detail := access.Submitted{Duration: policy.FormatDuration(d), Steps: stepRules(r.Steps), Justification: r.Justification, Asked: askedOf(r.Steps),
+			Extends: r.Extends}
 		if in.BreakGlass {
-			detail["break_glass"] = true
-			detail["normal_chain"] = normal
+			detail.BreakGlassChain = &access.BreakGlassChain{BreakGlass: true, NormalChain: normal}
 		}
 		if _, err := tx.Append(event(access.EvRequestSubmitted, u.Email, &r, detail)); err != nil {
 			return err
