@@ -10,7 +10,7 @@ import "time"
 // bookkeeping on r; the caller stores r and appends its audit event in the
 // same transaction.
 //
-//	pending      -> pending (ApproveStep, not the last) | provisioning (Approve)
+//	pending      -> pending (ApproveStep, not the last; Remind; Escalate) | provisioning (Approve)
 //	             |  denied (Deny) | cancelled (Cancel) | timed_out (TimeOut)
 //	provisioning -> active (Activate) | failed (Fail) | deprovisioning (BeginEnding)
 //	active       -> deprovisioning (BeginEnding); Extend hands it to an extension
@@ -178,4 +178,54 @@ func (r *Request) Extend(ext string) error {
 	r.ExtendedBy = ext
 	r.WarnAt = time.Time{}
 	return nil
+}
+
+// Remind records that the current step's approvers were reminded at now,
+// and schedules the next reminder at next (zero: none). A reminder at or
+// after the timeout is dropped: the timeout comes first.
+func (r *Request) Remind(now, next time.Time) error {
+	if r.State != StatePending {
+		return r.refuse()
+	}
+	if r.RemindAt.IsZero() || r.RemindAt.After(now) {
+		return Errorf(CodeConflict, "%s has no reminder due.", r.ID)
+	}
+	if !next.IsZero() && !r.ExpiresAt.IsZero() && !next.Before(r.ExpiresAt) {
+		next = time.Time{}
+	}
+	r.RemindAt = next
+	if st := r.Step(); st != nil {
+		st.Reminded = now
+	}
+	return nil
+}
+
+// Escalate adds the escalation's approvers (escalate_to, resolved now) to
+// the current step at now, leaving out the requester and those already
+// asked, and returns the emails of those it added. The escalation is done
+// even when it adds nobody.
+func (r *Request) Escalate(extra []Person, now time.Time) (added []string, err error) {
+	if r.State != StatePending {
+		return nil, r.refuse()
+	}
+	if r.EscalateAt.IsZero() || r.EscalateAt.After(now) {
+		return nil, Errorf(CodeConflict, "%s has no escalation due.", r.ID)
+	}
+	r.EscalateAt = time.Time{}
+	added = []string{}
+	st := r.Step()
+	if st == nil {
+		return added, nil
+	}
+	for _, c := range extra {
+		if c.Same(r.Requester) || st.IsCandidate(c) {
+			continue
+		}
+		st.Candidates = append(st.Candidates, c)
+		added = append(added, c.Email)
+	}
+	st.Escalated = true
+	st.EscalatedAt = now
+	st.Added = len(added)
+	return added, nil
 }

@@ -56,6 +56,10 @@ func TestTransitionTable(t *testing.T) {
 			map[access.State]access.State{access.StateDeprovisioning: access.StateRevoked}},
 		{"Extend", func(r *access.Request) error { return r.Extend("REQ-2") },
 			map[access.State]access.State{access.StateActive: access.StateActive}},
+		{"Remind", func(r *access.Request) error { return r.Remind(late, time.Time{}) },
+			map[access.State]access.State{access.StatePending: access.StatePending}},
+		{"Escalate", func(r *access.Request) error { _, err := r.Escalate([]access.Person{carol}, late); return err },
+			map[access.State]access.State{access.StatePending: access.StatePending}},
 	}
 	states := []access.State{access.StatePending, access.StateProvisioning, access.StateActive, access.StateDeprovisioning,
 		access.StateExpired, access.StateRevoked, access.StateDenied, access.StateCancelled, access.StateTimedOut, access.StateFailed}
@@ -239,5 +243,58 @@ func TestFailAndExtend(t *testing.T) {
 	}
 	if err := g.Extend(""); access.CodeOf(err) != access.CodeInvalid {
 		t.Fatalf("extend by nothing: %v", err)
+	}
+}
+
+func TestRemind(t *testing.T) {
+	cases := []struct {
+		name     string
+		now      time.Time
+		next     time.Time
+		wantNext time.Time
+		refused  bool
+	}{
+		{"not due", t0.Add(59 * time.Minute), t0.Add(2 * time.Hour), time.Time{}, true},
+		{"due, next scheduled", t0.Add(time.Hour), t0.Add(2 * time.Hour), t0.Add(2 * time.Hour), false},
+		{"due, no next", t0.Add(time.Hour), time.Time{}, time.Time{}, false},
+		{"the timeout comes first", t0.Add(time.Hour), t0.Add(24 * time.Hour), time.Time{}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := inState(access.StatePending)
+			err := r.Remind(c.now, c.next)
+			if c.refused {
+				if access.CodeOf(err) != access.CodeConflict || !r.RemindAt.Equal(t0.Add(time.Hour)) {
+					t.Fatalf("early reminder: %v, remind at %v", err, r.RemindAt)
+				}
+				return
+			}
+			if err != nil || !r.RemindAt.Equal(c.wantNext) || !r.Steps[0].Reminded.Equal(c.now) {
+				t.Fatalf("remind: %v, next %v, reminded %v", err, r.RemindAt, r.Steps[0].Reminded)
+			}
+		})
+	}
+}
+
+func TestEscalate(t *testing.T) {
+	r := inState(access.StatePending)
+	dave := access.Person{Email: "dave@example.com"}
+	if _, err := r.Escalate([]access.Person{dave}, t0.Add(time.Hour)); access.CodeOf(err) != access.CodeConflict {
+		t.Fatalf("early escalation: %v", err)
+	}
+	at := t0.Add(2 * time.Hour)
+	added, err := r.Escalate([]access.Person{bob, r.Requester, dave}, at)
+	if err != nil || len(added) != 1 || added[0] != dave.Email {
+		t.Fatalf("escalate: %v, added %v", err, added)
+	}
+	st := r.Steps[0]
+	if !st.Escalated || !st.EscalatedAt.Equal(at) || st.Added != 1 || len(st.Candidates) != 2 || !r.EscalateAt.IsZero() {
+		t.Fatalf("step after escalation: %+v, escalate at %v", st, r.EscalateAt)
+	}
+	// Nobody new to add: the escalation is still done, and says so with an
+	// empty list (the audit detail shows "added":[]).
+	r2 := inState(access.StatePending)
+	if added, err := r2.Escalate(nil, at); err != nil || added == nil || len(added) != 0 || !r2.Steps[0].Escalated {
+		t.Fatalf("escalation adding nobody: %v, %v", added, err)
 	}
 }
