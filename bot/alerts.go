@@ -57,7 +57,7 @@ func (b *Bot) postAlert(ctx context.Context, e access.Event) error {
 			st = s
 		}
 	}
-	return b.alertMessage(ctx, e, TriagedAlert(e, st, time.UTC))
+	return b.alertMessage(ctx, e, TriagedAlert(e, b.alertOf(e), st, time.UTC))
 }
 
 // postPolicyStaged shows the staged change with its Approve button.
@@ -130,7 +130,7 @@ func (b *Bot) triage(ctx context.Context, in *inbound, seqText string, resolve b
 	if err != nil || channel == "" || ts == "" {
 		return
 	}
-	m := TriagedAlert(e, st, time.UTC)
+	m := TriagedAlert(e, b.alertOf(e), st, time.UTC)
 	if _, _, _, err := b.api.UpdateMessageContext(ctx, channel, ts, m.options()...); err != nil {
 		b.log.Warn("chat.update after triage", "err", err)
 	}

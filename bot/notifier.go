@@ -2,7 +2,6 @@ package bot
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -373,16 +372,23 @@ func (b *Bot) breakGlass(ctx context.Context, e access.Event, r access.Request) 
 	if err := b.alertMessage(ctx, e, BreakGlassNotice(r, time.UTC)); err != nil {
 		return err
 	}
-	var detail struct {
-		Normal []access.Step `json:"normal_chain"`
+	var detail access.Submitted
+	if err := access.DecodeDetail(e, &detail); err != nil {
+		// The security channel was told above; the normal chain's approvers
+		// cannot be, and keycard says so rather than skip them silently.
+		b.log.Error("a break-glass request's detail could not be decoded; its normal chain's approvers are not told", "seq", e.Seq, "request", r.ID, "err", err)
+		return nil
 	}
-	_ = json.Unmarshal([]byte(e.Detail), &detail)
+	var normal []access.Step
+	if detail.BreakGlassChain != nil {
+		normal = detail.NormalChain
+	}
 	refs, err := b.core.Messages(r.ID)
 	if err != nil {
 		return err
 	}
 	kind := "breakglass:" + strconv.FormatUint(e.Seq, 10)
-	for _, st := range detail.Normal {
+	for _, st := range normal {
 		for _, c := range st.Candidates {
 			sid, err := b.slackIDOf(ctx, c)
 			if err != nil || hasRef(refs, kind, sid) {
@@ -406,7 +412,18 @@ func (b *Bot) breakGlass(ctx context.Context, e access.Event, r access.Request) 
 
 // alert posts an event to the security channel.
 func (b *Bot) alert(ctx context.Context, e access.Event) error {
-	return b.alertMessage(ctx, e, AlertMessage(e, time.UTC))
+	return b.alertMessage(ctx, e, AlertMessage(e, b.alertOf(e), time.UTC))
+}
+
+// alertOf is what an alert shows of e's detail. A detail keycard cannot
+// read is logged, and the alert still goes out, without its text: the
+// security channel must see it.
+func (b *Bot) alertOf(e access.Event) access.Alert {
+	d, err := access.AlertOf(e)
+	if err != nil {
+		b.log.Error("an alert's detail could not be decoded; it is shown without its text", "seq", e.Seq, "type", e.Type, "err", err)
+	}
+	return d
 }
 
 // alertMessage sends m to the policy's alerts channel, or to each admin

@@ -14,9 +14,10 @@ import (
 // TriagedAlert is an alert with its triage: who acknowledged or resolved it
 // and when, and the Acknowledge / Resolve buttons while it is open. The
 // buttons carry the alert's audit sequence number, a pointer only: handlers
-// checks that the clicker is a keycard admin.
-func TriagedAlert(e access.Event, st handlers.AlertState, loc *time.Location) Message {
-	m := AlertMessage(e, loc)
+// checks that the clicker is a keycard admin. d is what the alert shows of
+// the event's detail (access.AlertOf).
+func TriagedAlert(e access.Event, d access.Alert, st handlers.AlertState, loc *time.Location) Message {
+	m := AlertMessage(e, d, loc)
 	seq := strconv.FormatUint(e.Seq, 10)
 	switch st.State {
 	case handlers.AlertAcknowledged:

@@ -1,7 +1,6 @@
 package bot
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -218,10 +217,9 @@ func slackText(s string) string {
 	return s
 }
 
-// AlertMessage renders an event the security channel must see.
-func AlertMessage(e access.Event, loc *time.Location) Message {
-	var detail map[string]any
-	_ = json.Unmarshal([]byte(e.Detail), &detail)
+// AlertMessage renders an event the security channel must see; d is what
+// it shows of the event's detail (access.AlertOf).
+func AlertMessage(e access.Event, d access.Alert, loc *time.Location) Message {
 	title := map[access.EventType]string{
 		access.EvAlert:            "keycard alert",
 		access.EvIdentityMismatch: "Identity mismatch",
@@ -232,12 +230,9 @@ func AlertMessage(e access.Event, loc *time.Location) Message {
 	if title == "" {
 		title = string(e.Type)
 	}
-	msg, _ := detail["message"].(string)
-	if msg == "" {
-		msg, _ = detail["error"].(string)
-	}
-	if k, ok := detail["kind"].(string); ok && e.Type == access.EvAlert {
-		title += ": " + strings.ReplaceAll(k, "_", " ")
+	msg := d.Message
+	if d.Kind != "" && e.Type == access.EvAlert {
+		title += ": " + strings.ReplaceAll(d.Kind, "_", " ")
 	}
 	fields := []string{"*Event*\n`" + string(e.Type) + "` #" + fmt.Sprint(e.Seq), "*When*\n" + when(e.Time, loc)}
 	if e.Subject != "" {

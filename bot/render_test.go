@@ -150,6 +150,12 @@ func TestRenderMessages(t *testing.T) {
 	revoked.State, revoked.EndReason, revoked.EndedBy, revoked.EndedAt = access.StateRevoked, access.ReasonRevoked, dave, t0.Add(time.Hour)
 	long := r
 	long.Justification = strings.Repeat("very long reason ", 400)
+	mismatch := access.Event{Seq: 9, Time: t0, Type: access.EvIdentityMismatch, Subject: "ann@example.com",
+		Detail: `{"message":"The Slack user's email now points to a different identity-provider account than the one pinned."}`}
+	mismatchAlert, err := access.AlertOf(mismatch)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		msg  Message
@@ -167,8 +173,7 @@ func TestRenderMessages(t *testing.T) {
 		{"notice_expired", RequesterNotice(NoticeEnded, expired, expired.EndsAt, berlin)},
 		{"notice_revoked", RequesterNotice(NoticeEnded, revoked, revoked.EndedAt, berlin)},
 		{"notice_failed", RequesterNotice(NoticeFailed, active, t0, berlin)},
-		{"alert_identity_mismatch", AlertMessage(access.Event{Seq: 9, Time: t0, Type: access.EvIdentityMismatch, Subject: "ann@example.com",
-			Detail: `{"message":"The Slack user's email now points to a different identity-provider account than the one pinned."}`}, time.UTC)},
+		{"alert_identity_mismatch", AlertMessage(mismatch, mismatchAlert, time.UTC)},
 		{"break_glass", BreakGlassNotice(r, time.UTC)},
 		{"list", ListMessage([]access.Request{active, r, expired}, active.ProvisionedAt, berlin)},
 		{"list_empty", ListMessage(nil, t0, time.UTC)},

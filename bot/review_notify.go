@@ -2,7 +2,6 @@ package bot
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
 	"strings"
 
@@ -25,19 +24,23 @@ func (b *Bot) notifyReview(ctx context.Context, e access.Event) (bool, error) {
 	if rc == nil {
 		return true, nil
 	}
-	var d struct {
-		Campaign string         `json:"campaign"`
-		Item     string         `json:"item"`
-		Waiting  map[string]int `json:"waiting"`
-		Grant    string         `json:"grant"`
-	}
-	_ = json.Unmarshal([]byte(e.Detail), &d)
 	switch e.Type {
-	case access.EvCampaignItemAssigned:
-		return true, b.sendItem(ctx, rc, d.Item)
-	case access.EvCampaignItemDecided, access.EvCampaignItemTimedOut:
+	case access.EvCampaignItemAssigned, access.EvCampaignItemDecided, access.EvCampaignItemTimedOut:
+		var d access.CampaignItemRef
+		if err := access.DecodeDetail(e, &d); err != nil {
+			b.log.Error("a campaign item event's detail could not be decoded; its reviewers' messages are not sent or updated", "seq", e.Seq, "type", e.Type, "err", err)
+			return true, nil
+		}
+		if e.Type == access.EvCampaignItemAssigned {
+			return true, b.sendItem(ctx, rc, d.Item)
+		}
 		return true, b.updateItem(ctx, rc, d.Item)
 	case access.EvCampaignReminded:
+		var d access.CampaignReminded
+		if err := access.DecodeDetail(e, &d); err != nil {
+			b.log.Error("a campaign reminder's detail could not be decoded; its reviewers are not reminded", "seq", e.Seq, "err", err)
+			return true, nil
+		}
 		return true, b.remindReviewers(ctx, rc, e, d.Campaign, d.Waiting)
 	case access.EvContractorAsked:
 		return true, b.sendAsk(ctx, rc, e.RequestID)

@@ -31,7 +31,7 @@ import (
 const recordKey = "record"
 
 // RecordDigest is the hex SHA-256 of the fields of r the access export
-// shows or derives its cells from (AccessHeader; AsOf and AccessStart),
+// shows or derives its cells from (AccessHeader; Request.AsOf and Request.AccessStart),
 // length-prefixed in a fixed order so no two records encode alike.
 //
 // The encoding is frozen: events already in the chain attest it. A field

@@ -91,22 +91,22 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 			return why
 		}
 		now := tx.Now()
-		st := r.Step()
-		st.DecidedBy, st.DecidedAt, st.Comment = actor, now, comment
+		rule := r.Step().Rule
 		if !in.Approve {
-			st.Decision = access.DecisionDenied
-			r.State = access.StateDenied
-			r.DecidedAt = now
-			r.RemindAt, r.EscalateAt, r.ExpiresAt = zeroTime, zeroTime, zeroTime
+			if err := r.Deny(actor, comment, now); err != nil {
+				return err
+			}
 			if err := tx.PutRequest(&r); err != nil {
 				return err
 			}
-			_, err := tx.Append(event(access.EvRequestDenied, actor.Email, &r, map[string]any{"step": r.Current + 1, "rule": st.Rule, "reason": comment}))
+			_, err := tx.Append(event(access.EvRequestDenied, actor.Email, &r, map[string]any{"step": r.Current + 1, "rule": rule, "reason": comment}))
 			return err
 		}
-		st.Decision = access.DecisionApproved
-		if r.Current+1 < len(r.Steps) {
-			r.Current++
+		complete, err := r.ApproveStep(actor, comment, now)
+		if err != nil {
+			return err
+		}
+		if !complete {
 			p, ok := s.Policy().Policy(r.Policy)
 			if ok && p.RemindAfter > 0 {
 				r.RemindAt = now.Add(p.RemindAfter)
@@ -117,7 +117,7 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 			if err := tx.PutRequest(&r); err != nil {
 				return err
 			}
-			_, err := tx.Append(event(access.EvStepApproved, actor.Email, &r, map[string]any{"step": r.Current, "of": len(r.Steps), "rule": st.Rule, "comment": comment}))
+			_, err := tx.Append(event(access.EvStepApproved, actor.Email, &r, map[string]any{"step": r.Current, "of": len(r.Steps), "rule": rule, "comment": comment}))
 			return err
 		}
 		return approve(tx, &r, actor.Email, fmt.Sprintf("step %d of %d", r.Current+1, len(r.Steps)))
@@ -204,9 +204,9 @@ func orphanMessage(r *access.Request, why string) string {
 // cancelOrphan ends a pending request the policy in force no longer holds:
 // cancelled, with the reason, in tx (the notifier updates its DMs).
 func cancelOrphan(tx Tx, r *access.Request, why string) error {
-	r.State = access.StateCancelled
-	r.DecidedAt = tx.Now()
-	r.RemindAt, r.EscalateAt, r.ExpiresAt = zeroTime, zeroTime, zeroTime
+	if err := r.Cancel(tx.Now()); err != nil {
+		return err
+	}
 	if err := tx.PutRequest(r); err != nil {
 		return err
 	}
@@ -340,12 +340,9 @@ func (s *Service) Cancel(ctx context.Context, id, slackID, email string) (access
 		if !r.Requester.Same(u.Person()) {
 			return access.Errorf(access.CodeForbidden, "Only the requester can cancel %s.", id)
 		}
-		if r.State != access.StatePending {
-			return access.Errorf(access.CodeConflict, "%s is already %s.", id, r.ExportStatus())
+		if err := r.Cancel(tx.Now()); err != nil {
+			return err
 		}
-		r.State = access.StateCancelled
-		r.DecidedAt = tx.Now()
-		r.RemindAt, r.EscalateAt, r.ExpiresAt = zeroTime, zeroTime, zeroTime
 		if err := tx.PutRequest(&r); err != nil {
 			return err
 		}

@@ -304,25 +304,6 @@ func appendTS(b []byte, t time.Time) []byte {
 		byte('0'+s/10), byte('0'+s%10), 'Z')
 }
 
-// lifecycleEnd is when a request's lifecycle ended (zero while it goes on).
-func lifecycleEnd(r *access.Request) time.Time {
-	switch r.State {
-	case access.StateExpired, access.StateRevoked:
-		return r.DeprovisionedAt
-	case access.StateDenied, access.StateCancelled, access.StateTimedOut:
-		return r.DecidedAt
-	case access.StateFailed:
-		if !r.EndedAt.IsZero() {
-			return r.EndedAt // when provisioning gave up
-		}
-		if !r.DecidedAt.IsZero() {
-			return r.DecidedAt
-		}
-		return r.CreatedAt
-	}
-	return time.Time{}
-}
-
 // AccessInclusion states the access export's inclusion rule in words.
 const AccessInclusion = "requests whose lifecycle overlaps [from, to): requested before `to` and not ended before `from`"
 
@@ -353,17 +334,17 @@ func (s *Service) ExportAccess(out io.Writer, p ExportParams) (ExportResult, err
 			if p.Policy != "" && r.Policy != p.Policy {
 				return nil
 			}
-			if end := lifecycleEnd(r); !end.IsZero() && end.Before(p.From) {
+			if end := r.LifecycleEnd(); !end.IsZero() && end.Before(p.From) {
 				return nil
 			}
 			if err := chain.check(r, &rb.scratch, res.Records); err != nil {
 				return err
 			}
-			if Later(r, p.To) {
+			if r.ChangedSince(p.To) {
 				// Something happened at or after the period's end: show the
 				// request as it stood then, so a closed period's export never
 				// changes (an auditor can re-perform it byte for byte).
-				c := AsOf(r, p.To)
+				c := r.AsOf(p.To)
 				r = &c
 			}
 			rb.row(w, r)
@@ -462,8 +443,8 @@ func (rb *accessRowBuilder) row(w *Writer, r *access.Request) {
 		w.cell("")
 	}
 	w.safeCell(decision)
-	rb.tsCell(w, AccessStart(r))
-	rb.tsCell(w, AccessEnd(r))
+	rb.tsCell(w, r.AccessStart())
+	rb.tsCell(w, r.AccessEnd())
 	rb.tsCell(w, r.ProvisionedAt)
 	rb.tsCell(w, r.DeprovisionedAt)
 	w.cell(r.ExportStatus())
@@ -638,103 +619,4 @@ func Period(from, to string, now time.Time) (ExportParams, error) {
 		return p, access.Errorf(access.CodeInvalid, "the period starts (%s) after it ends (%s)", p.From.Format(time.DateOnly), p.To.Add(-24*time.Hour).Format(time.DateOnly))
 	}
 	return p, nil
-}
-
-// AccessStart is when this grant's time began: when the IdP confirmed it,
-// or for an extension that continues an earlier grant, where that grant
-// ended (its clock starts there, not at the confirmation).
-//
-// When keycard could not know when the add took effect (it crashed or timed
-// out after sending it), the start is the first add attempt
-// (Request.StartAssumed): the approval_chain cell then ends with
-// "access start assumed: …"; otherwise the start was confirmed by the IdP.
-func AccessStart(r *access.Request) time.Time {
-	base := r.ProvisionedAt
-	if r.StartAssumed && !r.StartedAt.IsZero() {
-		base = r.StartedAt
-	}
-	if base.IsZero() || r.EndsAt.IsZero() || r.Duration <= 0 {
-		return base
-	}
-	if s := r.EndsAt.Add(-r.Duration); s.After(base) {
-		return s
-	}
-	return base
-}
-
-// AccessEnd is when access ended or is scheduled to end: the scheduled end,
-// or the moment it was ended early (revoked, offboarded).
-func AccessEnd(r *access.Request) time.Time {
-	if !r.EndedAt.IsZero() && !r.EndsAt.IsZero() && r.EndedAt.Before(r.EndsAt) {
-		return r.EndedAt
-	}
-	return r.EndsAt
-}
-
-// Later reports whether anything in r's lifecycle happened at or after t.
-func Later(r *access.Request, t time.Time) bool {
-	for _, x := range []time.Time{r.DecidedAt, r.ProvisionedAt, r.EndedAt, r.DeprovisionedAt} {
-		if !x.IsZero() && !x.Before(t) {
-			return true
-		}
-	}
-	for i := range r.Steps {
-		if d := r.Steps[i].DecidedAt; !d.IsZero() && !d.Before(t) {
-			return true
-		}
-		if e := r.Steps[i].EscalatedAt; !e.IsZero() && !e.Before(t) {
-			return true
-		}
-	}
-	return false
-}
-
-// AsOf returns r as it stood just before t: decisions, provisioning and
-// endings at or after t are undone and the state is derived from what had
-// happened by then. The scheduled end (EndsAt) never changes after
-// activation, so it is kept.
-func AsOf(r *access.Request, t time.Time) access.Request {
-	c := *r
-	c.Steps = make([]access.Step, len(r.Steps))
-	copy(c.Steps, r.Steps)
-	before := func(x time.Time) bool { return !x.IsZero() && x.Before(t) }
-	c.Current = len(c.Steps)
-	for i := range c.Steps {
-		st := &c.Steps[i]
-		if st.Escalated && !st.EscalatedAt.IsZero() && !before(st.EscalatedAt) {
-			// Escalated after t: the approvers it added were not asked yet.
-			if n := len(st.Candidates) - st.Added; n >= 0 {
-				st.Candidates = st.Candidates[:n:n]
-			}
-			st.Escalated, st.EscalatedAt, st.Added = false, time.Time{}, 0
-		}
-		if st.Decision != access.DecisionNone && !before(st.DecidedAt) {
-			st.Decision, st.DecidedBy, st.DecidedAt, st.Comment = access.DecisionNone, access.Person{}, time.Time{}, ""
-		}
-		if st.Decision == access.DecisionNone && c.Current == len(c.Steps) {
-			c.Current = i
-		}
-	}
-	switch {
-	case before(r.DeprovisionedAt):
-		// Ended and confirmed before t: as stored.
-	case before(r.EndedAt) && r.State == access.StateFailed:
-	case before(r.EndedAt):
-		c.State = access.StateDeprovisioning // ended, removal not yet confirmed
-		c.DeprovisionedAt = time.Time{}
-	case before(r.ProvisionedAt):
-		c.State = access.StateActive
-		c.EndedAt, c.DeprovisionedAt, c.EndReason, c.EndedBy = time.Time{}, time.Time{}, "", access.Person{}
-	case before(r.DecidedAt):
-		if r.State != access.StateDenied && r.State != access.StateCancelled && r.State != access.StateTimedOut {
-			c.State = access.StateProvisioning
-			c.ProvisionedAt, c.EndsAt = time.Time{}, time.Time{}
-			c.EndedAt, c.DeprovisionedAt, c.EndReason, c.EndedBy = time.Time{}, time.Time{}, "", access.Person{}
-		}
-	default:
-		c.State = access.StatePending
-		c.DecidedAt, c.ProvisionedAt, c.EndsAt = time.Time{}, time.Time{}, time.Time{}
-		c.EndedAt, c.DeprovisionedAt, c.EndReason, c.EndedBy = time.Time{}, time.Time{}, "", access.Person{}
-	}
-	return c
 }

@@ -349,7 +349,7 @@ func TestExtend(t *testing.T) {
 	}
 	// Its access_start is where the first grant ends, not its confirmation
 	// (security review L3): the two rows do not overlap.
-	if got := handlers.AccessStart(&ext); !got.Equal(first.EndsAt) {
+	if got := ext.AccessStart(); !got.Equal(first.EndsAt) {
 		t.Fatalf("extension access_start %v, want %v", got, first.EndsAt)
 	}
 	// Past extend.max_total (12h) is refused.

@@ -73,15 +73,9 @@ type Generation struct {
 	Invocation     string    `json:"invocation"`   // the exact command or /export text
 }
 
-// Parameters are the report's inputs.
-type Parameters struct {
-	Policy   string `json:"policy,omitempty"`
-	From     string `json:"from,omitempty"` // RFC 3339, inclusive
-	To       string `json:"to,omitempty"`   // RFC 3339, exclusive
-	AsOf     string `json:"as_of,omitempty"`
-	Campaign string `json:"campaign,omitempty"`
-	Timezone string `json:"timezone"`
-}
+// Parameters are the report's inputs; the export.created event records
+// them as they are.
+type Parameters = access.ExportParameters
 
 // AuditRef ties the report to the audit chain.
 type AuditRef struct {
@@ -222,43 +216,31 @@ func (s *Service) Export(w io.Writer, req ExportRequest) (Manifest, error) {
 		actor = access.ActorKeycard
 	}
 	err = s.audit(access.Event{Type: access.EvExportCreated, Actor: actor, Subject: actor, Policy: p.Policy,
-		Detail: encodeDetail(RecordedExport{Report: req.Kind, Parameters: m.Parameters, InclusionRule: m.InclusionRule,
+		Detail: encodeDetail(access.ExportCreated{Report: req.Kind, Parameters: m.Parameters, InclusionRule: m.InclusionRule,
 			Rows: m.RowCount, Counts: m.Counts, CountsColumn: m.CountsColumn, CSVSHA256: m.CSV.SHA256,
 			HeadSeq: m.Audit.HeadSeq, Invocation: req.Invocation, GeneratedBy: req.By, GeneratedAt: &m.Generation.GeneratedAt})})
 	return m, err
 }
 
-// RecordedExport is the detail of an export.created event: what keycard
-// generated, as the audit chain remembers it. It is the authority
-// VerifyManifest holds a manifest to — a manifest is a file anyone can edit,
-// the chain is not.
+// RecordedExport is an export.created event as VerifyManifest reads it:
+// its detail (access.ExportCreated), the authority a manifest is held to,
+// and who recorded it when.
 //
-// Events written before issue 10 carry only report, parameters, rows,
-// csv_sha256, head_seq and invocation. For those VerifyManifest checks
-// generated_by against the event's actor, generated_at against the event's
-// time (at or before it, within recordSlack), restates the inclusion rule
-// from the report kind (access, events; the other kinds' rule follows from
-// kind and parameters, both checked) and relies on the recorded CSV hash for
-// the counts (tallied from the CSV itself).
+// For events written before issue 10, which carry only report,
+// parameters, rows, csv_sha256, head_seq and invocation, VerifyManifest
+// checks generated_by against the event's actor, generated_at against the
+// event's time (at or before it, within recordSlack), restates the
+// inclusion rule from the report kind (access, events; the other kinds'
+// rule follows from kind and parameters, both checked) and relies on the
+// recorded CSV hash for the counts (tallied from the CSV itself).
 type RecordedExport struct {
-	Report        string         `json:"report"`
-	Parameters    Parameters     `json:"parameters"`
-	InclusionRule string         `json:"inclusion_rule,omitempty"`
-	Rows          int            `json:"rows"`
-	Counts        map[string]int `json:"counts,omitempty"`
-	CountsColumn  string         `json:"counts_column,omitempty"`
-	CSVSHA256     string         `json:"csv_sha256"`
-	HeadSeq       uint64         `json:"head_seq"`
-	Invocation    string         `json:"invocation"`
-	GeneratedBy   string         `json:"generated_by,omitempty"`
-	GeneratedAt   *time.Time     `json:"generated_at,omitempty"`
+	access.ExportCreated
 
-	// Actor is the event's actor (not part of the detail).
-	Actor string `json:"-"`
-	// Seq and At are the event's sequence number and time (not part of
-	// the detail).
-	Seq uint64    `json:"-"`
-	At  time.Time `json:"-"`
+	// Actor, Seq and At are the event's actor, sequence number and time
+	// (not part of the detail).
+	Actor string    `json:"-"`
+	Seq   uint64    `json:"-"`
+	At    time.Time `json:"-"`
 }
 
 // SetSlackTeam records the Slack workspace keycard serves (from auth.test)
@@ -335,7 +317,11 @@ func (s *Service) Recorded(sha string, after uint64) (RecordedExport, bool, erro
 				return nil
 			}
 			var d RecordedExport
-			if json.Unmarshal([]byte(e.Detail), &d) != nil || d.CSVSHA256 != sha {
+			if err := access.DecodeDetail(e, &d.ExportCreated); err != nil {
+				s.log.Warn("an export.created event's detail could not be read; it is not taken as the record of an export", "seq", e.Seq, "err", err)
+				return nil
+			}
+			if d.CSVSHA256 != sha {
 				return nil
 			}
 			d.Actor, d.Seq, d.At = e.Actor, e.Seq, e.Time

@@ -67,8 +67,8 @@ func (s *Service) ChangePolicy(c PolicyChange) (*policy.Set, bool, error) {
 		if err := s.apply(old, next, changes, c.By, map[string]any{"emergency": true, "reason": c.Reason}); err != nil {
 			return old, false, err
 		}
-		_ = s.audit(access.Event{Type: access.EvAlert, Actor: c.By, Subject: c.By, Detail: encodeDetail(map[string]string{
-			"kind": "policy_emergency", "message": fmt.Sprintf("%s applied policy %.12s… WITHOUT a second admin's approval (emergency: %s). Changes: %v", c.By, next.Hash, c.Reason, changes)})})
+		_ = s.audit(access.Event{Type: access.EvAlert, Actor: c.By, Subject: c.By, Detail: encodeDetail(access.Alert{
+			Kind: "policy_emergency", Message: fmt.Sprintf("%s applied policy %.12s… WITHOUT a second admin's approval (emergency: %s). Changes: %v", c.By, next.Hash, c.Reason, changes)})})
 		return next, false, nil
 	}
 	st := StagedPolicy{Hash: next.Hash, Path: next.Path, Changes: changes, StagedBy: c.By, StagedAt: s.clock.Now().UTC()}

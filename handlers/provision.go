@@ -309,12 +309,11 @@ func (s *Service) confirmed(op access.Op, ch access.Change, note string, assumed
 			if r.State != access.StateDeprovisioning {
 				return nil
 			}
-			r.DeprovisionedAt = now
-			r.RemoveEventID = ch.IdPEventID
-			r.State = access.StateExpired
+			if err := r.End(now, ch.IdPEventID); err != nil {
+				return err
+			}
 			t := access.EvGrantExpired
-			if r.EndReason != access.ReasonExpired {
-				r.State = access.StateRevoked
+			if r.State == access.StateRevoked {
 				t = access.EvGrantRevoked
 			}
 			if err := tx.PutRequest(&r); err != nil {
@@ -343,16 +342,11 @@ func (s *Service) confirmed(op access.Op, ch access.Change, note string, assumed
 // assumedFrom when it is set: the first add attempt, when keycard cannot
 // know when the add took effect (SPEC "Lifecycle").
 func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Change, assumedFrom time.Time) error {
-	r.State = access.StateActive
-	r.ProvisionedAt = now
-	s.metrics.Provision.Observe(now.Sub(r.DecidedAt))
-	r.AddEventID = ch.IdPEventID
-	start := now
-	if !assumedFrom.IsZero() && assumedFrom.Before(now) {
-		start = assumedFrom
-		r.StartAssumed = true
-		r.StartedAt = assumedFrom
+	start, err := r.Activate(now, ch.IdPEventID, assumedFrom)
+	if err != nil {
+		return err
 	}
+	s.metrics.Provision.Observe(now.Sub(r.DecidedAt))
 	if r.Extends != "" {
 		old, err := tx.Request(r.Extends)
 		if err != nil {
@@ -361,9 +355,7 @@ func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Ch
 		if old.State == access.StateActive && old.EndsAt.After(start) {
 			start = old.EndsAt // the extension continues where the old grant ends
 		}
-		if old.State == access.StateActive {
-			old.ExtendedBy = r.ID
-			old.WarnAt = zeroTime // the extension takes over the expiring-soon notice
+		if old.Extend(r.ID) == nil { // active: the extension takes over the expiring-soon notice
 			if err := tx.PutRequest(&old); err != nil {
 				return err
 			}
@@ -397,7 +389,7 @@ func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Ch
 	if ch.IdPEventID != "" {
 		detail["idp_event_id"] = ch.IdPEventID
 	}
-	_, err := tx.Append(event(access.EvGrantActive, access.ActorKeycard, r, detail))
+	_, err = tx.Append(event(access.EvGrantActive, access.ActorKeycard, r, detail))
 	return err
 }
 
@@ -432,10 +424,9 @@ func (s *Service) failed(op access.Op, cause error, firstSend bool) error {
 			if r.State != access.StateProvisioning {
 				return nil
 			}
-			r.State = access.StateFailed
-			r.FailReason = cause.Error()
-			r.EndsAt = zeroTime
-			r.EndedAt = now // when provisioning gave up
+			if err := r.Fail(cause.Error(), now); err != nil {
+				return err
+			}
 			if err := tx.PutRequest(&r); err != nil {
 				return err
 			}
@@ -446,11 +437,11 @@ func (s *Service) failed(op access.Op, cause error, firstSend bool) error {
 				UserID: r.Requester.IdPID, Email: r.Requester.Email, NextAt: now}); err != nil {
 				return err
 			}
-			if _, err := tx.Append(event(access.EvGrantFailed, access.ActorKeycard, &r, map[string]any{"attempts": cur.Attempts, "error": cause.Error()})); err != nil {
+			if _, err := tx.Append(event(access.EvGrantFailed, access.ActorKeycard, &r, access.GrantFailed{Attempts: cur.Attempts, Error: cause.Error()})); err != nil {
 				return err
 			}
-			_, err := tx.Append(event(access.EvAlert, access.ActorKeycard, &r, map[string]string{"kind": "provisioning_failed",
-				"message": fmt.Sprintf("Could not add %s to %s after %d attempts: %v", r.Requester.Email, r.Group, cur.Attempts, cause)}))
+			_, err := tx.Append(event(access.EvAlert, access.ActorKeycard, &r, access.Alert{Kind: "provisioning_failed",
+				Message: fmt.Sprintf("Could not add %s to %s after %d attempts: %v", r.Requester.Email, r.Group, cur.Attempts, cause)}))
 			return err
 		}
 		wait := s.backoff(cur.Attempts)
@@ -475,8 +466,8 @@ func (s *Service) failed(op access.Op, cause error, firstSend bool) error {
 			return err
 		}
 		if capped {
-			_, err := tx.Append(event(access.EvProvisionAlert, access.ActorKeycard, &r, map[string]any{"kind": "deprovisioning_rate_limited",
-				"message": fmt.Sprintf("The IdP asked keycard to wait until %s before removing %s from %s; keycard retries at %s instead.",
+			_, err := tx.Append(event(access.EvProvisionAlert, access.ActorKeycard, &r, access.Alert{Kind: "deprovisioning_rate_limited",
+				Message: fmt.Sprintf("The IdP asked keycard to wait until %s before removing %s from %s; keycard retries at %s instead.",
 					access.RetryAtOf(cause).UTC().Format(time.RFC3339), r.Requester.Email, r.Group, cur.NextAt.UTC().Format(time.RFC3339))}))
 			if err != nil {
 				return err
@@ -487,8 +478,8 @@ func (s *Service) failed(op access.Op, cause error, firstSend bool) error {
 			if err := tx.PutOp(cur); err != nil {
 				return err
 			}
-			_, err := tx.Append(event(access.EvProvisionAlert, access.ActorKeycard, &r, map[string]any{"kind": "deprovisioning_stuck",
-				"message": fmt.Sprintf("Removing %s from %s has failed %d times (%v); keycard keeps trying.", r.Requester.Email, r.Group, cur.Attempts, cause)}))
+			_, err := tx.Append(event(access.EvProvisionAlert, access.ActorKeycard, &r, access.Alert{Kind: "deprovisioning_stuck",
+				Message: fmt.Sprintf("Removing %s from %s has failed %d times (%v); keycard keeps trying.", r.Requester.Email, r.Group, cur.Attempts, cause)}))
 			return err
 		}
 		return nil
@@ -515,17 +506,10 @@ func (s *Service) backoff(attempt int) time.Duration {
 // extensions, so the membership really goes.
 func endGrant(tx Tx, r *access.Request, reason access.Reason, by access.Person, actor string) error {
 	now := tx.Now()
-	if r.State != access.StateActive && r.State != access.StateProvisioning {
+	wasProvisioning := r.State == access.StateProvisioning
+	if r.BeginEnding(reason, by, now) != nil {
 		return errStale
 	}
-	wasProvisioning := r.State == access.StateProvisioning
-	r.EndReason = reason
-	r.EndedBy = by
-	r.EndedAt = now
-	// EndsAt stays the scheduled end: access_end is min(EndsAt, EndedAt), and
-	// a scheduled time that never changes keeps closed-period exports stable.
-	r.WarnAt = zeroTime
-	r.State = access.StateDeprovisioning
 	others, err := otherHolders(tx, r)
 	if err != nil {
 		return err
@@ -582,9 +566,9 @@ func endAccess(tx Tx, r *access.Request, reason access.Reason, by access.Person,
 				return nil, err
 			}
 		case m.State == access.StatePending && m.Extends != "":
-			m.State = access.StateCancelled
-			m.DecidedAt = now
-			m.RemindAt, m.EscalateAt, m.ExpiresAt = zeroTime, zeroTime, zeroTime
+			if err := m.Cancel(now); err != nil {
+				return nil, err
+			}
 			if err := tx.PutRequest(m); err != nil {
 				return nil, err
 			}

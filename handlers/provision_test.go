@@ -55,10 +55,10 @@ func TestCrashAfterAddStartsClockAtFirstAttempt(t *testing.T) {
 			e.restart()
 			e.settle()
 			g := e.get(r.ID)
-			if start := handlers.AccessStart(&g); !start.Equal(t0) {
+			if start := g.AccessStart(); !start.Equal(t0) {
 				t.Fatalf("access_start %v, want the first attempt %v", start, t0)
 			}
-			if end := handlers.AccessEnd(&g); !end.Equal(t0.Add(time.Hour)) {
+			if end := g.AccessEnd(); !end.Equal(t0.Add(time.Hour)) {
 				t.Fatalf("access_end %v, want %v", end, t0.Add(time.Hour))
 			}
 			if !strings.Contains(handlers.ApprovalChain(&g), "access start assumed") {
@@ -113,7 +113,7 @@ func TestRetriedAddKeepsFirstAttemptStart(t *testing.T) {
 				t.Fatalf("start assumed %v, want %v", g.StartAssumed, tc.wantAssumed)
 			}
 			want := t0.Add(tc.wantStartOff)
-			if start := handlers.AccessStart(&g); !start.Equal(want) {
+			if start := g.AccessStart(); !start.Equal(want) {
 				t.Fatalf("access_start %v, want %v", start, want)
 			}
 			if !g.EndsAt.Equal(want.Add(time.Hour)) {

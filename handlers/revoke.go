@@ -107,9 +107,9 @@ func (s *Service) Offboard(ctx context.Context, who access.User, why Trigger) (i
 				}
 				n++
 			case access.StatePending:
-				r.State = access.StateCancelled
-				r.DecidedAt = now
-				r.RemindAt, r.EscalateAt, r.ExpiresAt = zeroTime, zeroTime, zeroTime
+				if err := r.Cancel(now); err != nil {
+					return err
+				}
 				if err := tx.PutRequest(&r); err != nil {
 					return err
 				}
@@ -121,8 +121,8 @@ func (s *Service) Offboard(ctx context.Context, who access.User, why Trigger) (i
 		}
 		for _, r := range waiting {
 			if st := r.Step(); st != nil && len(st.Candidates) == 1 {
-				if _, err := tx.Append(event(access.EvAlert, access.ActorKeycard, &r, map[string]string{"kind": "approver_offboarded",
-					"message": who.Email + " was the only possible approver of the current step and has been offboarded; the request cannot move until someone acts."})); err != nil {
+				if _, err := tx.Append(event(access.EvAlert, access.ActorKeycard, &r, access.Alert{Kind: "approver_offboarded",
+					Message: who.Email + " was the only possible approver of the current step and has been offboarded; the request cannot move until someone acts."})); err != nil {
 					return err
 				}
 			}

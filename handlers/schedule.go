@@ -57,12 +57,9 @@ func (s *Service) handleDue(ctx context.Context, r *access.Request, now time.Tim
 		switch {
 		case !r.ExpiresAt.IsZero() && !r.ExpiresAt.After(now):
 			return s.transition(r.ID, func(tx Tx, r *access.Request) error {
-				if r.State != access.StatePending || r.ExpiresAt.After(tx.Now()) {
-					return errStale
+				if err := r.TimeOut(tx.Now()); err != nil {
+					return err // moved on, or the deadline moved: transition treats a conflict as done
 				}
-				r.State = access.StateTimedOut
-				r.DecidedAt = tx.Now()
-				r.RemindAt, r.EscalateAt, r.ExpiresAt = zeroTime, zeroTime, zeroTime
 				if err := tx.PutRequest(r); err != nil {
 					return err
 				}
@@ -73,19 +70,12 @@ func (s *Service) handleDue(ctx context.Context, r *access.Request, now time.Tim
 			return s.escalate(ctx, r)
 		case !r.RemindAt.IsZero() && !r.RemindAt.After(now):
 			return s.transition(r.ID, func(tx Tx, r *access.Request) error {
-				if r.State != access.StatePending || r.RemindAt.IsZero() || r.RemindAt.After(tx.Now()) {
-					return errStale
+				var next time.Time
+				if p, ok := s.Policy().Policy(r.Policy); ok && p.RemindAfter > 0 {
+					next = tx.Now().Add(p.RemindAfter)
 				}
-				p, ok := s.Policy().Policy(r.Policy)
-				r.RemindAt = zeroTime
-				if ok && p.RemindAfter > 0 {
-					r.RemindAt = tx.Now().Add(p.RemindAfter)
-					if !r.ExpiresAt.IsZero() && !r.RemindAt.Before(r.ExpiresAt) {
-						r.RemindAt = zeroTime // the timeout comes first
-					}
-				}
-				if st := r.Step(); st != nil {
-					st.Reminded = tx.Now()
+				if err := r.Remind(tx.Now(), next); err != nil {
+					return err // moved on, or not due: transition treats a conflict as done
 				}
 				if err := tx.PutRequest(r); err != nil {
 					return err
@@ -166,28 +156,14 @@ func (s *Service) escalate(ctx context.Context, r *access.Request) error {
 		}
 	}
 	return s.transition(r.ID, func(tx Tx, r *access.Request) error {
-		if r.State != access.StatePending || r.EscalateAt.IsZero() || r.EscalateAt.After(tx.Now()) {
-			return errStale
-		}
-		r.EscalateAt = zeroTime
-		st := r.Step()
-		added := []string{}
-		if st != nil {
-			for _, c := range extra {
-				if c.Same(r.Requester) || st.IsCandidate(c) {
-					continue
-				}
-				st.Candidates = append(st.Candidates, c)
-				added = append(added, c.Email)
-			}
-			st.Escalated = true
-			st.EscalatedAt = tx.Now()
-			st.Added = len(added)
+		added, err := r.Escalate(extra, tx.Now())
+		if err != nil {
+			return err // moved on, or not due: transition treats a conflict as done
 		}
 		if err := tx.PutRequest(r); err != nil {
 			return err
 		}
-		_, err := tx.Append(event(access.EvRequestEscalated, access.ActorScheduler, r, map[string]any{"step": r.Current + 1, "added": added}))
+		_, err = tx.Append(event(access.EvRequestEscalated, access.ActorScheduler, r, map[string]any{"step": r.Current + 1, "added": added}))
 		return err
 	})
 }

@@ -419,7 +419,7 @@ func (s *Service) audit(e access.Event) error {
 
 // Alert records an alert for the security channel.
 func (s *Service) Alert(kind, subject, message string, r *access.Request) error {
-	e := event(access.EvAlert, access.ActorKeycard, r, map[string]string{"kind": kind, "message": message})
+	e := event(access.EvAlert, access.ActorKeycard, r, access.Alert{Kind: kind, Message: message})
 	if r == nil {
 		e.Subject = subject
 	}

@@ -214,22 +214,19 @@ func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (ac
 		}
 		// The justification is evidence (an export column): it goes into the
 		// chain, not only into the request record (issue 10).
-		detail := map[string]any{"duration": policy.FormatDuration(d), "steps": stepRules(r.Steps), "justification": r.Justification, "asked": askedOf(r.Steps)}
-		if r.Extends != "" {
-			detail["extends"] = r.Extends
-		}
+		detail := access.Submitted{Duration: policy.FormatDuration(d), Steps: stepRules(r.Steps), Justification: r.Justification, Asked: askedOf(r.Steps),
+			Extends: r.Extends}
 		if in.BreakGlass {
-			detail["break_glass"] = true
-			detail["normal_chain"] = normal
+			detail.BreakGlassChain = &access.BreakGlassChain{BreakGlass: true, NormalChain: normal}
 		}
 		if _, err := tx.Append(event(access.EvRequestSubmitted, u.Email, &r, detail)); err != nil {
 			return err
 		}
 		switch {
 		case in.BreakGlass:
-			st := r.Step()
-			st.Decision, st.DecidedBy, st.DecidedAt = access.DecisionApproved, r.Requester, now
-			st.Comment = "break-glass self-approval"
+			if _, err := r.ApproveStep(r.Requester, "break-glass self-approval", now); err != nil {
+				return err
+			}
 			return approve(tx, &r, u.Email, "break-glass")
 		case p.Auto:
 			return approve(tx, &r, access.ActorKeycard, "auto")
@@ -246,10 +243,9 @@ func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (ac
 // the IdP add, in the caller's transaction.
 func approve(tx Tx, r *access.Request, actor, how string) error {
 	now := tx.Now()
-	r.State = access.StateProvisioning
-	r.DecidedAt = now
-	r.Current = len(r.Steps)
-	r.RemindAt, r.EscalateAt, r.ExpiresAt = time.Time{}, time.Time{}, time.Time{}
+	if err := r.Approve(now); err != nil {
+		return err
+	}
 	if err := tx.PutRequest(r); err != nil {
 		return err
 	}

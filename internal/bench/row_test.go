@@ -74,7 +74,7 @@ func referenceRow(r *access.Request) []string {
 	}
 	return []string{r.ID, r.Requester.Name, r.Requester.Email, r.App, r.Role, r.Policy, ts(r.CreatedAt),
 		r.Justification, policy.FormatDuration(r.Duration), chain, strings.Join(approvers, ";"), approvedAt, decision,
-		ts(handlers.AccessStart(r)), ts(handlers.AccessEnd(r)), ts(r.ProvisionedAt), ts(r.DeprovisionedAt), r.ExportStatus(),
+		ts(r.AccessStart()), ts(r.AccessEnd()), ts(r.ProvisionedAt), ts(r.DeprovisionedAt), r.ExportStatus(),
 		string(r.EndReason), revokedBy, r.PolicyVersion}
 }
 
@@ -170,8 +170,8 @@ func TestExportRowsMatchReference(t *testing.T) {
 	var rows [][]string
 	err = db.View(func(tx *store.Tx) error {
 		return tx.ForEachRequest(fixtureNow, func(r *access.Request) error {
-			if handlers.Later(r, fixtureNow) { // as the export does: the row as it stood at the period's end
-				c := handlers.AsOf(r, fixtureNow)
+			if r.ChangedSince(fixtureNow) { // as the export does: the row as it stood at the period's end
+				c := r.AsOf(fixtureNow)
 				r = &c
 			}
 			rows = append(rows, referenceRow(r))
