@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"keycard/access"
+	"keycard/csvw"
 )
 
 // Document kinds kept in the store for evidence.
@@ -118,7 +119,7 @@ var PoliciesHeader = []string{"policy_hash", "in_force_from", "in_force_to", "lo
 func (s *Service) exportPolicies(out io.Writer, p ExportParams) (ExportResult, []string, error) {
 	res := ExportResult{ByStatus: map[string]int{}, CountsColumn: "in_force_to",
 		Inclusion: "every policy version that was in force at any time in [from, to), in load order (all versions when no period is given)"}
-	w := NewWriter(out)
+	w := csvw.NewWriter(out)
 	if err := w.Write(PoliciesHeader); err != nil {
 		return res, nil, err
 	}
@@ -161,7 +162,7 @@ func (s *Service) exportJobs(out io.Writer, p ExportParams) (ExportResult, []str
 	if err != nil {
 		return res, nil, err
 	}
-	w := NewWriter(out)
+	w := csvw.NewWriter(out)
 	if err := w.Write(JobsHeader); err != nil {
 		return res, nil, err
 	}
@@ -455,7 +456,7 @@ func (s *Service) exportHolders(out io.Writer, p ExportParams) (ExportResult, []
 // writeHolders writes the holders CSV for the rows keep accepts (all when
 // nil), tallying sources into res and stamping the chain head.
 func (s *Service) writeHolders(out io.Writer, rows []HolderRow, at time.Time, keep func(HolderRow) bool, res *ExportResult) error {
-	w := NewWriter(out)
+	w := csvw.NewWriter(out)
 	if err := w.Write(HoldersHeader); err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"keycard/access"
+	"keycard/csvw"
 	"keycard/policy"
 )
 
@@ -939,7 +940,7 @@ func (s *Service) exportCampaign(out io.Writer, p ExportParams) (ExportResult, [
 	if err != nil {
 		return res, nil, err
 	}
-	w := NewWriter(out)
+	w := csvw.NewWriter(out)
 	if err := w.Write(CampaignHeader); err != nil {
 		return res, nil, err
 	}
