@@ -190,7 +190,7 @@ func (b *Bot) upload(ctx context.Context, channel, thread string, f handlers.Rep
 }
 
 // review runs one Keep / Revoke / Flag.
-func (b *Bot) review(ctx context.Context, in *inbound, itemID, decision, comment string) error {
+func (b *Bot) review(ctx context.Context, in *inbound, itemID string, decision access.ReviewDecision, comment string) error {
 	rc := b.reviews()
 	if rc == nil {
 		return nil
@@ -210,11 +210,11 @@ func (b *Bot) review(ctx context.Context, in *inbound, itemID, decision, comment
 }
 
 func (b *Bot) onReviewRevoke(ctx context.Context, in *inbound) {
-	_ = b.review(ctx, in, in.action.Value, handlers.DecisionRevoke, "")
+	_ = b.review(ctx, in, in.action.Value, access.ReviewRevoke, "")
 }
 
 func (b *Bot) onReviewFlag(ctx context.Context, in *inbound) {
-	_ = b.review(ctx, in, in.action.Value, handlers.DecisionFlag, "")
+	_ = b.review(ctx, in, in.action.Value, access.ReviewFlag, "")
 }
 
 // onReviewKeep keeps non-privileged access at once; privileged access
@@ -230,7 +230,7 @@ func (b *Bot) onReviewKeep(ctx context.Context, in *inbound) {
 		return
 	}
 	if !it.Privileged || !it.Open() {
-		b.enqueue("review keep", func(ctx context.Context) { _ = b.review(ctx, in, it.ID, handlers.DecisionKeep, "") })
+		b.enqueue("review keep", func(ctx context.Context) { _ = b.review(ctx, in, it.ID, access.ReviewKeep, "") })
 		return
 	}
 	if _, err := b.api.OpenViewContext(ctx, in.cb.TriggerID, ReviewKeepModal(it)); err != nil {
@@ -255,7 +255,7 @@ func (b *Bot) onReviewKeepSubmit(ctx context.Context, in *inbound, ack func(any)
 		ack(slack.NewErrorsViewSubmissionResponse(map[string]string{blkComment: access.MessageOf(err)}))
 		return
 	}
-	if _, err := rc.Review(ctx, handlers.ReviewInput{ItemID: v.PrivateMetadata, SlackID: in.user, Email: pr.Email, Decision: handlers.DecisionKeep, Comment: comment}); err != nil {
+	if _, err := rc.Review(ctx, handlers.ReviewInput{ItemID: v.PrivateMetadata, SlackID: in.user, Email: pr.Email, Decision: access.ReviewKeep, Comment: comment}); err != nil {
 		ack(slack.NewErrorsViewSubmissionResponse(map[string]string{blkComment: truncate(access.MessageOf(err), 2000)}))
 		return
 	}
