@@ -121,7 +121,7 @@ func exportCmd(args []string, stdout io.Writer) error {
 		out, name = file, filepath.Base(*outPath)
 	}
 	w := bufio.NewWriterSize(out, 64<<10)
-	m, err := env.svc.Export(w, handlers.ExportRequest{Kind: *kind, Params: p, By: cliUser(), FileName: name,
+	m, err := env.svc.Export(context.Background(), w, handlers.ExportRequest{Kind: *kind, Params: p, By: cliUser(), FileName: name,
 		Invocation: "keycard export " + strings.Join(args, " ")})
 	if err != nil {
 		return err

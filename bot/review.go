@@ -26,7 +26,7 @@ type ReviewCore interface {
 	ContractorAskOf(grantID string) (handlers.ContractorAsk, error)
 	ContractorExtend(ctx context.Context, grantID, slackID, email string, d time.Duration) (access.Request, error)
 	ContractorLetExpire(ctx context.Context, grantID, slackID, email string) (handlers.ContractorAsk, error)
-	Export(w io.Writer, req handlers.ExportRequest) (handlers.Manifest, error)
+	Export(ctx context.Context, w io.Writer, req handlers.ExportRequest) (handlers.Manifest, error)
 }
 
 var _ ReviewCore = (*handlers.Service)(nil)
@@ -155,7 +155,7 @@ func (b *Bot) onExportOrCampaign(ctx context.Context, in *inbound) {
 		return
 	}
 	var buf bytes.Buffer
-	m, err := rc.Export(&buf, handlers.ExportRequest{Kind: handlers.KindCampaign, Params: handlers.ExportParams{Campaign: f[1]},
+	m, err := rc.Export(ctx, &buf, handlers.ExportRequest{Kind: handlers.KindCampaign, Params: handlers.ExportParams{Campaign: f[1]},
 		By: w.user.Email, Invocation: "/export " + in.cmd.Text})
 	if err != nil {
 		b.tell(ctx, in, access.MessageOf(err))

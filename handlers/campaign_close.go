@@ -251,7 +251,7 @@ func (s *Service) postSummary(ctx context.Context, pub Publisher, c Campaign) er
 	if err := s.RecordJobRun(run); err != nil {
 		return err
 	}
-	files, _, err := s.exportFiles(ExportRequest{Kind: KindCampaign, Params: ExportParams{Campaign: c.ID}, By: access.ActorScheduler,
+	files, _, err := s.exportFiles(ctx, ExportRequest{Kind: KindCampaign, Params: ExportParams{Campaign: c.ID}, By: access.ActorScheduler,
 		Invocation: "campaign " + c.ID + " closed"})
 	if err == nil {
 		run.Artefact, err = s.publish(ctx, pub, Report{Key: "campaign/" + c.ID, Job: JobCampaignClose, Channel: c.Channel, Slot: c.DueAt, Campaign: &sum, Files: files})

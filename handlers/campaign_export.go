@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"io"
 	"strconv"
 	"strings"
@@ -15,19 +16,21 @@ var CampaignHeader = []string{"campaign_id", "snapshot_at", "population_sha256",
 	"source", "grant_id", "reviewer_email", "reviewer_is_subject", "decision", "decided_at", "comment", "decision_latency_seconds",
 	"remediated_at", "timeout_outcome"}
 
-func (s *Service) exportCampaign(out io.Writer, p ExportParams) (ExportResult, []string, error) {
-	res := ExportResult{ByStatus: map[string]int{}, CountsColumn: "decision",
-		Inclusion: "every item of the campaign: each holder of the selected policies' groups when the population was frozen (snapshot_at), one row per holder and group"}
+// campaignInclusion states the campaign export's inclusion rule in words.
+const campaignInclusion = "every item of the campaign: each holder of the selected policies' groups when the population was frozen (snapshot_at), one row per holder and group"
+
+func (s *Service) exportCampaign(_ context.Context, out io.Writer, p ExportParams) (ExportResult, error) {
+	res := ExportResult{ByStatus: map[string]int{}}
 	if p.Campaign == "" {
-		return res, nil, access.Errorf(access.CodeInvalid, "Name the campaign: --campaign ID.")
+		return res, access.Errorf(access.CodeInvalid, "Name the campaign: --campaign ID.")
 	}
 	c, items, err := s.CampaignOf(p.Campaign)
 	if err != nil {
-		return res, nil, err
+		return res, err
 	}
 	w := csvw.NewWriter(out)
 	if err := w.Write(CampaignHeader); err != nil {
-		return res, nil, err
+		return res, err
 	}
 	_ = s.store.View(func(tx Tx) error {
 		res.HeadSeq, res.HeadHash, _ = tx.Head()
@@ -68,7 +71,7 @@ func (s *Service) exportCampaign(out io.Writer, p ExportParams) (ExportResult, [
 			res.ByStatus[string(it.Decision)]++
 		}
 		if err := w.Write(rec); err != nil {
-			return res, nil, err
+			return res, err
 		}
 	}
 	summary := map[string]any{"campaign": c.ID, "state": c.State, "opened_at": ts(c.OpenedAt), "due_at": ts(c.DueAt),
@@ -78,5 +81,5 @@ func (s *Service) exportCampaign(out io.Writer, p ExportParams) (ExportResult, [
 		summary["count_"+k] = v
 	}
 	res.Summary = summary
-	return res, CampaignHeader, w.Flush()
+	return res, w.Flush()
 }

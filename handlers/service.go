@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -77,7 +76,6 @@ type Service struct {
 
 	metrics   *Metrics
 	slackTeam atomic.Value // string: the Slack team id, once the bot knows it
-	exporters map[string]exporter
 
 	limitMu sync.Mutex
 	recent  map[string][]time.Time // submissions per person in the window
@@ -126,19 +124,7 @@ func New(st Store, conns Connectors, set *policy.Set, clock access.Clock, opt Op
 	s := &Service{store: attestingStore{st}, conns: conns, clock: clock, opt: opt, log: opt.Logger,
 		rand: opt.Rand, wake: make(chan struct{}, 1), notify: make(chan struct{}, 1), groupCache: map[string]groupEntry{}, recent: map[string][]time.Time{}, metrics: newMetrics()}
 	s.pol.Store(set)
-	s.exporters = map[string]exporter{
-		KindHolders:    s.exportHolders,
-		KindPolicies:   s.exportPolicies,
-		KindJobs:       s.exportJobs,
-		KindPrivileged: s.exportPrivileged,
-		KindCampaign:   s.exportCampaign,
-	}
 	return s
-}
-
-// RegisterExport adds a report kind (the reviews add campaign exports).
-func (s *Service) RegisterExport(kind string, fn func(w io.Writer, p ExportParams) (ExportResult, []string, error)) {
-	s.exporters[kind] = fn
 }
 
 // swapPolicy makes next the policy in force once its change is recorded:
