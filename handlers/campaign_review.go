@@ -129,12 +129,7 @@ func (s *Service) stillReviewer(ctx context.Context, it *CampaignItem, actor acc
 	if err != nil {
 		return retry(err)
 	}
-	var holder access.User
-	if it.Holder.IdPID != "" {
-		holder, err = dir.UserByID(ctx, it.Holder.IdPID)
-	} else {
-		holder, err = dir.UserByEmail(ctx, it.Holder.Email)
-	}
+	holder, err := userOf(ctx, dir, it.Holder)
 	if access.CodeOf(err) == access.CodeNotFound {
 		holder, err = access.User{ID: it.Holder.IdPID, Email: it.Holder.Email, Name: it.Holder.Name}, nil
 	}

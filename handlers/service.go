@@ -215,6 +215,15 @@ func (s *Service) directory() (access.Directory, error) {
 	return d, nil
 }
 
+// userOf reads p from the directory: by IdP id when keycard has it, else by
+// email.
+func userOf(ctx context.Context, dir access.Directory, p access.Person) (access.User, error) {
+	if p.IdPID != "" {
+		return dir.UserByID(ctx, p.IdPID)
+	}
+	return dir.UserByEmail(ctx, p.Email)
+}
+
 // Identify maps a Slack user (id and profile email) to the IdP user, pinning
 // the pair the first time and refusing a later mismatch (SPEC "Identity is
 // pinned"). A mismatch is audited and alerted.
