@@ -126,7 +126,7 @@ func exportCmd(args []string, stdout, stderr io.Writer) error {
 	bar := newProgress(stderr, -1, "rows", false)
 	defer bar.Done()
 	w := bufio.NewWriterSize(bar.Lines(out), 64<<10)
-	m, err := env.svc.Export(w, handlers.ExportRequest{Kind: *kind, Params: p, By: cliUser(), FileName: name,
+	m, err := env.svc.Export(context.Background(), w, handlers.ExportRequest{Kind: *kind, Params: p, By: cliUser(), FileName: name,
 		Invocation: "keycard export " + strings.Join(args, " ")})
 	if err != nil {
 		return err

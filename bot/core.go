@@ -44,7 +44,7 @@ type Core interface {
 	RecordMessage(ref access.MessageRef) error
 	Messages(requestID string) ([]access.MessageRef, error)
 
-	Export(out io.Writer, req handlers.ExportRequest) (handlers.Manifest, error)
+	Export(ctx context.Context, out io.Writer, req handlers.ExportRequest) (handlers.Manifest, error)
 	RecordExportRefused(actorEmail, args, why string) error
 
 	Policy() *policy.Set

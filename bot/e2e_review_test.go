@@ -502,7 +502,7 @@ func TestE2ECampaign(t *testing.T) {
 	if col("dave@example.com", "decision") != "keep" || col("dave@example.com", "comment") != "on-call DBA" || col("dave@example.com", "source") != "standing" {
 		t.Errorf("dave's row %q", byHolder["dave@example.com"])
 	}
-	if col("erin@example.com", "timeout_outcome") != handlers.TimeoutRevoked || col("erin@example.com", "source") != "unmanaged" {
+	if col("erin@example.com", "timeout_outcome") != string(access.TimeoutRevoked) || col("erin@example.com", "source") != "unmanaged" {
 		t.Errorf("erin's row %q", byHolder["erin@example.com"])
 	}
 	for _, typ := range []access.EventType{access.EvCampaignOpened, access.EvCampaignItemDecided, access.EvCampaignItemTimedOut,

@@ -149,7 +149,7 @@ func (b *Bot) export(ctx context.Context, slackID, email, text string, a exportA
 		_ = os.Remove(f.Name())
 	}()
 	name := handlers.DefaultFileName(a.kind, a.params)
-	m, err := b.core.Export(f, handlers.ExportRequest{Kind: a.kind, Params: a.params, By: email,
+	m, err := b.core.Export(ctx, f, handlers.ExportRequest{Kind: a.kind, Params: a.params, By: email,
 		Invocation: strings.TrimSpace("/export " + text), FileName: name})
 	if err != nil {
 		return m, err

@@ -137,9 +137,9 @@ func CampaignSummaryMessage(s handlers.CampaignSummary, loc *time.Location) Mess
 	blocks := []slack.Block{header("Access review " + c.ID + " closed"),
 		fieldsSection(
 			"*Items*\n"+strconv.Itoa(n["items"]),
-			"*Kept*\n"+strconv.Itoa(n[handlers.DecisionKeep]),
-			"*Revoked*\n"+strconv.Itoa(n[handlers.DecisionRevoke]),
-			"*Flagged*\n"+strconv.Itoa(n[handlers.DecisionFlag]),
+			"*Kept*\n"+strconv.Itoa(n[string(access.ReviewKeep)]),
+			"*Revoked*\n"+strconv.Itoa(n[string(access.ReviewRevoke)]),
+			"*Flagged*\n"+strconv.Itoa(n[string(access.ReviewFlag)]),
 			"*Unreviewed at due date*\n"+strconv.Itoa(len(s.Unreviewed))+" (on_timeout: "+esc(c.OnTimeout)+")",
 			"*Opened / closed*\n"+when(c.OpenedAt, loc)+"\n"+when(c.ClosedAt, loc),
 		),
@@ -151,7 +151,7 @@ func CampaignSummaryMessage(s handlers.CampaignSummary, loc *time.Location) Mess
 	if len(s.Unreviewed) > 0 {
 		var lines []string
 		for _, it := range s.Unreviewed {
-			lines = append(lines, item(it, " → "+strings.ReplaceAll(it.TimeoutOutcome, "_", " ")))
+			lines = append(lines, item(it, " → "+strings.ReplaceAll(string(it.TimeoutOutcome), "_", " ")))
 		}
 		blocks = append(blocks, section("*Unreviewed items*"), linesSection(lines))
 	}
@@ -175,7 +175,7 @@ func CampaignSummaryMessage(s handlers.CampaignSummary, loc *time.Location) Mess
 	}
 	blocks = append(blocks, contextLine("Every item's evidence is in the attached campaign CSV, with its manifest."))
 	return Message{Text: fmt.Sprintf("Access review %s closed: %d items, %d kept, %d revoked, %d flagged, %d unreviewed",
-		c.ID, n["items"], n[handlers.DecisionKeep], n[handlers.DecisionRevoke], n[handlers.DecisionFlag], len(s.Unreviewed)), Blocks: blocks}
+		c.ID, n["items"], n[string(access.ReviewKeep)], n[string(access.ReviewRevoke)], n[string(access.ReviewFlag)], len(s.Unreviewed)), Blocks: blocks}
 }
 
 func sourceWords(source string) string {
@@ -206,13 +206,13 @@ func ReviewItemMessage(it handlers.CampaignItem, c handlers.Campaign, loc *time.
 	}
 	switch {
 	case it.Decision != "":
-		line := fmt.Sprintf("*%s* by %s, %s", strings.ToUpper(it.Decision[:1])+it.Decision[1:], person(it.DecidedBy), when(it.DecidedAt, loc))
+		line := fmt.Sprintf("*%s* by %s, %s", strings.ToUpper(string(it.Decision[:1]))+string(it.Decision[1:]), person(it.DecidedBy), when(it.DecidedAt, loc))
 		if it.Comment != "" {
 			line += ": " + esc(it.Comment)
 		}
 		blocks = append(blocks, section(line))
 	case it.TimeoutOutcome != "":
-		blocks = append(blocks, section("Nobody reviewed this by the due date: "+strings.ReplaceAll(it.TimeoutOutcome, "_", " ")+"."))
+		blocks = append(blocks, section("Nobody reviewed this by the due date: "+strings.ReplaceAll(string(it.TimeoutOutcome), "_", " ")+"."))
 	default:
 		keep := "Keep"
 		if it.Privileged {

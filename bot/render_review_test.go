@@ -24,7 +24,7 @@ func TestRenderReview(t *testing.T) {
 	item := handlers.CampaignItem{ID: "CAMP-20260303-0900/00001", Campaign: camp.ID, Holder: ann, App: "Production Database", Role: "Admin",
 		Group: "prod-db-admins", Source: handlers.SourceKeycard, GrantID: "REQ-1001", Privileged: true, Reviewers: []access.Person{bob}, ReviewerRule: "manager"}
 	decided := item
-	decided.Decision, decided.DecidedBy, decided.DecidedAt, decided.Comment = handlers.DecisionKeep, bob, t0.Add(time.Hour), "on-call DBA"
+	decided.Decision, decided.DecidedBy, decided.DecidedAt, decided.Comment = access.ReviewKeep, bob, t0.Add(time.Hour), "on-call DBA"
 	ask := handlers.ContractorAsk{GrantID: "REQ-1002", Holder: ann, Manager: bob, Policy: "grafana-viewer", App: "Grafana", Role: "Viewer", EndsAt: t0.Add(48 * time.Hour)}
 	pol := &policy.Policy{Name: "grafana-viewer", App: "Grafana", Role: "Viewer", DefaultDuration: 72 * time.Hour, MaxDuration: 30 * 24 * time.Hour}
 	cases := []struct {
@@ -39,7 +39,7 @@ func TestRenderReview(t *testing.T) {
 			AccessRows: 12, EventRows: 80, HeadSeq: 80, HeadHash: strings.Repeat("cd", 32), PolicyHash: strings.Repeat("ef", 32), ChainChecked: true})},
 		{"report_campaign", CampaignSummaryMessage(handlers.CampaignSummary{Campaign: camp, Unreviewed: []handlers.CampaignItem{func() handlers.CampaignItem {
 			it := item
-			it.TimeoutOutcome = handlers.TimeoutRevoked
+			it.TimeoutOutcome = access.TimeoutRevoked
 			return it
 		}()}}, time.UTC)},
 		{"review_item_open", ReviewItemMessage(item, camp, berlin)},

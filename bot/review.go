@@ -30,7 +30,7 @@ type ReviewCore interface {
 	ContractorAskOf(grantID string) (handlers.ContractorAsk, error)
 	ContractorExtend(ctx context.Context, grantID, slackID, email string, d time.Duration) (access.Request, error)
 	ContractorLetExpire(ctx context.Context, grantID, slackID, email string) (handlers.ContractorAsk, error)
-	Export(w io.Writer, req handlers.ExportRequest) (handlers.Manifest, error)
+	Export(ctx context.Context, w io.Writer, req handlers.ExportRequest) (handlers.Manifest, error)
 }
 
 var _ ReviewCore = (*handlers.Service)(nil)
@@ -159,7 +159,7 @@ func (b *Bot) onExportOrCampaign(ctx context.Context, in *inbound) {
 		return
 	}
 	var buf bytes.Buffer
-	m, err := rc.Export(&buf, handlers.ExportRequest{Kind: handlers.KindCampaign, Params: handlers.ExportParams{Campaign: f[1]},
+	m, err := rc.Export(ctx, &buf, handlers.ExportRequest{Kind: handlers.KindCampaign, Params: handlers.ExportParams{Campaign: f[1]},
 		By: w.user.Email, Invocation: "/export " + in.cmd.Text})
 	if err != nil {
 		b.tell(ctx, in, access.MessageOf(err))
@@ -194,7 +194,7 @@ func (b *Bot) upload(ctx context.Context, channel, thread string, f handlers.Rep
 }
 
 // review runs one Keep / Revoke / Flag.
-func (b *Bot) review(ctx context.Context, in *inbound, itemID, decision, comment string) error {
+func (b *Bot) review(ctx context.Context, in *inbound, itemID string, decision access.ReviewDecision, comment string) error {
 	rc := b.reviews()
 	if rc == nil {
 		return nil
@@ -214,11 +214,11 @@ func (b *Bot) review(ctx context.Context, in *inbound, itemID, decision, comment
 }
 
 func (b *Bot) onReviewRevoke(ctx context.Context, in *inbound) {
-	_ = b.review(ctx, in, in.action.Value, handlers.DecisionRevoke, "")
+	_ = b.review(ctx, in, in.action.Value, access.ReviewRevoke, "")
 }
 
 func (b *Bot) onReviewFlag(ctx context.Context, in *inbound) {
-	_ = b.review(ctx, in, in.action.Value, handlers.DecisionFlag, "")
+	_ = b.review(ctx, in, in.action.Value, access.ReviewFlag, "")
 }
 
 // onReviewKeep keeps non-privileged access at once; privileged access
@@ -245,7 +245,7 @@ func (b *Bot) onReviewKeep(ctx context.Context, in *inbound) {
 		}
 	}
 	if !it.Privileged || !it.Open() {
-		b.enqueue("review keep", func(ctx context.Context) { _ = b.review(ctx, in, it.ID, handlers.DecisionKeep, "") })
+		b.enqueue("review keep", func(ctx context.Context) { _ = b.review(ctx, in, it.ID, access.ReviewKeep, "") })
 		return
 	}
 	if _, err := b.api.OpenViewContext(ctx, in.cb.TriggerID, ReviewKeepModal(it)); err != nil {
@@ -270,7 +270,7 @@ func (b *Bot) onReviewKeepSubmit(ctx context.Context, in *inbound, ack func(any)
 		ack(slack.NewErrorsViewSubmissionResponse(map[string]string{blkComment: access.MessageOf(err)}))
 		return
 	}
-	if _, err := rc.Review(ctx, handlers.ReviewInput{ItemID: v.PrivateMetadata, SlackID: in.user, Email: pr.Email, Decision: handlers.DecisionKeep, Comment: comment}); err != nil {
+	if _, err := rc.Review(ctx, handlers.ReviewInput{ItemID: v.PrivateMetadata, SlackID: in.user, Email: pr.Email, Decision: access.ReviewKeep, Comment: comment}); err != nil {
 		ack(slack.NewErrorsViewSubmissionResponse(map[string]string{blkComment: truncate(access.MessageOf(err), 2000)}))
 		return
 	}

@@ -162,14 +162,14 @@ func TestCampaignReviewerRecheckedAtClick(t *testing.T) {
 		t.Fatalf("items %+v", items)
 	}
 	e.idp.setManager("ann@example.com", "frank@example.com")
-	_, err = e.svc.Review(ctx, handlers.ReviewInput{ItemID: items[0].ID, SlackID: slackID("bob@example.com"), Email: "bob@example.com", Decision: handlers.DecisionKeep, Comment: "still on call"})
+	_, err = e.svc.Review(ctx, handlers.ReviewInput{ItemID: items[0].ID, SlackID: slackID("bob@example.com"), Email: "bob@example.com", Decision: access.ReviewKeep, Comment: "still on call"})
 	wantCode(t, err, access.CodeForbidden)
 	it, _ := e.svc.CampaignItemOf(items[0].ID)
 	if it.Decision != "" {
 		t.Fatalf("bob, no longer ann's manager, decided %s", it.Decision)
 	}
 	e.idp.setManager("ann@example.com", "bob@example.com")
-	if _, err := e.svc.Review(ctx, handlers.ReviewInput{ItemID: items[0].ID, SlackID: slackID("bob@example.com"), Email: "bob@example.com", Decision: handlers.DecisionKeep, Comment: "still on call"}); err != nil {
+	if _, err := e.svc.Review(ctx, handlers.ReviewInput{ItemID: items[0].ID, SlackID: slackID("bob@example.com"), Email: "bob@example.com", Decision: access.ReviewKeep, Comment: "still on call"}); err != nil {
 		t.Fatalf("the current manager reviews: %v", err)
 	}
 }

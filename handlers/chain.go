@@ -298,3 +298,6 @@ func (ix *recordIndex) check(r *access.Request, scratch *[]byte, c *RecordCheck)
 	c.Checked++
 	return nil
 }
+
+// bytesOf views s as bytes without copying; the bytes are only read.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }

@@ -279,12 +279,7 @@ func (s *Service) stillApprover(ctx context.Context, r *access.Request, actor ac
 	if err != nil {
 		return retry(err)
 	}
-	var requester access.User
-	if r.Requester.IdPID != "" {
-		requester, err = dir.UserByID(ctx, r.Requester.IdPID)
-	} else {
-		requester, err = dir.UserByEmail(ctx, r.Requester.Email)
-	}
+	requester, err := userOf(ctx, dir, r.Requester)
 	if access.CodeOf(err) == access.CodeNotFound {
 		return access.Errorf(access.CodeForbidden, "%s is no longer in the identity provider, so this request cannot be approved.", r.Requester.Label())
 	}

@@ -9,4 +9,19 @@
 // of one request plus its audit event inside one store transaction; calls to
 // the identity provider happen outside transactions, before (lookups) or
 // through the provisioning outbox (changes).
+//
+// Where things happen, by file:
+//   - requests: submit.go (the request), decide.go (an approval), schedule.go
+//     (expiry, reminders, escalation), provision.go (provisioning and its
+//     retries, the outbox worker), revoke.go, offboard.go, run.go (the loop).
+//   - access-review campaigns: campaign.go (the documents), campaign_open.go
+//     (the frozen population and its reviewers), campaign_review.go (Keep,
+//     Revoke, Flag), campaign_close.go (reminders, on_timeout, close and
+//     summary), campaign_export.go; the other review jobs: jobs.go, reviews.go,
+//     reviews_contractor.go.
+//   - evidence: exporters.go (every export kind in one table), export.go (the
+//     access export), export_events.go, evidence.go (policy versions, job
+//     ledger, holders), campaign_export.go; manifest.go (the manifest, Export
+//     and its verification); chain.go (request records held to the audit
+//     chain). The CSV itself is written by package keycard/csvw.
 package handlers

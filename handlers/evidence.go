@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"keycard/access"
+	"keycard/csvw"
 )
 
 // Document kinds kept in the store for evidence.
@@ -115,12 +116,14 @@ func (s *Service) JobRuns(job string) ([]JobRun, error) {
 // PoliciesHeader is the policy-versions export's header.
 var PoliciesHeader = []string{"policy_hash", "in_force_from", "in_force_to", "loaded_by", "path", "changes", "event_seq"}
 
-func (s *Service) exportPolicies(out io.Writer, p ExportParams) (ExportResult, []string, error) {
-	res := ExportResult{ByStatus: map[string]int{}, CountsColumn: "in_force_to",
-		Inclusion: "every policy version that was in force at any time in [from, to), in load order (all versions when no period is given)"}
-	w := NewWriter(out)
+// policiesInclusion states the policies export's inclusion rule in words.
+const policiesInclusion = "every policy version that was in force at any time in [from, to), in load order (all versions when no period is given)"
+
+func (s *Service) exportPolicies(_ context.Context, out io.Writer, p ExportParams) (ExportResult, error) {
+	res := ExportResult{ByStatus: map[string]int{}}
+	w := csvw.NewWriter(out)
 	if err := w.Write(PoliciesHeader); err != nil {
-		return res, nil, err
+		return res, err
 	}
 	err := s.store.View(func(tx Tx) error {
 		res.HeadSeq, res.HeadHash, _ = tx.Head()
@@ -146,24 +149,26 @@ func (s *Service) exportPolicies(out io.Writer, p ExportParams) (ExportResult, [
 		})
 	})
 	if err != nil {
-		return res, nil, err
+		return res, err
 	}
-	return res, PoliciesHeader, w.Flush()
+	return res, w.Flush()
 }
 
 // JobsHeader is the job-ledger export's header.
 var JobsHeader = []string{"job", "scheduled_for", "period_from", "period_to", "started_at", "finished_at", "outcome", "artefact_sha256", "detail"}
 
-func (s *Service) exportJobs(out io.Writer, p ExportParams) (ExportResult, []string, error) {
-	res := ExportResult{ByStatus: map[string]int{}, CountsColumn: "outcome",
-		Inclusion: "every scheduled run (and missed run) whose scheduled time is in [from, to), in scheduled order"}
+// jobsInclusion states the jobs export's inclusion rule in words.
+const jobsInclusion = "every scheduled run (and missed run) whose scheduled time is in [from, to), in scheduled order"
+
+func (s *Service) exportJobs(_ context.Context, out io.Writer, p ExportParams) (ExportResult, error) {
+	res := ExportResult{ByStatus: map[string]int{}}
 	runs, err := s.JobRuns("")
 	if err != nil {
-		return res, nil, err
+		return res, err
 	}
-	w := NewWriter(out)
+	w := csvw.NewWriter(out)
 	if err := w.Write(JobsHeader); err != nil {
-		return res, nil, err
+		return res, err
 	}
 	_ = s.store.View(func(tx Tx) error { res.HeadSeq, res.HeadHash, _ = tx.Head(); return nil })
 	for _, j := range runs {
@@ -173,10 +178,10 @@ func (s *Service) exportJobs(out io.Writer, p ExportParams) (ExportResult, []str
 		res.Rows++
 		res.ByStatus[j.Outcome]++
 		if err := w.Write([]string{j.Job, ts(j.Slot), ts(j.PeriodFrom), ts(j.PeriodTo), ts(j.Started), ts(j.Finished), j.Outcome, j.Artefact, j.Detail}); err != nil {
-			return res, nil, err
+			return res, err
 		}
 	}
-	return res, JobsHeader, w.Flush()
+	return res, w.Flush()
 }
 
 // HoldersHeader is the holders snapshot's header.
@@ -431,31 +436,54 @@ func dedupeHolder(rs []access.Request) []access.Request {
 	return out
 }
 
-func (s *Service) exportHolders(out io.Writer, p ExportParams) (ExportResult, []string, error) {
-	res := ExportResult{ByStatus: map[string]int{}, CountsColumn: "source",
-		Inclusion: "every member of every policy's IdP group: keycard grants in force at as_of (from keycard's records), and the IdP's members read at generation time, classified keycard / standing (in the group when keycard first read it) / unmanaged (added outside keycard since)"}
+// holdersInclusion and privilegedInclusion state the holders and the
+// admin access report's inclusion rules in words.
+const (
+	holdersInclusion    = "every member of every policy's IdP group: keycard grants in force at as_of (from keycard's records), and the IdP's members read at generation time, classified keycard / standing (in the group when keycard first read it) / unmanaged (added outside keycard since)"
+	privilegedInclusion = "every member of every privileged policy's IdP group, read from the IdP at generation, and every keycard grant in force on it, classified keycard / standing / unmanaged"
+)
+
+func (s *Service) exportHolders(ctx context.Context, out io.Writer, p ExportParams) (ExportResult, error) {
+	return s.holdersReport(ctx, out, p, false)
+}
+
+// exportPrivileged is the admin access report's CSV: the holders of the
+// privileged policies' groups only.
+func (s *Service) exportPrivileged(ctx context.Context, out io.Writer, p ExportParams) (ExportResult, error) {
+	return s.holdersReport(ctx, out, p, true)
+}
+
+// holdersReport reads the holders at p.AsOf (now when zero), under a bound
+// on the IdP reads, and writes those of every policy group, or of the
+// privileged ones only.
+func (s *Service) holdersReport(ctx context.Context, out io.Writer, p ExportParams, privileged bool) (ExportResult, error) {
+	res := ExportResult{ByStatus: map[string]int{}}
 	at := p.AsOf
 	if at.IsZero() {
 		at = s.clock.Now()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	rows, summary, err := s.Holders(ctx, at)
 	if err != nil {
-		return res, nil, err
+		return res, err
 	}
-	if at.Before(s.clock.Now()) {
+	var keep func(HolderRow) bool
+	if privileged {
+		priv := s.privilegedGroups()
+		keep = func(r HolderRow) bool { return priv[groupKey{r.Connector, r.Group}] }
+	} else if at.Before(s.clock.Now()) {
 		summary["note"] = "as_of is in the past: keycard grants are as of as_of, IdP membership is as of idp_read_at"
 	}
 	res.Summary = summary
-	err = s.writeHolders(out, rows, at, nil, &res)
-	return res, HoldersHeader, err
+	err = s.writeHolders(out, rows, at, keep, &res)
+	return res, err
 }
 
 // writeHolders writes the holders CSV for the rows keep accepts (all when
 // nil), tallying sources into res and stamping the chain head.
 func (s *Service) writeHolders(out io.Writer, rows []HolderRow, at time.Time, keep func(HolderRow) bool, res *ExportResult) error {
-	w := NewWriter(out)
+	w := csvw.NewWriter(out)
 	if err := w.Write(HoldersHeader); err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ func TestExportEventsIgnoresTimeIndex(t *testing.T) {
 	e := exportWorld(t)
 	p, _ := handlers.Period("2026-11-01", "2026-11-02", e.clock.Now())
 	var before bytes.Buffer
-	m1, err := e.svc.Export(&before, handlers.ExportRequest{Kind: handlers.KindEvents, Params: p, By: "erin@example.com"})
+	m1, err := e.svc.Export(t.Context(), &before, handlers.ExportRequest{Kind: handlers.KindEvents, Params: p, By: "erin@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestExportEventsIgnoresTimeIndex(t *testing.T) {
 		return tx.Bucket([]byte("idx_event_time")).Delete(k)
 	})
 	var after bytes.Buffer
-	m2, err := e.svc.Export(&after, handlers.ExportRequest{Kind: handlers.KindEvents, Params: p, By: "erin@example.com"})
+	m2, err := e.svc.Export(t.Context(), &after, handlers.ExportRequest{Kind: handlers.KindEvents, Params: p, By: "erin@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestExportAccessCrossChecksRecords(t *testing.T) {
 				t.Fatalf("tampered record reads as %+v, %v", r, err)
 			}
 			var out bytes.Buffer
-			_, err = e.svc.Export(&out, handlers.ExportRequest{Kind: handlers.KindAccess, Params: p, By: "erin@example.com"})
+			_, err = e.svc.Export(t.Context(), &out, handlers.ExportRequest{Kind: handlers.KindAccess, Params: p, By: "erin@example.com"})
 			if err == nil {
 				t.Fatalf("the export of a tampered record succeeded:\n%s", out.String())
 			}

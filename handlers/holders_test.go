@@ -88,7 +88,7 @@ func TestHoldersSnapshotAgainstOkta(t *testing.T) {
 	clock.Advance(time.Minute)
 
 	var buf bytes.Buffer
-	m, err := svc.Export(&buf, handlers.ExportRequest{Kind: handlers.KindHolders, By: "erin@example.com"})
+	m, err := svc.Export(t.Context(), &buf, handlers.ExportRequest{Kind: handlers.KindHolders, By: "erin@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestHoldersSnapshotAgainstOkta(t *testing.T) {
 	// As of before the grant: ann is not in that population; the manifest says
 	// the IdP part is as of now.
 	buf.Reset()
-	m, err = svc.Export(&buf, handlers.ExportRequest{Kind: handlers.KindHolders, Params: handlers.ExportParams{AsOf: before}, By: "erin@example.com"})
+	m, err = svc.Export(t.Context(), &buf, handlers.ExportRequest{Kind: handlers.KindHolders, Params: handlers.ExportParams{AsOf: before}, By: "erin@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}

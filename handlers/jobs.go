@@ -120,15 +120,7 @@ func (s *Service) RunReviews(ctx context.Context, pub Publisher, after func(time
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("review jobs", "err", err)
 		}
-		wait := reviewIdle
-		if !next.IsZero() {
-			if d := next.Sub(s.clock.Now()); d < wait {
-				wait = d
-			}
-		}
-		if wait < 10*time.Millisecond {
-			wait = 10 * time.Millisecond
-		}
+		wait := pause(s.clock.Now(), reviewIdle, next)
 		select {
 		case <-ctx.Done():
 			return nil

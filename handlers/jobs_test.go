@@ -244,21 +244,23 @@ func TestCampaignRules(t *testing.T) {
 	if malItem.Source != handlers.SourceStanding || malItem.Reviewers[0].Email != "ann@example.com" {
 		t.Errorf("mallory's item %+v", malItem)
 	}
-	review := func(item, email, decision, comment string) error {
+	review := func(item, email string, decision access.ReviewDecision, comment string) error {
 		_, err := e.svc.Review(ctx, handlers.ReviewInput{ItemID: item, SlackID: slackID(email), Email: email, Decision: decision, Comment: comment})
 		return err
 	}
 	cases := []struct {
-		name                    string
-		item, who, dec, comment string
-		want                    access.Code
+		name      string
+		item, who string
+		dec       access.ReviewDecision
+		comment   string
+		want      access.Code
 	}{
-		{"the holder cannot review their own access", annItem.ID, "ann@example.com", handlers.DecisionKeep, "mine", access.CodeForbidden},
-		{"someone who is not a reviewer is refused", annItem.ID, "carol@example.com", handlers.DecisionRevoke, "", access.CodeForbidden},
-		{"keeping privileged access needs a comment", malItem.ID, "ann@example.com", handlers.DecisionKeep, "", access.CodeInvalid},
-		{"keep with a comment", malItem.ID, "ann@example.com", handlers.DecisionKeep, "DBA on call", ""},
-		{"a second decision loses", malItem.ID, "ann@example.com", handlers.DecisionRevoke, "", access.CodeConflict},
-		{"the manager revokes", annItem.ID, "bob@example.com", handlers.DecisionRevoke, "", ""},
+		{"the holder cannot review their own access", annItem.ID, "ann@example.com", access.ReviewKeep, "mine", access.CodeForbidden},
+		{"someone who is not a reviewer is refused", annItem.ID, "carol@example.com", access.ReviewRevoke, "", access.CodeForbidden},
+		{"keeping privileged access needs a comment", malItem.ID, "ann@example.com", access.ReviewKeep, "", access.CodeInvalid},
+		{"keep with a comment", malItem.ID, "ann@example.com", access.ReviewKeep, "DBA on call", ""},
+		{"a second decision loses", malItem.ID, "ann@example.com", access.ReviewRevoke, "", access.CodeConflict},
+		{"the manager revokes", annItem.ID, "bob@example.com", access.ReviewRevoke, "", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -284,7 +286,7 @@ func TestCampaignRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, items, _ = e.svc.CampaignOf(c.ID)
-	if c.State != handlers.CampaignClosed || !c.SummaryPosted || pub.count() != 1 || pub.posts[0].Campaign == nil {
+	if c.State != access.CampaignClosed || !c.SummaryPosted || pub.count() != 1 || pub.posts[0].Campaign == nil {
 		t.Fatalf("campaign %+v, %d posts", c, pub.count())
 	}
 	for _, it := range items {

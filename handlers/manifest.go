@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
@@ -18,16 +19,6 @@ import (
 
 // ManifestSchema is the version of the manifest.json layout.
 const ManifestSchema = 1
-
-// Report kinds (SPEC "Other exports"; the scheduled jobs add theirs).
-const (
-	KindAccess   = "access"
-	KindEvents   = "events"
-	KindHolders  = "holders"
-	KindPolicies = "policies"
-	KindJobs     = "jobs"
-	KindCampaign = "campaign"
-)
 
 // Manifest is the evidence manifest written beside every export
 // (manifest.json): where the report came from, with which parameters, when,
@@ -125,35 +116,20 @@ type ExportRequest struct {
 // ErrUnknownKind is returned for an export kind keycard does not produce.
 var ErrUnknownKind = errors.New("unknown export kind")
 
-// Export writes one report's CSV to w and returns its manifest. The export
+// Export writes one report's CSV to w and returns its manifest: the kind's
+// exporter from exportKinds writes the rows, ctx bounds its reads. The export
 // itself is audited (export.created: who, what, parameters, rows, hash).
-func (s *Service) Export(w io.Writer, req ExportRequest) (Manifest, error) {
+func (s *Service) Export(ctx context.Context, w io.Writer, req ExportRequest) (Manifest, error) {
 	m := Manifest{Report: req.Kind, SchemaVersion: ManifestSchema, ReportSchema: 1, Counts: map[string]int{}}
 	h := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(w, h)}
-	var res ExportResult
-	var err error
 	p := req.Params
-	switch req.Kind {
-	case KindAccess:
-		res, err = s.ExportAccess(cw, p)
-		m.Columns, m.CountsColumn = AccessHeader, "status"
-		if err == nil {
-			res.Summary, err = s.OffboardingSummary(p.From, p.To)
-		}
-	case KindEvents:
-		res, err = s.ExportEvents(cw, p)
-		m.Columns, m.CountsColumn = EventsHeader, "type"
-	default:
-		exp, ok := s.exporters[req.Kind]
-		if !ok {
-			return m, access.Wrap(access.CodeInvalid, ErrUnknownKind, "There is no %q export; kinds: access, events, holders, policies, jobs, campaign.", req.Kind)
-		}
-		var cols []string
-		res, cols, err = exp(cw, p)
-		m.Columns = cols
-		m.CountsColumn = res.CountsColumn
+	kind, ok := exportKinds[req.Kind]
+	if !ok {
+		return m, access.Wrap(access.CodeInvalid, ErrUnknownKind, "There is no %q export; kinds: access, events, holders, policies, jobs, campaign.", req.Kind)
 	}
+	m.Columns, m.CountsColumn = kind.columns, kind.countsColumn
+	res, err := kind.write(s, ctx, cw, p)
 	if access.CodeOf(err) == access.CodeIntegrity {
 		// Stored evidence differs from what the chain attests: someone
 		// edited keycard.db. The security channel must see it, not only the
@@ -167,7 +143,7 @@ func (s *Service) Export(w io.Writer, req ExportRequest) (Manifest, error) {
 	}
 	m.RowCount = res.Rows
 	m.Counts = res.ByStatus
-	m.InclusionRule = res.Inclusion
+	m.InclusionRule = kind.inclusion
 	m.Summary = res.Summary
 	m.Parameters = Parameters{Policy: p.Policy, Timezone: "UTC", Campaign: p.Campaign}
 	if !p.From.IsZero() {
@@ -462,18 +438,6 @@ func compareRecorded(m Manifest, rec RecordedExport) []string {
 // its rows between the two).
 const recordSlack = 10 * time.Minute
 
-// inclusionOf is the fixed inclusion rule of a report kind, "" when the
-// kind's rule is not a constant.
-func inclusionOf(kind string) string {
-	switch kind {
-	case KindAccess:
-		return AccessInclusion
-	case KindEvents:
-		return EventsInclusion
-	}
-	return ""
-}
-
 // InclusionStatement restates a report's inclusion rule with its
 // parameters, for `keycard export verify` to print: what the CSV holds,
 // according to the audit log.
@@ -545,6 +509,3 @@ func unionKeys(a, b map[string]int) []string {
 	sort.Strings(out)
 	return out
 }
-
-// exporter produces one extra report kind: its rows to w, its columns.
-type exporter func(w io.Writer, p ExportParams) (ExportResult, []string, error)

@@ -15,7 +15,7 @@ func TestManifestGoldenAndDeterministic(t *testing.T) {
 	e := exportWorld(t)
 	p, _ := handlers.Period("2026-11-01", "2026-11-02", e.clock.Now())
 	var csv1 bytes.Buffer
-	m1, err := e.svc.Export(&csv1, handlers.ExportRequest{Kind: handlers.KindAccess, Params: p, By: "erin@example.com", Invocation: "/export 2026-11-01 2026-11-02"})
+	m1, err := e.svc.Export(t.Context(), &csv1, handlers.ExportRequest{Kind: handlers.KindAccess, Params: p, By: "erin@example.com", Invocation: "/export 2026-11-01 2026-11-02"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func TestManifestGoldenAndDeterministic(t *testing.T) {
 	// byte-identical CSV, identical content, different generation.
 	e.clock.Advance(48 * 3600 * 1e9)
 	var csv2 bytes.Buffer
-	m2, err := e.svc.Export(&csv2, handlers.ExportRequest{Kind: handlers.KindAccess, Params: p, By: "cli:root", Invocation: "keycard export"})
+	m2, err := e.svc.Export(t.Context(), &csv2, handlers.ExportRequest{Kind: handlers.KindAccess, Params: p, By: "cli:root", Invocation: "keycard export"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestVerifyManifest(t *testing.T) {
 	e := exportWorld(t)
 	p, _ := handlers.Period("2026-11-01", "2026-11-02", e.clock.Now())
 	var buf bytes.Buffer
-	m, err := e.svc.Export(&buf, handlers.ExportRequest{Kind: handlers.KindAccess, Params: p, By: "erin@example.com"})
+	m, err := e.svc.Export(t.Context(), &buf, handlers.ExportRequest{Kind: handlers.KindAccess, Params: p, By: "erin@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestVerifyManifestRelabelled(t *testing.T) {
 	p, _ := handlers.Period("2026-11-01", "2026-11-02", e.clock.Now())
 	p.Policy = "grafana-viewer"
 	var buf bytes.Buffer
-	m, err := e.svc.Export(&buf, handlers.ExportRequest{Kind: handlers.KindAccess, Params: p, By: "erin@example.com", Invocation: "/export grafana-viewer 2026-11-01 2026-11-02"})
+	m, err := e.svc.Export(t.Context(), &buf, handlers.ExportRequest{Kind: handlers.KindAccess, Params: p, By: "erin@example.com", Invocation: "/export grafana-viewer 2026-11-01 2026-11-02"})
 	if err != nil {
 		t.Fatal(err)
 	}

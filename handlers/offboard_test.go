@@ -106,7 +106,7 @@ func TestOffboardingSLA(t *testing.T) {
 		t.Fatalf("an offboarding past the SLA was not alerted: %v", e.events(slow.ID))
 	}
 	p, _ := handlers.Period("2026-11-01", "2026-11-30", e.clock.Now())
-	m, err := e.svc.Export(io.Discard, handlers.ExportRequest{Kind: handlers.KindAccess, Params: p})
+	m, err := e.svc.Export(t.Context(), io.Discard, handlers.ExportRequest{Kind: handlers.KindAccess, Params: p})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,7 @@ func TestStagedPolicyChange(t *testing.T) {
 	}
 	// Every version is in the policies export, with who loaded and approved it.
 	var b strings.Builder
-	m, err := e.svc.Export(&b, handlers.ExportRequest{Kind: handlers.KindPolicies})
+	m, err := e.svc.Export(t.Context(), &b, handlers.ExportRequest{Kind: handlers.KindPolicies})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"time"
@@ -12,10 +11,6 @@ import (
 	"keycard/access"
 	"keycard/policy"
 )
-
-// KindPrivileged is the admin access report's CSV: the holders snapshot's
-// columns restricted to privileged policies' groups.
-const KindPrivileged = "privileged"
 
 // AdminReport is the admin access report: privileged grants in force,
 // grouped by app and role, and the privileged access keycard did not grant.
@@ -168,29 +163,10 @@ func (s *Service) BuildAdminReport(ctx context.Context) (AdminReport, error) {
 	return rep, nil
 }
 
-func (s *Service) exportPrivileged(out io.Writer, p ExportParams) (ExportResult, []string, error) {
-	res := ExportResult{ByStatus: map[string]int{}, CountsColumn: "source",
-		Inclusion: "every member of every privileged policy's IdP group, read from the IdP at generation, and every keycard grant in force on it, classified keycard / standing / unmanaged"}
-	at := p.AsOf
-	if at.IsZero() {
-		at = s.clock.Now()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	rows, summary, err := s.Holders(ctx, at)
-	if err != nil {
-		return res, nil, err
-	}
-	res.Summary = summary
-	priv := s.privilegedGroups()
-	err = s.writeHolders(out, rows, at, func(r HolderRow) bool { return priv[groupKey{r.Connector, r.Group}] }, &res)
-	return res, HoldersHeader, err
-}
-
 // exportFiles runs one export into memory: the CSV and its manifest.json.
-func (s *Service) exportFiles(req ExportRequest) ([]ReportFile, Manifest, error) {
+func (s *Service) exportFiles(ctx context.Context, req ExportRequest) ([]ReportFile, Manifest, error) {
 	var buf bytes.Buffer
-	m, err := s.Export(&buf, req)
+	m, err := s.Export(ctx, &buf, req)
 	if err != nil {
 		return nil, m, err
 	}
@@ -210,7 +186,7 @@ func (s *Service) runAdminReport(ctx context.Context, pub Publisher, slot time.T
 		return run, err
 	}
 	p := ExportParams{AsOf: rep.At}
-	files, m, err := s.exportFiles(ExportRequest{Kind: KindPrivileged, Params: p, By: access.ActorScheduler,
+	files, m, err := s.exportFiles(ctx, ExportRequest{Kind: KindPrivileged, Params: p, By: access.ActorScheduler,
 		Invocation: slotInvocation(JobAdminReport, slot), FileName: "keycard-privileged-access-" + slot.In(s.location()).Format("2006-01-02") + ".csv"})
 	if err != nil {
 		return run, err
@@ -259,12 +235,12 @@ func (s *Service) runCompliance(ctx context.Context, pub Publisher, slot time.Ti
 	p := ExportParams{From: from, To: to}
 	month := from.Format("2006-01")
 	inv := slotInvocation(JobCompliance, slot)
-	accessFiles, am, err := s.exportFiles(ExportRequest{Kind: KindAccess, Params: p, By: access.ActorScheduler, Invocation: inv,
+	accessFiles, am, err := s.exportFiles(ctx, ExportRequest{Kind: KindAccess, Params: p, By: access.ActorScheduler, Invocation: inv,
 		FileName: "keycard-access-" + month + ".csv"})
 	if err != nil {
 		return run, err
 	}
-	eventFiles, em, err := s.exportFiles(ExportRequest{Kind: KindEvents, Params: p, By: access.ActorScheduler, Invocation: inv,
+	eventFiles, em, err := s.exportFiles(ctx, ExportRequest{Kind: KindEvents, Params: p, By: access.ActorScheduler, Invocation: inv,
 		FileName: "keycard-events-" + month + ".csv"})
 	if err != nil {
 		return run, err

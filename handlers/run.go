@@ -24,18 +24,7 @@ func (s *Service) Run(ctx context.Context, after func(time.Duration) <-chan time
 		if ctx.Err() != nil {
 			return nil
 		}
-		wait := idle
-		now := s.clock.Now()
-		for _, t := range []time.Time{nextTick, nextOp} {
-			if !t.IsZero() {
-				if d := t.Sub(now); d < wait {
-					wait = d
-				}
-			}
-		}
-		if wait < 10*time.Millisecond {
-			wait = 10 * time.Millisecond
-		}
+		wait := pause(s.clock.Now(), idle, nextTick, nextOp)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -43,4 +32,19 @@ func (s *Service) Run(ctx context.Context, after func(time.Duration) <-chan time
 		case <-after(wait):
 		}
 	}
+}
+
+// pause is how long a loop sleeps at now: until the earliest due time in
+// next (zero ones are not due), idle at the most, and 10ms at the least, so
+// a due time already past does not spin the loop.
+func pause(now time.Time, idle time.Duration, next ...time.Time) time.Duration {
+	wait := idle
+	for _, t := range next {
+		if !t.IsZero() {
+			if d := t.Sub(now); d < wait {
+				wait = d
+			}
+		}
+	}
+	return max(wait, 10*time.Millisecond)
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -80,7 +79,6 @@ type Service struct {
 
 	metrics   *Metrics
 	slackTeam atomic.Value // string: the Slack team id, once the bot knows it
-	exporters map[string]exporter
 
 	limitMu sync.Mutex
 	recent  map[string][]time.Time // submissions per person in the window
@@ -129,19 +127,7 @@ func New(st Store, conns Connectors, set *policy.Set, clock access.Clock, opt Op
 	s := &Service{store: attestingStore{st}, conns: conns, clock: clock, opt: opt, log: opt.Logger,
 		rand: opt.Rand, wake: make(chan struct{}, 1), notify: make(chan struct{}, 1), stream: make(chan struct{}, 1), groupCache: map[string]groupEntry{}, recent: map[string][]time.Time{}, metrics: newMetrics()}
 	s.pol.Store(set)
-	s.exporters = map[string]exporter{
-		KindHolders:    s.exportHolders,
-		KindPolicies:   s.exportPolicies,
-		KindJobs:       s.exportJobs,
-		KindPrivileged: s.exportPrivileged,
-		KindCampaign:   s.exportCampaign,
-	}
 	return s
-}
-
-// RegisterExport adds a report kind (the reviews add campaign exports).
-func (s *Service) RegisterExport(kind string, fn func(w io.Writer, p ExportParams) (ExportResult, []string, error)) {
-	s.exporters[kind] = fn
 }
 
 // swapPolicy makes next the policy in force once its change is recorded:
@@ -233,6 +219,15 @@ func (s *Service) directory() (access.Directory, error) {
 		return nil, access.Errorf(access.CodeInternal, "directory connector %q is not configured", set.Directory)
 	}
 	return d, nil
+}
+
+// userOf reads p from the directory: by IdP id when keycard has it, else by
+// email.
+func userOf(ctx context.Context, dir access.Directory, p access.Person) (access.User, error) {
+	if p.IdPID != "" {
+		return dir.UserByID(ctx, p.IdPID)
+	}
+	return dir.UserByEmail(ctx, p.Email)
 }
 
 // Identify maps a Slack user (id and profile email) to the IdP user, pinning

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"keycard/access"
+	"keycard/csvw"
 	"keycard/handlers"
 	"keycard/policy"
 	"keycard/store"
@@ -188,7 +189,7 @@ func TestExportRowsMatchReference(t *testing.T) {
 	}
 	for _, row := range rows {
 		for i := range row {
-			row[i] = handlers.Neutralise(row[i])
+			row[i] = csvw.Neutralise(row[i])
 		}
 		if err := cw.Write(row); err != nil {
 			t.Fatal(err)

@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"keycard/handlers"
+	"keycard/csvw"
 )
 
 // TestWriterMatchesEncodingCSV pins the export's hand-written CSV writer to
@@ -48,13 +48,13 @@ func TestWriterMatchesEncodingCSV(t *testing.T) {
 			cw := csv.NewWriter(&want)
 			neutral := make([]string, len(tt.rec))
 			for i, c := range tt.rec {
-				neutral[i] = handlers.Neutralise(c)
+				neutral[i] = csvw.Neutralise(c)
 			}
 			if err := cw.Write(neutral); err != nil {
 				t.Fatal(err)
 			}
 			cw.Flush()
-			w := handlers.NewWriter(&got)
+			w := csvw.NewWriter(&got)
 			if err := w.Write(tt.rec); err != nil {
 				t.Fatal(err)
 			}

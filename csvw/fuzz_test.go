@@ -1,4 +1,4 @@
-package handlers_test
+package csvw_test
 
 import (
 	"bytes"
@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"keycard/handlers"
+	"keycard/csvw"
 )
 
 // FuzzWriter: whatever the cell text, the export stays parseable RFC 4180,
@@ -18,7 +18,7 @@ func FuzzWriter(f *testing.F) {
 	f.Add("\t=1", "\r\n", "Zoë ✓")
 	f.Fuzz(func(t *testing.T, a, b, c string) {
 		var buf bytes.Buffer
-		w := handlers.NewWriter(&buf)
+		w := csvw.NewWriter(&buf)
 		in := []string{a, b, c}
 		if err := w.Write(in); err != nil {
 			t.Fatal(err)
@@ -33,7 +33,7 @@ func FuzzWriter(f *testing.F) {
 			t.Fatalf("unparseable output for %q: %v", in, err)
 		}
 		for i, cell := range rec {
-			want := handlers.Neutralise(in[i])
+			want := csvw.Neutralise(in[i])
 			// encoding/csv turns \r\n inside quoted fields into \n on read.
 			if cell != strings.ReplaceAll(want, "\r\n", "\n") && cell != want {
 				if !(strings.Contains(want, "\r") && strings.ReplaceAll(want, "\r", "") == strings.ReplaceAll(cell, "\r", "")) {
