@@ -345,7 +345,7 @@ func (s *Service) confirmed(op access.Op, ch access.Change, note string, assumed
 func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Change, assumedFrom time.Time) error {
 	r.State = access.StateActive
 	r.ProvisionedAt = now
-	s.metrics.Provision.Observe(now.Sub(r.DecidedAt))
+	s.metrics.Provision.Observe(now.Sub(r.DecidedAt).Seconds())
 	r.AddEventID = ch.IdPEventID
 	start := now
 	if !assumedFrom.IsZero() && assumedFrom.Before(now) {
