@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -12,11 +13,15 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"go.etcd.io/bbolt"
 
 	"keycard/access"
 	"keycard/handlers"
 	"keycard/internal/adapt"
+	"keycard/internal/fakeclock"
 	"keycard/policy"
 	"keycard/store"
 )
@@ -241,6 +246,9 @@ func TestBackupRestores(t *testing.T) {
 	}
 }
 
+// TestMetricsExposition scrapes the real /metrics endpoint and checks every
+// metric keycard documents (docs/operations.md) by name, type and value: a
+// metric that disappears or changes type fails here.
 func TestMetricsExposition(t *testing.T) {
 	path := seedDB(t)
 	db, err := store.Open(path, store.Options{})
@@ -248,16 +256,87 @@ func TestMetricsExposition(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	svc := handlers.New(adapt.Store(db), nil, nil, access.SystemClock{}, handlers.Options{})
-	o := &opsServer{svc: svc, db: db, started: time.Now()}
-	rec := httptest.NewRecorder()
-	o.handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	body := rec.Body.String()
-	for _, want := range []string{"keycard_outbox_depth 0", "keycard_audit_events 3", `keycard_pending_requests{policy="grafana-viewer"} 3`,
-		"# TYPE keycard_approval_seconds histogram", `keycard_approval_seconds_bucket{le="+Inf"} 0`} {
-		if !strings.Contains(body, want) {
-			t.Errorf("metrics lack %q:\n%s", want, body)
-		}
+	clock := fakeclock.New(time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC))
+	// One active grant whose end passed 90 s ago: the expiry worker is late.
+	err = db.Update(clock.Now(), func(tx *store.Tx) error {
+		r := access.Request{Policy: "grafana-viewer", App: "Grafana", Role: "Viewer", Requester: access.Person{Email: "late@example.com"},
+			State: access.StateActive, CreatedAt: clock.Now().Add(-2 * time.Hour), Duration: time.Hour,
+			ProvisionedAt: clock.Now().Add(-time.Hour - 90*time.Second), EndsAt: clock.Now().Add(-90 * time.Second)}
+		return tx.PutRequest(&r)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := handlers.New(adapt.Store(db), nil, nil, clock, handlers.Options{})
+	markJob(svc, "backup")
+	o := &opsServer{svc: svc, db: db, started: clock.Now(), connected: func() bool { return true }}
+	srv := httptest.NewServer(o.handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics is not the Prometheus text format: %v", err)
+	}
+	for _, c := range []struct {
+		name  string
+		typ   dto.MetricType
+		label string // name=value the series must carry, if any
+		value float64
+	}{
+		{"keycard_requests_total", dto.MetricType_COUNTER, "outcome=submitted", 0},
+		{"keycard_idp_errors_total", dto.MetricType_COUNTER, "", 0},
+		{"keycard_approval_seconds", dto.MetricType_HISTOGRAM, "", 0}, // value: the count
+		{"keycard_provisioning_seconds", dto.MetricType_HISTOGRAM, "", 0},
+		{"keycard_outbox_depth", dto.MetricType_GAUGE, "", 0},
+		{"keycard_outbox_oldest_age_seconds", dto.MetricType_GAUGE, "", 0},
+		{"keycard_active_grants", dto.MetricType_GAUGE, "policy=grafana-viewer", 1},
+		{"keycard_pending_requests", dto.MetricType_GAUGE, "policy=grafana-viewer", 3},
+		{"keycard_audit_events", dto.MetricType_GAUGE, "", 3},
+		{"keycard_job_last_success_timestamp_seconds", dto.MetricType_GAUGE, "job=backup", float64(clock.Now().Unix())},
+		{"keycard_expiry_lag_seconds", dto.MetricType_GAUGE, "", 90},
+		{"keycard_slack_socket_connected", dto.MetricType_GAUGE, "", 1},
+		{"go_goroutines", dto.MetricType_GAUGE, "", -1}, // -1: any value
+		{"process_cpu_seconds_total", dto.MetricType_COUNTER, "", -1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			mf := families[c.name]
+			if mf == nil {
+				t.Fatalf("/metrics lacks %s", c.name)
+			}
+			if mf.GetType() != c.typ {
+				t.Fatalf("%s is a %s, want %s", c.name, mf.GetType(), c.typ)
+			}
+			for _, m := range mf.GetMetric() {
+				if c.label != "" && !hasLabel(m, c.label) {
+					continue
+				}
+				var v float64
+				switch c.typ {
+				case dto.MetricType_COUNTER:
+					v = m.GetCounter().GetValue()
+				case dto.MetricType_GAUGE:
+					v = m.GetGauge().GetValue()
+				case dto.MetricType_HISTOGRAM:
+					v = float64(m.GetHistogram().GetSampleCount())
+					if n := len(m.GetHistogram().GetBucket()); n != 11 {
+						t.Fatalf("%s has %d buckets, want 11 with +Inf (docs/operations.md)", c.name, n)
+					}
+				}
+				if c.value >= 0 && v != c.value {
+					t.Fatalf("%s{%s} = %v, want %v", c.name, c.label, v, c.value)
+				}
+				return
+			}
+			t.Fatalf("%s has no series with %s", c.name, c.label)
+		})
 	}
 	for _, c := range []struct {
 		name      string
@@ -265,12 +344,22 @@ func TestMetricsExposition(t *testing.T) {
 		code      int
 	}{{"socket up", true, 200}, {"socket down", false, 503}} {
 		o.connected = func() bool { return c.connected }
-		rec = httptest.NewRecorder()
+		rec := httptest.NewRecorder()
 		o.handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 		if rec.Code != c.code || (c.code == 503 && !strings.Contains(rec.Body.String(), "slack")) {
 			t.Fatalf("readyz with %s: %d %s", c.name, rec.Code, rec.Body)
 		}
 	}
+}
+
+func hasLabel(m *dto.Metric, nameValue string) bool {
+	name, value, _ := strings.Cut(nameValue, "=")
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name && l.GetValue() == value {
+			return true
+		}
+	}
+	return false
 }
 
 func TestExportManifestAndVerify(t *testing.T) {

@@ -166,7 +166,7 @@ func (o *opsServer) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", o.readyz)
-	mux.HandleFunc("GET /metrics", o.metrics)
+	mux.Handle("GET /metrics", o.svc.MetricsHandler(jobNames, o.connected))
 	mux.HandleFunc("POST /backup", o.authorized(o.backupNow))
 	mux.HandleFunc("POST /policy/apply", o.authorized(o.policyApply))
 	return mux
@@ -291,59 +291,6 @@ func (o *opsServer) policyApply(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "EMERGENCY change applied and alerted: %s is in force\n", next.Hash)
 	default:
 		fmt.Fprintf(w, "applied: %s is in force\n", next.Hash)
-	}
-}
-
-// metrics renders the Prometheus text exposition format (version 0.0.4).
-func (o *opsServer) metrics(w http.ResponseWriter, r *http.Request) {
-	g, err := o.svc.ReadGauges(jobNames)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	writeMetrics(w, o.svc.Metrics(), g, o.svc.Clock().Now())
-}
-
-func writeMetrics(w io.Writer, m *handlers.Metrics, g handlers.Gauges, now time.Time) {
-	metric := func(name, typ, help string) { fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ) }
-	metric("keycard_requests_total", "counter", "Access requests submitted, by outcome (submitted or the refusal code).")
-	out := m.Outcomes()
-	for _, k := range sortedKeys(out) {
-		fmt.Fprintf(w, "keycard_requests_total{outcome=%q} %d\n", k, out[k])
-	}
-	metric("keycard_idp_errors_total", "counter", "Failed identity-provider calls by the provisioning worker.")
-	fmt.Fprintf(w, "keycard_idp_errors_total %d\n", m.IdPErrors.Load())
-	hist := func(name, help string, h handlers.HistogramSnapshot) {
-		metric(name, "histogram", help)
-		for i, b := range h.Bounds {
-			fmt.Fprintf(w, "%s_bucket{le=\"%g\"} %d\n", name, b, h.Cumulative[i])
-		}
-		fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", name, h.Cumulative[len(h.Cumulative)-1], name, h.Sum, name, h.Count)
-	}
-	hist("keycard_approval_seconds", "Time from submission to the final human approval.", m.Approval.Snapshot())
-	hist("keycard_provisioning_seconds", "Time from final approval to the IdP confirming the membership.", m.Provision.Snapshot())
-	metric("keycard_outbox_depth", "gauge", "Provisioning operations waiting in the outbox.")
-	fmt.Fprintf(w, "keycard_outbox_depth %d\n", g.OutboxDepth)
-	metric("keycard_outbox_oldest_age_seconds", "gauge", "Age of the oldest queued provisioning operation (0 when empty).")
-	age := 0.0
-	if g.OutboxDepth > 0 && !g.OutboxOldest.IsZero() {
-		age = now.Sub(g.OutboxOldest).Seconds()
-	}
-	fmt.Fprintf(w, "keycard_outbox_oldest_age_seconds %g\n", age)
-	metric("keycard_active_grants", "gauge", "Active grants by policy.")
-	for _, k := range sortedKeys(g.ActiveByPolicy) {
-		fmt.Fprintf(w, "keycard_active_grants{policy=%q} %d\n", k, g.ActiveByPolicy[k])
-	}
-	metric("keycard_pending_requests", "gauge", "Requests waiting for a decision, by policy.")
-	for _, k := range sortedKeys(g.PendingByPolicy) {
-		fmt.Fprintf(w, "keycard_pending_requests{policy=%q} %d\n", k, g.PendingByPolicy[k])
-	}
-	metric("keycard_audit_events", "gauge", "Sequence number of the newest audit event.")
-	fmt.Fprintf(w, "keycard_audit_events %d\n", g.AuditHead)
-	metric("keycard_job_last_success_timestamp_seconds", "gauge", "Unix time of each scheduled job's last success.")
-	for _, k := range sortedKeys(g.Jobs) {
-		fmt.Fprintf(w, "keycard_job_last_success_timestamp_seconds{job=%q} %d\n", k, g.Jobs[k].Unix())
 	}
 }
 

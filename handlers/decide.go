@@ -129,7 +129,7 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 		return r, refusal
 	}
 	if r.State == access.StateProvisioning {
-		s.metrics.Approval.Observe(r.DecidedAt.Sub(r.CreatedAt))
+		s.metrics.Approval.Observe(r.DecidedAt.Sub(r.CreatedAt).Seconds())
 	}
 	return r, nil
 }

@@ -1,10 +1,14 @@
 package handlers
 
 import (
+	"net/http"
 	"sort"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"keycard/access"
 )
@@ -12,80 +16,44 @@ import (
 // Buckets (seconds) of the latency histograms: from a click to hours.
 var latencyBuckets = []float64{0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600}
 
-// Histogram is a fixed-bucket latency histogram (Prometheus semantics:
-// cumulative buckets, sum and count).
-type Histogram struct {
-	mu     sync.Mutex
-	counts []uint64 // per bucket, not cumulative
-	sum    float64
-	n      uint64
-}
-
-func newHistogram() *Histogram { return &Histogram{counts: make([]uint64, len(latencyBuckets)+1)} }
-
-// Observe records one duration.
-func (h *Histogram) Observe(d time.Duration) {
-	v := d.Seconds()
-	i := sort.SearchFloat64s(latencyBuckets, v)
-	h.mu.Lock()
-	h.counts[i]++
-	h.sum += v
-	h.n++
-	h.mu.Unlock()
-}
-
-// HistogramSnapshot is a histogram's state: upper bounds with cumulative
-// counts (the last bound is +Inf), the sum and the count.
-type HistogramSnapshot struct {
-	Bounds     []float64
-	Cumulative []uint64
-	Sum        float64
-	Count      uint64
-}
-
-// Snapshot copies the histogram.
-func (h *Histogram) Snapshot() HistogramSnapshot {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s := HistogramSnapshot{Bounds: latencyBuckets, Sum: h.sum, Count: h.n}
-	var c uint64
-	for _, n := range h.counts {
-		c += n
-		s.Cumulative = append(s.Cumulative, c)
-	}
-	return s
-}
-
-// Metrics are the service's operational counters.
+// Metrics are the service's operational instruments, registered in a
+// registry the Service owns: tests run several services in one process, so
+// nothing goes in client_golang's global default registry.
 type Metrics struct {
-	mu        sync.Mutex
-	outcomes  map[string]uint64 // submissions by outcome: submitted or the refusal code
-	IdPErrors atomic.Uint64
-	Approval  *Histogram // request submitted -> final approval
-	Provision *Histogram // final approval -> IdP confirmed
+	registry  *prometheus.Registry
+	requests  *prometheus.CounterVec // submissions by outcome: submitted or the refusal code
+	IdPErrors prometheus.Counter
+	Approval  prometheus.Histogram // request submitted -> final approval (seconds)
+	Provision prometheus.Histogram // final approval -> IdP confirmed (seconds)
 	lastIdPOK atomic.Int64
 }
 
 func newMetrics() *Metrics {
-	return &Metrics{outcomes: map[string]uint64{}, Approval: newHistogram(), Provision: newHistogram()}
-}
-
-func (m *Metrics) outcome(o string) {
-	m.mu.Lock()
-	m.outcomes[o]++
-	m.mu.Unlock()
-}
-
-// Outcomes copies the submission counters by outcome.
-func (m *Metrics) Outcomes() map[string]uint64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make(map[string]uint64, len(m.outcomes))
-	for k, v := range m.outcomes {
-		out[k] = v
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keycard_requests_total",
+			Help: "Access requests submitted, by outcome (submitted or the refusal code)."}, []string{"outcome"}),
+		IdPErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "keycard_idp_errors_total",
+			Help: "Failed identity-provider calls by the provisioning worker."}),
+		Approval: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "keycard_approval_seconds",
+			Help: "Time from submission to the final human approval.", Buckets: latencyBuckets}),
+		Provision: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "keycard_provisioning_seconds",
+			Help: "Time from final approval to the IdP confirming the membership.", Buckets: latencyBuckets}),
 	}
-	return out
+	// "submitted" exists from the start, so rate() has a series before the
+	// first request.
+	m.requests.WithLabelValues("submitted")
+	m.registry.MustRegister(m.requests, m.IdPErrors, m.Approval, m.Provision,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
 }
+
+func (m *Metrics) outcome(o string) { m.requests.WithLabelValues(o).Inc() }
+
+// Registry is the service's Prometheus registry: the counters, histograms
+// and the Go runtime and process collectors. The store's values are added
+// per scrape by MetricsHandler.
+func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
 
 // IdPAnswered records a successful IdP call at t (for readiness).
 func (m *Metrics) IdPAnswered(t time.Time) { m.lastIdPOK.Store(t.UnixNano()) }
@@ -101,38 +69,147 @@ func (m *Metrics) LastIdPAnswer() time.Time {
 // Metrics returns the service's counters.
 func (s *Service) Metrics() *Metrics { return s.metrics }
 
-// Gauges are values read from the store at scrape time.
-type Gauges struct {
-	OutboxDepth     int
-	OutboxOldest    time.Time
-	ActiveByPolicy  map[string]int
-	PendingByPolicy map[string]int
-	AuditHead       uint64
-	Jobs            map[string]time.Time // last success of each scheduled job
+// MetricsHandler serves /metrics: the service's registry plus the values
+// ScrapeCollector reads at scrape time. jobs are the scheduled jobs whose
+// last success is reported (the "job.NAME.success" cursors); connected is
+// the Slack socket's state (nil: keycard runs without a socket, and the
+// gauge is left out).
+func (s *Service) MetricsHandler(jobs []string, connected func() bool) http.Handler {
+	scrape := prometheus.NewRegistry()
+	scrape.MustRegister(s.ScrapeCollector(jobs, connected))
+	g := prometheus.Gatherers{s.metrics.registry, scrape}
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError})
 }
 
-// ReadGauges reads the gauges in one read transaction (index reads only).
-func (s *Service) ReadGauges(jobs []string) (Gauges, error) {
-	g := Gauges{Jobs: map[string]time.Time{}}
+// ScrapeCollector reads the store's gauges in one read transaction per
+// scrape (index reads only), so a scrape every 15–60 s costs nothing
+// noticeable.
+func (s *Service) ScrapeCollector(jobs []string, connected func() bool) prometheus.Collector {
+	return &scrapeCollector{s: s, jobs: jobs, connected: connected}
+}
+
+var (
+	descOutboxDepth = prometheus.NewDesc("keycard_outbox_depth", "Provisioning operations waiting in the outbox.", nil, nil)
+	descOutboxAge   = prometheus.NewDesc("keycard_outbox_oldest_age_seconds", "Age of the oldest queued provisioning operation (0 when empty).", nil, nil)
+	descActive      = prometheus.NewDesc("keycard_active_grants", "Active grants by policy.", []string{"policy"}, nil)
+	descPending     = prometheus.NewDesc("keycard_pending_requests", "Requests waiting for a decision, by policy.", []string{"policy"}, nil)
+	descAuditHead   = prometheus.NewDesc("keycard_audit_events", "Sequence number of the newest audit event.", nil, nil)
+	descJob         = prometheus.NewDesc("keycard_job_last_success_timestamp_seconds", "Unix time of each scheduled job's last success.", []string{"job"}, nil)
+	descExpiryLag   = prometheus.NewDesc("keycard_expiry_lag_seconds", "How far past its end the most overdue active grant is (0 when none).", nil, nil)
+	descSocket      = prometheus.NewDesc("keycard_slack_socket_connected", "1 while the Slack Socket Mode connection is up, else 0.", nil, nil)
+)
+
+// expiryLagScan bounds the Due index entries read per scrape for the
+// expiry lag: the index is ordered by due time, so the first entries hold
+// the most overdue grants, and a scrape stays cheap however far behind
+// the expiry worker is.
+const expiryLagScan = 256
+
+type scrapeCollector struct {
+	s         *Service
+	jobs      []string
+	connected func() bool
+}
+
+func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descOutboxDepth, descOutboxAge, descActive, descPending, descAuditHead, descJob, descExpiryLag} {
+		ch <- d
+	}
+	if c.connected != nil {
+		ch <- descSocket
+	}
+}
+
+func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.connected != nil {
+		up := 0.0
+		if c.connected() {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descSocket, prometheus.GaugeValue, up)
+	}
+	g, err := c.s.readGauges(c.jobs)
+	if err != nil {
+		// The scrape fails (HTTP 500) rather than report zeros that look healthy.
+		ch <- prometheus.NewInvalidMetric(descOutboxDepth, err)
+		return
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	gauge(descOutboxDepth, float64(g.outboxDepth))
+	age := 0.0
+	if g.outboxDepth > 0 && !g.outboxOldest.IsZero() {
+		age = g.now.Sub(g.outboxOldest).Seconds()
+	}
+	gauge(descOutboxAge, age)
+	for _, k := range sortedKeys(g.activeByPolicy) {
+		gauge(descActive, float64(g.activeByPolicy[k]), k)
+	}
+	for _, k := range sortedKeys(g.pendingByPolicy) {
+		gauge(descPending, float64(g.pendingByPolicy[k]), k)
+	}
+	gauge(descAuditHead, float64(g.auditHead))
+	for _, k := range sortedKeys(g.jobs) {
+		gauge(descJob, float64(g.jobs[k].Unix()), k)
+	}
+	gauge(descExpiryLag, g.expiryLag.Seconds())
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// gauges are values read from the store at scrape time.
+type gauges struct {
+	now             time.Time
+	outboxDepth     int
+	outboxOldest    time.Time
+	activeByPolicy  map[string]int
+	pendingByPolicy map[string]int
+	auditHead       uint64
+	jobs            map[string]time.Time // last success of each scheduled job
+	expiryLag       time.Duration
+}
+
+// readGauges reads the gauges in one read transaction (index reads only).
+func (s *Service) readGauges(jobs []string) (gauges, error) {
+	g := gauges{now: s.clock.Now(), jobs: map[string]time.Time{}}
 	err := s.store.View(func(tx Tx) error {
 		var err error
-		if g.OutboxDepth, g.OutboxOldest, err = tx.OutboxStats(); err != nil {
+		if g.outboxDepth, g.outboxOldest, err = tx.OutboxStats(); err != nil {
 			return err
 		}
-		if g.ActiveByPolicy, err = tx.CountInState(access.StateActive); err != nil {
+		if g.activeByPolicy, err = tx.CountInState(access.StateActive); err != nil {
 			return err
 		}
-		if g.PendingByPolicy, err = tx.CountInState(access.StatePending); err != nil {
+		if g.pendingByPolicy, err = tx.CountInState(access.StatePending); err != nil {
 			return err
 		}
-		g.AuditHead, _, _ = tx.Head()
+		g.auditHead, _, _ = tx.Head()
 		for _, j := range jobs {
 			v, err := tx.Cursor("job." + j + ".success")
 			if err != nil {
 				return err
 			}
 			if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-				g.Jobs[j] = t
+				g.jobs[j] = t
+			}
+		}
+		// An active grant's due time is at or before its end, so every
+		// grant past its end is in Due(now).
+		due, err := tx.Due(g.now, expiryLagScan)
+		if err != nil {
+			return err
+		}
+		for _, r := range due {
+			if r.State == access.StateActive && !r.EndsAt.IsZero() && r.EndsAt.Before(g.now) {
+				g.expiryLag = max(g.expiryLag, g.now.Sub(r.EndsAt))
 			}
 		}
 		return nil

@@ -346,7 +346,7 @@ func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Ch
 	if err != nil {
 		return err
 	}
-	s.metrics.Provision.Observe(now.Sub(r.DecidedAt))
+	s.metrics.Provision.Observe(now.Sub(r.DecidedAt).Seconds())
 	if r.Extends != "" {
 		old, err := tx.Request(r.Extends)
 		if err != nil {
