@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,6 +72,14 @@ func TestServeStreamsAuditEvents(t *testing.T) {
 	}
 	if lag, ok, err := svc.StreamLag(); !ok || err != nil || lag.Events != 0 {
 		t.Fatalf("lag %+v ok %v err %v, want caught up", lag, ok, err)
+	}
+	// /metrics shows the lag (issue 14: "/metrics shows the lag").
+	rec := httptest.NewRecorder()
+	svc.MetricsHandler(nil, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{"keycard_audit_stream_lag_events 0", "keycard_audit_stream_oldest_undelivered_age_seconds 0", "keycard_audit_stream_failures_total 0"} {
+		if !strings.Contains(rec.Body.String(), want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }
 

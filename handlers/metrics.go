@@ -97,6 +97,9 @@ var (
 	descJob         = prometheus.NewDesc("keycard_job_last_success_timestamp_seconds", "Unix time of each scheduled job's last success.", []string{"job"}, nil)
 	descExpiryLag   = prometheus.NewDesc("keycard_expiry_lag_seconds", "How far past its end the most overdue active grant is (0 when none).", nil, nil)
 	descSocket      = prometheus.NewDesc("keycard_slack_socket_connected", "1 while the Slack Socket Mode connection is up, else 0.", nil, nil)
+	descStreamLag   = prometheus.NewDesc("keycard_audit_stream_lag_events", "Audit events the SIEM receiver has not acknowledged yet (only with KEYCARD_AUDIT_STREAM_URL).", nil, nil)
+	descStreamAge   = prometheus.NewDesc("keycard_audit_stream_oldest_undelivered_age_seconds", "Age of the oldest audit event not yet delivered to the SIEM (0 when caught up).", nil, nil)
+	descStreamFail  = prometheus.NewDesc("keycard_audit_stream_failures_total", "Failed deliveries to the SIEM receiver since start.", nil, nil)
 )
 
 // expiryLagScan bounds the Due index entries read per scrape for the
@@ -117,6 +120,9 @@ func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	if c.connected != nil {
 		ch <- descSocket
+	}
+	for _, d := range []*prometheus.Desc{descStreamLag, descStreamAge, descStreamFail} {
+		ch <- d
 	}
 }
 
@@ -154,6 +160,15 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descJob, float64(g.jobs[k].Unix()), k)
 	}
 	gauge(descExpiryLag, g.expiryLag.Seconds())
+	if lag, ok, err := c.s.StreamLag(); ok {
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(descStreamLag, err)
+			return
+		}
+		gauge(descStreamLag, float64(lag.Events))
+		gauge(descStreamAge, lag.Oldest.Seconds())
+		ch <- prometheus.MustNewConstMetric(descStreamFail, prometheus.CounterValue, float64(lag.Failures))
+	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {
