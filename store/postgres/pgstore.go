@@ -187,7 +187,8 @@ type Tx struct {
 	now   time.Time
 	undo  *undoLog
 	write bool
-	dbErr error // the first database error, so a swallowed 40001 still retries
+	dbErr error             // the first database error, so a swallowed 40001 still retries
+	revs  map[string]uint64 // stored Rev of the requests this transaction read or wrote
 }
 
 // Now is the transaction's time (zero in View).

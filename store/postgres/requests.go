@@ -39,7 +39,22 @@ func (tx *Tx) Request(id string) (access.Request, error) {
 	if err != nil {
 		return r, fmt.Errorf("store: request %s: %w", id, err)
 	}
+	tx.remember(r.ID, r.Rev)
 	return r, nil
+}
+
+// remember notes the stored Rev of a request this transaction read or
+// wrote, so PutRequest's compare-and-swap needs no second read. It is sound
+// under SERIALIZABLE: a concurrent change to the row after this snapshot
+// makes the UPDATE fail with 40001, and Update runs fn again.
+func (tx *Tx) remember(id string, rev uint64) {
+	if !tx.write {
+		return
+	}
+	if tx.revs == nil {
+		tx.revs = map[string]uint64{}
+	}
+	tx.revs[id] = rev
 }
 
 // PutRequest creates (r.ID == "": REQ-<n> from a transactional counter,
@@ -67,21 +82,16 @@ func (tx *Tx) PutRequest(r *access.Request) error {
 		}
 		r.Rev = 1
 	} else {
-		var body []byte
-		ok, err := tx.one("SELECT num, body FROM keycard_requests WHERE id = $1", []any{r.ID}, &num, &body)
-		if err != nil {
-			return fmt.Errorf("store: request %s: %w", r.ID, err)
-		}
+		stored, ok := tx.revs[r.ID]
 		if !ok {
-			return access.Errorf(access.CodeNotFound, "Request %s was not found.", r.ID)
+			if _, err := tx.Request(r.ID); err != nil {
+				return err
+			}
+			stored = tx.revs[r.ID]
 		}
-		prev, err := store.DecodeRequest(body)
-		if err != nil {
-			return fmt.Errorf("store: request %s: %w", r.ID, err)
-		}
-		if prev.Rev != r.Rev {
+		if stored != r.Rev {
 			return access.Wrap(access.CodeConflict,
-				fmt.Errorf("stored rev %d, caller has rev %d", prev.Rev, r.Rev),
+				fmt.Errorf("stored rev %d, caller has rev %d", stored, r.Rev),
 				"Request %s was changed by someone else; look again and retry.", r.ID)
 		}
 		r.Rev++
@@ -97,22 +107,22 @@ func (tx *Tx) PutRequest(r *access.Request) error {
 		n := ns(d)
 		due = &n
 	}
-	args := []any{num, r.ID, ns(r.CreatedAt), string(r.State), r.Policy, lowerEmail(r.Requester.Email),
+	args := []any{r.ID, ns(r.CreatedAt), string(r.State), r.Policy, lowerEmail(r.Requester.Email),
 		r.Connector, r.Group, r.State.HoldsMembership(), due, body}
 	if create {
 		_, err = tx.exec(`INSERT INTO keycard_requests
 			(num, id, created_ns, state, policy, requester, connector, grp, holds, due_ns, body)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, args...)
+			VALUES ($11, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, append(args, num)...)
 	} else {
-		_, err = tx.exec(`UPDATE keycard_requests SET id = $2, created_ns = $3, state = $4, policy = $5,
-			requester = $6, connector = $7, grp = $8, holds = $9, due_ns = $10, body = $11 WHERE num = $1`, args...)
-		if err == nil {
-			_, err = tx.exec("DELETE FROM keycard_waiting WHERE id = $1", r.ID)
-		}
+		// The waiting rows are rebuilt from the new version; one round trip.
+		_, err = tx.exec(`WITH w AS (DELETE FROM keycard_waiting WHERE id = $1)
+			UPDATE keycard_requests SET created_ns = $2, state = $3, policy = $4, requester = $5,
+			connector = $6, grp = $7, holds = $8, due_ns = $9, body = $10 WHERE id = $1`, args...)
 	}
 	if err != nil {
 		return fmt.Errorf("store: put request %s: %w", r.ID, err)
 	}
+	tx.remember(r.ID, r.Rev)
 	if emails := waitingEmails(r); len(emails) > 0 {
 		if _, err := tx.exec(`INSERT INTO keycard_waiting (email, created_ns, id)
 			SELECT unnest($1::text[]), $2, $3`, emails, ns(r.CreatedAt), r.ID); err != nil {
@@ -151,6 +161,7 @@ func (tx *Tx) requests(sql string, args ...any) ([]access.Request, error) {
 		if err != nil {
 			return fmt.Errorf("store: request: %w", err)
 		}
+		tx.remember(r.ID, r.Rev)
 		out = append(out, r)
 		return nil
 	})
