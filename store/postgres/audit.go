@@ -58,13 +58,12 @@ func (tx *Tx) Append(e access.Event) (access.Event, error) {
 	sum := sha256.Sum256(canon)
 	e.Hash = hex.EncodeToString(sum[:])
 	at := e.Time.UnixNano()
-	// One round trip for the event and the head: the head row is already
-	// locked by this transaction.
-	if _, err := tx.exec(`WITH ev AS (INSERT INTO keycard_audit_events (seq, at_ns, body) VALUES ($1, $2, $3))
+	// The event and the head move in one statement, sent with the next
+	// statement or the COMMIT: the head row is locked by this transaction,
+	// so nothing can come between.
+	tx.later(`WITH ev AS (INSERT INTO keycard_audit_events (seq, at_ns, body) VALUES ($1, $2, $3))
 		UPDATE keycard_audit_head SET seq = $1, hash = $4, at_ns = $2 WHERE one`,
-		int64(e.Seq), at, append(canon, sum[:]...), sum[:]); err != nil {
-		return access.Event{}, fmt.Errorf("store: append event %d: %w", e.Seq, err)
-	}
+		int64(e.Seq), at, append(canon, sum[:]...), sum[:])
 	return e, nil
 }
 

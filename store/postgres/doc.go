@@ -17,6 +17,14 @@
 //   - [DB.Batch] is Update: PostgreSQL gains nothing from bbolt's shared
 //     fsync here, and Batch's contract (fn idempotent) is met.
 //   - [DB.View] is a REPEATABLE READ READ ONLY transaction: one snapshot.
+//   - Round trips, not the disk, are what a networked transaction costs, so
+//     a Tx sends BEGIN with its first statement, and writes whose result
+//     nothing reads (the request row and its waiting rows, the outbox row,
+//     the audit event with the head move) travel in one pgx batch with the
+//     next statement or the COMMIT. Their errors still fail the transaction
+//     before it commits. A state change is four round trips (read, CAS
+//     write + head lock, event + head + COMMIT… see internal/bench
+//     BenchmarkPostgresStateChange).
 //
 // The audit log stays ONE chain with any number of replicas: Append locks the
 // single row of keycard_audit_head with SELECT … FOR UPDATE, reads the head

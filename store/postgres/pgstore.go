@@ -133,19 +133,36 @@ func (db *DB) Update(now time.Time, fn func(*Tx) error) error {
 }
 
 func (db *DB) attempt(now time.Time, undo *undoLog, fn func(*Tx) error) (*Tx, error) {
-	ptx, err := db.pool.BeginTx(db.ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
+	tx, err := db.begin(beginSerializable)
 	if err != nil {
-		return nil, access.Wrap(access.CodeUnavailable, err, "keycard cannot reach its database: %s", safeErr(err))
+		return nil, err
 	}
-	tx := &Tx{ctx: db.ctx, tx: ptx, now: now, undo: undo, write: true}
+	tx.now, tx.undo, tx.write = now, undo, true
+	defer tx.release()
 	if err := fn(tx); err != nil {
-		_ = ptx.Rollback(db.ctx)
+		tx.rollback()
 		return tx, err
 	}
-	if err := ptx.Commit(db.ctx); err != nil {
+	if err := tx.commit(); err != nil {
+		tx.rollback()
 		return tx, fmt.Errorf("pgstore: commit: %w", err)
 	}
 	return tx, nil
+}
+
+const (
+	beginSerializable = "begin isolation level serializable"
+	beginReadOnly     = "begin isolation level repeatable read read only"
+)
+
+// begin takes a connection for one transaction. BEGIN itself is not sent
+// yet: it travels with the first statement (one round trip, not two).
+func (db *DB) begin(sql string) (*Tx, error) {
+	conn, err := db.pool.Acquire(db.ctx)
+	if err != nil {
+		return nil, access.Wrap(access.CodeUnavailable, err, "keycard cannot reach its database: %s", safeErr(err))
+	}
+	return &Tx{ctx: db.ctx, conn: conn, beginSQL: sql}, nil
 }
 
 // Batch is Update (fn may run more than once, as Batch's contract allows).
@@ -154,12 +171,13 @@ func (db *DB) Batch(now time.Time, fn func(*Tx) error) error { return db.Update(
 // View runs fn in a read-only snapshot (REPEATABLE READ READ ONLY). Its Now is
 // the zero time.
 func (db *DB) View(fn func(*Tx) error) error {
-	ptx, err := db.pool.BeginTx(db.ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	tx, err := db.begin(beginReadOnly)
 	if err != nil {
-		return access.Wrap(access.CodeUnavailable, err, "keycard cannot reach its database: %s", safeErr(err))
+		return err
 	}
-	defer func() { _ = ptx.Rollback(db.ctx) }()
-	return fn(&Tx{ctx: db.ctx, tx: ptx})
+	defer tx.release()
+	defer tx.rollback()
+	return fn(tx)
 }
 
 // StaticMembers is Tx.StaticMembers in its own read transaction.
@@ -181,14 +199,28 @@ func (db *DB) SetStaticMember(now time.Time, connector, group, userID string, me
 }
 
 // Tx is one transaction; now is its single time.
+//
+// Round trips are what a PostgreSQL transaction costs (the server is a
+// network hop away), so the Tx sends its BEGIN together with its first
+// statement, and writes whose result nothing reads (the audit event and the
+// head move) wait to travel with the next statement or with the COMMIT, in
+// one pgx batch.
 type Tx struct {
-	ctx   context.Context
-	tx    pgx.Tx
-	now   time.Time
-	undo  *undoLog
-	write bool
-	dbErr error             // the first database error, so a swallowed 40001 still retries
-	revs  map[string]uint64 // stored Rev of the requests this transaction read or wrote
+	ctx      context.Context
+	conn     *pgxpool.Conn
+	beginSQL string
+	begun    bool     // BEGIN has been sent
+	pending  []queued // deferred writes, sent with the next statement
+	now      time.Time
+	undo     *undoLog
+	write    bool
+	dbErr    error             // the first database error, so a swallowed 40001 still retries
+	revs     map[string]uint64 // stored Rev of the requests this transaction read or wrote
+}
+
+type queued struct {
+	sql  string
+	args []any
 }
 
 // Now is the transaction's time (zero in View).
@@ -208,14 +240,71 @@ func (tx *Tx) note(err error) error {
 	return err
 }
 
+// direct reports that nothing waits to be sent: a statement can go alone.
+func (tx *Tx) direct() bool { return tx.begun && len(tx.pending) == 0 }
+
+// send queues BEGIN (first time) and the deferred writes before last, sends
+// them in one batch and reads the results of all but last.
+func (tx *Tx) send(sql string, args []any) (pgx.BatchResults, error) {
+	b := &pgx.Batch{}
+	n := len(tx.pending)
+	if !tx.begun {
+		b.Queue(tx.beginSQL)
+		n++
+	}
+	for _, q := range tx.pending {
+		b.Queue(q.sql, q.args...)
+	}
+	b.Queue(sql, args...)
+	tx.begun, tx.pending = true, nil
+	br := tx.conn.SendBatch(tx.ctx, b)
+	for i := 0; i < n; i++ {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return nil, tx.note(err)
+		}
+	}
+	return br, nil
+}
+
 func (tx *Tx) exec(sql string, args ...any) (pgconn.CommandTag, error) {
-	tag, err := tx.tx.Exec(tx.ctx, sql, args...)
+	if tx.direct() {
+		tag, err := tx.conn.Exec(tx.ctx, sql, args...)
+		return tag, tx.note(err)
+	}
+	br, err := tx.send(sql, args)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	return tag, tx.note(err)
+}
+
+// later queues a write whose result nothing reads; its error surfaces at the
+// next statement or the commit, which is still inside this transaction.
+func (tx *Tx) later(sql string, args ...any) {
+	tx.pending = append(tx.pending, queued{sql, args})
 }
 
 // one scans the single row of sql into dest; false when there is none.
 func (tx *Tx) one(sql string, args []any, dest ...any) (bool, error) {
-	err := tx.note(tx.tx.QueryRow(tx.ctx, sql, args...).Scan(dest...))
+	var err error
+	if tx.direct() {
+		err = tx.conn.QueryRow(tx.ctx, sql, args...).Scan(dest...)
+	} else {
+		var br pgx.BatchResults
+		if br, err = tx.send(sql, args); err != nil {
+			return false, err
+		}
+		err = br.QueryRow().Scan(dest...)
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}
+	err = tx.note(err)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
@@ -225,18 +314,71 @@ func (tx *Tx) one(sql string, args []any, dest ...any) (bool, error) {
 // each runs sql and calls scan for every row; the rows are closed before it
 // returns, so callbacks that run after it may use the transaction again.
 func (tx *Tx) each(sql string, args []any, scan func(pgx.Rows) error) error {
-	rows, err := tx.tx.Query(tx.ctx, sql, args...)
+	var rows pgx.Rows
+	var br pgx.BatchResults
+	var err error
+	if tx.direct() {
+		rows, err = tx.conn.Query(tx.ctx, sql, args...)
+	} else if br, err = tx.send(sql, args); err == nil {
+		rows, err = br.Query()
+	}
 	if err != nil {
+		if br != nil {
+			_ = br.Close()
+		}
 		return tx.note(err)
 	}
-	defer rows.Close()
 	for rows.Next() {
 		if err := scan(rows); err != nil {
+			rows.Close()
+			if br != nil {
+				_ = br.Close()
+			}
 			return err
 		}
 	}
-	return tx.note(rows.Err())
+	rows.Close()
+	err = rows.Err()
+	if br != nil {
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return tx.note(err)
 }
+
+// commit sends the deferred writes and COMMIT in one batch. A transaction
+// that never sent a statement has nothing to commit. PostgreSQL answers
+// COMMIT of a failed transaction with ROLLBACK, not an error: that is one.
+func (tx *Tx) commit() error {
+	if !tx.begun && len(tx.pending) == 0 {
+		return nil
+	}
+	tag, err := tx.exec("commit")
+	if err != nil {
+		return err
+	}
+	if tag.String() != "COMMIT" {
+		return tx.note(fmt.Errorf("the transaction was rolled back by the server (%s)", tag))
+	}
+	tx.begun = false
+	return nil
+}
+
+// rollback ends a transaction that was begun; a connection that cannot
+// roll back is closed, never returned to the pool mid-transaction.
+func (tx *Tx) rollback() {
+	tx.pending = nil
+	if !tx.begun {
+		return
+	}
+	tx.begun = false
+	if _, err := tx.conn.Exec(context.Background(), "rollback"); err != nil {
+		_ = tx.conn.Conn().Close(context.Background())
+	}
+}
+
+func (tx *Tx) release() { tx.conn.Release() }
 
 // undoLog restores caller-visible fields the store assigned when a run does
 // not commit.

@@ -36,9 +36,7 @@ func (tx *Tx) Enqueue(op *access.Op) error {
 	if err != nil {
 		return fmt.Errorf("store: encode op %d: %w", op.ID, err)
 	}
-	if _, err := tx.exec("INSERT INTO keycard_outbox (id, body) VALUES ($1, $2)", id, v); err != nil {
-		return fmt.Errorf("store: put op %d: %w", op.ID, err)
-	}
+	tx.later("INSERT INTO keycard_outbox (id, body) VALUES ($1, $2)", id, v)
 	return nil
 }
 

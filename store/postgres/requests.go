@@ -109,25 +109,23 @@ func (tx *Tx) PutRequest(r *access.Request) error {
 	}
 	args := []any{r.ID, ns(r.CreatedAt), string(r.State), r.Policy, lowerEmail(r.Requester.Email),
 		r.Connector, r.Group, r.State.HoldsMembership(), due, body}
+	// The writes travel with the next statement or the COMMIT (Tx.later):
+	// the row is known to exist (read in this transaction or just numbered),
+	// and an error still fails this transaction before it commits.
 	if create {
-		_, err = tx.exec(`INSERT INTO keycard_requests
+		tx.later(`INSERT INTO keycard_requests
 			(num, id, created_ns, state, policy, requester, connector, grp, holds, due_ns, body)
 			VALUES ($11, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, append(args, num)...)
 	} else {
-		// The waiting rows are rebuilt from the new version; one round trip.
-		_, err = tx.exec(`WITH w AS (DELETE FROM keycard_waiting WHERE id = $1)
+		// The waiting rows are rebuilt from the new version.
+		tx.later(`WITH w AS (DELETE FROM keycard_waiting WHERE id = $1)
 			UPDATE keycard_requests SET created_ns = $2, state = $3, policy = $4, requester = $5,
 			connector = $6, grp = $7, holds = $8, due_ns = $9, body = $10 WHERE id = $1`, args...)
 	}
-	if err != nil {
-		return fmt.Errorf("store: put request %s: %w", r.ID, err)
-	}
 	tx.remember(r.ID, r.Rev)
 	if emails := waitingEmails(r); len(emails) > 0 {
-		if _, err := tx.exec(`INSERT INTO keycard_waiting (email, created_ns, id)
-			SELECT unnest($1::text[]), $2, $3`, emails, ns(r.CreatedAt), r.ID); err != nil {
-			return fmt.Errorf("store: index request %s: %w", r.ID, err)
-		}
+		tx.later(`INSERT INTO keycard_waiting (email, created_ns, id)
+			SELECT unnest($1::text[]), $2, $3`, emails, ns(r.CreatedAt), r.ID)
 	}
 	return nil
 }
