@@ -22,9 +22,9 @@
 //     nothing reads (the request row and its waiting rows, the outbox row,
 //     the audit event with the head move) travel in one pgx batch with the
 //     next statement or the COMMIT. Their errors still fail the transaction
-//     before it commits. A state change is four round trips (read, CAS
-//     write + head lock, event + head + COMMIT… see internal/bench
-//     BenchmarkPostgresStateChange).
+//     before it commits. A state change as handlers makes it is three round
+//     trips: BEGIN + read; CAS write + head lock; event + head + COMMIT
+//     (internal/bench BenchmarkPostgresStateChange).
 //
 // The audit log stays ONE chain with any number of replicas: Append locks the
 // single row of keycard_audit_head with SELECT … FOR UPDATE, reads the head
