@@ -26,6 +26,7 @@ type Options struct {
 
 // DB is an open keycard database in PostgreSQL. Safe for concurrent use.
 type DB struct {
+	where   string // host:port/database, for logs: never the password
 	pool    *pgxpool.Pool
 	ctx     context.Context
 	retries int
@@ -43,6 +44,11 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 	if opt.MaxConns > 0 {
 		cfg.MaxConns = opt.MaxConns
 	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// Without connect_timeout a dead host blocks for the OS TCP timeout
+		// (minutes); a transaction should fail fast as unavailable.
+		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
 	if opt.Retries <= 0 {
 		opt.Retries = 50
 	}
@@ -50,7 +56,7 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 	if err != nil {
 		return nil, access.Wrap(access.CodeInvalid, err, "KEYCARD_DATABASE_URL: %s", err)
 	}
-	db := &DB{pool: pool, ctx: context.Background(), retries: opt.Retries}
+	db := &DB{pool: pool, ctx: context.Background(), retries: opt.Retries, where: where(cfg)}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, access.Wrap(access.CodeUnavailable, err, "PostgreSQL at %s is unreachable: %s", where(cfg), safeErr(err))
@@ -85,6 +91,9 @@ func where(cfg *pgxpool.Config) string {
 // safeErr is err's text for a log line: pgx's connect errors name host and
 // user, never the password.
 func safeErr(err error) string { return err.Error() }
+
+// Where is host:port/database, safe to log (no user, no password).
+func (db *DB) Where() string { return db.where }
 
 // Close closes the pool. Open transactions must have finished.
 func (db *DB) Close() error { db.pool.Close(); return nil }

@@ -217,3 +217,62 @@ func TestRetriesRunOutAsUnavailable(t *testing.T) {
 		t.Errorf("err %v (code %s) after %d runs", err, access.CodeOf(err), runs)
 	}
 }
+
+// TestReadsUseIndexes: with many requests and few matching, the scheduler's
+// and handlers' reads are index reads, not scans of the requests table.
+func TestReadsUseIndexes(t *testing.T) {
+	db := open(t, storetest.FreshDatabase(t, storetest.PostgresURL(t)))
+	const n = 5000
+	err := db.Update(t0, func(tx *pgstore.Tx) error {
+		for i := 0; i < n; i++ {
+			r := &access.Request{
+				Policy: fmt.Sprint("p", i%500), Connector: "okta", Group: fmt.Sprint("app-p", i%500),
+				Requester: access.Person{Email: fmt.Sprintf("u%d@x", i%1000)},
+				State:     access.StateExpired,
+			}
+			if i%50 == 0 {
+				r.State = access.StatePending
+				r.ExpiresAt = t0.Add(time.Duration(i) * time.Hour)
+				r.Steps = []access.Step{{Rule: "users", Candidates: []access.Person{{Email: fmt.Sprintf("carol%d@x", i%20)}}}}
+			}
+			if i%100 == 1 {
+				r.State = access.StateActive
+				r.EndsAt = t0.Add(time.Duration(i) * time.Minute)
+			}
+			if err := tx.PutRequest(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := db.Pool().Exec(ctx, "ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range pgstore.IndexedReads {
+		t.Run(q.Name, func(t *testing.T) {
+			rows, err := db.Pool().Query(ctx, "EXPLAIN "+q.SQL, q.Args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var plan []string
+			for rows.Next() {
+				var line string
+				if err := rows.Scan(&line); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, line)
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			p := strings.Join(plan, "\n")
+			if strings.Contains(p, "Seq Scan on keycard_requests") || !strings.Contains(p, "Index") {
+				t.Errorf("%s is not an index read:\n%s", q.Name, p)
+			}
+		})
+	}
+}

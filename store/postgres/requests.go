@@ -17,6 +17,22 @@ const firstRequestNumber = 1000
 
 const requestCols = "body"
 
+// The reads the scheduler and handlers make on every tick or click; each is
+// an index range read (pgstore_test TestReadsUseIndexes checks the plans).
+const (
+	sqlDue = `SELECT ` + requestCols + ` FROM keycard_requests
+		WHERE due_ns IS NOT NULL AND due_ns <= $1 ORDER BY due_ns, id LIMIT $2`
+	sqlNextDue = `SELECT due_ns FROM keycard_requests WHERE due_ns IS NOT NULL ORDER BY due_ns, id LIMIT 1`
+	sqlOfUser  = `SELECT ` + requestCols + ` FROM keycard_requests
+		WHERE requester = $1 AND requester <> '' ORDER BY created_ns, id`
+	sqlHolders = `SELECT ` + requestCols + ` FROM keycard_requests
+		WHERE connector = $1 AND grp = $2 AND holds ORDER BY created_ns, id`
+	sqlWaitingOn = `SELECT r.body FROM keycard_waiting w JOIN keycard_requests r ON r.id = w.id
+		WHERE w.email = $1 ORDER BY w.created_ns, w.id`
+	sqlInState = `SELECT ` + requestCols + ` FROM keycard_requests
+		WHERE state = ANY($1::text[]) ORDER BY created_ns, id`
+)
+
 func decodeRow(rows pgx.Rows) (access.Request, error) {
 	var body []byte
 	if err := rows.Scan(&body); err != nil {
@@ -176,14 +192,13 @@ func (tx *Tx) Due(now time.Time, limit int) ([]access.Request, error) {
 	if limit > 0 {
 		lim = int64(limit)
 	}
-	return tx.requests(`SELECT `+requestCols+` FROM keycard_requests
-		WHERE due_ns IS NOT NULL AND due_ns <= $1 ORDER BY due_ns, id LIMIT $2`, ns(now), lim)
+	return tx.requests(sqlDue, ns(now), lim)
 }
 
 // NextDue is the earliest NextDue of any request; false when none.
 func (tx *Tx) NextDue() (time.Time, bool) {
 	var n int64
-	ok, err := tx.one(`SELECT due_ns FROM keycard_requests WHERE due_ns IS NOT NULL ORDER BY due_ns, id LIMIT 1`, nil, &n)
+	ok, err := tx.one(sqlNextDue, nil, &n)
 	if err != nil || !ok {
 		return time.Time{}, false
 	}
@@ -197,15 +212,13 @@ func (tx *Tx) RequestsOfUser(email string) ([]access.Request, error) {
 	if email == "" {
 		return nil, nil
 	}
-	return tx.requests(`SELECT `+requestCols+` FROM keycard_requests
-		WHERE requester = $1 AND requester <> '' ORDER BY created_ns, id`, email)
+	return tx.requests(sqlOfUser, email)
 }
 
 // Holders returns the requests on connector/group whose state holds (or may
 // hold) the membership, in creation order.
 func (tx *Tx) Holders(connector, group string) ([]access.Request, error) {
-	return tx.requests(`SELECT `+requestCols+` FROM keycard_requests
-		WHERE connector = $1 AND grp = $2 AND holds ORDER BY created_ns, id`, connector, group)
+	return tx.requests(sqlHolders, connector, group)
 }
 
 // WaitingOn returns the pending requests whose current step lists email as a
@@ -215,8 +228,7 @@ func (tx *Tx) WaitingOn(email string) ([]access.Request, error) {
 	if email == "" {
 		return nil, nil
 	}
-	return tx.requests(`SELECT r.body FROM keycard_waiting w JOIN keycard_requests r ON r.id = w.id
-		WHERE w.email = $1 ORDER BY w.created_ns, w.id`, email)
+	return tx.requests(sqlWaitingOn, email)
 }
 
 // InState returns the requests in any of states, in creation order.
@@ -225,8 +237,7 @@ func (tx *Tx) InState(states ...access.State) ([]access.Request, error) {
 	for _, s := range states {
 		names = append(names, string(s))
 	}
-	return tx.requests(`SELECT `+requestCols+` FROM keycard_requests
-		WHERE state = ANY($1::text[]) ORDER BY created_ns, id`, names)
+	return tx.requests(sqlInState, names)
 }
 
 // CountInState counts the requests in state by policy.
