@@ -276,3 +276,53 @@ func TestReadsUseIndexes(t *testing.T) {
 		})
 	}
 }
+
+// TestDocsPagesAndSeenPrunes: a prefix walk longer than one page sees every
+// document once, in order; each Seen call deletes at most 16 expired keys.
+func TestDocsPagesAndSeenPrunes(t *testing.T) {
+	db := open(t, storetest.FreshDatabase(t, storetest.PostgresURL(t)))
+	const docs = 2500
+	if err := db.Update(t0, func(tx *pgstore.Tx) error {
+		for i := 0; i < docs; i++ {
+			if err := tx.PutDoc("item", fmt.Sprintf("c1/%05d", i), i); err != nil {
+				return err
+			}
+		}
+		if err := tx.PutDoc("item", "c2/00000", 0); err != nil {
+			return err
+		}
+		for i := 0; i < 40; i++ {
+			if _, err := tx.Seen(fmt.Sprint("env-", i), time.Minute); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	_ = db.View(func(tx *pgstore.Tx) error {
+		return tx.Docs("item", "c1/", func(id string, _ []byte) error { got = append(got, id); return nil })
+	})
+	if len(got) != docs || got[0] != "c1/00000" || got[docs-1] != fmt.Sprintf("c1/%05d", docs-1) {
+		t.Fatalf("walked %d documents (%v … )", len(got), got[:min(3, len(got))])
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] <= got[i-1] {
+			t.Fatalf("out of order at %d: %s after %s", i, got[i], got[i-1])
+		}
+	}
+	if err := db.Update(t0.Add(2*time.Minute), func(tx *pgstore.Tx) error {
+		_, err := tx.Seen("env-new", time.Minute)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.Pool().QueryRow(context.Background(), "SELECT count(*) FROM keycard_seen").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 40-16+1 {
+		t.Errorf("%d dedupe keys after one prune, want %d", n, 40-16+1)
+	}
+}

@@ -351,25 +351,28 @@ func (tx *Tx) Docs(kind, prefix string, fn func(id string, data []byte) error) e
 		id   string
 		data []byte
 	}
-	cur, incl := prefix, true
+	// Keyset pages over the (kind, id) primary key: id >= cursor is one
+	// index range; the cursor row itself is skipped after the first page.
+	cur, first := prefix, true
 	for {
 		var page []doc
-		done := false
-		err := tx.each(`SELECT id, body FROM keycard_docs WHERE kind = $1 AND (id > $2 OR ($3 AND id = $2))
-			ORDER BY id LIMIT $4`, []any{kind, cur, incl, chunk}, func(rows pgx.Rows) error {
-			var d doc
-			if err := rows.Scan(&d.id, &d.data); err != nil {
-				return err
-			}
-			if !strings.HasPrefix(d.id, prefix) {
-				done = true
+		read, done := 0, false
+		err := tx.each(`SELECT id, body FROM keycard_docs WHERE kind = $1 AND id >= $2 ORDER BY id LIMIT $3`,
+			[]any{kind, cur, chunk}, func(rows pgx.Rows) error {
+				read++
+				var d doc
+				if err := rows.Scan(&d.id, &d.data); err != nil {
+					return err
+				}
+				switch {
+				case done || (!first && d.id == cur):
+				case !strings.HasPrefix(d.id, prefix):
+					done = true
+				default:
+					page = append(page, d)
+				}
 				return nil
-			}
-			if !done {
-				page = append(page, d)
-			}
-			return nil
-		})
+			})
 		if err != nil {
 			return err
 		}
@@ -378,10 +381,10 @@ func (tx *Tx) Docs(kind, prefix string, fn func(id string, data []byte) error) e
 				return stopped(err)
 			}
 		}
-		if done || len(page) < chunk {
+		if done || read < chunk || len(page) == 0 {
 			return nil
 		}
-		cur, incl = page[len(page)-1].id, false
+		cur, first = page[len(page)-1].id, false
 	}
 }
 
