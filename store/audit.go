@@ -238,23 +238,9 @@ func (tx *Tx) EventDetails(upTo uint64, fn func(seq uint64, requestID, detail []
 			return fmt.Errorf("store: audit event %d is missing (the walk went from %d to %d)", want, want-1, seq)
 		}
 		want++
-		if len(v) < 17+hashLen || v[0] != 1 {
-			return fmt.Errorf("store: event %d: unknown encoding (%d bytes)", seq, len(v))
-		}
-		b := v[17 : len(v)-hashLen]
-		var reqID, detail []byte
-		for i := 0; i < 7; i++ { // ID, Type, Actor, Subject, Policy, RequestID, Detail
-			n, k := binary.Uvarint(b)
-			if k <= 0 || uint64(len(b)-k) < n {
-				return fmt.Errorf("store: event %d: field %d truncated", seq, i)
-			}
-			switch i {
-			case 5:
-				reqID = b[k : k+int(n)]
-			case 6:
-				detail = b[k : k+int(n)]
-			}
-			b = b[k+int(n):]
+		reqID, detail, err := EventDetailFields(v)
+		if err != nil {
+			return fmt.Errorf("store: event %d: %w", seq, err)
 		}
 		if err := fn(seq, reqID, detail); err != nil {
 			if errors.Is(err, ErrStop) {

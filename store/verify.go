@@ -184,33 +184,7 @@ func (db *DB) Verify(from uint64, fn func(access.Event) error) (VerifyResult, er
 				return err
 			}
 			res.Head = h.hexHash()
-			switch {
-			case h.seq > w.seq:
-				res.BadSeq = w.seq + 1
-				res.Problem = fmt.Sprintf("event %d is missing: the head says the log ends at event %d but it ends at event %d", w.seq+1, h.seq, w.seq)
-			case h.seq < w.seq:
-				res.BadSeq = h.seq + 1
-				res.Problem = fmt.Sprintf("event %d is past the head: the head says the log ends at event %d but it goes on to event %d", h.seq+1, h.seq, w.seq)
-			case h.seq > 0 && h.hash != w.prev:
-				res.BadSeq = h.seq
-				res.Problem = fmt.Sprintf("event %d does not match the head: the head's hash %.12s… is not the event's hash %.12s…",
-					h.seq, hex.EncodeToString(h.hash[:]), hex.EncodeToString(w.prev[:]))
-			}
-			if res.Problem != "" && res.Last >= res.BadSeq {
-				// The head disowns events this walk had linked: they are
-				// not verified, and fn must not see them.
-				res.Last = res.BadSeq - 1
-				if res.Last < res.First {
-					res.First, res.Last = 0, 0
-				}
-				res.Count = 0
-				if res.First > 0 {
-					res.Count = res.Last - res.First + 1
-				}
-				for len(batch) > 0 && batch[len(batch)-1].Seq >= res.BadSeq {
-					batch = batch[:len(batch)-1]
-				}
-			}
+			batch = res.atHead(&w, h, batch)
 			return nil
 		})
 		if err != nil {
@@ -226,4 +200,38 @@ func (db *DB) Verify(from uint64, fn func(access.Event) error) (VerifyResult, er
 		}
 	}
 	return res, nil
+}
+
+// atHead checks that the head kept beside the log is the last event the walk
+// verified (a truncated log is caught here) and returns batch without the
+// events the head disowns.
+func (res *VerifyResult) atHead(w *chainWalker, h head, batch []access.Event) []access.Event {
+	switch {
+	case h.seq > w.seq:
+		res.BadSeq = w.seq + 1
+		res.Problem = fmt.Sprintf("event %d is missing: the head says the log ends at event %d but it ends at event %d", w.seq+1, h.seq, w.seq)
+	case h.seq < w.seq:
+		res.BadSeq = h.seq + 1
+		res.Problem = fmt.Sprintf("event %d is past the head: the head says the log ends at event %d but it goes on to event %d", h.seq+1, h.seq, w.seq)
+	case h.seq > 0 && h.hash != w.prev:
+		res.BadSeq = h.seq
+		res.Problem = fmt.Sprintf("event %d does not match the head: the head's hash %.12s… is not the event's hash %.12s…",
+			h.seq, hex.EncodeToString(h.hash[:]), hex.EncodeToString(w.prev[:]))
+	}
+	if res.Problem != "" && res.Last >= res.BadSeq {
+		// The head disowns events this walk had linked: they are
+		// not verified, and fn must not see them.
+		res.Last = res.BadSeq - 1
+		if res.Last < res.First {
+			res.First, res.Last = 0, 0
+		}
+		res.Count = 0
+		if res.First > 0 {
+			res.Count = res.Last - res.First + 1
+		}
+		for len(batch) > 0 && batch[len(batch)-1].Seq >= res.BadSeq {
+			batch = batch[:len(batch)-1]
+		}
+	}
+	return batch
 }

@@ -12,6 +12,7 @@ import (
 	"keycard/handlers"
 	"keycard/policy"
 	"keycard/store"
+	pgstore "keycard/store/postgres"
 )
 
 // Store returns db as a handlers.Store.
@@ -56,4 +57,21 @@ func Static(name string, c *policy.Connector, db *store.DB, clock access.Clock) 
 		groups = append(groups, static.Group{Name: g.Name, Members: g.Members})
 	}
 	return static.New(name, users, groups, Memberships{DB: db}, clock)
+}
+
+// Postgres returns a PostgreSQL store as a handlers.Store.
+func Postgres(db *pgstore.DB) handlers.Store { return pgAdapter{db} }
+
+type pgAdapter struct{ db *pgstore.DB }
+
+func (a pgAdapter) Update(now time.Time, fn func(handlers.Tx) error) error {
+	return a.db.Update(now, func(tx *pgstore.Tx) error { return fn(tx) })
+}
+
+func (a pgAdapter) Batch(now time.Time, fn func(handlers.Tx) error) error {
+	return a.db.Batch(now, func(tx *pgstore.Tx) error { return fn(tx) })
+}
+
+func (a pgAdapter) View(fn func(handlers.Tx) error) error {
+	return a.db.View(func(tx *pgstore.Tx) error { return fn(tx) })
 }

@@ -1,0 +1,133 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"keycard/access"
+)
+
+// The encodings below are shared with the PostgreSQL store (store/postgres)
+// so that both backends keep the same bytes: the same event ids and hashes
+// for the same events (one `keycard audit verify`, one events export), and a
+// request or event copied from one to the other byte for byte.
+
+// EncodeRequest is the binary form of a request (codec.go).
+func EncodeRequest(r *access.Request) ([]byte, error) { return encodeRequest(r) }
+
+// DecodeRequest parses EncodeRequest's bytes; the result shares nothing with v.
+func DecodeRequest(v []byte) (access.Request, error) { return decodeRequest(v) }
+
+// EventID is the deterministic id Append gives an event.
+func EventID(seq uint64, t time.Time, typ access.EventType, requestID string) string {
+	return eventID(seq, t, typ, requestID)
+}
+
+// DecodeEvent parses a stored event value: e.Canonical() followed by the 32
+// raw bytes of its SHA-256.
+func DecodeEvent(v []byte) (access.Event, error) { return decodeEvent(v) }
+
+// ChainReader is an audit log as VerifyChain reads it: stored values
+// (canonical bytes + the 32 raw hash bytes, as Append writes them) by seq.
+type ChainReader interface {
+	// Value is the stored value of event seq; nil when absent.
+	Value(seq uint64) ([]byte, error)
+	// Chunk calls fn with up to n events after seq in ascending seq. When
+	// fewer than n were left (the end of the log) it returns last = true
+	// with the head (seq, raw hash) read in the same snapshot as the events.
+	Chunk(after uint64, n int, fn func(seq uint64, v []byte) error) (last bool, headSeq uint64, headHash [hashLen]byte, err error)
+}
+
+// VerifyChain is DB.Verify over another store's log: the same checks, the
+// same sentences, the same result.
+func VerifyChain(r ChainReader, from uint64, fn func(access.Event) error) (VerifyResult, error) {
+	if from == 0 {
+		from = 1
+	}
+	var res VerifyResult
+	w := chainWalker{seq: from - 1, time: math.MinInt64}
+	if from > 1 {
+		v, err := r.Value(from - 1)
+		if err != nil {
+			return res, err
+		}
+		if len(v) < 17+hashLen {
+			res.BadSeq = from - 1
+			res.Problem = fmt.Sprintf("event %d, the one before the start of the check, is missing or unreadable", from-1)
+			return res, nil
+		}
+		copy(w.prev[:], v[len(v)-hashLen:])
+		w.time = int64(binary.BigEndian.Uint64(v[9:17]))
+	}
+	var batch []access.Event
+	for done := false; !done; {
+		batch = batch[:0]
+		last, hseq, hhash, err := r.Chunk(w.seq, verifyChunk, func(seq uint64, v []byte) error {
+			if done {
+				return nil
+			}
+			if bad, problem := w.check(seq, v); problem != "" {
+				res.BadSeq, res.Problem, done = bad, problem, true
+				return nil
+			}
+			if fn != nil {
+				e, err := decodeEvent(v)
+				if err != nil {
+					return fmt.Errorf("store: event %d: %w", seq, err)
+				}
+				batch = append(batch, e)
+			}
+			if res.First == 0 {
+				res.First = seq
+			}
+			res.Last = seq
+			res.Count++
+			return nil
+		})
+		if err != nil {
+			return res, err
+		}
+		if !done && last {
+			done = true
+			h := head{seq: hseq, hash: hhash}
+			res.Head = h.hexHash()
+			batch = res.atHead(&w, h, batch)
+		}
+		for _, e := range batch {
+			if err := fn(e); err != nil {
+				if errors.Is(err, ErrStop) {
+					return res, nil
+				}
+				return res, err
+			}
+		}
+	}
+	return res, nil
+}
+
+// EventDetailFields reads the request id and detail of a stored event value
+// without decoding the rest (the access export's record attestations read
+// every event). The slices are views into v.
+func EventDetailFields(v []byte) (requestID, detail []byte, err error) {
+	if len(v) < 17+hashLen || v[0] != 1 {
+		return nil, nil, fmt.Errorf("unknown encoding (%d bytes)", len(v))
+	}
+	b := v[17 : len(v)-hashLen]
+	for i := 0; i < 7; i++ { // ID, Type, Actor, Subject, Policy, RequestID, Detail
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return nil, nil, fmt.Errorf("field %d truncated", i)
+		}
+		switch i {
+		case 5:
+			requestID = b[k : k+int(n)]
+		case 6:
+			detail = b[k : k+int(n)]
+		}
+		b = b[k+int(n):]
+	}
+	return requestID, detail, nil
+}
