@@ -1,6 +1,7 @@
 package bot_test
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"path/filepath"
@@ -207,7 +208,10 @@ func TestE2EAdminAccessReport(t *testing.T) {
 	}
 	ch := e.channelID("security-reviews")
 	var files []slackemu.File
-	e.waitFor("report CSV and manifest", func(s *slackemu.Server) bool { files = filesIn(s, ch); return len(files) == 2 })
+	e.waitFor("report CSV, manifest and chart", func(s *slackemu.Server) bool { files = filesIn(s, ch); return len(files) == 3 })
+	if !strings.HasSuffix(files[2].Name, ".png") || !bytes.HasPrefix(files[2].Content, []byte("\x89PNG")) {
+		t.Errorf("third file %s is not the chart", files[2].Name)
+	}
 	text := e.channelText("security-reviews")
 	for _, want := range []string{"Privileged access report", "Production Database · Admin", "Ann Lee", "approved by Bob Stone, Carol Diaz",
 		"dave@example.com — standing", "erin@example.com — unmanaged", "app-legacy", "3 rows"} {
@@ -591,9 +595,9 @@ func TestE2EMissedRunsAndRestart(t *testing.T) {
 	}
 	comp := e.channelID("compliance")
 	var files []slackemu.File
-	e.waitFor("compliance package", func(s *slackemu.Server) bool { files = filesIn(s, comp); return len(files) == 4 })
-	if files[0].Name != "keycard-access-2026-03.csv" || files[2].Name != "keycard-events-2026-03.csv" {
-		t.Errorf("files %s %s", files[0].Name, files[2].Name)
+	e.waitFor("compliance package", func(s *slackemu.Server) bool { files = filesIn(s, comp); return len(files) == 5 })
+	if files[0].Name != "keycard-access-2026-03.csv" || files[2].Name != "keycard-access-2026-03.png" || files[3].Name != "keycard-events-2026-03.csv" {
+		t.Errorf("files %s %s %s", files[0].Name, files[2].Name, files[3].Name)
 	}
 	if text := e.channelText("compliance"); !strings.Contains(text, "Compliance package — March 2026") || !strings.Contains(text, e.set.Hash) {
 		t.Errorf("compliance post:\n%s", text)

@@ -1,8 +1,14 @@
 package handlers_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"image/color"
+	pngpkg "image/png"
 	"strings"
 	"sync"
 	"testing"
@@ -144,8 +150,10 @@ func TestReviewSchedule(t *testing.T) {
 				t.Errorf("ledger %q, want %q", got, c.runs)
 			}
 			for _, r := range pub.posts {
-				if r.Admin == nil || len(r.Files) != 2 || !strings.HasSuffix(r.Files[1].Name, ".manifest.json") {
-					t.Errorf("report %+v", r)
+				if r.Admin == nil || len(r.Files) != 3 || !strings.HasSuffix(r.Files[1].Name, ".manifest.json") || !strings.HasSuffix(r.Files[2].Name, ".png") {
+					t.Errorf("report files %v, want the CSV, its manifest and the chart", fileNames(r.Files))
+				} else {
+					checkChart(t, r.Files[1].Content, r.Files[2])
 				}
 				if h := r.Slot.In(e.set.Reviews.Timezone).Hour(); h != 9 {
 					t.Errorf("slot %s is not 09:00 in the policy's time zone", r.Slot)
@@ -328,5 +336,43 @@ func TestComparePolicyGroups(t *testing.T) {
 				t.Errorf("uncovered %v missing %v", u, m)
 			}
 		})
+	}
+}
+
+func fileNames(fs []handlers.ReportFile) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Name)
+	}
+	return out
+}
+
+// checkChart: the chart is a real PNG, not blank, and the manifest beside
+// the CSV names it with its SHA-256 (issue 14 item 6).
+func checkChart(t *testing.T, manifest []byte, png handlers.ReportFile) {
+	t.Helper()
+	img, err := pngpkg.Decode(bytes.NewReader(png.Content))
+	if err != nil {
+		t.Fatalf("%s: %v", png.Name, err)
+	}
+	if b := img.Bounds(); b.Dx() < 400 || b.Dy() < 400 {
+		t.Errorf("%s is %dx%d", png.Name, b.Dx(), b.Dy())
+	}
+	colours := map[color.Color]bool{}
+	for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y && len(colours) < 3; y += 7 {
+		for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x += 7 {
+			colours[img.At(x, y)] = true
+		}
+	}
+	if len(colours) < 3 {
+		t.Errorf("%s looks blank (%d colours)", png.Name, len(colours))
+	}
+	var m handlers.Manifest
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(png.Content)
+	if len(m.Attachments) != 1 || m.Attachments[0].Name != png.Name || m.Attachments[0].SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("manifest attachments %+v, want %s with its hash", m.Attachments, png.Name)
 	}
 }

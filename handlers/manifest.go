@@ -46,6 +46,9 @@ type Manifest struct {
 	Summary       map[string]any `json:"summary,omitempty"`
 	Audit         AuditRef       `json:"audit"`
 	CSV           FileRef        `json:"csv"`
+	// Attachments are files posted beside the CSV (a scheduled report's
+	// chart), each with its hash.
+	Attachments []FileRef `json:"attachments,omitempty"`
 }
 
 // Source names the systems the report was drawn from.

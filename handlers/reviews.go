@@ -192,6 +192,9 @@ func (s *Service) runAdminReport(ctx context.Context, pub Publisher, slot time.T
 		return run, err
 	}
 	rep.Rows = m.RowCount
+	if files, err = s.withChart(files, &m, "Privileged access", rep.At.Add(-7*24*time.Hour), rep.At, true); err != nil {
+		return run, err
+	}
 	r := Report{Key: JobRun{Job: JobAdminReport, Slot: slot}.ID(), Job: JobAdminReport, Channel: s.Policy().Reviews.AdminAccessReport.Channel,
 		Slot: slot, Admin: &rep, Files: files}
 	sum, err := s.publish(ctx, pub, r)
@@ -243,6 +246,9 @@ func (s *Service) runCompliance(ctx context.Context, pub Publisher, slot time.Ti
 	eventFiles, em, err := s.exportFiles(ctx, ExportRequest{Kind: KindEvents, Params: p, By: access.ActorScheduler, Invocation: inv,
 		FileName: "keycard-events-" + month + ".csv"})
 	if err != nil {
+		return run, err
+	}
+	if accessFiles, err = s.withChart(accessFiles, &am, "Access", from, to, false); err != nil {
 		return run, err
 	}
 	rep := ComplianceReport{From: from, To: to, AccessRows: am.RowCount, EventRows: em.RowCount,
