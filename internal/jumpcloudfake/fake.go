@@ -199,6 +199,18 @@ func (s *Server) SetState(id, state string) error {
 	return nil
 }
 
+// SetManager sets (or, with "", clears) a user's manager field (a user id).
+func (s *Server) SetManager(id, managerID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.users[id]
+	if u == nil {
+		return fmt.Errorf("jumpcloudfake: no user %q", id)
+	}
+	u.Manager = managerID
+	return nil
+}
+
 // Suspend puts a user in state SUSPENDED (suspended: true).
 func (s *Server) Suspend(id string) error { return s.SetState(id, "SUSPENDED") }
 
