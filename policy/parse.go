@@ -7,10 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -465,7 +466,7 @@ func (d *decoder) head(s *Set, top fields) {
 		if v, ok := d.scalar(n, "directory"); ok {
 			s.Directory = v
 			if c, ok := s.Connectors[v]; !ok {
-				d.errf(n, "directory", "%q is not a connector (connectors: %s)", v, strings.Join(sortedKeys(s.Connectors), ", "))
+				d.errf(n, "directory", "%q is not a connector (connectors: %s)", v, strings.Join(slices.Sorted(maps.Keys(s.Connectors)), ", "))
 			} else if c.Type == ConnectorStatic {
 				d.static = c
 			}
@@ -766,7 +767,7 @@ func (d *decoder) policy(s *Set, i int, n *yaml.Node) *Policy {
 	if n := f.get("connector"); n != nil {
 		p.Connector = d.optStr(f, field, "connector", s.Directory)
 		if _, ok := s.Connectors[p.Connector]; !ok {
-			d.errf(n, field+".connector", "%q is not a connector (connectors: %s)", p.Connector, strings.Join(sortedKeys(s.Connectors), ", "))
+			d.errf(n, field+".connector", "%q is not a connector (connectors: %s)", p.Connector, strings.Join(slices.Sorted(maps.Keys(s.Connectors)), ", "))
 		}
 	}
 	if c, ok := s.Connectors[p.Connector]; ok && p.Group != "" && len(c.Scope) > 0 && !c.InScope(p.Group) {
@@ -784,7 +785,7 @@ func (d *decoder) policy(s *Set, i int, n *yaml.Node) *Policy {
 		}
 		for _, name := range p.Eligible {
 			if _, ok := s.Profiles[name]; !ok {
-				d.errf(en, field+".eligible", "unknown profile %q (profiles: %s)", name, strings.Join(sortedKeys(s.Profiles), ", "))
+				d.errf(en, field+".eligible", "unknown profile %q (profiles: %s)", name, strings.Join(slices.Sorted(maps.Keys(s.Profiles)), ", "))
 			}
 		}
 	}
@@ -1065,15 +1066,6 @@ func containsStatus(s access.UserStatus) bool {
 		}
 	}
 	return false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // idpNames names the identity provider behind each live connector type.
