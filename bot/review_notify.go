@@ -20,10 +20,7 @@ func (b *Bot) notifyReview(ctx context.Context, e access.Event) (bool, error) {
 	default:
 		return false, nil
 	}
-	rc := b.reviews()
-	if rc == nil {
-		return true, nil
-	}
+	rc := b.rev
 	switch e.Type {
 	case access.EvCampaignItemAssigned, access.EvCampaignItemDecided, access.EvCampaignItemTimedOut:
 		var d access.CampaignItemRef
@@ -54,8 +51,8 @@ func (b *Bot) notifyReview(ctx context.Context, e access.Event) (bool, error) {
 // extension r is, once r's approval chain has decided it (approved, denied,
 // cancelled or timed out): the question stops saying "pending approval".
 func (b *Bot) extensionDecided(ctx context.Context, r access.Request) error {
-	rc := b.reviews()
-	if rc == nil || r.Extends == "" {
+	rc := b.rev
+	if r.Extends == "" {
 		return nil
 	}
 	a, err := rc.ContractorAskOf(r.Extends)
@@ -93,15 +90,7 @@ func (b *Bot) sendItem(ctx context.Context, rc ReviewCore, id string) error {
 		if hasRef(refs, refReviewItem, sid) {
 			continue
 		}
-		ch, ts, err := b.dm(ctx, sid, ReviewItemMessage(it, c, b.people.loc(ctx, sid)))
-		if err != nil {
-			if permanent(err) { // one unreachable person must not keep the others from their DM
-				b.log.Error("could not DM a person; skipping them", "slack_id", sid, "err", err)
-				continue
-			}
-			return err
-		}
-		if err := b.core.RecordMessage(access.MessageRef{RequestID: itemRefKey(id), Kind: refReviewItem, SlackUser: sid, Channel: ch, TS: ts}); err != nil {
+		if err := b.dmRecorded(ctx, access.MessageRef{RequestID: itemRefKey(id), Kind: refReviewItem, SlackUser: sid}, ReviewItemMessage(it, c, b.people.loc(ctx, sid))); err != nil {
 			return err
 		}
 	}
@@ -150,15 +139,7 @@ func (b *Bot) remindReviewers(ctx context.Context, rc ReviewCore, e access.Event
 		if err != nil || hasRef(refs, kind, sid) {
 			continue
 		}
-		ch, ts, err := b.dm(ctx, sid, ReviewReminderMessage(c.ID, n, c.DueAt, b.people.loc(ctx, sid)))
-		if err != nil {
-			if permanent(err) { // one unreachable person must not keep the others from their DM
-				b.log.Error("could not DM a person; skipping them", "slack_id", sid, "err", err)
-				continue
-			}
-			return err
-		}
-		if err := b.core.RecordMessage(access.MessageRef{RequestID: key, Kind: kind, SlackUser: sid, Channel: ch, TS: ts}); err != nil {
+		if err := b.dmRecorded(ctx, access.MessageRef{RequestID: key, Kind: kind, SlackUser: sid}, ReviewReminderMessage(c.ID, n, c.DueAt, b.people.loc(ctx, sid))); err != nil {
 			return err
 		}
 	}
