@@ -244,13 +244,20 @@ func (d *decoder) str(f fields, field, key string) (string, *yaml.Node) {
 	return strings.TrimSpace(v), n
 }
 
-// optStr reads an optional string key of f.
-func (d *decoder) optStr(f fields, field, key, def string) string {
+// optScalar reads an optional scalar key of f; ok is false when the key is
+// absent or not a scalar (reported), and the caller keeps its default.
+func (d *decoder) optScalar(f fields, field, key string) (string, *yaml.Node, bool) {
 	n := f.get(key)
 	if n == nil {
-		return def
+		return "", nil, false
 	}
 	v, ok := d.scalar(n, join(field, key))
+	return v, n, ok
+}
+
+// optStr reads an optional string key of f.
+func (d *decoder) optStr(f fields, field, key, def string) string {
+	v, n, ok := d.optScalar(f, field, key)
 	if !ok {
 		return def
 	}
@@ -275,11 +282,7 @@ func (d *decoder) boolean(f fields, field, key string) bool {
 }
 
 func (d *decoder) duration(f fields, field, key string, def time.Duration) time.Duration {
-	n := f.get(key)
-	if n == nil {
-		return def
-	}
-	v, ok := d.scalar(n, join(field, key))
+	v, n, ok := d.optScalar(f, field, key)
 	if !ok {
 		return def
 	}
