@@ -13,5 +13,5 @@ func newBot(cfg Config, svc *handlers.Service, d deps) (*bot.Bot, error) {
 	api := slack.New(string(cfg.SlackBotToken),
 		slack.OptionAPIURL(cfg.SlackAPIURL),
 		slack.OptionAppLevelToken(string(cfg.SlackAppToken)))
-	return bot.New(bot.Config{API: api, Core: svc, Clock: d.clock, Logger: d.log})
+	return bot.New(bot.Config{API: api, Core: svc, Reviews: svc, Alerts: svc, Clock: d.clock, Logger: d.log})
 }

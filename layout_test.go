@@ -15,19 +15,39 @@ func TestDependencyDirection(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list")
 	}
+	// Why each edge is forbidden, printed with the failure so the fix is
+	// "move the code", not "delete the rule".
+	const (
+		whyDomain   = "the domain (access) must stay free of every outside system, so each adapter can change without touching it"
+		whyCSV      = "csvw is a leaf writer pinned by a byte-for-byte equivalence test; a dependency would make it more than a writer"
+		whyStore    = "only the wiring opens the store; use cases see it through the small interfaces handlers declares"
+		whyBolt     = "bbolt is the store's private detail; a second importer would bypass its transactions and audit chain"
+		whyConn     = "identity providers are reached only through access.Provisioner/Directory, so every change passes the scope check and is audited"
+		whyOkta     = "the Okta SDK belongs to connectors/okta alone; anything else must work with every identity provider"
+		whySlack    = "Slack is the edge: only bot speaks it, so use cases stay testable and another front end stays possible"
+		whyBot      = "bot is the outermost layer (STYLE.md: bot -> handlers -> policy -> access); an inner package importing it makes a cycle of responsibility"
+		whyHandlers = "use cases sit above the rules and adapters; policy, store and connectors must not call back into them"
+		whyPolicy   = "store and connectors are adapters of the domain (access) and must not depend on the policy rules"
+	)
 	rules := []struct {
 		pkg       string
-		forbidden []string
-		stdOnly   bool
+		forbidden map[string]string // import path -> why it is forbidden
+		stdOnly   string            // non-empty: only the standard library, for this reason
 	}{
-		{pkg: "keycard/access", stdOnly: true},
-		{pkg: "keycard/csvw", stdOnly: true},
-		{pkg: "keycard/policy", forbidden: []string{"keycard/store", "keycard/connectors", "keycard/handlers", "keycard/bot", "go.etcd.io/bbolt", "github.com/slack-go/slack", "github.com/okta/okta-sdk-golang/v2/okta"}},
-		{pkg: "keycard/store", forbidden: []string{"keycard/policy", "keycard/connectors", "keycard/handlers", "keycard/bot", "github.com/slack-go/slack", "github.com/okta/okta-sdk-golang/v2/okta"}},
-		{pkg: "keycard/store/postgres", forbidden: []string{"keycard/policy", "keycard/connectors", "keycard/handlers", "keycard/bot", "keycard/internal", "github.com/slack-go/slack", "github.com/okta/okta-sdk-golang/v2/okta"}},
-		{pkg: "keycard/connectors/...", forbidden: []string{"keycard/policy", "keycard/store", "keycard/handlers", "keycard/bot", "go.etcd.io/bbolt", "github.com/slack-go/slack"}},
-		{pkg: "keycard/handlers", forbidden: []string{"keycard/store", "keycard/connectors", "keycard/bot", "go.etcd.io/bbolt", "github.com/slack-go/slack", "github.com/okta/okta-sdk-golang/v2/okta"}},
-		{pkg: "keycard/bot", forbidden: []string{"keycard/store", "keycard/connectors", "go.etcd.io/bbolt", "github.com/okta/okta-sdk-golang/v2/okta"}},
+		{pkg: "keycard/access", stdOnly: whyDomain},
+		{pkg: "keycard/csvw", stdOnly: whyCSV},
+		{pkg: "keycard/policy", forbidden: map[string]string{"keycard/store": whyStore, "keycard/connectors": whyConn, "keycard/handlers": whyHandlers, "keycard/bot": whyBot,
+			"go.etcd.io/bbolt": whyBolt, "github.com/slack-go/slack": whySlack, "github.com/okta/okta-sdk-golang/v2/okta": whyOkta}},
+		{pkg: "keycard/store", forbidden: map[string]string{"keycard/policy": whyPolicy, "keycard/connectors": whyConn, "keycard/handlers": whyHandlers, "keycard/bot": whyBot,
+			"github.com/slack-go/slack": whySlack, "github.com/okta/okta-sdk-golang/v2/okta": whyOkta}},
+		{pkg: "keycard/store/postgres", forbidden: map[string]string{"keycard/policy": whyPolicy, "keycard/connectors": whyConn, "keycard/handlers": whyHandlers, "keycard/bot": whyBot,
+			"keycard/internal": "the PostgreSQL store is an adapter of the domain; wiring and test support live above it", "github.com/slack-go/slack": whySlack, "github.com/okta/okta-sdk-golang/v2/okta": whyOkta}},
+		{pkg: "keycard/connectors/...", forbidden: map[string]string{"keycard/policy": whyPolicy, "keycard/store": whyStore, "keycard/handlers": whyHandlers, "keycard/bot": whyBot,
+			"go.etcd.io/bbolt": whyBolt, "github.com/slack-go/slack": whySlack}},
+		{pkg: "keycard/handlers", forbidden: map[string]string{"keycard/store": whyStore, "keycard/connectors": whyConn, "keycard/bot": whyBot,
+			"go.etcd.io/bbolt": whyBolt, "github.com/slack-go/slack": whySlack, "github.com/okta/okta-sdk-golang/v2/okta": whyOkta}},
+		{pkg: "keycard/bot", forbidden: map[string]string{"keycard/store": whyStore, "keycard/connectors": whyConn,
+			"go.etcd.io/bbolt": whyBolt, "github.com/okta/okta-sdk-golang/v2/okta": whyOkta}},
 	}
 	for _, r := range rules {
 		t.Run(r.pkg, func(t *testing.T) {
@@ -44,12 +64,12 @@ func TestDependencyDirection(t *testing.T) {
 				if err := dec.Decode(&p); err != nil {
 					t.Fatal(err)
 				}
-				if r.stdOnly && !p.Standard && !strings.HasPrefix(p.ImportPath, r.pkg) {
-					t.Errorf("%s imports %s; it may import only the standard library", r.pkg, p.ImportPath)
+				if r.stdOnly != "" && !p.Standard && !strings.HasPrefix(p.ImportPath, r.pkg) {
+					t.Errorf("%s imports %s; it may import only the standard library: %s", r.pkg, p.ImportPath, r.stdOnly)
 				}
-				for _, f := range r.forbidden {
+				for f, why := range r.forbidden {
 					if p.ImportPath == f || strings.HasPrefix(p.ImportPath, f+"/") {
-						t.Errorf("%s depends on %s, against the dependency direction in STYLE.md", r.pkg, p.ImportPath)
+						t.Errorf("%s depends on %s, against the dependency direction in STYLE.md: %s", r.pkg, p.ImportPath, why)
 					}
 				}
 			}

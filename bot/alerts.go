@@ -13,16 +13,6 @@ import (
 	"keycard/policy"
 )
 
-// Alert triage and staged policy approval in the security channel.
-const (
-	actAlertAck      = "keycard_alert_ack"
-	actAlertResolve  = "keycard_alert_resolve"
-	actPolicyApprove = "keycard_policy_approve"
-	actOutcomeInput  = "keycard_outcome"
-	cbResolve        = "keycard_resolve"
-	blkOutcome       = "outcome"
-)
-
 // AlertCore is what triage and policy approval need from handlers;
 // *handlers.Service satisfies it.
 type AlertCore interface {
@@ -35,38 +25,18 @@ type AlertCore interface {
 
 var _ AlertCore = (*handlers.Service)(nil)
 
-func alertRoutes() map[routeKey]route {
-	return map[routeKey]route{
-		{kindAction, actAlertAck}:      {work: (*Bot).onAlertAck},
-		{kindAction, actAlertResolve}:  {urgent: (*Bot).onAlertResolveClick},
-		{kindAction, actPolicyApprove}: {work: (*Bot).onPolicyApprove},
-		{kindView, cbResolve}:          {selfAck: (*Bot).onResolveSubmit},
-	}
-}
-
-func (b *Bot) alertCore() (AlertCore, bool) {
-	ac, ok := b.core.(AlertCore)
-	return ac, ok
-}
-
 // postAlert renders an alert with its (open) triage controls.
 func (b *Bot) postAlert(ctx context.Context, e access.Event) error {
 	st := handlers.AlertState{Seq: e.Seq, State: handlers.AlertOpen}
-	if ac, ok := b.alertCore(); ok {
-		if s, err := ac.AlertStateOf(e.Seq); err == nil {
-			st = s
-		}
+	if s, err := b.alerts.AlertStateOf(e.Seq); err == nil {
+		st = s
 	}
 	return b.alertMessage(ctx, e, TriagedAlert(e, b.alertOf(e), st, time.UTC))
 }
 
 // postPolicyStaged shows the staged change with its Approve button.
 func (b *Bot) postPolicyStaged(ctx context.Context, e access.Event) error {
-	ac, ok := b.alertCore()
-	if !ok {
-		return b.alert(ctx, e)
-	}
-	st, staged, err := ac.Staged()
+	st, staged, err := b.alerts.Staged()
 	if err != nil || !staged {
 		return err // approved or replaced since: nothing to ask
 	}
@@ -110,9 +80,9 @@ func (b *Bot) onResolveSubmit(ctx context.Context, in *inbound, ack func(any)) {
 // triage records the decision (handlers checks the clicker is an admin and
 // the alert exists) and re-renders the alert message from the audit log.
 func (b *Bot) triage(ctx context.Context, in *inbound, seqText string, resolve bool, outcome, channel, ts string) {
-	ac, ok := b.alertCore()
+	ac := b.alerts
 	seq, err := strconv.ParseUint(seqText, 10, 64)
-	if !ok || err != nil {
+	if err != nil {
 		b.tell(ctx, in, "This alert cannot be triaged here.")
 		return
 	}
@@ -137,10 +107,7 @@ func (b *Bot) triage(ctx context.Context, in *inbound, seqText string, resolve b
 }
 
 func (b *Bot) onPolicyApprove(ctx context.Context, in *inbound) {
-	ac, ok := b.alertCore()
-	if !ok {
-		return
-	}
+	ac := b.alerts
 	pr, err := b.people.profile(ctx, in.user)
 	if err != nil {
 		b.tell(ctx, in, access.MessageOf(err))

@@ -18,7 +18,7 @@ import (
 	"keycard/access"
 )
 
-// Config is everything the bot needs. API and Core are required.
+// Config is everything the bot needs. API, Core, Reviews and Alerts are required.
 type Config struct {
 	// API is the Web API client, built with the bot token (SLACK_BOT_TOKEN),
 	// slack.OptionAPIURL (SLACK_API_URL) and slack.OptionAppLevelToken
@@ -27,6 +27,11 @@ type Config struct {
 	// Socket is the Socket Mode client; nil builds one from API.
 	Socket *socketmode.Client
 	Core   Core
+	// Reviews and Alerts are the review surfaces' and the alert triage's use
+	// cases (*handlers.Service is all three); required, so no button is
+	// missing because a lookup quietly failed.
+	Reviews ReviewCore
+	Alerts  AlertCore
 	// Clock supplies now for displayed times and caches (default: system clock).
 	Clock  access.Clock
 	Logger *slog.Logger
@@ -59,11 +64,13 @@ const SocketReadLimit = 1 << 20
 
 // Bot is the running Slack edge.
 type Bot struct {
-	cfg  Config
-	api  *slack.Client
-	sm   *socketmode.Client
-	core Core
-	log  *slog.Logger
+	cfg    Config
+	api    *slack.Client
+	sm     *socketmode.Client
+	core   Core
+	rev    ReviewCore
+	alerts AlertCore
+	log    *slog.Logger
 
 	routes map[routeKey]route
 
@@ -93,6 +100,12 @@ func New(cfg Config) (*Bot, error) {
 	}
 	if cfg.Core == nil {
 		return nil, errors.New("bot: Config.Core is required")
+	}
+	if cfg.Reviews == nil {
+		return nil, errors.New("bot: Config.Reviews is required")
+	}
+	if cfg.Alerts == nil {
+		return nil, errors.New("bot: Config.Alerts is required")
 	}
 	if cfg.Socket == nil {
 		cfg.Socket = socketmode.New(cfg.API, socketmode.OptionReadLimit(SocketReadLimit))
@@ -124,7 +137,7 @@ func New(cfg Config) (*Bot, error) {
 	if cfg.After == nil {
 		cfg.After = time.After
 	}
-	b := &Bot{cfg: cfg, api: cfg.API, sm: cfg.Socket, core: cfg.Core, log: cfg.Logger,
+	b := &Bot{cfg: cfg, api: cfg.API, sm: cfg.Socket, core: cfg.Core, rev: cfg.Reviews, alerts: cfg.Alerts, log: cfg.Logger,
 		jobs: make(chan job, 256), nudgeCh: make(chan struct{}, 1),
 		chans: map[string]string{}, dms: map[string]string{}}
 	b.people = newPeople(cfg.API, cfg.Clock, cfg.UserCacheTTL)

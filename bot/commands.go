@@ -19,7 +19,7 @@ func (b *Bot) ackAccessCommand(in *inbound) any {
 		return nil
 	}
 	switch strings.ToLower(fields[0]) {
-	case "list", "revoke":
+	case "list", "revoke", "review":
 		return nil
 	case "help":
 		return ephemeralPayload(HelpMessage(""))
@@ -32,7 +32,8 @@ func ephemeralPayload(m Message) map[string]any {
 		"blocks": capBlocks(m.Blocks, maxMessageBlocks, moreLine)}
 }
 
-// onAccessCommand runs /access, /access list and /access revoke <id>.
+// onAccessCommand runs /access, /access list, /access revoke <id> and
+// /access review start [policy…].
 func (b *Bot) onAccessCommand(ctx context.Context, in *inbound) {
 	fields := strings.Fields(in.cmd.Text)
 	if len(fields) == 0 {
@@ -48,6 +49,8 @@ func (b *Bot) onAccessCommand(ctx context.Context, in *inbound) {
 			return
 		}
 		b.enqueue("access revoke", func(ctx context.Context) { b.revoke(ctx, in, fields[1]) })
+	case "review":
+		b.accessReview(ctx, in, fields)
 	}
 }
 

@@ -192,7 +192,7 @@ func boot(t *testing.T, w world) *env {
 	if w.wrap != nil {
 		core = w.wrap(svc)
 	}
-	b, err := bot.New(bot.Config{API: api, Core: core, Clock: clock, ExportDir: t.TempDir(), NotifyEvery: 50 * time.Millisecond, SubmitBudget: w.budget,
+	b, err := bot.New(bot.Config{API: api, Core: core, Reviews: svc, Alerts: svc, Clock: clock, ExportDir: t.TempDir(), NotifyEvery: 50 * time.Millisecond, SubmitBudget: w.budget,
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	if err != nil {
 		t.Fatal(err)

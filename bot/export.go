@@ -120,6 +120,10 @@ func (b *Bot) onExportCommand(ctx context.Context, in *inbound) {
 		b.tell(ctx, in, "Only auditors can export evidence. This attempt has been recorded in the audit log.")
 		return
 	}
+	if f := strings.Fields(in.cmd.Text); len(f) > 0 && strings.EqualFold(f[0], "campaign") {
+		b.exportCampaign(ctx, in, w, f)
+		return
+	}
 	args, err := parseExport(in.cmd.Text, b.cfg.Clock.Now(), func(n string) bool { _, ok := b.core.Policy().Policy(n); return ok })
 	if err != nil {
 		b.tell(ctx, in, access.MessageOf(err))

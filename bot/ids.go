@@ -47,3 +47,35 @@ const (
 	evAppHomeOpened = "app_home_opened"
 	evUserChange    = "user_change"
 )
+
+// Action and callback ids of the review surfaces.
+const (
+	actReviewKeep   = "keycard_review_keep"
+	actReviewRevoke = "keycard_review_revoke"
+	actReviewFlag   = "keycard_review_flag"
+	actAskExtend    = "keycard_contractor_extend"
+	actAskExpire    = "keycard_contractor_expire"
+	actComment      = "keycard_review_comment"
+
+	cbReviewKeep = "keycard_review_keep"       // the Keep-with-comment modal (privileged access)
+	cbAskExtend  = "keycard_contractor_extend" // the contractor extension modal
+
+	blkComment = "comment"
+)
+
+// MessageRef keys of review messages (MessageRef.RequestID is a lookup key).
+const (
+	refReviewItem = "review_item"
+	refAsk        = "contractor_ask"
+	refReport     = "report"
+)
+
+// Alert triage and staged policy approval in the security channel.
+const (
+	actAlertAck      = "keycard_alert_ack"
+	actAlertResolve  = "keycard_alert_resolve"
+	actPolicyApprove = "keycard_policy_approve"
+	actOutcomeInput  = "keycard_outcome"
+	cbResolve        = "keycard_resolve"
+	blkOutcome       = "outcome"
+)

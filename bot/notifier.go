@@ -280,15 +280,7 @@ func (b *Bot) syncApprovals(ctx context.Context, r access.Request) error {
 			if hasStepRef(refs, r.Current, sid) {
 				continue
 			}
-			ch, ts, err := b.dm(ctx, sid, ApprovalMessage(r, r.Current, getInfo(), b.people.loc(ctx, sid)))
-			if err != nil {
-				if permanent(err) { // one unreachable person must not keep the others from their DM
-					b.log.Error("could not DM a person; skipping them", "slack_id", sid, "err", err)
-					continue
-				}
-				return err
-			}
-			if err := b.core.RecordMessage(access.MessageRef{RequestID: r.ID, Kind: refApproval, Step: r.Current, SlackUser: sid, Channel: ch, TS: ts}); err != nil {
+			if err := b.dmRecorded(ctx, access.MessageRef{RequestID: r.ID, Kind: refApproval, Step: r.Current, SlackUser: sid}, ApprovalMessage(r, r.Current, getInfo(), b.people.loc(ctx, sid))); err != nil {
 				return err
 			}
 		}
@@ -351,15 +343,7 @@ func (b *Bot) remind(ctx context.Context, e access.Event, r access.Request) erro
 		if hasRef(refs, kind, sid) {
 			continue
 		}
-		ch, ts, err := b.dm(ctx, sid, ReminderMessage(r, r.Current, info, b.people.loc(ctx, sid)))
-		if err != nil {
-			if permanent(err) { // one unreachable person must not keep the others from their DM
-				b.log.Error("could not DM a person; skipping them", "slack_id", sid, "err", err)
-				continue
-			}
-			return err
-		}
-		if err := b.core.RecordMessage(access.MessageRef{RequestID: r.ID, Kind: kind, Step: r.Current, SlackUser: sid, Channel: ch, TS: ts}); err != nil {
+		if err := b.dmRecorded(ctx, access.MessageRef{RequestID: r.ID, Kind: kind, Step: r.Current, SlackUser: sid}, ReminderMessage(r, r.Current, info, b.people.loc(ctx, sid))); err != nil {
 			return err
 		}
 	}
@@ -394,15 +378,7 @@ func (b *Bot) breakGlass(ctx context.Context, e access.Event, r access.Request) 
 			if err != nil || hasRef(refs, kind, sid) {
 				continue
 			}
-			ch, ts, err := b.dm(ctx, sid, BreakGlassNotice(r, b.people.loc(ctx, sid)))
-			if err != nil {
-				if permanent(err) { // one unreachable person must not keep the others from their DM
-					b.log.Error("could not DM a person; skipping them", "slack_id", sid, "err", err)
-					continue
-				}
-				return err
-			}
-			if err := b.core.RecordMessage(access.MessageRef{RequestID: r.ID, Kind: kind, SlackUser: sid, Channel: ch, TS: ts}); err != nil {
+			if err := b.dmRecorded(ctx, access.MessageRef{RequestID: r.ID, Kind: kind, SlackUser: sid}, BreakGlassNotice(r, b.people.loc(ctx, sid))); err != nil {
 				return err
 			}
 		}

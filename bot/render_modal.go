@@ -219,17 +219,7 @@ func ExtendModal(g access.Request, p *policy.Policy, problem string) slack.Modal
 		blocks = append(blocks, section(":warning: "+esc(problem)))
 	}
 	blocks = append(blocks, section("Extend *"+esc(what(&g))+"* (`"+g.ID+"`), which ends "+when(g.EndsAt, nil)+"."))
-	var opts []*slack.OptionBlockObject
-	var initial *slack.OptionBlockObject
-	for _, d := range durationChoices(p) {
-		o := slack.NewOptionBlockObject(policy.FormatDuration(d), plain("+"+policy.FormatDuration(d), maxOptionText), nil)
-		opts = append(opts, o)
-		if d == p.DefaultDuration {
-			initial = o
-		}
-	}
-	dur := slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, plain("How much longer", maxPlaceholder), actDuration, opts...)
-	dur.InitialOption = initial
+	dur := extensionSelect(p)
 	blocks = append(blocks, slack.NewInputBlock(durationBlockID(p.Name), plain("Extend by", 2000), nil, dur))
 	just := slack.NewPlainTextInputBlockElement(plain("Why do you need more time?", maxPlaceholder), actJustify)
 	just.Multiline = true
@@ -257,4 +247,21 @@ func parseDecisionValue(v string) (id string, step int) {
 		return id, -1
 	}
 	return id, n
+}
+
+// extensionSelect offers "+duration" choices up to the policy's max, the
+// policy's default preselected (the Extend and contractor-extension modals).
+func extensionSelect(p *policy.Policy) *slack.SelectBlockElement {
+	var opts []*slack.OptionBlockObject
+	var initial *slack.OptionBlockObject
+	for _, d := range durationChoices(p) {
+		o := slack.NewOptionBlockObject(policy.FormatDuration(d), plain("+"+policy.FormatDuration(d), maxOptionText), nil)
+		opts = append(opts, o)
+		if d == p.DefaultDuration {
+			initial = o
+		}
+	}
+	dur := slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, plain("How much longer", maxPlaceholder), actDuration, opts...)
+	dur.InitialOption = initial
+	return dur
 }

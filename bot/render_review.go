@@ -284,17 +284,7 @@ func ReviewKeepModal(it handlers.CampaignItem) slack.ModalViewRequest {
 
 // ContractorExtendModal offers durations up to the policy's max.
 func ContractorExtendModal(a handlers.ContractorAsk, p *policy.Policy) slack.ModalViewRequest {
-	var opts []*slack.OptionBlockObject
-	var initial *slack.OptionBlockObject
-	for _, d := range durationChoices(p) {
-		o := slack.NewOptionBlockObject(policy.FormatDuration(d), plain("+"+policy.FormatDuration(d), maxOptionText), nil)
-		opts = append(opts, o)
-		if d == p.DefaultDuration {
-			initial = o
-		}
-	}
-	dur := slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, plain("How much longer", maxPlaceholder), actDuration, opts...)
-	dur.InitialOption = initial
+	dur := extensionSelect(p)
 	how := "The extension is recorded as approved by you."
 	if p.Privileged {
 		how = "This is privileged access: the extension goes through the policy's approval chain, and the access ends as scheduled unless it is approved in time."

@@ -37,69 +37,12 @@ var _ ReviewCore = (*handlers.Service)(nil)
 
 var _ handlers.Publisher = (*Bot)(nil)
 
-// Action and callback ids of the review surfaces.
-const (
-	actReviewKeep   = "keycard_review_keep"
-	actReviewRevoke = "keycard_review_revoke"
-	actReviewFlag   = "keycard_review_flag"
-	actAskExtend    = "keycard_contractor_extend"
-	actAskExpire    = "keycard_contractor_expire"
-	actComment      = "keycard_review_comment"
-
-	cbReviewKeep = "keycard_review_keep"       // the Keep-with-comment modal (privileged access)
-	cbAskExtend  = "keycard_contractor_extend" // the contractor extension modal
-
-	blkComment = "comment"
-)
-
-// MessageRef keys of review messages (MessageRef.RequestID is a lookup key).
-const (
-	refReviewItem = "review_item"
-	refAsk        = "contractor_ask"
-	refReport     = "report"
-)
-
 func itemRefKey(id string) string   { return "review:" + id }
 func askRefKey(grant string) string { return "contractor:" + grant }
 
-// reviews returns the review use cases, or nil when the Core has none.
-func (b *Bot) reviews() ReviewCore {
-	rc, _ := b.core.(ReviewCore)
-	return rc
-}
-
-// reviewRoutes are the review surfaces' routes, merged into routeTable.
-func reviewRoutes() map[routeKey]route {
-	return map[routeKey]route{
-		{kindCommand, cmdAccess}: {ack: (*Bot).ackAccessOrReview, urgent: (*Bot).onAccessOrReview},
-		{kindCommand, cmdExport}: {work: (*Bot).onExportOrCampaign},
-
-		{kindAction, actReviewKeep}:   {urgent: (*Bot).onReviewKeep},
-		{kindAction, actReviewRevoke}: {work: (*Bot).onReviewRevoke},
-		{kindAction, actReviewFlag}:   {work: (*Bot).onReviewFlag},
-		{kindAction, actAskExtend}:    {urgent: (*Bot).onAskExtendClick},
-		{kindAction, actAskExpire}:    {work: (*Bot).onAskExpire},
-
-		{kindView, cbReviewKeep}: {selfAck: (*Bot).onReviewKeepSubmit},
-		{kindView, cbAskExtend}:  {selfAck: (*Bot).onAskExtendSubmit},
-	}
-}
-
-// ackAccessOrReview acks `/access review …` empty (the work follows) and
-// leaves every other /access form to ackAccessCommand.
-func (b *Bot) ackAccessOrReview(in *inbound) any {
-	if f := strings.Fields(in.cmd.Text); len(f) > 0 && strings.EqualFold(f[0], "review") {
-		return nil
-	}
-	return b.ackAccessCommand(in)
-}
-
-func (b *Bot) onAccessOrReview(ctx context.Context, in *inbound) {
-	f := strings.Fields(in.cmd.Text)
-	if len(f) == 0 || !strings.EqualFold(f[0], "review") {
-		b.onAccessCommand(ctx, in)
-		return
-	}
+// accessReview serves `/access review start [policy…]`, a subcommand of
+// /access (commands.go dispatches to it).
+func (b *Bot) accessReview(ctx context.Context, in *inbound, f []string) {
 	if len(f) < 2 || !strings.EqualFold(f[1], "start") {
 		b.tell(ctx, in, "Usage: /access review start [policy…] (keycard admins only)")
 		return
@@ -109,11 +52,7 @@ func (b *Bot) onAccessOrReview(ctx context.Context, in *inbound) {
 }
 
 func (b *Bot) startReview(ctx context.Context, in *inbound, names []string) {
-	rc := b.reviews()
-	if rc == nil {
-		b.tell(ctx, in, "Access reviews are not available in this keycard.")
-		return
-	}
+	rc := b.rev
 	pr, err := b.people.profile(ctx, in.user)
 	if err != nil {
 		b.tell(ctx, in, access.MessageOf(err))
@@ -128,33 +67,11 @@ func (b *Bot) startReview(ctx context.Context, in *inbound, names []string) {
 	b.tell(ctx, in, fmt.Sprintf("Access review %s started: %d items sent to their reviewers, due %s.", c.ID, c.Items, when(c.DueAt, b.people.loc(ctx, in.user))))
 }
 
-// onExportOrCampaign serves `/export campaign <id>` and leaves every other
-// form to onExportCommand.
-func (b *Bot) onExportOrCampaign(ctx context.Context, in *inbound) {
-	f := strings.Fields(in.cmd.Text)
-	if len(f) == 0 || !strings.EqualFold(f[0], "campaign") {
-		b.onExportCommand(ctx, in)
-		return
-	}
-	w, err := b.identify(ctx, in.user)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
-		return
-	}
-	ok, err := b.core.IsAuditor(ctx, w.user)
-	if err != nil {
-		b.tell(ctx, in, "Could not check whether you are an auditor; try again in a minute.")
-		return
-	}
-	if !ok {
-		if err := b.core.RecordExportRefused(w.user.Email, in.cmd.Text, "not a member of the auditors group"); err != nil {
-			b.log.Error("audit export refusal", "err", err)
-		}
-		b.tell(ctx, in, "Only auditors can export evidence. This attempt has been recorded in the audit log.")
-		return
-	}
-	rc := b.reviews()
-	if len(f) != 2 || rc == nil {
+// exportCampaign serves `/export campaign <id>` for an auditor w (export.go
+// checked the auditors group and dispatches to it).
+func (b *Bot) exportCampaign(ctx context.Context, in *inbound, w who, f []string) {
+	rc := b.rev
+	if len(f) != 2 {
 		b.tell(ctx, in, "Usage: /export campaign <campaign-id>")
 		return
 	}
@@ -195,10 +112,7 @@ func (b *Bot) upload(ctx context.Context, channel, thread string, f handlers.Rep
 
 // review runs one Keep / Revoke / Flag.
 func (b *Bot) review(ctx context.Context, in *inbound, itemID string, decision access.ReviewDecision, comment string) error {
-	rc := b.reviews()
-	if rc == nil {
-		return nil
-	}
+	rc := b.rev
 	pr, err := b.people.profile(ctx, in.user)
 	if err != nil {
 		b.tell(ctx, in, access.MessageOf(err))
@@ -224,10 +138,7 @@ func (b *Bot) onReviewFlag(ctx context.Context, in *inbound) {
 // onReviewKeep keeps non-privileged access at once; privileged access
 // opens a modal whose comment is required (no rubber-stamping).
 func (b *Bot) onReviewKeep(ctx context.Context, in *inbound) {
-	rc := b.reviews()
-	if rc == nil {
-		return
-	}
+	rc := b.rev
 	it, err := rc.CampaignItemOf(in.action.Value)
 	if err != nil {
 		b.tell(ctx, in, access.MessageOf(err))
@@ -264,9 +175,9 @@ func (b *Bot) onReviewKeepSubmit(ctx context.Context, in *inbound, ack func(any)
 		ack(slack.NewErrorsViewSubmissionResponse(map[string]string{blkComment: "Say why this access is still needed."}))
 		return
 	}
-	rc := b.reviews()
+	rc := b.rev
 	pr, err := b.people.profile(ctx, in.user)
-	if err != nil || rc == nil {
+	if err != nil {
 		ack(slack.NewErrorsViewSubmissionResponse(map[string]string{blkComment: access.MessageOf(err)}))
 		return
 	}
@@ -281,10 +192,7 @@ func (b *Bot) onReviewKeepSubmit(ctx context.Context, in *inbound, ack func(any)
 // onAskExtendClick opens the contractor extension modal (durations up to
 // the policy's max).
 func (b *Bot) onAskExtendClick(ctx context.Context, in *inbound) {
-	rc := b.reviews()
-	if rc == nil {
-		return
-	}
+	rc := b.rev
 	// The modal shows the contractor's grant: only who may answer opens it.
 	pr, err := b.people.profile(ctx, in.user)
 	if err != nil {
@@ -308,11 +216,7 @@ func (b *Bot) onAskExtendClick(ctx context.Context, in *inbound) {
 
 func (b *Bot) onAskExtendSubmit(ctx context.Context, in *inbound, ack func(any)) {
 	v := &in.cb.View
-	rc := b.reviews()
-	if rc == nil {
-		ack(slack.NewClearViewSubmissionResponse())
-		return
-	}
+	rc := b.rev
 	a, err := rc.ContractorAskOf(v.PrivateMetadata)
 	if err != nil {
 		ack(NoticeUpdate("Extend access", access.MessageOf(err)))
@@ -341,10 +245,7 @@ func (b *Bot) onAskExtendSubmit(ctx context.Context, in *inbound, ack func(any))
 }
 
 func (b *Bot) onAskExpire(ctx context.Context, in *inbound) {
-	rc := b.reviews()
-	if rc == nil {
-		return
-	}
+	rc := b.rev
 	pr, err := b.people.profile(ctx, in.user)
 	if err != nil {
 		b.tell(ctx, in, access.MessageOf(err))

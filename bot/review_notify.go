@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"keycard/access"
+	"keycard/handlers"
 )
 
 // notifyReview delivers the review events: a campaign item's DM to each
@@ -20,10 +21,7 @@ func (b *Bot) notifyReview(ctx context.Context, e access.Event) (bool, error) {
 	default:
 		return false, nil
 	}
-	rc := b.reviews()
-	if rc == nil {
-		return true, nil
-	}
+	rc := b.rev
 	switch e.Type {
 	case access.EvCampaignItemAssigned, access.EvCampaignItemDecided, access.EvCampaignItemTimedOut:
 		var d access.CampaignItemRef
@@ -54,8 +52,8 @@ func (b *Bot) notifyReview(ctx context.Context, e access.Event) (bool, error) {
 // extension r is, once r's approval chain has decided it (approved, denied,
 // cancelled or timed out): the question stops saying "pending approval".
 func (b *Bot) extensionDecided(ctx context.Context, r access.Request) error {
-	rc := b.reviews()
-	if rc == nil || r.Extends == "" {
+	rc := b.rev
+	if r.Extends == "" {
 		return nil
 	}
 	a, err := rc.ContractorAskOf(r.Extends)
@@ -73,11 +71,7 @@ func (b *Bot) sendItem(ctx context.Context, rc ReviewCore, id string) error {
 	if err != nil {
 		return err
 	}
-	c, _, err := rc.CampaignOf(it.Campaign)
-	if err != nil {
-		return err
-	}
-	refs, err := b.core.Messages(itemRefKey(id))
+	c, refs, err := b.itemContext(rc, it, id)
 	if err != nil {
 		return err
 	}
@@ -93,15 +87,7 @@ func (b *Bot) sendItem(ctx context.Context, rc ReviewCore, id string) error {
 		if hasRef(refs, refReviewItem, sid) {
 			continue
 		}
-		ch, ts, err := b.dm(ctx, sid, ReviewItemMessage(it, c, b.people.loc(ctx, sid)))
-		if err != nil {
-			if permanent(err) { // one unreachable person must not keep the others from their DM
-				b.log.Error("could not DM a person; skipping them", "slack_id", sid, "err", err)
-				continue
-			}
-			return err
-		}
-		if err := b.core.RecordMessage(access.MessageRef{RequestID: itemRefKey(id), Kind: refReviewItem, SlackUser: sid, Channel: ch, TS: ts}); err != nil {
+		if err := b.dmRecorded(ctx, access.MessageRef{RequestID: itemRefKey(id), Kind: refReviewItem, SlackUser: sid}, ReviewItemMessage(it, c, b.people.loc(ctx, sid))); err != nil {
 			return err
 		}
 	}
@@ -114,19 +100,36 @@ func (b *Bot) updateItem(ctx context.Context, rc ReviewCore, id string) error {
 	if err != nil {
 		return nil
 	}
+	c, refs, err := b.itemContext(rc, it, id)
+	if err != nil {
+		return err
+	}
+	return b.updateRefs(ctx, refs, refReviewItem, func(ref access.MessageRef) Message {
+		return ReviewItemMessage(it, c, b.people.loc(ctx, ref.SlackUser))
+	})
+}
+
+// itemContext is what a campaign item's DMs need besides the item: its
+// campaign, and the refs of the DMs already sent about it.
+func (b *Bot) itemContext(rc ReviewCore, it handlers.CampaignItem, id string) (handlers.Campaign, []access.MessageRef, error) {
 	c, _, err := rc.CampaignOf(it.Campaign)
 	if err != nil {
-		return err
+		return handlers.Campaign{}, nil, err
 	}
 	refs, err := b.core.Messages(itemRefKey(id))
-	if err != nil {
-		return err
-	}
+	return c, refs, err
+}
+
+// updateRefs re-renders every recorded message of kind in place (buttons
+// replaced by an outcome). A message that can no longer be updated
+// (deleted, channel gone) is skipped; a ref without a timestamp is not a
+// message.
+func (b *Bot) updateRefs(ctx context.Context, refs []access.MessageRef, kind string, render func(access.MessageRef) Message) error {
 	for _, ref := range refs {
-		if ref.Kind != refReviewItem {
+		if ref.Kind != kind || strings.TrimSpace(ref.TS) == "" {
 			continue
 		}
-		m := ReviewItemMessage(it, c, b.people.loc(ctx, ref.SlackUser))
+		m := render(ref)
 		if _, _, _, err := b.api.UpdateMessageContext(ctx, ref.Channel, ref.TS, m.options()...); err != nil && !permanent(err) {
 			return err
 		}
@@ -150,15 +153,7 @@ func (b *Bot) remindReviewers(ctx context.Context, rc ReviewCore, e access.Event
 		if err != nil || hasRef(refs, kind, sid) {
 			continue
 		}
-		ch, ts, err := b.dm(ctx, sid, ReviewReminderMessage(c.ID, n, c.DueAt, b.people.loc(ctx, sid)))
-		if err != nil {
-			if permanent(err) { // one unreachable person must not keep the others from their DM
-				b.log.Error("could not DM a person; skipping them", "slack_id", sid, "err", err)
-				continue
-			}
-			return err
-		}
-		if err := b.core.RecordMessage(access.MessageRef{RequestID: key, Kind: kind, SlackUser: sid, Channel: ch, TS: ts}); err != nil {
+		if err := b.dmRecorded(ctx, access.MessageRef{RequestID: key, Kind: kind, SlackUser: sid}, ReviewReminderMessage(c.ID, n, c.DueAt, b.people.loc(ctx, sid))); err != nil {
 			return err
 		}
 	}
@@ -215,14 +210,7 @@ func (b *Bot) updateAsk(ctx context.Context, rc ReviewCore, grant string) error 
 	if err != nil {
 		return err
 	}
-	for _, ref := range refs {
-		if ref.Kind != refAsk || strings.TrimSpace(ref.TS) == "" {
-			continue
-		}
-		m := ContractorAskMessage(a, b.people.loc(ctx, ref.SlackUser))
-		if _, _, _, err := b.api.UpdateMessageContext(ctx, ref.Channel, ref.TS, m.options()...); err != nil && !permanent(err) {
-			return err
-		}
-	}
-	return nil
+	return b.updateRefs(ctx, refs, refAsk, func(ref access.MessageRef) Message {
+		return ContractorAskMessage(a, b.people.loc(ctx, ref.SlackUser))
+	})
 }

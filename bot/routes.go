@@ -1,6 +1,9 @@
 package bot
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 type routeKey struct{ kind, id string }
 
@@ -21,37 +24,57 @@ type route struct {
 	selfAck func(b *Bot, ctx context.Context, in *inbound, ack func(payload any))
 }
 
+// routes is the route table under construction; add refuses a key that is
+// already taken, so no surface can silently replace another's route.
+type routes map[routeKey]route
+
+func (t routes) add(kind, id string, r route) {
+	k := routeKey{kind, id}
+	if _, dup := t[k]; dup {
+		panic(fmt.Sprintf("bot: two routes for %s %q", kind, id))
+	}
+	t[k] = r
+}
+
 // routeTable maps (kind, command | action_id | callback_id | event type)
-// to one method each.
+// to one method each. Subcommands (/access review, /export campaign) are
+// dispatched by their command's method, not routed here.
 func routeTable() map[routeKey]route {
-	t := map[routeKey]route{
-		{kindCommand, cmdAccess}: {ack: (*Bot).ackAccessCommand, urgent: (*Bot).onAccessCommand},
-		{kindCommand, cmdExport}: {work: (*Bot).onExportCommand},
+	t := routes{}
+	t.add(kindCommand, cmdAccess, route{ack: (*Bot).ackAccessCommand, urgent: (*Bot).onAccessCommand})
+	t.add(kindCommand, cmdExport, route{work: (*Bot).onExportCommand})
 
-		{kindAction, actApprove}:  {work: (*Bot).onApprove},
-		{kindAction, actDeny}:     {urgent: (*Bot).onDenyClick},
-		{kindAction, actCancel}:   {work: (*Bot).onCancel},
-		{kindAction, actGiveUp}:   {work: (*Bot).onGiveUp},
-		{kindAction, actRevoke}:   {work: (*Bot).onAdminRevoke},
-		{kindAction, actExtend}:   {urgent: (*Bot).onExtendClick},
-		{kindAction, actOpenForm}: {urgent: (*Bot).onOpenForm},
-		{kindAction, actRoleStat}: {work: (*Bot).onRoleChosen},
-		{kindAction, actRoleExt}:  {work: (*Bot).onRoleChosen},
+	// Requests (actions.go, views.go, render_home.go).
+	t.add(kindAction, actApprove, route{work: (*Bot).onApprove})
+	t.add(kindAction, actDeny, route{urgent: (*Bot).onDenyClick})
+	t.add(kindAction, actCancel, route{work: (*Bot).onCancel})
+	t.add(kindAction, actGiveUp, route{work: (*Bot).onGiveUp})
+	t.add(kindAction, actRevoke, route{work: (*Bot).onAdminRevoke})
+	t.add(kindAction, actExtend, route{urgent: (*Bot).onExtendClick})
+	t.add(kindAction, actOpenForm, route{urgent: (*Bot).onOpenForm})
+	t.add(kindAction, actRoleStat, route{work: (*Bot).onRoleChosen})
+	t.add(kindAction, actRoleExt, route{work: (*Bot).onRoleChosen})
+	t.add(kindView, cbRequest, route{selfAck: (*Bot).onRequestSubmit})
+	t.add(kindView, cbDeny, route{selfAck: (*Bot).onDenySubmit})
+	t.add(kindView, cbExtend, route{selfAck: (*Bot).onExtendSubmit})
+	t.add(kindSuggestion, actRoleExt, route{selfAck: (*Bot).onRoleSearch})
 
-		{kindView, cbRequest}: {selfAck: (*Bot).onRequestSubmit},
-		{kindView, cbDeny}:    {selfAck: (*Bot).onDenySubmit},
-		{kindView, cbExtend}:  {selfAck: (*Bot).onExtendSubmit},
+	// Alert triage and staged policy approval (alerts.go).
+	t.add(kindAction, actAlertAck, route{work: (*Bot).onAlertAck})
+	t.add(kindAction, actAlertResolve, route{urgent: (*Bot).onAlertResolveClick})
+	t.add(kindAction, actPolicyApprove, route{work: (*Bot).onPolicyApprove})
+	t.add(kindView, cbResolve, route{selfAck: (*Bot).onResolveSubmit})
 
-		{kindSuggestion, actRoleExt}: {selfAck: (*Bot).onRoleSearch},
+	// Campaign items and contractor questions (review.go).
+	t.add(kindAction, actReviewKeep, route{urgent: (*Bot).onReviewKeep})
+	t.add(kindAction, actReviewRevoke, route{work: (*Bot).onReviewRevoke})
+	t.add(kindAction, actReviewFlag, route{work: (*Bot).onReviewFlag})
+	t.add(kindAction, actAskExtend, route{urgent: (*Bot).onAskExtendClick})
+	t.add(kindAction, actAskExpire, route{work: (*Bot).onAskExpire})
+	t.add(kindView, cbReviewKeep, route{selfAck: (*Bot).onReviewKeepSubmit})
+	t.add(kindView, cbAskExtend, route{selfAck: (*Bot).onAskExtendSubmit})
 
-		{kindEvent, evAppHomeOpened}: {work: (*Bot).onHomeOpened},
-		{kindEvent, evUserChange}:    {work: (*Bot).onUserChange},
-	}
-	for k, r := range alertRoutes() { // alerts.go: alert triage, staged policy approval
-		t[k] = r
-	}
-	for k, r := range reviewRoutes() { // review_*.go: campaigns, contractor questions, /access review, /export campaign
-		t[k] = r
-	}
+	t.add(kindEvent, evAppHomeOpened, route{work: (*Bot).onHomeOpened})
+	t.add(kindEvent, evUserChange, route{work: (*Bot).onUserChange})
 	return t
 }

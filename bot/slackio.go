@@ -30,6 +30,24 @@ func (b *Bot) dmChannel(ctx context.Context, slackID string) (string, error) {
 	return c.ID, nil
 }
 
+// dmRecorded DMs m to the Slack user ref.SlackUser and records where it
+// landed under ref, so the notifier's next pass neither repeats nor loses
+// it; callers skip people whose ref is already recorded. A permanent failure
+// (the person cannot be reached) is logged and skipped with a nil error: one
+// unreachable person must not keep the others from their DM.
+func (b *Bot) dmRecorded(ctx context.Context, ref access.MessageRef, m Message) error {
+	ch, ts, err := b.dm(ctx, ref.SlackUser, m)
+	if err != nil {
+		if permanent(err) {
+			b.log.Error("could not DM a person; skipping them", "slack_id", ref.SlackUser, "err", err)
+			return nil
+		}
+		return err
+	}
+	ref.Channel, ref.TS = ch, ts
+	return b.core.RecordMessage(ref)
+}
+
 // dm sends a message to a Slack user's DM and returns where it landed.
 func (b *Bot) dm(ctx context.Context, slackID string, m Message) (channel, ts string, err error) {
 	ch, err := b.dmChannel(ctx, slackID)

@@ -2,7 +2,6 @@ package connectors
 
 import (
 	"context"
-	"path"
 	"strings"
 
 	"keycard/access"
@@ -24,19 +23,8 @@ type scoped struct {
 	inner access.Provisioner
 }
 
-// InScope reports whether group matches one of the globs. A malformed glob
-// matches nothing.
-func InScope(scope []string, group string) bool {
-	for _, g := range scope {
-		if ok, err := path.Match(g, group); err == nil && ok {
-			return true
-		}
-	}
-	return false
-}
-
 func (s *scoped) check(group string) error {
-	if InScope(s.scope, group) {
+	if access.InScope(s.scope, group) {
 		return nil
 	}
 	return access.Errorf(access.CodeOutOfScope, "connector %s may not change group %s: outside its scope %s",

@@ -1,8 +1,9 @@
 package handlers
 
 import (
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -149,14 +150,14 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		age = g.now.Sub(g.outboxOldest).Seconds()
 	}
 	gauge(descOutboxAge, age)
-	for _, k := range sortedKeys(g.activeByPolicy) {
+	for _, k := range slices.Sorted(maps.Keys(g.activeByPolicy)) {
 		gauge(descActive, float64(g.activeByPolicy[k]), k)
 	}
-	for _, k := range sortedKeys(g.pendingByPolicy) {
+	for _, k := range slices.Sorted(maps.Keys(g.pendingByPolicy)) {
 		gauge(descPending, float64(g.pendingByPolicy[k]), k)
 	}
 	gauge(descAuditHead, float64(g.auditHead))
-	for _, k := range sortedKeys(g.jobs) {
+	for _, k := range slices.Sorted(maps.Keys(g.jobs)) {
 		gauge(descJob, float64(g.jobs[k].Unix()), k)
 	}
 	gauge(descExpiryLag, g.expiryLag.Seconds())
@@ -169,15 +170,6 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descStreamAge, lag.Oldest.Seconds())
 		ch <- prometheus.MustNewConstMetric(descStreamFail, prometheus.CounterValue, float64(lag.Failures))
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // gauges are values read from the store at scrape time.

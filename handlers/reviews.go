@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -61,7 +62,7 @@ func (s *Service) CheckAgainstIdP(ctx context.Context) (PolicySync, error) {
 	set := s.Policy()
 	listed := map[string][]string{}
 	var out PolicySync
-	for _, name := range sortedNames(set.Connectors) {
+	for _, name := range slices.Sorted(maps.Keys(set.Connectors)) {
 		dir, ok := s.conns.Directory(name)
 		gl, can := dir.(GroupLister)
 		if !ok || !can {
@@ -88,7 +89,7 @@ func ComparePolicyGroups(set *policy.Set, groups map[string][]string) PolicySync
 	for _, p := range set.Policies {
 		covered[ConnectorGroup{Connector: p.ConnectorName(), Group: p.Group}] = true
 	}
-	for _, name := range sortedNames(set.Connectors) {
+	for _, name := range slices.Sorted(maps.Keys(set.Connectors)) {
 		gs, ok := groups[name]
 		if !ok {
 			continue
@@ -107,15 +108,6 @@ func ComparePolicyGroups(set *policy.Set, groups map[string][]string) PolicySync
 			}
 		}
 	}
-	return out
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
 

@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -27,7 +28,7 @@ type ImportGroup struct {
 func Import(src *Set, connector string, groups []ImportGroup) ([]byte, error) {
 	c, ok := src.Connectors[connector]
 	if !ok {
-		return nil, fmt.Errorf("%q is not a connector of %s (connectors: %s)", connector, src.Path, strings.Join(sortedKeys(src.Connectors), ", "))
+		return nil, fmt.Errorf("%q is not a connector of %s (connectors: %s)", connector, src.Path, strings.Join(slices.Sorted(maps.Keys(src.Connectors)), ", "))
 	}
 	var inScope []ImportGroup
 	for _, g := range groups {

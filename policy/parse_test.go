@@ -2,7 +2,9 @@ package policy
 
 import (
 	"errors"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -316,7 +318,7 @@ func TestParseFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(s.Connectors) < 2 || s.Connectors["okta"] == nil {
-			t.Errorf("the complete example should show an okta and a static connector: %v", sortedKeys(s.Connectors))
+			t.Errorf("the complete example should show an okta and a static connector: %v", slices.Sorted(maps.Keys(s.Connectors)))
 		}
 	})
 	t.Run("missing file", func(t *testing.T) {

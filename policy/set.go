@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"path"
 	"strings"
 	"time"
 
@@ -83,12 +82,7 @@ func (c *Connector) InScope(group string) bool {
 	if c == nil || group == "" {
 		return false
 	}
-	for _, g := range c.Scope {
-		if ok, err := path.Match(g, group); err == nil && ok {
-			return true
-		}
-	}
-	return false
+	return access.InScope(c.Scope, group)
 }
 
 // StaticUser is a person of a static (in-file) directory.

@@ -2,6 +2,8 @@ package policy
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -18,7 +20,7 @@ func Summary(s *Set) string {
 	}
 	fmt.Fprintf(&b, "%s: version %d, sha256 %s, %d policies\n", s.Path, s.Version, hash, len(s.Policies))
 	fmt.Fprintf(&b, "directory: %s\n", s.Directory)
-	for _, name := range sortedKeys(s.Connectors) {
+	for _, name := range slices.Sorted(maps.Keys(s.Connectors)) {
 		c := s.Connectors[name]
 		fmt.Fprintf(&b, "connector %s (%s): may change groups %s", c.Name, c.Type, strings.Join(c.Scope, ", "))
 		if c.Type == ConnectorStatic {
@@ -98,7 +100,7 @@ func describeWhere(w map[string][]string) string {
 		return "everyone"
 	}
 	var parts []string
-	for _, k := range sortedKeys(w) {
+	for _, k := range slices.Sorted(maps.Keys(w)) {
 		parts = append(parts, k+": "+strings.Join(w[k], "|"))
 	}
 	return strings.Join(parts, ", ")
@@ -213,7 +215,7 @@ func topFields(s *Set) [][2]string {
 
 func connectorMap(s *Set) namedFields {
 	nf := namedFields{m: map[string][][2]string{}}
-	for _, name := range sortedKeys(s.Connectors) {
+	for _, name := range slices.Sorted(maps.Keys(s.Connectors)) {
 		c := s.Connectors[name]
 		f := [][2]string{
 			{"type", c.Type},
@@ -222,7 +224,7 @@ func connectorMap(s *Set) namedFields {
 		}
 		for _, u := range c.Users {
 			attrs := make([]string, 0, len(u.Attributes))
-			for _, k := range sortedKeys(u.Attributes) {
+			for _, k := range slices.Sorted(maps.Keys(u.Attributes)) {
 				attrs = append(attrs, k+"="+u.Attributes[k])
 			}
 			f = append(f, [2]string{"user " + u.Email, fmt.Sprintf("%s, manager %s, %s, %s", u.Name, orNone(u.Manager), u.Status, strings.Join(attrs, " "))})
@@ -238,7 +240,7 @@ func connectorMap(s *Set) namedFields {
 
 func profileMap(s *Set) namedFields {
 	nf := namedFields{m: map[string][][2]string{}}
-	for _, name := range sortedKeys(s.Profiles) {
+	for _, name := range slices.Sorted(maps.Keys(s.Profiles)) {
 		nf.order = append(nf.order, name)
 		nf.m[name] = [][2]string{{"where", describeWhere(s.Profiles[name].Where)}}
 	}

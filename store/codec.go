@@ -176,17 +176,15 @@ func (d *requestDecoder) uint() uint64 {
 	return n
 }
 
+// int undoes the zig-zag encoding of binary.PutVarint over uint, as
+// binary.Varint does.
 func (d *requestDecoder) int() int64 {
-	if d.err != nil {
-		return 0
+	u := d.uint()
+	x := int64(u >> 1)
+	if u&1 != 0 {
+		x = ^x
 	}
-	n, k := binary.Varint(d.buf[d.off:])
-	if k <= 0 {
-		d.err = errTruncated
-		return 0
-	}
-	d.off += k
-	return n
+	return x
 }
 
 func (d *requestDecoder) byte() byte {
@@ -305,28 +303,33 @@ func (a *requestArena) copyOf(v []byte) []byte {
 // stepSlice returns n zeroed steps whose capacity is n, so appending to them
 // cannot reach a neighbour's.
 func (a *requestArena) stepSlice(n int) []access.Step {
-	if a == nil || n > arenaSteps/4 {
+	if a == nil {
 		return make([]access.Step, n)
 	}
-	if n > cap(a.steps)-len(a.steps) {
-		a.steps = make([]access.Step, 0, arenaSteps)
-	}
-	start := len(a.steps)
-	a.steps = a.steps[:start+n]
-	return a.steps[start : start+n : start+n]
+	return carve(&a.steps, n, arenaSteps)
 }
 
 // personSlice is stepSlice for candidates.
 func (a *requestArena) personSlice(n int) []access.Person {
-	if a == nil || n > arenaPersons/4 {
+	if a == nil {
 		return make([]access.Person, n)
 	}
-	if n > cap(a.persons)-len(a.persons) {
-		a.persons = make([]access.Person, 0, arenaPersons)
+	return carve(&a.persons, n, arenaPersons)
+}
+
+// carve takes n zeroed elements with capacity n from *pool, refilling it
+// with a fresh chunk of size elements when it runs short; more than a
+// quarter of a chunk gets a slice of its own.
+func carve[T any](pool *[]T, n, size int) []T {
+	if n > size/4 {
+		return make([]T, n)
 	}
-	start := len(a.persons)
-	a.persons = a.persons[:start+n]
-	return a.persons[start : start+n : start+n]
+	if n > cap(*pool)-len(*pool) {
+		*pool = make([]T, 0, size)
+	}
+	start := len(*pool)
+	*pool = (*pool)[:start+n]
+	return (*pool)[start : start+n : start+n]
 }
 
 // Interned values of the enumerated fields: a decoded state used as a map

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	bolt "go.etcd.io/bbolt"
+
 	"keycard/access"
 )
 
@@ -38,13 +40,18 @@ func (tx *Tx) PutDoc(kind, id string, v any) error {
 	return b.Put([]byte(id), data)
 }
 
-// Doc reads document id of kind into v; false when absent.
-func (tx *Tx) Doc(kind, id string, v any) (bool, error) {
+// docBucket is the bucket of documents of kind; nil when none was ever put.
+func (tx *Tx) docBucket(kind string) *bolt.Bucket {
 	root := tx.tx.Bucket(bDocs)
 	if root == nil {
-		return false, nil
+		return nil
 	}
-	b := root.Bucket([]byte(kind))
+	return root.Bucket([]byte(kind))
+}
+
+// Doc reads document id of kind into v; false when absent.
+func (tx *Tx) Doc(kind, id string, v any) (bool, error) {
+	b := tx.docBucket(kind)
 	if b == nil {
 		return false, nil
 	}
@@ -61,11 +68,7 @@ func (tx *Tx) Doc(kind, id string, v any) (bool, error) {
 // Docs calls fn with each document of kind whose id starts with prefix, in
 // id order. The bytes are a copy. ErrStop from fn stops without error.
 func (tx *Tx) Docs(kind, prefix string, fn func(id string, data []byte) error) error {
-	root := tx.tx.Bucket(bDocs)
-	if root == nil {
-		return nil
-	}
-	b := root.Bucket([]byte(kind))
+	b := tx.docBucket(kind)
 	if b == nil {
 		return nil
 	}
@@ -87,11 +90,7 @@ func (tx *Tx) DeleteDoc(kind, id string) error {
 	if err := tx.writable(); err != nil {
 		return err
 	}
-	root := tx.tx.Bucket(bDocs)
-	if root == nil {
-		return nil
-	}
-	b := root.Bucket([]byte(kind))
+	b := tx.docBucket(kind)
 	if b == nil {
 		return nil
 	}

@@ -125,7 +125,7 @@ func newClickEnv(tb testing.TB, ctx context.Context, clicks int, noSync bool) *c
 		emu.AddUser(slackemu.User{ID: slackUserID(u.Email), Name: strings.Split(u.Email, "@")[0], RealName: u.Name, Email: u.Email})
 	}
 	api := slack.New(slackemu.DefaultBotToken, slack.OptionAPIURL(emu.APIURL()), slack.OptionAppLevelToken(slackemu.DefaultAppToken))
-	b, err := bot.New(bot.Config{API: api, Core: svc, Clock: clock, ExportDir: tb.TempDir(), NotifyEvery: 20 * time.Millisecond,
+	b, err := bot.New(bot.Config{API: api, Core: svc, Reviews: svc, Alerts: svc, Clock: clock, ExportDir: tb.TempDir(), NotifyEvery: 20 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		tb.Fatal(err)
