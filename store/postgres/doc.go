@@ -39,7 +39,7 @@
 // use the same binary encoding (store.EncodeRequest) in a bytea column beside
 // the columns the indexes need.
 //
-// Layout (schema version 1; times are int64 Unix nanoseconds clamped like
+// Layout (schema versions 1 and 2; times are int64 Unix nanoseconds clamped like
 // bbolt's keys, texts COLLATE "C" so SQL order is bbolt's byte order):
 //
 //	keycard_schema_migrations  version, applied_at        (migrations applied)
@@ -55,6 +55,8 @@
 //	keycard_outbox             id -> JSON op
 //	keycard_pins, keycard_message_refs, keycard_cursors, keycard_seen (+ exp_ns index),
 //	keycard_static, keycard_docs
+//	keycard_leases             name -> holder, token, expires_ns, renewed_ns, since_ns
+//	                           (schema version 2: the leader lease, lease.go)
 //
 // Migrations are versioned in keycard_schema_migrations and applied by Open
 // under pg_advisory_lock, so replicas starting together apply each once; a
