@@ -374,3 +374,52 @@ func TestCopyRefusesATamperedSource(t *testing.T) {
 		t.Errorf("destination after a refused copy: %+v %v", c, err)
 	}
 }
+
+// TestCopyLargeReportsProgress: a file of tens of thousands of rows is
+// copied with progress reported along the way, rising to the total.
+func TestCopyLargeReportsProgress(t *testing.T) {
+	url := storetest.FreshDatabase(t, storetest.PostgresURL(t))
+	src := openBolt(t, filepath.Join(t.TempDir(), "keycard.db"))
+	defer src.Close()
+	const n = 12000
+	for b := 0; b < n/2000; b++ {
+		err := src.Update(t0.Add(time.Duration(b)*time.Hour), func(tx *store.Tx) error {
+			for i := 0; i < 2000; i++ {
+				r := &access.Request{Policy: "p", Connector: "okta", Group: "app-x", State: access.StateExpired,
+					Requester: access.Person{Email: fmt.Sprintf("u%d@x", i%50)}}
+				if err := tx.PutRequest(r); err != nil {
+					return err
+				}
+				if _, err := tx.Append(access.Event{Type: access.EvRequestSubmitted, RequestID: r.ID}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := openPG(t, url)
+	var calls []int64
+	rep, err := migrate.Copy(context.Background(), src, dst, func(done, total int64) {
+		if total != 2*n {
+			t.Errorf("total %d, want %d", total, 2*n)
+		}
+		calls = append(calls, done)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Dest.Requests != n || rep.Dest.Events != n || rep.Events != n {
+		t.Errorf("report %+v", rep)
+	}
+	if len(calls) < 4 || calls[len(calls)-1] != 2*n {
+		t.Errorf("progress %v", calls)
+	}
+	for i := 1; i < len(calls); i++ {
+		if calls[i] < calls[i-1] {
+			t.Errorf("progress went back: %v", calls)
+		}
+	}
+}
