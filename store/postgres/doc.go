@@ -62,6 +62,12 @@
 // under pg_advisory_lock, so replicas starting together apply each once; a
 // database newer than the code is refused.
 //
+// Several replicas: one of them runs the singleton work, chosen by a lease
+// row (lease.go: why a row and not an advisory lock; Leader runs the renew
+// loop; Tx.CheckFence refuses a deposed leader's commit). `keycard migrate`
+// fills an empty database from a bbolt file through DB.Load (load.go,
+// package store/migrate).
+//
 // Backups: keycard's own `backup` writes a bbolt file and does not apply
 // here. Back PostgreSQL up with the operator's tools — pg_dump (a consistent
 // snapshot: `pg_dump --format=custom DBNAME`) or the managed service's

@@ -180,7 +180,8 @@ func (l *Leader) announce() {
 }
 
 // Resign ends this replica's term and releases the lease, so a standby takes
-// over at its next poll instead of after the TTL (a clean shutdown).
+// over at its next poll instead of after the TTL (a clean shutdown). Call it
+// after Run has returned.
 func (l *Leader) Resign() error {
 	l.mu.Lock()
 	tok := l.token

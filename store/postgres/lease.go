@@ -1,6 +1,7 @@
 package pgstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -38,11 +39,16 @@ func (db *DB) Lease(name, holder string, ttl time.Duration, now time.Time) (toke
 	exp := ns(now.Add(ttl))
 	var tok int64
 	var who string
+	// A renewal that takes longer than the lease is worth nothing; do not
+	// let a hung connection hold the loop past it (IsLeader does not wait
+	// for the loop: it reads the clock).
+	ctx, cancel := context.WithTimeout(db.ctx, ttl)
+	defer cancel()
 	// ON CONFLICT DO UPDATE locks the row and evaluates WHERE on its latest
 	// version, so two replicas racing for a free lease serialise here and
 	// exactly one wins; the loser's RETURNING is empty. It runs as its own
 	// autocommit statement: a lease must not wait behind a long transaction.
-	err = db.pool.QueryRow(db.ctx, `
+	err = db.pool.QueryRow(ctx, `
 INSERT INTO keycard_leases AS l (name, holder, token, expires_ns, renewed_ns, since_ns)
 VALUES ($1, $2, 1, $4, $3, $3)
 ON CONFLICT (name) DO UPDATE SET
@@ -59,7 +65,7 @@ RETURNING token, holder`, name, holder, n, exp).Scan(&tok, &who)
 	if !isNoRows(err) {
 		return 0, false, access.Wrap(access.CodeUnavailable, err, "lease %s: %s", name, safeErr(err))
 	}
-	err = db.pool.QueryRow(db.ctx, "SELECT token FROM keycard_leases WHERE name = $1", name).Scan(&tok)
+	err = db.pool.QueryRow(ctx, "SELECT token FROM keycard_leases WHERE name = $1", name).Scan(&tok)
 	if err != nil && !isNoRows(err) {
 		return 0, false, access.Wrap(access.CodeUnavailable, err, "lease %s: %s", name, safeErr(err))
 	}
