@@ -39,7 +39,7 @@
 // use the same binary encoding (store.EncodeRequest) in a bytea column beside
 // the columns the indexes need.
 //
-// Layout (schema version 1; times are int64 Unix nanoseconds clamped like
+// Layout (schema versions 1 and 2; times are int64 Unix nanoseconds clamped like
 // bbolt's keys, texts COLLATE "C" so SQL order is bbolt's byte order):
 //
 //	keycard_schema_migrations  version, applied_at        (migrations applied)
@@ -55,10 +55,18 @@
 //	keycard_outbox             id -> JSON op
 //	keycard_pins, keycard_message_refs, keycard_cursors, keycard_seen (+ exp_ns index),
 //	keycard_static, keycard_docs
+//	keycard_leases             name -> holder, token, expires_ns, renewed_ns, since_ns
+//	                           (schema version 2: the leader lease, lease.go)
 //
 // Migrations are versioned in keycard_schema_migrations and applied by Open
 // under pg_advisory_lock, so replicas starting together apply each once; a
 // database newer than the code is refused.
+//
+// Several replicas: one of them runs the singleton work, chosen by a lease
+// row (lease.go: why a row and not an advisory lock; Leader runs the renew
+// loop; Tx.CheckFence refuses a deposed leader's commit). `keycard migrate`
+// fills an empty database from a bbolt file through DB.Load (load.go,
+// package store/migrate).
 //
 // Backups: keycard's own `backup` writes a bbolt file and does not apply
 // here. Back PostgreSQL up with the operator's tools — pg_dump (a consistent

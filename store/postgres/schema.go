@@ -84,6 +84,18 @@ CREATE TABLE keycard_docs (
 	PRIMARY KEY (kind, id)
 );
 `,
+	// 2: the leader lease (lease.go): one row per lease name, its holder,
+	// the fencing token (raised on every new term) and the expiry.
+	2: `
+CREATE TABLE keycard_leases (
+	name       text COLLATE "C" PRIMARY KEY,
+	holder     text COLLATE "C" NOT NULL,
+	token      bigint NOT NULL,
+	expires_ns bigint NOT NULL,
+	renewed_ns bigint NOT NULL,
+	since_ns   bigint NOT NULL
+);
+`,
 }
 
 // SchemaVersion is the schema this code reads and writes.

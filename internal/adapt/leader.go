@@ -1,0 +1,27 @@
+package adapt
+
+import (
+	"time"
+
+	"keycard/access"
+	"keycard/handlers"
+	pgstore "keycard/store/postgres"
+)
+
+// Leader returns a PostgreSQL lease as handlers.Leadership.
+func Leader(l *pgstore.Leader) handlers.Leadership { return pgLeader{l} }
+
+type pgLeader struct{ l *pgstore.Leader }
+
+func (p pgLeader) IsLeader() bool     { return p.l.IsLeader() }
+func (p pgLeader) Age() time.Duration { return p.l.Age() }
+
+// Fence checks the lease inside tx, which must be a PostgreSQL transaction:
+// fencing another store's transaction would prove nothing, so it is refused.
+func (p pgLeader) Fence(tx handlers.Tx) error {
+	ptx, ok := tx.(*pgstore.Tx)
+	if !ok {
+		return access.Errorf(access.CodeInternal, "leadership: cannot fence a %T with the PostgreSQL lease", tx)
+	}
+	return p.l.Fence(ptx)
+}
