@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -7,19 +7,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
 
-	"keycard/access"
 	"keycard/handlers"
 	"keycard/policy"
 	"keycard/store"
@@ -83,51 +78,6 @@ type backupConfig struct {
 	Keep  int
 }
 
-// backup writes a consistent copy of the database (a read transaction's
-// WriteTo: writers are not blocked) into dir as keycard-<UTC time>.db, mode
-// 0600, via a temporary file and rename, then keeps the newest `keep`.
-// through, when not nil, wraps the file's writer (the command line's progress
-// bar counts the bytes).
-func backup(db *store.DB, dir string, keep int, now time.Time, through func(io.Writer) io.Writer) (string, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("KEYCARD_BACKUP_DIR: %w", err)
-	}
-	name := filepath.Join(dir, "keycard-"+now.UTC().Format("20060102T150405.000000000Z")+".db")
-	tmp, err := os.OpenFile(name+".tmp", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return "", err
-	}
-	var w io.Writer = tmp
-	if through != nil {
-		w = through(tmp)
-	}
-	if _, err := db.WriteTo(w); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return "", fmt.Errorf("backup: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return "", err
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
-		return "", err
-	}
-	if keep > 0 {
-		old, _ := filepath.Glob(filepath.Join(dir, "keycard-*.db"))
-		sort.Strings(old)
-		for len(old) > keep {
-			os.Remove(old[0])
-			old = old[1:]
-		}
-	}
-	return name, nil
-}
-
 // backupLoop takes a backup every cfg.Every.
 func backupLoop(ctx context.Context, svc *handlers.Service, db *store.DB, cfg backupConfig, after func(time.Duration) <-chan time.Time, log *slog.Logger) error {
 	for {
@@ -136,7 +86,7 @@ func backupLoop(ctx context.Context, svc *handlers.Service, db *store.DB, cfg ba
 			return nil
 		case <-after(cfg.Every):
 		}
-		path, err := backup(db, cfg.Dir, cfg.Keep, svc.Clock().Now(), nil)
+		path, err := db.Backup(cfg.Dir, cfg.Keep, svc.Clock().Now(), nil)
 		if err != nil {
 			log.Error("scheduled backup failed", "err", err)
 			_ = svc.Alert("backup_failed", "", "The scheduled database backup failed: "+err.Error(), nil)
@@ -199,7 +149,7 @@ func (o *opsServer) backupNow(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "KEYCARD_BACKUP_DIR is not set", http.StatusConflict)
 		return
 	}
-	path, err := backup(o.db, o.backup.Dir, o.backup.Keep, o.svc.Clock().Now(), nil)
+	path, err := o.db.Backup(o.backup.Dir, o.backup.Keep, o.svc.Clock().Now(), nil)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -221,8 +171,8 @@ func (o *opsServer) authorized(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// opsTokenPath is the ops token's file, beside the database.
-func opsTokenPath(db string) string { return db + ".ops-token" }
+// OpsTokenPath is the ops token's file, beside the database.
+func OpsTokenPath(db string) string { return db + ".ops-token" }
 
 // opsToken creates a fresh random token at start, mode 0600, beside the
 // database: the operator's CLI reads it to reach POST /backup and
@@ -233,7 +183,7 @@ func opsToken(db string) (string, error) {
 		return "", err
 	}
 	tok := hex.EncodeToString(b)
-	path := opsTokenPath(db)
+	path := OpsTokenPath(db)
 	tmp := path + ".tmp"
 	// Whoever can write the database directory must not get the token: a
 	// leftover (or planted) temp file or symlink is removed, never reused or
@@ -260,9 +210,9 @@ func opsToken(db string) (string, error) {
 	return tok, nil
 }
 
-// readOpsToken is the CLI side of opsToken.
-func readOpsToken(db string) string {
-	b, err := os.ReadFile(opsTokenPath(db))
+// ReadOpsToken is the CLI side of opsToken.
+func ReadOpsToken(db string) string {
+	b, err := os.ReadFile(OpsTokenPath(db))
 	if err != nil {
 		return ""
 	}
@@ -292,109 +242,4 @@ func (o *opsServer) policyApply(w http.ResponseWriter, r *http.Request) {
 	default:
 		fmt.Fprintf(w, "applied: %s is in force\n", next.Hash)
 	}
-}
-
-// backupCmd: keycard backup [--db PATH] [--dir DIR]. With keycard serve
-// running (the file is locked), it asks the running server over
-// KEYCARD_HTTP_ADDR instead.
-func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	dbPath := envOr("KEYCARD_DB", "keycard.db")
-	dir := os.Getenv("KEYCARD_BACKUP_DIR")
-	for i := 0; i < len(args); i++ {
-		switch {
-		case args[i] == "--db" && i+1 < len(args):
-			i++
-			dbPath = args[i]
-		case args[i] == "--dir" && i+1 < len(args):
-			i++
-			dir = args[i]
-		default:
-			return usageError("backup: unexpected %q", args[i])
-		}
-	}
-	if dir == "" {
-		return usageError("backup: set KEYCARD_BACKUP_DIR or pass --dir")
-	}
-	db, err := store.Open(dbPath, store.Options{Timeout: time.Second})
-	if access.CodeOf(err) == access.CodeUnavailable {
-		addr := os.Getenv("KEYCARD_HTTP_ADDR")
-		if addr == "" {
-			addr = "127.0.0.1:8080"
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/backup", nil)
-		req.Header.Set("Authorization", "Bearer "+readOpsToken(dbPath))
-		resp, herr := http.DefaultClient.Do(req)
-		if herr != nil {
-			return fmt.Errorf("%s is locked by a running keycard and its %s did not answer: %w", dbPath, addr, herr)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("running keycard refused the backup: %s", strings.TrimSpace(string(body)))
-		}
-		fmt.Fprintf(stdout, "backup written by the running keycard: %s", body)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	var size int64 = -1
-	if fi, err := os.Stat(dbPath); err == nil {
-		size = fi.Size()
-	}
-	bar := newProgress(stderr, size, "backup", true)
-	path, err := backup(db, dir, envInt("KEYCARD_BACKUP_KEEP", 14), access.SystemClock{}.Now(), bar.Writer)
-	bar.Done()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, "backup written:", path)
-	return nil
-}
-
-func envInt(name string, def int) int {
-	var n int
-	if _, err := fmt.Sscan(os.Getenv(name), &n); err == nil && n > 0 {
-		return n
-	}
-	return def
-}
-
-// policyApplyCmd: keycard policy apply --by EMAIL [--emergency --reason TEXT],
-// sent to the running keycard over KEYCARD_HTTP_ADDR.
-func policyApplyCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	form := url.Values{}
-	for i := 0; i < len(args); i++ {
-		switch {
-		case args[i] == "--by" && i+1 < len(args):
-			i++
-			form.Set("by", args[i])
-		case args[i] == "--reason" && i+1 < len(args):
-			i++
-			form.Set("reason", args[i])
-		case args[i] == "--emergency":
-			form.Set("emergency", "1")
-		default:
-			return usageError("policy apply: unexpected %q", args[i])
-		}
-	}
-	if form.Get("by") == "" {
-		return usageError("policy apply: --by EMAIL is required (who is making the change)")
-	}
-	addr := envOr("KEYCARD_HTTP_ADDR", "127.0.0.1:8080")
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/policy/apply", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", "Bearer "+readOpsToken(envOr("KEYCARD_DB", "keycard.db")))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("the running keycard did not answer on %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("policy not applied: %s", strings.TrimSpace(string(body)))
-	}
-	_, err = stdout.Write(body)
-	return err
 }
