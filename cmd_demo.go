@@ -65,7 +65,7 @@ func demoCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		srv, err := server.New(cfg, server.Deps{Logger: slog.New(slog.DiscardHandler), Clock: clock, After: clock.After})
+		srv, err := server.New(cfg, server.Deps{Logger: slog.New(slog.DiscardHandler), Clock: clock})
 		if err != nil {
 			done <- err
 			return

@@ -30,7 +30,7 @@ func markJob(svc *handlers.Service, name string) {
 
 // offboardLoop polls each IdP's lifecycle feed every minute and sweeps the
 // holders' status every `sweep` (policy offboarding_check, default 5m).
-func offboardLoop(ctx context.Context, svc *handlers.Service, feeds map[string]handlers.DeactivationFeed, after func(time.Duration) <-chan time.Time, log *slog.Logger) error {
+func offboardLoop(ctx context.Context, svc *handlers.Service, feeds map[string]handlers.DeactivationFeed, log *slog.Logger) error {
 	const poll = time.Minute
 	var lastSweep time.Time
 	for {
@@ -66,7 +66,7 @@ func offboardLoop(ctx context.Context, svc *handlers.Service, feeds map[string]h
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-after(poll):
+		case <-svc.Clock().After(poll):
 		}
 	}
 }
@@ -79,12 +79,12 @@ type backupConfig struct {
 }
 
 // backupLoop takes a backup every cfg.Every.
-func backupLoop(ctx context.Context, svc *handlers.Service, db *store.DB, cfg backupConfig, after func(time.Duration) <-chan time.Time, log *slog.Logger) error {
+func backupLoop(ctx context.Context, svc *handlers.Service, db *store.DB, cfg backupConfig, log *slog.Logger) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-after(cfg.Every):
+		case <-svc.Clock().After(cfg.Every):
 		}
 		path, err := db.Backup(cfg.Dir, cfg.Keep, svc.Clock().Now(), nil)
 		if err != nil {

@@ -31,8 +31,7 @@ import (
 // Deps are what tests and the demo replace: the clock, timers and logger.
 type Deps struct {
 	Logger *slog.Logger
-	Clock  access.Clock
-	After  func(time.Duration) <-chan time.Time
+	Clock  access.Clock // its After is every loop's timer
 	// Ready, when set, receives the running service once started.
 	Ready func(*handlers.Service)
 }
@@ -144,7 +143,7 @@ func (s *Server) Run(ctx context.Context) error {
 		backup: backupConfig{Dir: cfg.BackupDir, Every: cfg.BackupEvery, Keep: cfg.BackupKeep}}
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return svc.Run(ctx, d.After) })
+	g.Go(func() error { return svc.Run(ctx) })
 	g.Go(func() error {
 		// Who is in each policy group now is the baseline that tells standing
 		// members from members added outside keycard later.
@@ -154,9 +153,9 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { return reloadOnHUP(ctx, svc, cfg.Policy, d.Logger) })
-	g.Go(func() error { return offboardLoop(ctx, svc, feeds, d.After, d.Logger) })
+	g.Go(func() error { return offboardLoop(ctx, svc, feeds, d.Logger) })
 	if cfg.BackupDir != "" {
-		g.Go(func() error { return backupLoop(ctx, svc, db, ops.backup, d.After, d.Logger) })
+		g.Go(func() error { return backupLoop(ctx, svc, db, ops.backup, d.Logger) })
 	}
 	if cfg.HTTPAddr != "" {
 		srv := &http.Server{Addr: cfg.HTTPAddr, Handler: ops.handler(), ReadHeaderTimeout: 5 * time.Second}
@@ -190,7 +189,7 @@ func (s *Server) Run(ctx context.Context) error {
 	// report, contractor expiry questions, the compliance package and
 	// certification campaigns, under the job ledger. Reports reach Slack
 	// through the serving bot.
-	g.Go(func() error { return svc.RunReviews(ctx, b, d.After) })
+	g.Go(func() error { return svc.RunReviews(ctx, b) })
 	if d.Ready != nil {
 		d.Ready(svc)
 	}
@@ -241,7 +240,7 @@ func startAuditStream(ctx context.Context, g *errgroup.Group, svc *handlers.Serv
 		return err
 	}
 	host, _ := os.Hostname()
-	stream, err := auditstream.Setup(cfg, st, auditstream.Options{Clock: d.Clock, After: d.After, Wake: svc.StreamWake(), Logger: d.Logger,
+	stream, err := auditstream.Setup(cfg, st, auditstream.Options{Clock: d.Clock, Wake: svc.StreamWake(), Logger: d.Logger,
 		Instance: host, Version: buildinfo.Get().Short()}, auditstream.SinkOptions{Stdout: os.Stdout})
 	if err != nil || stream == nil {
 		return err

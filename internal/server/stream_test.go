@@ -46,7 +46,7 @@ func TestServeStreamsAuditEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := handlers.New(adapt.Store(db), conns, set, clock, handlers.Options{})
-	d := Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clock, After: clock.After}
+	d := Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clock}
 	ctx, cancel := context.WithCancel(context.Background())
 	g, gctx := errgroup.WithContext(ctx)
 	if err := startAuditStream(gctx, g, svc, adapt.Store(db), d); err != nil {
