@@ -29,7 +29,7 @@ const (
 
 // Options configure a Stream. Sink and Clock are required.
 type Options struct {
-	Sink  Sink // its Format decides the lines' format
+	Sink Sink // its Format decides the lines' format
 	// Clock is "now" and the timer the loop waits on (its After: time.After
 	// in main, a fakeclock's in tests): the stream never sleeps on the wall
 	// clock itself.
