@@ -106,7 +106,7 @@ func checkAgainstIdP(ctx context.Context, set *policy.Set, stdout io.Writer) err
 	if err != nil {
 		return err
 	}
-	sync, err := handlers.New(nil, conns, set, access.SystemClock{}, handlers.Options{}).CheckAgainstIdP(ctx)
+	sync, err := handlers.CheckAgainstIdP(ctx, set, conns)
 	if err != nil {
 		return err
 	}

@@ -23,54 +23,6 @@ import (
 // jobNames are the scheduled jobs whose last success /metrics reports.
 var jobNames = []string{"offboarding.poll", "offboarding.sweep", "backup"}
 
-// markJob records a job's success time in the store for /metrics.
-func markJob(svc *handlers.Service, name string) {
-	_ = svc.SetCursor("job."+name+".success", svc.Clock().Now().UTC().Format(time.RFC3339Nano))
-}
-
-// offboardLoop polls each IdP's lifecycle feed every minute and sweeps the
-// holders' status every `sweep` (policy offboarding_check, default 5m).
-func offboardLoop(ctx context.Context, svc *handlers.Service, feeds map[string]handlers.DeactivationFeed, log *slog.Logger) error {
-	const poll = time.Minute
-	var lastSweep time.Time
-	for {
-		now := svc.Clock().Now()
-		ok := true
-		for _, name := range sortedKeys(feeds) {
-			n, err := svc.PollDeactivations(ctx, name, feeds[name], now.Add(-svc.Policy().OffboardingSLA))
-			if err != nil {
-				ok = false
-				log.Warn("lifecycle feed poll failed", "connector", name, "err", err)
-			} else if n > 0 {
-				log.Info("offboarded from the lifecycle feed", "connector", name, "ended", n)
-			}
-		}
-		if ok && len(feeds) > 0 {
-			markJob(svc, "offboarding.poll")
-		}
-		sweep := svc.Policy().OffboardingCheck
-		if sweep <= 0 {
-			sweep = 5 * time.Minute
-		}
-		if lastSweep.IsZero() || now.Sub(lastSweep) >= sweep {
-			if n, err := svc.SweepHolders(ctx); err != nil {
-				log.Warn("holder status sweep failed", "err", err)
-			} else {
-				lastSweep = now
-				markJob(svc, "offboarding.sweep")
-				if n > 0 {
-					log.Info("offboarded by the status sweep", "ended", n)
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-svc.Clock().After(poll):
-		}
-	}
-}
-
 // backupConfig is where and how often hot backups go.
 type backupConfig struct {
 	Dir   string
@@ -92,7 +44,7 @@ func backupLoop(ctx context.Context, svc *handlers.Service, db *store.DB, cfg ba
 			_ = svc.Alert("backup_failed", "", "The scheduled database backup failed: "+err.Error(), nil)
 			continue
 		}
-		markJob(svc, "backup")
+		svc.MarkJob("backup")
 		log.Info("backup written", "path", path)
 	}
 }
@@ -154,7 +106,7 @@ func (o *opsServer) backupNow(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	markJob(o.svc, "backup")
+	o.svc.MarkJob("backup")
 	fmt.Fprintln(w, path)
 }
 

@@ -153,7 +153,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { return reloadOnHUP(ctx, svc, cfg.Policy, d.Logger) })
-	g.Go(func() error { return offboardLoop(ctx, svc, feeds, d.Logger) })
+	g.Go(func() error { return svc.RunOffboarding(ctx, feeds) })
 	if cfg.BackupDir != "" {
 		g.Go(func() error { return backupLoop(ctx, svc, db, ops.backup, d.Logger) })
 	}

@@ -151,7 +151,7 @@ func TestMetricsExposition(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := handlers.New(adapt.Store(db), nil, nil, clock, handlers.Options{})
-	markJob(svc, "backup")
+	svc.MarkJob("backup")
 	o := &opsServer{svc: svc, db: db, started: clock.Now(), connected: func() bool { return true }}
 	srv := httptest.NewServer(o.handler())
 	defer srv.Close()
