@@ -15,7 +15,7 @@ import (
 	"keycard/access"
 	"keycard/handlers"
 	"keycard/internal/adapt"
-	"keycard/store"
+	"keycard/internal/server"
 )
 
 // exportCmd: keycard export [--kind K] [--policy P] [--from D] [--to D]
@@ -142,7 +142,7 @@ func exportVerifyCmd(args []string, stdout io.Writer) error {
 	}
 	defer db.Close()
 	svc := handlers.New(adapt.Store(db), nil, nil, access.SystemClock{}, handlers.Options{})
-	problems, err := handlers.VerifyManifest(m, f, chainCheck(db), svc.Recorded)
+	problems, err := handlers.VerifyManifest(m, f, server.ChainCheck(db), svc.Recorded)
 	if err != nil {
 		return err
 	}
@@ -159,37 +159,4 @@ func exportVerifyCmd(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "contents (audit event %d): %s\n", rec.Seq, handlers.InclusionStatement(rec))
 	}
 	return nil
-}
-
-// chainCheck verifies the chain up to seq and reads event seq's hash.
-func chainCheck(db *store.DB) handlers.ChainCheck {
-	return func(seq uint64) (string, bool, string, error) {
-		var ev access.Event
-		var found bool
-		err := db.View(func(tx *store.Tx) error {
-			e, err := tx.Event(seq)
-			if access.CodeOf(err) == access.CodeNotFound {
-				return nil
-			}
-			ev, found = e, err == nil
-			return err
-		})
-		if err != nil {
-			return "", false, "", err
-		}
-		problem := ""
-		res, err := db.Verify(1, func(e access.Event) error {
-			if e.Seq >= seq {
-				return store.ErrStop
-			}
-			return nil
-		})
-		if err != nil {
-			return "", false, "", err
-		}
-		if res.Problem != "" && res.BadSeq <= seq {
-			problem = res.Problem
-		}
-		return ev.Hash, found, problem, nil
-	}
 }

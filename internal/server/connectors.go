@@ -172,25 +172,6 @@ func LookupEnv(name string) (string, bool) {
 	return os.LookupEnv("KEYCARD_" + name)
 }
 
-// Verifier walks the whole audit chain for export manifests.
-func Verifier(db *store.DB) handlers.ChainVerifier {
-	return func(upTo uint64) (uint64, string, string, error) {
-		var last string
-		res, err := db.Verify(1, func(e access.Event) error {
-			last = e.Hash
-			if e.Seq >= upTo {
-				return store.ErrStop
-			}
-			return nil
-		})
-		problem := res.Problem
-		if res.BadSeq > upTo {
-			problem = "" // a break after the report's head is not this report's
-		}
-		return res.Count, last, problem, err
-	}
-}
-
 // Instance describes this keycard for manifests: version and the IdPs.
 func Instance(set *policy.Set, cfg Config) handlers.Instance {
 	in := handlers.Instance{Version: buildinfo.Get().Short()}
