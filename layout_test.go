@@ -8,9 +8,11 @@ import (
 )
 
 // TestDependencyDirection keeps the design's map true (STYLE.md):
-// bot -> handlers -> policy -> access <- store, connectors; only main sees
-// everything. It lists each package's non-test dependencies with `go list
-// -deps` and fails on a forbidden edge (after tailscale's deptest).
+// bot -> handlers -> policy -> access <- store, connectors; only main and
+// the wiring it hands over to (internal/server) see everything, and no
+// product package imports the wiring: one that did would reach every other.
+// It lists each package's non-test dependencies with `go list -deps` and
+// fails on a forbidden edge (after tailscale's deptest).
 func TestDependencyDirection(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list")
@@ -22,11 +24,11 @@ func TestDependencyDirection(t *testing.T) {
 	}{
 		{pkg: "keycard/access", stdOnly: true},
 		{pkg: "keycard/csvw", stdOnly: true},
-		{pkg: "keycard/policy", forbidden: []string{"keycard/store", "keycard/connectors", "keycard/handlers", "keycard/bot", "go.etcd.io/bbolt", "github.com/slack-go/slack", "github.com/okta/okta-sdk-golang/v2/okta"}},
-		{pkg: "keycard/store", forbidden: []string{"keycard/policy", "keycard/connectors", "keycard/handlers", "keycard/bot", "github.com/slack-go/slack", "github.com/okta/okta-sdk-golang/v2/okta"}},
-		{pkg: "keycard/connectors/...", forbidden: []string{"keycard/policy", "keycard/store", "keycard/handlers", "keycard/bot", "go.etcd.io/bbolt", "github.com/slack-go/slack"}},
-		{pkg: "keycard/handlers", forbidden: []string{"keycard/store", "keycard/connectors", "keycard/bot", "go.etcd.io/bbolt", "github.com/slack-go/slack", "github.com/okta/okta-sdk-golang/v2/okta"}},
-		{pkg: "keycard/bot", forbidden: []string{"keycard/store", "keycard/connectors", "go.etcd.io/bbolt", "github.com/okta/okta-sdk-golang/v2/okta"}},
+		{pkg: "keycard/policy", forbidden: []string{"keycard/internal/server", "keycard/store", "keycard/connectors", "keycard/handlers", "keycard/bot", "go.etcd.io/bbolt", "github.com/slack-go/slack", "github.com/okta/okta-sdk-golang/v2/okta"}},
+		{pkg: "keycard/store", forbidden: []string{"keycard/internal/server", "keycard/policy", "keycard/connectors", "keycard/handlers", "keycard/bot", "github.com/slack-go/slack", "github.com/okta/okta-sdk-golang/v2/okta"}},
+		{pkg: "keycard/connectors/...", forbidden: []string{"keycard/internal/server", "keycard/policy", "keycard/store", "keycard/handlers", "keycard/bot", "go.etcd.io/bbolt", "github.com/slack-go/slack"}},
+		{pkg: "keycard/handlers", forbidden: []string{"keycard/internal/server", "keycard/store", "keycard/connectors", "keycard/bot", "go.etcd.io/bbolt", "github.com/slack-go/slack", "github.com/okta/okta-sdk-golang/v2/okta"}},
+		{pkg: "keycard/bot", forbidden: []string{"keycard/internal/server", "keycard/store", "keycard/connectors", "go.etcd.io/bbolt", "github.com/okta/okta-sdk-golang/v2/okta"}},
 	}
 	for _, r := range rules {
 		t.Run(r.pkg, func(t *testing.T) {
