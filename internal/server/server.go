@@ -1,7 +1,3 @@
-// Package server is keycard serve assembled in one importable place (after
-// benbjohnson/wtf cmd/wtfd): config -> policy -> store -> connectors ->
-// handlers -> bot -> errgroup -> close. main, the demo, the end-to-end tests,
-// chaos and bench boot it instead of wiring keycard by hand.
 package server
 
 import (
@@ -40,20 +36,18 @@ type Deps struct {
 // cases, the Slack edge and the ops listener. New builds it, Run runs it
 // under one errgroup, Close releases the database.
 type Server struct {
-	cfg     Config
-	d       Deps
-	db      *store.DB
-	set     *policy.Set
-	file    *policy.Set
-	svc     *handlers.Service
-	conns   *ConnectorSet
-	bot     *bot.Bot
-	token   string
-	started time.Time
+	cfg   Config
+	d     Deps
+	db    *store.DB
+	set   *policy.Set
+	file  *policy.Set
+	svc   *handlers.Service
+	conns *ConnectorSet
+	token string
 }
 
-// New is config -> policy -> store -> connectors -> handlers -> bot. It makes
-// no network call; Run proves the IdPs' credentials first.
+// New is config -> policy -> store -> connectors -> handlers. It makes
+// no network call; Run proves the IdPs' credentials, then starts the bot.
 func New(cfg Config, d Deps) (*Server, error) {
 	file, err := policy.Load(cfg.Policy)
 	if err != nil {
