@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"slices"
+	"strings"
 	"time"
 
 	"keycard/access"
@@ -93,12 +95,21 @@ func envOr(name, def string) string {
 }
 
 // parseAnywhere parses fs's flags wherever they stand among the positional
-// arguments (the flag package stops at the first one) and returns those.
+// arguments (the flag package stops at the first one) and returns those. An
+// unknown flag counts as a positional argument, as it did when policy check
+// read its arguments by hand (it is then the file that cannot be read).
 func parseAnywhere(fs *flag.FlagSet, args []string) ([]string, error) {
 	var rest []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			bad := unexpectedArg(fs, args, err)
+			i := slices.Index(args, bad)
+			if i < 0 || fs.Lookup(strings.TrimLeft(strings.SplitN(bad, "=", 2)[0], "-")) != nil {
+				return nil, err
+			}
+			rest = append(rest, bad)
+			args = args[i+1:]
+			continue
 		}
 		if fs.NArg() == 0 {
 			return rest, nil
@@ -106,4 +117,27 @@ func parseAnywhere(fs *flag.FlagSet, args []string) ([]string, error) {
 		rest = append(rest, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+}
+
+// unexpectedArg names the argument fs.Parse stumbled on, so a command keeps
+// saying `unexpected "--x"` as it did when it parsed its arguments by hand:
+// an unknown flag, or a flag that needs a value given none.
+func unexpectedArg(fs *flag.FlagSet, args []string, err error) string {
+	for i, a := range args {
+		if !strings.HasPrefix(a, "-") || a == "-" || a == "--" {
+			continue
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f := fs.Lookup(name)
+		if f == nil {
+			return a
+		}
+		if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
+			continue
+		}
+		if !hasValue && i == len(args)-1 {
+			return a
+		}
+	}
+	return err.Error()
 }

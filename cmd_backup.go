@@ -24,7 +24,7 @@ func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	dbPath := fs.String("db", envOr("KEYCARD_DB", "keycard.db"), "database file")
 	dirFlag := fs.String("dir", os.Getenv("KEYCARD_BACKUP_DIR"), "where the backup goes")
 	if err := fs.Parse(args); err != nil {
-		return usageError("backup: %v", err)
+		return usageError("backup: unexpected %q", unexpectedArg(fs, args, err))
 	}
 	if fs.NArg() > 0 {
 		return usageError("backup: unexpected %q", fs.Arg(0))

@@ -58,7 +58,7 @@ func policyApplyCmd(ctx context.Context, args []string, stdout io.Writer) error 
 	reason := fs.String("reason", "", "why (required with --emergency)")
 	emergency := fs.Bool("emergency", false, "apply at once, alerting, even when change_approval is in force")
 	if err := fs.Parse(args); err != nil {
-		return usageError("policy apply: %v", err)
+		return usageError("policy apply: unexpected %q", unexpectedArg(fs, args, err))
 	}
 	if fs.NArg() > 0 {
 		return usageError("policy apply: unexpected %q", fs.Arg(0))
