@@ -8,6 +8,7 @@ import (
 
 	"keycard/internal/buildinfo"
 	"keycard/internal/oktafake"
+	"keycard/internal/server"
 	"keycard/policy"
 )
 
@@ -81,7 +82,7 @@ func TestVersionIsTheBuildInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := instance(set, Config{}).Version, buildinfo.Get().Short(); got != want {
+	if got, want := server.Instance(set, server.Config{}).Version, buildinfo.Get().Short(); got != want {
 		t.Fatalf("manifest keycard_version %q, want %q", got, want)
 	}
 }

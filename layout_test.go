@@ -8,9 +8,11 @@ import (
 )
 
 // TestDependencyDirection keeps the design's map true (STYLE.md):
-// bot -> handlers -> policy -> access <- store, connectors; only main sees
-// everything. It lists each package's non-test dependencies with `go list
-// -deps` and fails on a forbidden edge (after tailscale's deptest).
+// bot -> handlers -> policy -> access <- store, connectors; only main and
+// the wiring it hands over to (internal/server) see everything, and no
+// product package imports the wiring: one that did would reach every other.
+// It lists each package's non-test dependencies with `go list -deps` and
+// fails on a forbidden edge (after tailscale's deptest).
 func TestDependencyDirection(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list")
@@ -28,6 +30,7 @@ func TestDependencyDirection(t *testing.T) {
 		whyBot      = "bot is the outermost layer (STYLE.md: bot -> handlers -> policy -> access); an inner package importing it makes a cycle of responsibility"
 		whyHandlers = "use cases sit above the rules and adapters; policy, store and connectors must not call back into them"
 		whyPolicy   = "store and connectors are adapters of the domain (access) and must not depend on the policy rules"
+		whyServer   = "internal/server is the wiring: it imports everything, so nothing it wires may import it back"
 	)
 	rules := []struct {
 		pkg       string
@@ -36,20 +39,20 @@ func TestDependencyDirection(t *testing.T) {
 	}{
 		{pkg: "keycard/access", stdOnly: whyDomain},
 		{pkg: "keycard/csvw", stdOnly: whyCSV},
-		{pkg: "keycard/policy", forbidden: map[string]string{"keycard/store": whyStore, "keycard/connectors": whyConn, "keycard/handlers": whyHandlers, "keycard/bot": whyBot,
+		{pkg: "keycard/policy", forbidden: map[string]string{"keycard/internal/server": whyServer, "keycard/store": whyStore, "keycard/connectors": whyConn, "keycard/handlers": whyHandlers, "keycard/bot": whyBot,
 			"go.etcd.io/bbolt": whyBolt, "github.com/slack-go/slack": whySlack, "github.com/okta/okta-sdk-golang/v2/okta": whyOkta}},
-		{pkg: "keycard/store", forbidden: map[string]string{"keycard/policy": whyPolicy, "keycard/connectors": whyConn, "keycard/handlers": whyHandlers, "keycard/bot": whyBot,
+		{pkg: "keycard/store", forbidden: map[string]string{"keycard/internal/server": whyServer, "keycard/policy": whyPolicy, "keycard/connectors": whyConn, "keycard/handlers": whyHandlers, "keycard/bot": whyBot,
 			"github.com/slack-go/slack": whySlack, "github.com/okta/okta-sdk-golang/v2/okta": whyOkta}},
-		{pkg: "keycard/store/postgres", forbidden: map[string]string{"keycard/policy": whyPolicy, "keycard/connectors": whyConn, "keycard/handlers": whyHandlers, "keycard/bot": whyBot,
+		{pkg: "keycard/store/postgres", forbidden: map[string]string{"keycard/internal/server": whyServer, "keycard/policy": whyPolicy, "keycard/connectors": whyConn, "keycard/handlers": whyHandlers, "keycard/bot": whyBot,
 			"keycard/internal": "the PostgreSQL store is an adapter of the domain; wiring and test support live above it", "github.com/slack-go/slack": whySlack, "github.com/okta/okta-sdk-golang/v2/okta": whyOkta}},
 		// migrate copies one store into the other: it sees both backends, nothing above them.
-		{pkg: "keycard/store/migrate", forbidden: map[string]string{"keycard/policy": whyPolicy, "keycard/connectors": whyConn, "keycard/handlers": whyHandlers, "keycard/bot": whyBot,
+		{pkg: "keycard/store/migrate", forbidden: map[string]string{"keycard/internal/server": whyServer, "keycard/policy": whyPolicy, "keycard/connectors": whyConn, "keycard/handlers": whyHandlers, "keycard/bot": whyBot,
 			"keycard/internal": "the migration is an adapter-to-adapter copy; wiring and test support live above it", "github.com/slack-go/slack": whySlack, "github.com/okta/okta-sdk-golang/v2/okta": whyOkta}},
-		{pkg: "keycard/connectors/...", forbidden: map[string]string{"keycard/policy": whyPolicy, "keycard/store": whyStore, "keycard/handlers": whyHandlers, "keycard/bot": whyBot,
+		{pkg: "keycard/connectors/...", forbidden: map[string]string{"keycard/internal/server": whyServer, "keycard/policy": whyPolicy, "keycard/store": whyStore, "keycard/handlers": whyHandlers, "keycard/bot": whyBot,
 			"go.etcd.io/bbolt": whyBolt, "github.com/slack-go/slack": whySlack}},
-		{pkg: "keycard/handlers", forbidden: map[string]string{"keycard/store": whyStore, "keycard/connectors": whyConn, "keycard/bot": whyBot,
+		{pkg: "keycard/handlers", forbidden: map[string]string{"keycard/internal/server": whyServer, "keycard/store": whyStore, "keycard/connectors": whyConn, "keycard/bot": whyBot,
 			"go.etcd.io/bbolt": whyBolt, "github.com/slack-go/slack": whySlack, "github.com/okta/okta-sdk-golang/v2/okta": whyOkta}},
-		{pkg: "keycard/bot", forbidden: map[string]string{"keycard/store": whyStore, "keycard/connectors": whyConn,
+		{pkg: "keycard/bot", forbidden: map[string]string{"keycard/internal/server": whyServer, "keycard/store": whyStore, "keycard/connectors": whyConn,
 			"go.etcd.io/bbolt": whyBolt, "github.com/okta/okta-sdk-golang/v2/okta": whyOkta}},
 	}
 	for _, r := range rules {

@@ -32,7 +32,7 @@ type Config struct {
 	// missing because a lookup quietly failed.
 	Reviews ReviewCore
 	Alerts  AlertCore
-	// Clock supplies now for displayed times and caches (default: system clock).
+	// Clock supplies now for displayed times and caches, and the timers of the notifier and retries (default: system clock).
 	Clock  access.Clock
 	Logger *slog.Logger
 	// UserCacheTTL bounds how long a Slack profile (email, time zone) and an
@@ -51,8 +51,6 @@ type Config struct {
 	NotifyEvery time.Duration
 	// DedupeTTL is how long envelope ids and clicks are remembered (default 24h).
 	DedupeTTL time.Duration
-	// After is the timer source (default time.After); tests may replace it.
-	After func(time.Duration) <-chan time.Time
 }
 
 // SocketReadLimit bounds one Socket Mode message (1 MiB). Slack's envelopes
@@ -133,9 +131,6 @@ func New(cfg Config) (*Bot, error) {
 	}
 	if cfg.DedupeTTL <= 0 {
 		cfg.DedupeTTL = 24 * time.Hour
-	}
-	if cfg.After == nil {
-		cfg.After = time.After
 	}
 	b := &Bot{cfg: cfg, api: cfg.API, sm: cfg.Socket, core: cfg.Core, rev: cfg.Reviews, alerts: cfg.Alerts, log: cfg.Logger,
 		jobs: make(chan job, 256), nudgeCh: make(chan struct{}, 1),

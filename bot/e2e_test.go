@@ -99,6 +99,11 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
+// After waits on the wall clock, as the bot's timers did before they
+// moved onto its Clock: the fault tests count on Slack retries (429
+// Retry-After, internal_error) going out without moving the clock.
+func (c *fakeClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
 func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

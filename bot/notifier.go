@@ -43,7 +43,7 @@ func (b *Bot) runNotifier(ctx context.Context) {
 			return
 		case <-b.core.Wake():
 		case <-b.nudgeCh:
-		case <-b.cfg.After(b.cfg.NotifyEvery):
+		case <-b.cfg.Clock.After(b.cfg.NotifyEvery):
 		}
 	}
 }
@@ -89,7 +89,7 @@ func (b *Bot) notifyOnce(ctx context.Context) (int, error) {
 			select {
 			case <-ctx.Done():
 				return 0, ctx.Err()
-			case <-b.cfg.After(wait):
+			case <-b.cfg.Clock.After(wait):
 			}
 		}
 		if err := b.core.SetCursor(notifierCursor, strconv.FormatUint(e.Seq, 10)); err != nil {
@@ -504,7 +504,7 @@ func (b *Bot) refreshHomes(parent context.Context, homes map[string]access.Perso
 				return
 			case <-ctx.Done():
 				return
-			case <-b.cfg.After(retryWait(err, attempt)):
+			case <-b.cfg.Clock.After(retryWait(err, attempt)):
 			}
 		}
 	}

@@ -141,7 +141,7 @@ func (b *Bot) runWithin(budget time.Duration, fn func() (access.Request, error))
 	select {
 	case res := <-ch:
 		return res, true, nil
-	case <-b.cfg.After(budget):
+	case <-b.cfg.Clock.After(budget):
 		return result{}, false, ch
 	}
 }

@@ -13,22 +13,10 @@ import (
 	"keycard/access"
 	"keycard/handlers"
 	"keycard/internal/adapt"
+	"keycard/internal/fakeclock"
 	"keycard/policy"
 	"keycard/store"
 )
-
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // fakeIdP is a directory and provisioner with state and fault injection.
 type fakeIdP struct {
@@ -290,7 +278,7 @@ admins: {group: keycard-admins}
 // env is one test's world: clock, IdP, store, service.
 type env struct {
 	t     *testing.T
-	clock *fakeClock
+	clock *fakeclock.Clock
 	idp   *fakeIdP
 	db    *store.DB
 	path  string
@@ -302,7 +290,7 @@ var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, clock: &fakeClock{now: t0}, idp: newIdP(), path: filepath.Join(t.TempDir(), "keycard.db")}
+	e := &env{t: t, clock: fakeclock.New(t0), idp: newIdP(), path: filepath.Join(t.TempDir(), "keycard.db")}
 	eng := map[string]string{"department": "Engineering"}
 	e.idp.addUser("ann@example.com", "Ann Lee", "bob@example.com", eng)
 	e.idp.addUser("bob@example.com", "Bob Boss", "", eng)

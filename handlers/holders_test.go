@@ -12,6 +12,7 @@ import (
 	"keycard/connectors/okta"
 	"keycard/handlers"
 	"keycard/internal/adapt"
+	"keycard/internal/fakeclock"
 	"keycard/internal/oktafake"
 	"keycard/policy"
 	"keycard/store"
@@ -42,7 +43,7 @@ policies:
 // when keycard first looked) and an unmanaged one (added outside keycard
 // later), and reconciles the counts.
 func TestHoldersSnapshotAgainstOkta(t *testing.T) {
-	clock := &fakeClock{now: t0}
+	clock := fakeclock.New(t0)
 	fake := oktafake.New(oktafake.Options{Token: "t0k3n", Clock: clock.Now})
 	defer fake.Close()
 	user := func(login string) string {

@@ -111,10 +111,10 @@ func (s *Service) location() *time.Location {
 }
 
 // RunReviews drives the scheduled review jobs and the open campaigns until
-// ctx ends: each pass runs what is due (ReviewTick), then sleeps on after
-// (time.After in production, a fake clock's After in tests) until the next
-// slot, a reminder or a due date.
-func (s *Service) RunReviews(ctx context.Context, pub Publisher, after func(time.Duration) <-chan time.Time) error {
+// ctx ends: each pass runs what is due (ReviewTick), then sleeps on the
+// service clock's After (time.After in production, a fake clock's in tests)
+// until the next slot, a reminder or a due date.
+func (s *Service) RunReviews(ctx context.Context, pub Publisher) error {
 	for {
 		next, err := s.ReviewTick(ctx, pub)
 		if err != nil && ctx.Err() == nil {
@@ -124,7 +124,7 @@ func (s *Service) RunReviews(ctx context.Context, pub Publisher, after func(time
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-after(wait):
+		case <-s.clock.After(wait):
 		}
 	}
 }

@@ -181,7 +181,7 @@ func TestRunReviewsSleepsOnTheClock(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- svc.RunReviews(ctx, pub, fc.After) }()
+	go func() { done <- svc.RunReviews(ctx, pub) }()
 	for fc.Waiters() == 0 { // the first pass (no catch-up) has gone to sleep
 		select {
 		case <-ctx.Done():

@@ -57,13 +57,13 @@ type GroupLister interface {
 
 // CheckAgainstIdP compares every connector's groups with the policies:
 // groups inside the scope that no policy covers, and policies whose group
-// is missing in the IdP.
-func (s *Service) CheckAgainstIdP(ctx context.Context) (PolicySync, error) {
-	set := s.Policy()
+// is missing in the IdP. It reads only the IdPs, never the store, so the
+// command line calls it without a Service.
+func CheckAgainstIdP(ctx context.Context, set *policy.Set, conns Connectors) (PolicySync, error) {
 	listed := map[string][]string{}
 	var out PolicySync
 	for _, name := range slices.Sorted(maps.Keys(set.Connectors)) {
-		dir, ok := s.conns.Directory(name)
+		dir, ok := conns.Directory(name)
 		gl, can := dir.(GroupLister)
 		if !ok || !can {
 			out.Unchecked = append(out.Unchecked, name)
@@ -149,7 +149,7 @@ func (s *Service) BuildAdminReport(ctx context.Context) (AdminReport, error) {
 			rep.Unmanaged = append(rep.Unmanaged, h)
 		}
 	}
-	if rep.Sync, err = s.CheckAgainstIdP(ctx); err != nil {
+	if rep.Sync, err = CheckAgainstIdP(ctx, s.Policy(), s.conns); err != nil {
 		return rep, err
 	}
 	return rep, nil

@@ -8,9 +8,9 @@ import (
 // Run drives the provisioning worker and the scheduler until ctx ends: it
 // catches up at once (grants that expired while keycard was down, ops a
 // crash interrupted), then sleeps until the next due time or until a write
-// wakes it. after is the timer source (time.After in production); tests drive
-// Tick and RunOutbox directly with a fake clock instead.
-func (s *Service) Run(ctx context.Context, after func(time.Duration) <-chan time.Time) error {
+// wakes it. It waits on the service's clock (time.After in production); tests
+// drive Tick and RunOutbox directly with a fake clock instead.
+func (s *Service) Run(ctx context.Context) error {
 	const idle = time.Minute // re-check at least this often (clock jumps, missed wakes)
 	for {
 		nextTick, err := s.Tick(ctx)
@@ -29,7 +29,7 @@ func (s *Service) Run(ctx context.Context, after func(time.Duration) <-chan time
 		case <-ctx.Done():
 			return nil
 		case <-s.wake:
-		case <-after(wait):
+		case <-s.clock.After(wait):
 		}
 	}
 }

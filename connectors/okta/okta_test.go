@@ -13,37 +13,21 @@ import (
 	"time"
 
 	"keycard/access"
+	"keycard/internal/fakeclock"
 	"keycard/internal/oktafake"
 )
 
 const secretToken = "00SECRET-token-value-never-logged"
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type env struct {
 	fake  *oktafake.Server
 	conn  *Connector
-	clock *fakeClock
+	clock *fakeclock.Clock
 }
 
 func newEnv(t *testing.T, mutate ...func(*Config)) *env {
 	t.Helper()
-	clk := &fakeClock{t: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}
+	clk := fakeclock.New(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
 	fake := oktafake.New(oktafake.Options{Token: secretToken, Clock: clk.Now})
 	t.Cleanup(fake.Close)
 	cfg := Config{OrgURL: fake.URL + "/", Token: secretToken, Timeout: 5 * time.Second, Clock: clk}

@@ -27,14 +27,13 @@ const (
 	DefaultBackoffMax  = 5 * time.Minute
 )
 
-// Options configure a Stream. Sink, Clock and After are required.
+// Options configure a Stream. Sink and Clock are required.
 type Options struct {
-	Sink  Sink // its Format decides the lines' format
-	Clock access.Clock
-	// After is the timer the loop waits on (time.After in main, a
-	// fakeclock's After in tests): the stream never sleeps on the wall
+	Sink Sink // its Format decides the lines' format
+	// Clock is "now" and the timer the loop waits on (its After: time.After
+	// in main, a fakeclock's in tests): the stream never sleeps on the wall
 	// clock itself.
-	After func(time.Duration) <-chan time.Time
+	Clock access.Clock
 	// Wake, when not nil, nudges the stream after a commit so events go out
 	// at once; without it (or between nudges) the stream polls every Poll.
 	// It is not listened to while backing off after a failure.
@@ -65,8 +64,8 @@ type Stream struct {
 
 // New returns a stream over st (adapt.Store(db) in main).
 func New(st handlers.Store, opt Options) (*Stream, error) {
-	if st == nil || opt.Sink == nil || opt.Clock == nil || opt.After == nil {
-		return nil, errors.New("auditstream: New needs a store, a sink, a clock and After")
+	if st == nil || opt.Sink == nil || opt.Clock == nil {
+		return nil, errors.New("auditstream: New needs a store, a sink and a clock")
 	}
 	if opt.Poll <= 0 {
 		opt.Poll = DefaultPoll
@@ -150,7 +149,7 @@ func (s *Stream) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-wake:
-		case <-s.opt.After(wait):
+		case <-s.opt.Clock.After(wait):
 		}
 	}
 }

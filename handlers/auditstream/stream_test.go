@@ -150,13 +150,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// sleeper is the stream's After: it reports each wait the loop starts, so
+// sleeper is the stream's clock: it reports each wait the loop starts, so
 // the test knows the loop is asleep (and for how long) before it moves the
 // fake clock.
 type sleeper struct {
 	fc    *fakeclock.Clock
 	waits chan time.Duration
 }
+
+// Now is the fake clock's: a sleeper is the stream's whole Clock.
+func (s *sleeper) Now() time.Time { return s.fc.Now() }
 
 func (s *sleeper) After(d time.Duration) <-chan time.Time {
 	ch := s.fc.After(d)
@@ -183,7 +186,7 @@ func newStream(t *testing.T, st handlers.Store, r *receiver, fc *fakeclock.Clock
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sink.Close() })
-	s, err := auditstream.New(st, auditstream.Options{Sink: sink, Clock: fc, After: sl.After, Wake: wake,
+	s, err := auditstream.New(st, auditstream.Options{Sink: sink, Clock: sl, Wake: wake,
 		Poll: time.Minute, MaxEvents: 10, BackoffBase: time.Second, BackoffMax: 8 * time.Second,
 		Jitter: func(d time.Duration) time.Duration { return d }, Instance: "kc-test", Version: "v0.0.0-test"})
 	if err != nil {
@@ -349,7 +352,7 @@ func TestBatchLimits(t *testing.T) {
 				t.Fatal(err)
 			}
 			out.Reset()
-			s, _ := auditstream.New(st, auditstream.Options{Sink: sink, Clock: fc, After: fc.After, MaxEvents: c.maxEvents, MaxBytes: c.maxBytes})
+			s, _ := auditstream.New(st, auditstream.Options{Sink: sink, Clock: fc, MaxEvents: c.maxEvents, MaxBytes: c.maxBytes})
 			var got [][2]uint64
 			for {
 				b, more, err := s.Once(context.Background())
@@ -409,7 +412,7 @@ func TestSplunkHECDelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _ := auditstream.New(st, auditstream.Options{Sink: sink, Clock: fc, After: fc.After, Instance: "kc1"})
+	s, _ := auditstream.New(st, auditstream.Options{Sink: sink, Clock: fc, Instance: "kc1"})
 	if _, _, err := s.Once(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -471,7 +474,7 @@ func TestRedirectNotFollowed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _ := auditstream.New(st, auditstream.Options{Sink: sink, Clock: fc, After: fc.After})
+	s, _ := auditstream.New(st, auditstream.Options{Sink: sink, Clock: fc})
 	_, _, err = s.Once(context.Background())
 	var se *auditstream.StatusError
 	if !errors.As(err, &se) || se.Code != http.StatusTemporaryRedirect {
@@ -488,7 +491,7 @@ func TestRedirectNotFollowed(t *testing.T) {
 func TestSetup(t *testing.T) {
 	fc := fakeclock.New(start)
 	_, st := openStore(t, t.TempDir())
-	if s, err := auditstream.Setup(auditstream.Config{}, st, auditstream.Options{Clock: fc, After: fc.After}, auditstream.SinkOptions{}); s != nil || err != nil {
+	if s, err := auditstream.Setup(auditstream.Config{}, st, auditstream.Options{Clock: fc}, auditstream.SinkOptions{}); s != nil || err != nil {
 		t.Fatalf("no stream configured: %v %v", s, err)
 	}
 	appendEvents(t, st, fc, 2)
@@ -499,7 +502,7 @@ func TestSetup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := auditstream.Setup(cfg, st, auditstream.Options{Clock: fc, After: fc.After}, auditstream.SinkOptions{Stdout: &out})
+	s, err := auditstream.Setup(cfg, st, auditstream.Options{Clock: fc}, auditstream.SinkOptions{Stdout: &out})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"fmt"
@@ -48,9 +48,9 @@ type Config struct {
 	BackupKeep    int           `envconfig:"KEYCARD_BACKUP_KEEP" default:"14"`
 }
 
-// loadConfig reads the environment. Names are tried as written and with the
+// LoadConfig reads the environment. Names are tried as written and with the
 // KEYCARD_ prefix; a malformed value is one line naming the variable.
-func loadConfig() (Config, error) {
+func LoadConfig() (Config, error) {
 	// envconfig reads os.Getenv; stage prefixed aliases by name first.
 	var cfg Config
 	for _, name := range []string{"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_API_URL", "OKTA_CLIENT_ORGURL", "OKTA_CLIENT_TOKEN"} {
@@ -67,7 +67,7 @@ func loadConfig() (Config, error) {
 		}
 		return cfg, err
 	}
-	if _, err := parseLevel(cfg.LogLevel); err != nil {
+	if _, err := ParseLevel(cfg.LogLevel); err != nil {
 		return cfg, err
 	}
 	switch cfg.LogFormat {
@@ -104,7 +104,7 @@ func asParseError(err error, target **envconfig.ParseError) bool {
 	return ok
 }
 
-func parseLevel(s string) (slog.Level, error) {
+func ParseLevel(s string) (slog.Level, error) {
 	switch strings.ToLower(s) {
 	case "debug":
 		return slog.LevelDebug, nil
@@ -118,8 +118,8 @@ func parseLevel(s string) (slog.Level, error) {
 	return 0, fmt.Errorf("KEYCARD_LOG_LEVEL: %q is not debug, info, warn or error", s)
 }
 
-// missingForServe names the variables `keycard serve` needs and lacks.
-func (c Config) missingForServe() []string {
+// MissingForServe names the variables `keycard serve` needs and lacks.
+func (c Config) MissingForServe() []string {
 	var out []string
 	if c.SlackBotToken == "" {
 		out = append(out, "SLACK_BOT_TOKEN")

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bufio"
@@ -31,7 +31,7 @@ func TestServeStreamsAuditEvents(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "audit.ndjson")
 	t.Setenv("KEYCARD_AUDIT_STREAM_URL", "file:"+out)
-	set, err := policy.Load("docs/examples/policy-static.yaml")
+	set, err := policy.Load("../../docs/examples/policy-static.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,12 +41,12 @@ func TestServeStreamsAuditEvents(t *testing.T) {
 	}
 	defer db.Close()
 	clock := fakeclock.New(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
-	conns, _, err := buildConnectors(set, Config{}, db, clock)
+	conns, err := BuildConnectors(set, Config{}, db, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc := handlers.New(adapt.Store(db), conns, set, clock, handlers.Options{})
-	d := deps{log: slog.New(slog.NewTextHandler(io.Discard, nil)), clock: clock, after: clock.After}
+	d := Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clock}
 	ctx, cancel := context.WithCancel(context.Background())
 	g, gctx := errgroup.WithContext(ctx)
 	if err := startAuditStream(gctx, g, svc, adapt.Store(db), d); err != nil {

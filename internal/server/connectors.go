@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	"keycard/connectors/entra"
 	"keycard/connectors/jumpcloud"
 	"keycard/connectors/okta"
-	"keycard/connectors/static"
 	"keycard/handlers"
 	"keycard/internal/adapt"
 	"keycard/internal/buildinfo"
@@ -19,13 +18,12 @@ import (
 	"keycard/store"
 )
 
-// buildConnectors makes every connector the policy names. An okta connector
+// BuildConnectors makes every connector the policy names. An okta connector
 // needs OKTA_CLIENT_ORGURL and OKTA_CLIENT_TOKEN, an entra connector the
 // AZURE_* variables, a jumpcloud connector JUMPCLOUD_API_KEY. Building makes
 // no network call: checkConnectors proves the credentials at start.
-func buildConnectors(set *policy.Set, cfg Config, db *store.DB, clock access.Clock) (*connectorSet, map[string]*static.Connector, error) {
-	out := &connectorSet{Set: connectors.NewSet(), feeds: map[string]handlers.DeactivationFeed{}, checks: map[string]checker{}}
-	statics := map[string]*static.Connector{}
+func BuildConnectors(set *policy.Set, cfg Config, db *store.DB, clock access.Clock) (*ConnectorSet, error) {
+	out := &ConnectorSet{Set: connectors.NewSet(), feeds: map[string]handlers.DeactivationFeed{}, checks: map[string]checker{}}
 	for _, name := range sortedKeys(set.Connectors) {
 		c := set.Connectors[name]
 		switch c.Type {
@@ -38,25 +36,25 @@ func buildConnectors(set *policy.Set, cfg Config, db *store.DB, clock access.Clo
 				missing = append(missing, "OKTA_CLIENT_TOKEN")
 			}
 			if len(missing) > 0 {
-				return nil, nil, fmt.Errorf("connector %s (type okta) needs %v", name, missing)
+				return nil, fmt.Errorf("connector %s (type okta) needs %v", name, missing)
 			}
 			oc, err := okta.New(okta.Config{OrgURL: cfg.OktaOrgURL, Token: string(cfg.OktaToken), ManagerAttribute: c.ManagerAttribute, Clock: clock})
 			if err != nil {
-				return nil, nil, fmt.Errorf("connector %s: %w", name, err)
+				return nil, fmt.Errorf("connector %s: %w", name, err)
 			}
 			out.Add(name, oc, oc, c.Scope)
 			out.feeds[name] = feedOf(oc.LifecycleEvents, func(e okta.LifecycleEvent) handlers.Deactivation {
 				return handlers.Deactivation{ID: e.UUID, Type: e.Type, UserID: e.UserID, Published: e.Published}
 			})
 		case policy.ConnectorEntra:
-			ecfg, err := entra.FromEnv(lookupEnv)
+			ecfg, err := entra.FromEnv(LookupEnv)
 			if err != nil {
-				return nil, nil, fmt.Errorf("connector %s (type entra): %w", name, err)
+				return nil, fmt.Errorf("connector %s (type entra): %w", name, err)
 			}
 			ecfg.Clock = clock
 			ec, err := entra.New(ecfg)
 			if err != nil {
-				return nil, nil, fmt.Errorf("connector %s: %w", name, err)
+				return nil, fmt.Errorf("connector %s: %w", name, err)
 			}
 			out.Add(name, ec, ec, c.Scope)
 			out.checks[name] = ec
@@ -64,14 +62,14 @@ func buildConnectors(set *policy.Set, cfg Config, db *store.DB, clock access.Clo
 				return handlers.Deactivation{ID: e.UUID, Type: e.Type, UserID: e.UserID, Published: e.Published}
 			})
 		case policy.ConnectorJumpCloud:
-			jcfg, err := jumpcloud.ConfigFromEnv(func(k string) string { v, _ := lookupEnv(k); return v })
+			jcfg, err := jumpcloud.ConfigFromEnv(func(k string) string { v, _ := LookupEnv(k); return v })
 			if err != nil {
-				return nil, nil, fmt.Errorf("connector %s (type jumpcloud): %w", name, err)
+				return nil, fmt.Errorf("connector %s (type jumpcloud): %w", name, err)
 			}
 			jcfg.Clock = clock
 			jc, err := jumpcloud.New(jcfg)
 			if err != nil {
-				return nil, nil, fmt.Errorf("connector %s: %w", name, err)
+				return nil, fmt.Errorf("connector %s: %w", name, err)
 			}
 			// JumpCloud has no lifecycle feed keycard may rely on: leavers
 			// are found by the holder sweep (handlers.SweepHolders).
@@ -80,15 +78,14 @@ func buildConnectors(set *policy.Set, cfg Config, db *store.DB, clock access.Clo
 		case "static":
 			sc, err := adapt.Static(name, c, db, clock)
 			if err != nil {
-				return nil, nil, fmt.Errorf("connector %s: %w", name, err)
+				return nil, fmt.Errorf("connector %s: %w", name, err)
 			}
-			statics[name] = sc
 			out.Add(name, sc, sc, c.Scope)
 		default:
-			return nil, nil, fmt.Errorf("connector %s: unknown type %q", name, c.Type)
+			return nil, fmt.Errorf("connector %s: unknown type %q", name, c.Type)
 		}
 	}
-	return out, statics, nil
+	return out, nil
 }
 
 // reconnect rebuilds the connectors of a policy about to take effect and
@@ -96,9 +93,9 @@ func buildConnectors(set *policy.Set, cfg Config, db *store.DB, clock access.Clo
 // built, and every connector it names is wrapped with its new scope, so a
 // narrowed scope is enforced from the next call. When any connector cannot
 // be built nothing changes and the policy change is refused.
-func reconnect(conns *connectorSet, cfg Config, db *store.DB, clock access.Clock) func(*policy.Set) error {
+func reconnect(conns *ConnectorSet, cfg Config, db *store.DB, clock access.Clock) func(*policy.Set) error {
 	return func(next *policy.Set) error {
-		fresh, _, err := buildConnectors(next, cfg, db, clock)
+		fresh, err := BuildConnectors(next, cfg, db, clock)
 		if err != nil {
 			return err
 		}
@@ -120,10 +117,10 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// connectorSet is the connectors plus what serve needs of the live IdPs:
+// ConnectorSet is the connectors plus what serve needs of the live IdPs:
 // their leaver feeds (Okta System Log, Entra users delta; reads only, since
 // changes go through the scoped set) and their start-up credential checks.
-type connectorSet struct {
+type ConnectorSet struct {
 	*connectors.Set
 	feeds  map[string]handlers.DeactivationFeed
 	checks map[string]checker
@@ -138,7 +135,7 @@ type checker interface {
 // secret stops keycard with one sentence (CodeForbidden: "the IdP refused
 // keycard's credentials") instead of failing on the first request. An IdP
 // that does not answer is only logged: readiness reports it until it does.
-func checkConnectors(ctx context.Context, cs *connectorSet, warn func(name string, err error)) error {
+func checkConnectors(ctx context.Context, cs *ConnectorSet, warn func(name string, err error)) error {
 	for _, name := range sortedKeys(cs.checks) {
 		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		err := cs.checks[name].Check(cctx)
@@ -166,36 +163,17 @@ func feedOf[E any](list func(context.Context, string) ([]E, string, error), conv
 	}
 }
 
-// lookupEnv reads a variable as written or with the KEYCARD_ prefix (SPEC:
+// LookupEnv reads a variable as written or with the KEYCARD_ prefix (SPEC:
 // "Every variable may also be given with the KEYCARD_ prefix").
-func lookupEnv(name string) (string, bool) {
+func LookupEnv(name string) (string, bool) {
 	if v, ok := os.LookupEnv(name); ok {
 		return v, true
 	}
 	return os.LookupEnv("KEYCARD_" + name)
 }
 
-// verifier walks the whole audit chain for export manifests.
-func verifier(db *store.DB) handlers.ChainVerifier {
-	return func(upTo uint64) (uint64, string, string, error) {
-		var last string
-		res, err := db.Verify(1, func(e access.Event) error {
-			last = e.Hash
-			if e.Seq >= upTo {
-				return store.ErrStop
-			}
-			return nil
-		})
-		problem := res.Problem
-		if res.BadSeq > upTo {
-			problem = "" // a break after the report's head is not this report's
-		}
-		return res.Count, last, problem, err
-	}
-}
-
-// instance describes this keycard for manifests: version and the IdPs.
-func instance(set *policy.Set, cfg Config) handlers.Instance {
+// Instance describes this keycard for manifests: version and the IdPs.
+func Instance(set *policy.Set, cfg Config) handlers.Instance {
 	in := handlers.Instance{Version: buildinfo.Get().Short()}
 	for _, name := range sortedKeys(set.Connectors) {
 		c := set.Connectors[name]

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"keycard/internal/fakeclock"
+	"keycard/internal/server"
 	"keycard/internal/slackemu"
 	"keycard/store"
 )
@@ -58,13 +59,22 @@ func demoCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	emu.AddChannel("security-alerts")
 	emu.AddChannel("security-reviews")
 
-	cfg := Config{SlackBotToken: slackemu.DefaultBotToken, SlackAppToken: slackemu.DefaultAppToken,
+	cfg := server.Config{SlackBotToken: slackemu.DefaultBotToken, SlackAppToken: slackemu.DefaultAppToken,
 		SlackAPIURL: emu.APIURL(), Policy: policyPath, DB: filepath.Join(dir, "keycard.db"),
 		LogLevel: "warn", LogFormat: "text", BackupEvery: 24 * time.Hour}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(runCtx, cfg, deps{log: slog.New(slog.DiscardHandler), clock: clock, after: clock.After})
+		srv, err := server.New(cfg, server.Deps{Logger: slog.New(slog.DiscardHandler), Clock: clock})
+		if err != nil {
+			done <- err
+			return
+		}
+		err = srv.Run(runCtx)
+		if cerr := srv.Close(); err == nil {
+			err = cerr
+		}
+		done <- err
 	}()
 	d := &demo{ctx: ctx, emu: emu, clock: clock, out: stdout, seen: map[string]string{}, dir: dir}
 	script := d.script

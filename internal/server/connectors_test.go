@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 // scope ceiling").
 func TestReloadRebuildsConnectors(t *testing.T) {
 	ctx := context.Background()
-	orig, err := os.ReadFile("docs/examples/policy-static.yaml")
+	orig, err := os.ReadFile("../../docs/examples/policy-static.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestReloadRebuildsConnectors(t *testing.T) {
 	}
 	defer db.Close()
 	clock := fakeclock.New(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
-	conns, _, err := buildConnectors(set, Config{}, db, clock)
+	conns, err := BuildConnectors(set, Config{}, db, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ auditors:`, 1)
 // refused the removal and access outlived its grant).
 func TestNarrowingWaitsForLiveGrants(t *testing.T) {
 	ctx := context.Background()
-	orig, err := os.ReadFile("docs/examples/policy-static.yaml")
+	orig, err := os.ReadFile("../../docs/examples/policy-static.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestNarrowingWaitsForLiveGrants(t *testing.T) {
 	}
 	defer db.Close()
 	clock := fakeclock.New(time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC))
-	conns, _, err := buildConnectors(set, Config{}, db, clock)
+	conns, err := BuildConnectors(set, Config{}, db, clock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,58 @@
+package server
+
+import (
+	"keycard/access"
+	"keycard/handlers"
+	"keycard/store"
+)
+
+// Verifier walks the audit chain for export manifests: the events through
+// upTo, the last one's hash, and the chain's problem when it breaks at or
+// before upTo.
+func Verifier(db *store.DB) handlers.ChainVerifier {
+	return func(upTo uint64) (uint64, string, string, error) {
+		return verifyThrough(db, upTo)
+	}
+}
+
+// ChainCheck verifies the chain up to seq and reads event seq's hash, for
+// keycard export verify.
+func ChainCheck(db *store.DB) handlers.ChainCheck {
+	return func(seq uint64) (string, bool, string, error) {
+		var ev access.Event
+		var found bool
+		err := db.View(func(tx *store.Tx) error {
+			e, err := tx.Event(seq)
+			if access.CodeOf(err) == access.CodeNotFound {
+				return nil
+			}
+			ev, found = e, err == nil
+			return err
+		})
+		if err != nil {
+			return "", false, "", err
+		}
+		_, _, problem, err := verifyThrough(db, seq)
+		if err != nil {
+			return "", false, "", err
+		}
+		return ev.Hash, found, problem, nil
+	}
+}
+
+// verifyThrough is the one walk both use: the chain from its first event
+// through seq; a break after seq is not this walk's problem.
+func verifyThrough(db *store.DB, seq uint64) (count uint64, last, problem string, err error) {
+	res, err := db.Verify(1, func(e access.Event) error {
+		last = e.Hash
+		if e.Seq >= seq {
+			return store.ErrStop
+		}
+		return nil
+	})
+	problem = res.Problem
+	if res.BadSeq > seq {
+		problem = "" // a break after the report's head is not this report's
+	}
+	return res.Count, last, problem, err
+}

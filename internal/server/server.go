@@ -1,0 +1,253 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/slack-go/slack"
+	"golang.org/x/sync/errgroup"
+
+	"keycard/access"
+	"keycard/bot"
+	"keycard/handlers"
+	"keycard/handlers/auditstream"
+	"keycard/internal/adapt"
+	"keycard/internal/buildinfo"
+	"keycard/policy"
+	"keycard/store"
+)
+
+// Deps are what tests and the demo replace: the clock, timers and logger.
+type Deps struct {
+	Logger *slog.Logger
+	Clock  access.Clock // its After is every loop's timer
+	// Ready, when set, receives the running service once started.
+	Ready func(*handlers.Service)
+}
+
+// Server is keycard serve, assembled: the store, the connectors, the use
+// cases, the Slack edge and the ops listener. New builds it, Run runs it
+// under one errgroup, Close releases the database.
+type Server struct {
+	cfg   Config
+	d     Deps
+	db    *store.DB
+	set   *policy.Set
+	file  *policy.Set
+	svc   *handlers.Service
+	conns *ConnectorSet
+	token string
+}
+
+// New is config -> policy -> store -> connectors -> handlers. It makes
+// no network call; Run proves the IdPs' credentials, then starts the bot.
+func New(cfg Config, d Deps) (*Server, error) {
+	file, err := policy.Load(cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(cfg.DB, store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	s, err := assemble(cfg, d, file, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func assemble(cfg Config, d Deps, file *policy.Set, db *store.DB) (*Server, error) {
+	// A restart must not bypass change_approval: with it in force and the
+	// file changed meanwhile, the last approved version keeps running.
+	set, stage, err := handlers.InForce(adapt.Store(db), file)
+	if err != nil {
+		return nil, err
+	}
+	// Nor may it bypass the refusal of a change that would strand a live
+	// grant outside its scope or policy: the last version keeps running.
+	var stranded []string
+	if !stage {
+		prev, s, err := handlers.KeepAtStart(adapt.Store(db), file)
+		if err != nil {
+			return nil, err
+		}
+		if prev != nil {
+			set, stranded = prev, s
+		}
+	}
+	conns, err := BuildConnectors(set, cfg, db, d.Clock)
+	if err != nil {
+		return nil, err
+	}
+	svc := handlers.New(adapt.Store(db), conns, set, d.Clock, handlers.Options{Logger: d.Logger, Verify: Verifier(db), Instance: Instance(set, cfg),
+		Reconnect: reconnect(conns, cfg, db, d.Clock)})
+	if stage {
+		d.Logger.Warn("the policy file changed while keycard was stopped and change_approval is in force: the last approved version stays in force; the file is staged for a second admin",
+			"in_force", set.Hash, "staged", file.Hash)
+		if err := svc.StageAtStart(file); err != nil {
+			return nil, err
+		}
+	} else if len(stranded) > 0 {
+		refused := svc.RejectAtStart(file, stranded)
+		d.Logger.Warn("the policy file changed while keycard was stopped and would strand live grants: the last version stays in force",
+			"in_force", set.Hash, "file", file.Hash, "refusal", access.MessageOf(refused))
+	} else if err := svc.RecordPolicyLoaded(access.ActorKeycard); err != nil {
+		return nil, err
+	}
+	token, err := opsToken(cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	d.Logger.Info("keycard starting", "version", buildinfo.Get().Short(), "policy", cfg.Policy, "policy_hash", set.Hash, "db", cfg.DB, "slack_api", cfg.SlackAPIURL)
+	return &Server{cfg: cfg, d: d, db: db, set: set, file: file, svc: svc, conns: conns, token: token}, nil
+}
+
+// Service is the running use cases (tests and the demo drive it).
+func (s *Server) Service() *handlers.Service { return s.svc }
+
+// Close releases the database. Call it after Run returns.
+func (s *Server) Close() error { return s.db.Close() }
+
+// Run is keycard serve after New: the IdPs' credentials are proved, then the
+// workers, the bot and the ops listener run under one errgroup that ends on
+// the first fatal error or ctx.
+func (s *Server) Run(ctx context.Context) error {
+	cfg, d, svc, db, conns := s.cfg, s.d, s.svc, s.db, s.conns
+	if err := checkConnectors(ctx, conns, func(name string, err error) {
+		d.Logger.Warn("the identity provider did not answer keycard's start-up check; readiness reports it until it does", "connector", name, "err", err)
+	}); err != nil {
+		return err
+	}
+	feeds := conns.feeds
+	hasIdP := len(feeds) > 0 || len(conns.checks) > 0
+	b, err := newBot(cfg, svc, d)
+	if err != nil {
+		return err
+	}
+	ops := &opsServer{connected: b.Connected, token: s.token, svc: svc, db: db, hasIdP: hasIdP, started: d.Clock.Now(), policyPath: cfg.Policy,
+		backup: backupConfig{Dir: cfg.BackupDir, Every: cfg.BackupEvery, Keep: cfg.BackupKeep}}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return svc.Run(ctx) })
+	g.Go(func() error {
+		// Who is in each policy group now is the baseline that tells standing
+		// members from members added outside keycard later.
+		if err := svc.TakeBaselines(ctx); err != nil {
+			d.Logger.Warn("could not record the policy groups' standing members yet; retried at the next holders snapshot", "err", err)
+		}
+		return nil
+	})
+	g.Go(func() error { return reloadOnHUP(ctx, svc, cfg.Policy, d.Logger) })
+	g.Go(func() error { return svc.RunOffboarding(ctx, feeds) })
+	if cfg.BackupDir != "" {
+		g.Go(func() error { return backupLoop(ctx, svc, db, ops.backup, d.Logger) })
+	}
+	if cfg.HTTPAddr != "" {
+		srv := &http.Server{Addr: cfg.HTTPAddr, Handler: ops.handler(), ReadHeaderTimeout: 5 * time.Second}
+		g.Go(func() error {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("KEYCARD_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
+	g.Go(func() error { return b.Run(ctx) })
+	g.Go(func() error {
+		// Best effort: manifests name the Slack workspace once Slack says which it is.
+		if team, err := b.TeamID(ctx); err == nil {
+			svc.SetSlackTeam(team)
+		} else if ctx.Err() == nil {
+			d.Logger.Warn("auth.test failed; manifests will not name the Slack team", "err", err)
+		}
+		return nil
+	})
+	if err := startAuditStream(ctx, g, svc, adapt.Store(db), d); err != nil {
+		return err
+	}
+	// The scheduled review jobs (reviews: in the policy): the admin access
+	// report, contractor expiry questions, the compliance package and
+	// certification campaigns, under the job ledger. Reports reach Slack
+	// through the serving bot.
+	g.Go(func() error { return svc.RunReviews(ctx, b) })
+	if d.Ready != nil {
+		d.Ready(svc)
+	}
+	err = g.Wait()
+	d.Logger.Info("keycard stopped", "err", err)
+	return err
+}
+
+// newBot builds the Slack edge: Socket Mode with the app token, the Web API
+// with the bot token at SLACK_API_URL.
+func newBot(cfg Config, svc *handlers.Service, d Deps) (*bot.Bot, error) {
+	api := slack.New(string(cfg.SlackBotToken),
+		slack.OptionAPIURL(cfg.SlackAPIURL),
+		slack.OptionAppLevelToken(string(cfg.SlackAppToken)))
+	return bot.New(bot.Config{API: api, Core: svc, Reviews: svc, Alerts: svc, Clock: d.Clock, Logger: d.Logger})
+}
+
+// reloadOnHUP reloads the policy file on SIGHUP; an invalid file keeps the
+// old policy and says why.
+func reloadOnHUP(ctx context.Context, svc *handlers.Service, path string, log *slog.Logger) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			next, staged, err := svc.ChangePolicy(handlers.PolicyChange{Load: func() (*policy.Set, error) { return policy.Load(path) }, By: "SIGHUP"})
+			switch {
+			case err != nil:
+				log.Error("policy reload refused; the previous policy stays in force", "err", err)
+			case staged:
+				log.Info("policy change staged: change_approval requires a second admin to approve it in Slack", "in_force", next.Hash)
+			default:
+				log.Info("policy in force", "hash", next.Hash)
+			}
+		}
+	}
+}
+
+// startAuditStream runs the optional stream of every audit event to a SIEM
+// (KEYCARD_AUDIT_STREAM_*): at least once from a durable cursor, never in
+// the way of a Slack interaction.
+func startAuditStream(ctx context.Context, g *errgroup.Group, svc *handlers.Service, st handlers.Store, d Deps) error {
+	cfg, err := auditstream.ParseConfig(func(k string) string { v, _ := LookupEnv(k); return v })
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	stream, err := auditstream.Setup(cfg, st, auditstream.Options{Clock: d.Clock, Wake: svc.StreamWake(), Logger: d.Logger,
+		Instance: host, Version: buildinfo.Get().Short()}, auditstream.SinkOptions{Stdout: os.Stdout})
+	if err != nil || stream == nil {
+		return err
+	}
+	d.Logger.Info("audit stream on", "stream", cfg)
+	svc.SetStreamLag(func() (handlers.StreamLag, error) {
+		l, err := stream.Lag()
+		return handlers.StreamLag{Events: l.Events, Oldest: l.Oldest, Failures: l.Failures}, err
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		return stream.Close()
+	})
+	g.Go(func() error { return stream.Run(ctx) })
+	return nil
+}
