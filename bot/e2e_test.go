@@ -18,6 +18,8 @@ import (
 	"keycard/connectors"
 	"keycard/handlers"
 	"keycard/internal/adapt"
+	"keycard/internal/idptest"
+	"keycard/internal/server"
 	"keycard/internal/slackemu"
 	"keycard/policy"
 	"keycard/store"
@@ -93,6 +95,9 @@ type fakeClock struct {
 	now time.Time
 }
 
+// newFakeClock starts at the e2e tests' moment, Monday 2026-03-02 09:00 UTC.
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)} }
+
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -122,7 +127,7 @@ type env struct {
 	stop  func() error
 	bot   *bot.Bot
 	set   *policy.Set
-	conns *connectors.Set
+	conns handlers.Connectors
 	chans map[string]string // channel name -> id
 }
 
@@ -153,6 +158,12 @@ type world struct {
 	dbPath   string
 	wrap     func(*handlers.Service) bot.Core
 	budget   time.Duration
+	// idp, when set, is the identity provider the policy's connector
+	// "idp" reaches through its real client (internal/idptest); else the
+	// policy's static directory "lab".
+	idp *idptest.World
+	// clock, when set, is shared with the IdP emulator; else a new one.
+	clock *fakeClock
 }
 
 // boot starts keycard as main wires it — store, static directory, handlers,
@@ -161,7 +172,10 @@ func boot(t *testing.T, w world) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	clock := &fakeClock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	clock := w.clock
+	if clock == nil {
+		clock = newFakeClock()
+	}
 	if w.dbPath == "" {
 		w.dbPath = filepath.Join(t.TempDir(), "keycard.db")
 	}
@@ -174,13 +188,32 @@ func boot(t *testing.T, w world) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conns := connectors.NewSet()
-	c := set.Connectors["lab"]
-	sc, err := adapt.Static("lab", c, db, clock)
-	if err != nil {
-		t.Fatal(err)
+	var conns handlers.Connectors
+	if w.idp != nil {
+		// As serve builds them: the connector's own variables, its real client.
+		for k, v := range w.idp.Env {
+			t.Setenv(k, v)
+		}
+		cfg, err := server.LoadConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.IdPHTTPClient = w.idp.HTTPClient
+		cs, err := server.BuildConnectors(set, cfg, db, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = cs
+	} else {
+		cs := connectors.NewSet()
+		c := set.Connectors["lab"]
+		sc, err := adapt.Static("lab", c, db, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs.Add("lab", sc, sc, c.Scope)
+		conns = cs
 	}
-	conns.Add("lab", sc, sc, c.Scope)
 	svc := handlers.New(adapt.Store(db), conns, set, clock, handlers.Options{})
 
 	emu := slackemu.New(slackemu.Options{Logf: t.Logf})

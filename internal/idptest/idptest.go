@@ -64,9 +64,10 @@ func (w *World) Deactivate(email string) error {
 	return w.deactivate(w.idOf[strings.ToLower(email)])
 }
 
-// RateLimitNext answers the next n requests with the provider's 429 and a
-// wait of d in its own header.
-func (w *World) RateLimitNext(n int, d time.Duration) { w.rateLimit(n, d) }
+// RateLimitNextChange answers the next n membership changes (adds and
+// removals) with the provider's 429 and a wait of d in its own header;
+// reads are not limited, so nothing else in flight can use the 429 up.
+func (w *World) RateLimitNextChange(n int, d time.Duration) { w.rateLimit(n, d) }
 
 // Close stops the emulator.
 func (w *World) Close() { w.closeFn() }
@@ -101,7 +102,7 @@ func Okta(clock func() time.Time, people []Person, groups []Group) *World {
 	}
 	w.members = func(group string) []string { return f.Members(f.GroupID(group)) }
 	w.deactivate = func(id string) error { return f.SetStatus(id, "SUSPENDED") }
-	w.rateLimit = f.RateLimitNext
+	w.rateLimit = func(n int, d time.Duration) { f.RateLimitNextMatching("PUT /api/v1/groups/", n, d) }
 	w.closeFn = f.Close
 	return w
 }
@@ -109,7 +110,11 @@ func Okta(clock func() time.Time, people []Person, groups []Group) *World {
 // Entra starts the Microsoft Graph and token authority emulator (HTTPS with
 // a test CA) seeded with people and groups.
 func Entra(clock func() time.Time, people []Person, groups []Group) *World {
-	f := graphfake.New(graphfake.Options{Clock: clock})
+	// The Graph emulator keeps its own fixed clock: azidentity caches tokens
+	// by the wall clock, so a token issued on a test's fake clock would look
+	// expired to the emulator once the test moves its clock hours ahead.
+	_ = clock
+	f := graphfake.New(graphfake.Options{})
 	w := &World{Type: "entra", HTTPClient: f.Client(), idOf: map[string]string{}, Env: map[string]string{
 		"AZURE_TENANT_ID": f.Tenant(), "AZURE_CLIENT_ID": f.ClientID(), "AZURE_CLIENT_SECRET": f.Secret(),
 		"AZURE_AUTHORITY_HOST": f.AuthorityHost(), "KEYCARD_GRAPH_URL": f.GraphURL(),
@@ -132,7 +137,7 @@ func Entra(clock func() time.Time, people []Person, groups []Group) *World {
 	}
 	w.members = func(group string) []string { return f.Members(f.GroupID(group)) }
 	w.deactivate = func(id string) error { return f.SetEnabled(id, false) }
-	w.rateLimit = func(n int, d time.Duration) { f.Throttle("/v1.0/", n, d) }
+	w.rateLimit = func(n int, d time.Duration) { f.Throttle("POST /v1.0/groups/", n, d) }
 	w.closeFn = f.Close
 	return w
 }
@@ -160,7 +165,7 @@ func JumpCloud(clock func() time.Time, people []Person, groups []Group) *World {
 	}
 	w.members = func(group string) []string { return f.Members(f.GroupID(group)) }
 	w.deactivate = f.Suspend
-	w.rateLimit = f.RateLimitNext
+	w.rateLimit = func(n int, d time.Duration) { f.RateLimitNextMatching("POST /api/v2/usergroups/", n, d) }
 	w.closeFn = f.Close
 	return w
 }

@@ -106,18 +106,21 @@ type Server struct {
 	srv   *httptest.Server
 	quit  chan struct{}
 
-	mu         sync.Mutex
-	seq        int
-	users      map[string]*user
-	groups     map[string]*group
-	faults     []*fault
-	limited    int
-	limitFor   time.Duration
-	latencies  []latency
-	pageLoop   string
-	requests   []Request
-	window     time.Time
-	windowUsed int
+	mu       sync.Mutex
+	seq      int
+	users    map[string]*user
+	groups   map[string]*group
+	faults   []*fault
+	limited  int
+	limitFor time.Duration
+	// limitMethod and limitPattern narrow RateLimitNext to matching
+	// requests (RateLimitNextMatching); empty: every request.
+	limitMethod, limitPattern string
+	latencies                 []latency
+	pageLoop                  string
+	requests                  []Request
+	window                    time.Time
+	windowUsed                int
 }
 
 // New starts a Server. Close it when done.
@@ -313,9 +316,19 @@ func (s *Server) Malform(pattern string, n int, kind Malformation) {
 // RateLimitNext makes the next n requests answer 429 with Retry-After
 // (whole seconds, rounded up) and X-RateLimit-Remaining 0.
 func (s *Server) RateLimitNext(n int, retryAfter time.Duration) {
+	s.RateLimitNextMatching("", n, retryAfter)
+}
+
+// RateLimitNextMatching is RateLimitNext for the requests matching pattern
+// (see FailNext) only, e.g. "POST /api/v2/usergroups/" for membership changes.
+func (s *Server) RateLimitNextMatching(pattern string, n int, retryAfter time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.limited, s.limitFor = n, retryAfter
+	s.limitMethod, s.limitPattern = "", ""
+	if pattern != "" {
+		s.limitMethod, s.limitPattern = splitPattern(pattern)
+	}
 }
 
 // Latency delays requests matching pattern (see FailNext) by d; the delay

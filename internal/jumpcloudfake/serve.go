@@ -79,7 +79,7 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 		s.writeError(w, v2, http.StatusUnauthorized, "Unauthorized")
 		return
 	}
-	if s.limited > 0 {
+	if s.limited > 0 && (s.limitPattern == "" || matches(s.limitMethod, s.limitPattern, r.Method, p)) {
 		s.limited--
 		secs := int64(math.Ceil(s.limitFor.Seconds()))
 		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))

@@ -111,18 +111,21 @@ type Server struct {
 	srv   *httptest.Server
 	quit  chan struct{}
 
-	mu        sync.Mutex
-	seq       int
-	users     map[string]*user
-	groups    map[string]*group
-	logs      []*LogEvent
-	faults    []*fault
-	limited   int
-	limitFor  time.Duration
-	latencies []latency
-	requests  []Request
-	window    time.Time
-	windowN   int
+	mu       sync.Mutex
+	seq      int
+	users    map[string]*user
+	groups   map[string]*group
+	logs     []*LogEvent
+	faults   []*fault
+	limited  int
+	limitFor time.Duration
+	// limitMethod and limitPattern narrow RateLimitNext to matching
+	// requests (RateLimitNextMatching); empty: every request.
+	limitMethod, limitPattern string
+	latencies                 []latency
+	requests                  []Request
+	window                    time.Time
+	windowN                   int
 }
 
 // ActorID is the System Log actor of changes made through the API: the
@@ -330,9 +333,19 @@ func (s *Server) FailNext(pattern string, n, status int) {
 // RateLimitNext makes the next n requests answer 429 E0000047 with
 // X-Rate-Limit-Reset = now+resetAfter and a Date header, as Okta does.
 func (s *Server) RateLimitNext(n int, resetAfter time.Duration) {
+	s.RateLimitNextMatching("", n, resetAfter)
+}
+
+// RateLimitNextMatching is RateLimitNext for the requests matching pattern
+// (see FailNext) only, e.g. "PUT /api/v1/groups/" for membership adds.
+func (s *Server) RateLimitNextMatching(pattern string, n int, resetAfter time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.limited, s.limitFor = n, resetAfter
+	s.limitMethod, s.limitPattern = "", ""
+	if pattern != "" {
+		s.limitMethod, s.limitPattern = splitPattern(pattern)
+	}
 }
 
 // Latency delays requests matching pattern (see FailNext) by d; the delay

@@ -48,7 +48,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusUnauthorized, "E0000011", "Invalid token provided")
 		return
 	}
-	if s.limited > 0 {
+	if s.limited > 0 && (s.limitPattern == "" || matches(s.limitMethod, s.limitPattern, r.Method, p)) {
 		s.limited--
 		reset := s.now().Add(s.limitFor)
 		w.Header().Set("X-Rate-Limit-Remaining", "0")

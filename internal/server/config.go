@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -46,6 +47,12 @@ type Config struct {
 	BackupDir     string        `envconfig:"KEYCARD_BACKUP_DIR"`
 	BackupEvery   time.Duration `envconfig:"KEYCARD_BACKUP_EVERY" default:"24h"`
 	BackupKeep    int           `envconfig:"KEYCARD_BACKUP_KEEP" default:"14"`
+
+	// IdPHTTPClient, when set, carries the Entra ID connector's HTTPS (token
+	// authority and Graph) instead of a client over the system trust store:
+	// tests give one that trusts their emulator's CA. Not read from the
+	// environment; in production SSL_CERT_FILE and HTTPS_PROXY do this.
+	IdPHTTPClient *http.Client `ignored:"true"`
 }
 
 // LoadConfig reads the environment. Names are tried as written and with the

@@ -52,6 +52,9 @@ func BuildConnectors(set *policy.Set, cfg Config, db *store.DB, clock access.Clo
 				return nil, fmt.Errorf("connector %s (type entra): %w", name, err)
 			}
 			ecfg.Clock = clock
+			if cfg.IdPHTTPClient != nil {
+				ecfg.HTTPClient = cfg.IdPHTTPClient
+			}
 			ec, err := entra.New(ecfg)
 			if err != nil {
 				return nil, fmt.Errorf("connector %s: %w", name, err)

@@ -1,0 +1,164 @@
+package bot_test
+
+import (
+	"encoding/csv"
+	"strings"
+	"testing"
+	"time"
+
+	"keycard/access"
+	"keycard/internal/idptest"
+	"keycard/internal/slackemu"
+)
+
+// idpPolicy is e2ePolicy's prod-db-admin on a live identity provider: the
+// connector "idp" of type TYPE, people and groups read from the IdP.
+const idpPolicy = `version: 1
+directory: idp
+connectors:
+  idp:
+    type: TYPE
+    scope:
+      groups: ["app-*", "prod-*"]
+profiles:
+  engineers:
+    where: {department: [Engineering, SRE]}
+policies:
+  - name: prod-db-admin
+    app: Production Database
+    role: Admin
+    group: prod-db-admins
+    privileged: true
+    eligible: [engineers]
+    approval:
+      - manager
+      - group: security-team
+    duration: {default: 4h, max: 8h}
+    justification: required
+auditors: {group: auditors}
+admins: {group: keycard-admins}
+alerts: {channel: "#security-alerts"}
+`
+
+var idpPeople = []idptest.Person{
+	{Email: "ann@example.com", Name: "Ann Lee", Manager: "bob@example.com", Department: "Engineering"},
+	{Email: "bob@example.com", Name: "Bob Stone", Department: "Engineering"},
+	{Email: "carol@example.com", Name: "Carol Diaz", Manager: "bob@example.com", Department: "Security"},
+	{Email: "dave@example.com", Name: "Dave Kim", Manager: "bob@example.com", Department: "Security"},
+	{Email: "erin@example.com", Name: "Erin Park", Department: "Finance"},
+	{Email: "frank@example.com", Name: "Frank Ortiz", Department: "IT"},
+}
+
+var idpGroups = []idptest.Group{
+	{Name: "security-team", Members: []string{"carol@example.com", "dave@example.com"}},
+	{Name: "auditors", Members: []string{"erin@example.com"}},
+	{Name: "keycard-admins", Members: []string{"frank@example.com"}},
+	{Name: "prod-db-admins"},
+	{Name: "app-grafana-viewers"},
+}
+
+// The lifecycle runs once per identity provider, each through its real
+// client against its emulator (issue 12 item 6): request, two approvals
+// (the manager the IdP names, a member of the IdP group), the membership in
+// the IdP, expiry and its removal, the auditor's export; a rate-limited add
+// that waits for the provider's header; offboarding when the IdP suspends
+// the person.
+func TestE2ELifecyclePerConnector(t *testing.T) {
+	starts := []func(func() time.Time, []idptest.Person, []idptest.Group) *idptest.World{idptest.Okta, idptest.Entra, idptest.JumpCloud}
+	for _, start := range starts {
+		clock := newFakeClock()
+		idp := start(clock.Now, idpPeople, idpGroups)
+		t.Run(idp.Type, func(t *testing.T) {
+			defer idp.Close()
+			e := bootIdP(t, idp, clock)
+
+			// Request, the manager the IdP names, a security-team member.
+			r := e.submit(uAnn, "prod-db-admin", "4h", "INC-42 database failover")
+			e.click(uBob, e.approvalDM(uBob), "keycard_approve")
+			e.click(uCarol, e.approvalDM(uCarol), "keycard_approve")
+			e.waitFor("step 2 recorded", func(*slackemu.Server) bool { return e.state(r.ID) == access.StateProvisioning })
+			e.provision()
+			if st := e.state(r.ID); st != access.StateActive || !idp.IsMember("prod-db-admins", "ann@example.com") {
+				t.Fatalf("after provisioning: %s, member %v", st, idp.IsMember("prod-db-admins", "ann@example.com"))
+			}
+
+			// Expiry removes the membership in the IdP.
+			e.clock.Advance(4*time.Hour + time.Minute)
+			e.provision()
+			e.provision()
+			if st := e.state(r.ID); st != access.StateExpired || idp.IsMember("prod-db-admins", "ann@example.com") {
+				t.Fatalf("after expiry: %s, member %v", st, idp.IsMember("prod-db-admins", "ann@example.com"))
+			}
+
+			// The auditor's export names the IdP's approvers.
+			if _, err := e.emu.SlashCommand(e.ctx, uErin, "/export", ""); err != nil {
+				t.Fatal(err)
+			}
+			var f slackemu.File
+			e.waitFor("the export file", func(s *slackemu.Server) bool {
+				for _, x := range s.Files() {
+					if x.Completed {
+						f = x
+						return true
+					}
+				}
+				return false
+			})
+			rows, err := csv.NewReader(strings.NewReader(string(f.Content))).ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != 2 || rows[1][17] != "expired" || rows[1][10] != "bob@example.com;carol@example.com" {
+				t.Fatalf("export rows: %q", rows)
+			}
+
+			// A rate-limited add waits for the provider's header, then goes through.
+			r2 := e.submit(uAnn, "prod-db-admin", "4h", "INC-43 replica lag")
+			e.click(uBob, e.approvalDM(uBob), "keycard_approve")
+			e.click(uCarol, e.approvalDM(uCarol), "keycard_approve")
+			e.waitFor("second request approved", func(*slackemu.Server) bool { return e.state(r2.ID) == access.StateProvisioning })
+			idp.RateLimitNextChange(1, time.Minute)
+			e.provision()
+			if st := e.state(r2.ID); st != access.StateProvisioning || idp.IsMember("prod-db-admins", "ann@example.com") {
+				t.Fatalf("during the rate limit: %s, member %v", st, idp.IsMember("prod-db-admins", "ann@example.com"))
+			}
+			e.clock.Advance(2 * time.Minute)
+			e.provision()
+			if st := e.state(r2.ID); st != access.StateActive || !idp.IsMember("prod-db-admins", "ann@example.com") {
+				t.Fatalf("after the rate limit: %s, member %v", st, idp.IsMember("prod-db-admins", "ann@example.com"))
+			}
+
+			// Offboarding: the IdP suspends ann; the holder sweep ends her grant
+			// and keycard removes the membership it added.
+			if err := idp.Deactivate("ann@example.com"); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := e.svc.SweepHolders(e.ctx); err != nil || n != 1 {
+				t.Fatalf("sweep: %d, %v", n, err)
+			}
+			e.provision()
+			got, err := e.svc.Get(r2.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.State != access.StateRevoked || got.EndReason != access.ReasonOffboarded || idp.IsMember("prod-db-admins", "ann@example.com") {
+				t.Fatalf("after offboarding: %s %s, member %v", got.State, got.EndReason, idp.IsMember("prod-db-admins", "ann@example.com"))
+			}
+		})
+	}
+}
+
+// bootIdP boots the e2e workspace with the policy on idp's connector type.
+func bootIdP(t *testing.T, idp *idptest.World, clock *fakeClock) *env {
+	t.Helper()
+	e := boot(t, world{policy: strings.Replace(idpPolicy, "TYPE", idp.Type, 1), idp: idp, clock: clock,
+		channels: []string{"security-alerts"}, users: []slackemu.User{
+			{ID: uAnn, Name: "ann", RealName: "Ann Lee", Email: "ann@example.com", TZ: "Europe/Berlin"},
+			{ID: uBob, Name: "bob", RealName: "Bob Stone", Email: "bob@example.com"},
+			{ID: uCarol, Name: "carol", RealName: "Carol Diaz", Email: "carol@example.com"},
+			{ID: uDave, Name: "dave", RealName: "Dave Kim", Email: "dave@example.com"},
+			{ID: uErin, Name: "erin", RealName: "Erin Park", Email: "erin@example.com"},
+			{ID: uFrank, Name: "frank", RealName: "Frank Ortiz", Email: "frank@example.com"},
+		}})
+	return e
+}
