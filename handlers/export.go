@@ -42,15 +42,9 @@ type ExportResult struct {
 }
 
 // RecordCheck counts the access export's rows by how their request record
-// was held to the audit chain: Checked rows equal the record the last
-// chained event about the request attested; Unattested rows' requests have
-// no event carrying a record digest (written by a keycard before issue 10),
-// so only the chain's own events vouch for them. A record that differs from
-// its attestation is never counted: the export fails, naming the request.
-type RecordCheck struct {
-	Checked    int `json:"checked"`
-	Unattested int `json:"unattested"`
-}
+// was held to the audit chain (access.RecordCheck; the export.created event
+// records it too).
+type RecordCheck = access.RecordCheck
 
 func ts(t time.Time) string {
 	if t.IsZero() {
