@@ -113,6 +113,34 @@ type ExportCreated struct {
 	Invocation    string           `json:"invocation"`
 	GeneratedBy   string           `json:"generated_by,omitempty"`
 	GeneratedAt   *time.Time       `json:"generated_at,omitempty"`
+	// What the manifest's audit section states besides the head (issue 10
+	// review): the rows' seq range and the period's seq window (events
+	// export), and how the rows' records compared with the chain (access
+	// export). Events written before carry none of them.
+	FirstSeq uint64       `json:"first_seq,omitempty"`
+	LastSeq  uint64       `json:"last_seq,omitempty"`
+	Window   *SeqWindow   `json:"window,omitempty"`
+	Records  *RecordCheck `json:"records,omitempty"`
+}
+
+// SeqWindow is the range of audit seqs an events export walked: every event
+// from FirstSeq to LastSeq, each following the previous one (Gapless), is
+// in the period; the rows are those of them that pass the policy filter.
+type SeqWindow struct {
+	FirstSeq uint64 `json:"first_seq"`
+	LastSeq  uint64 `json:"last_seq"`
+	Gapless  bool   `json:"gapless"`
+}
+
+// RecordCheck counts the access export's rows by how their request record
+// was held to the audit chain: Checked rows equal the record the last
+// chained event about the request attested; Unattested rows' requests have
+// no event carrying a record digest (written by a keycard before issue 10),
+// so only the chain's own events vouch for them. A record that differs from
+// its attestation is never counted: the export fails, naming the request.
+type RecordCheck struct {
+	Checked    int `json:"checked"`
+	Unattested int `json:"unattested"`
 }
 
 // ExportParameters are an export's inputs, as its manifest states them and

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -205,12 +207,17 @@ func requestNumber(id string) (uint64, bool) {
 type recordIndex struct {
 	dense  [][16]byte // by request number; zero: no attestation
 	seq    []uint64   // the attesting event, for the error message
+	first  []uint64   // the request's first attesting event (request.submitted)
 	sparse map[uint64]recordAt
+	// What the export's walk reached (complete).
+	visited       []bool
+	visitedSparse map[uint64]bool
 }
 
 type recordAt struct {
 	digest [16]byte
 	seq    uint64
+	first  uint64
 }
 
 // maxDenseRequest bounds the dense index: request numbers are sequential
@@ -256,7 +263,11 @@ func (ix *recordIndex) put(n uint64, d [16]byte, seq uint64) {
 		if ix.sparse == nil {
 			ix.sparse = map[uint64]recordAt{}
 		}
-		ix.sparse[n] = recordAt{d, seq}
+		first := seq
+		if old, ok := ix.sparse[n]; ok {
+			first = old.first
+		}
+		ix.sparse[n] = recordAt{d, seq, first}
 		return
 	}
 	if n >= uint64(len(ix.dense)) {
@@ -266,15 +277,20 @@ func (ix *recordIndex) put(n uint64, d [16]byte, seq uint64) {
 		copy(dense, ix.dense)
 		seqs := make([]uint64, size)
 		copy(seqs, ix.seq)
-		ix.dense, ix.seq = dense, seqs
+		firsts := make([]uint64, size)
+		copy(firsts, ix.first)
+		ix.dense, ix.seq, ix.first = dense, seqs, firsts
 	}
 	ix.dense[n], ix.seq[n] = d, seq
+	if ix.first[n] == 0 {
+		ix.first[n] = seq
+	}
 }
 
 func (ix *recordIndex) get(n uint64) (recordAt, bool) {
 	if n < uint64(len(ix.dense)) {
 		if ix.dense[n] != ([16]byte{}) {
-			return recordAt{ix.dense[n], ix.seq[n]}, true
+			return recordAt{ix.dense[n], ix.seq[n], ix.first[n]}, true
 		}
 		return recordAt{}, false
 	}
@@ -297,6 +313,115 @@ func (ix *recordIndex) check(r *access.Request, scratch *[]byte, c *RecordCheck)
 	}
 	c.Checked++
 	return nil
+}
+
+// visit notes that the export's walk reached request r (emitted or
+// filtered out).
+func (ix *recordIndex) visit(id string) {
+	n, ok := requestNumber(id)
+	if !ok {
+		return
+	}
+	if n < uint64(len(ix.dense)) {
+		if ix.visited == nil {
+			ix.visited = make([]bool, len(ix.dense))
+		}
+		ix.visited[n] = true
+		return
+	}
+	if _, attested := ix.sparse[n]; attested {
+		if ix.visitedSparse == nil {
+			ix.visitedSparse = map[uint64]bool{}
+		}
+		ix.visitedSparse[n] = true
+	}
+}
+
+// complete checks, after the access export walked the creation index
+// (which the chain does not cover), that the walk reached every request
+// the chain attests whose request.submitted falls before p.To: deleting
+// one idx_created key, or a record and its key, silently dropped a row
+// (issue 10 review). A request it did not reach is judged on its attested
+// record (held to its digest first) or, when the record is gone, on its
+// last attested event; one the export should have shown is a CodeIntegrity
+// error naming it.
+func (ix *recordIndex) complete(tx Tx, p ExportParams, head uint64, scratch *[]byte) error {
+	bound, err := firstSeqFrom(tx, p.To, head)
+	if err != nil {
+		return err
+	}
+	for n := range ix.dense {
+		if ix.dense[n] == ([16]byte{}) || ix.first[n] >= bound || (n < len(ix.visited) && ix.visited[n]) {
+			continue
+		}
+		if err := ix.unreached(tx, p, uint64(n), recordAt{ix.dense[n], ix.seq[n], ix.first[n]}, scratch); err != nil {
+			return err
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(ix.sparse)) {
+		if at := ix.sparse[n]; at.first < bound && !ix.visitedSparse[n] {
+			if err := ix.unreached(tx, p, n, at, scratch); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// unreached judges one attested request the export's walk did not reach.
+func (ix *recordIndex) unreached(tx Tx, p ExportParams, n uint64, at recordAt, scratch *[]byte) error {
+	id := "REQ-" + strconv.FormatUint(n, 10)
+	r, err := tx.Request(id)
+	switch {
+	case err == nil:
+		if err := ix.check(&r, scratch, &RecordCheck{}); err != nil {
+			return err
+		}
+		if !r.CreatedAt.Before(p.To) || accessExcluded(&r, p) {
+			return nil
+		}
+		return access.Errorf(access.CodeIntegrity, "%s: the audit chain attests this request (event %d) in the export's period, but the export's walk of the request index did not reach it (an index key was removed outside keycard); the export stops rather than leave it out.", id, at.seq)
+	case access.CodeOf(err) != access.CodeNotFound:
+		return err
+	}
+	e, err := tx.Event(at.seq)
+	if err != nil {
+		return access.Wrap(access.CodeInternal, err, "The audit log could not be read for the export (run `keycard audit verify`).")
+	}
+	if p.Policy != "" && e.Policy != "" && e.Policy != p.Policy {
+		return nil
+	}
+	if endsRequest[e.Type] && e.Time.Before(p.From) {
+		return nil
+	}
+	return access.Errorf(access.CodeIntegrity, "%s: the audit chain attests this request (event %d) in the export's period, but its stored record is gone (deleted outside keycard); the export stops rather than leave it out.", id, at.seq)
+}
+
+// endsRequest are the events after which a request's lifecycle is over
+// (access.Request.LifecycleEnd): a request whose last attested event is
+// one of them, before the period, does not belong in it.
+var endsRequest = map[access.EventType]bool{
+	access.EvRequestDenied: true, access.EvRequestCancelled: true, access.EvRequestTimedOut: true,
+	access.EvGrantFailed: true, access.EvGrantExpired: true, access.EvGrantRevoked: true,
+}
+
+// firstSeqFrom is the first seq up to head whose event is at or after t
+// (head+1 when none): events are in time order by seq, so a binary search.
+func firstSeqFrom(tx Tx, t time.Time, head uint64) (uint64, error) {
+	lo, hi := uint64(1), head+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		e, err := tx.Event(mid)
+		if err != nil {
+			return 0, access.Wrap(access.CodeInternal, err, "The audit log could not be read for the export (run `keycard audit verify`).")
+		}
+		if e.Time.Before(t) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo, nil
 }
 
 // bytesOf views s as bytes without copying; the bytes are only read.

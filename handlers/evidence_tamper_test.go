@@ -158,3 +158,75 @@ func TestRecordDigestCoversProvisioningFacts(t *testing.T) {
 		})
 	}
 }
+
+// The access export walks the creation index, which the chain does not
+// cover: deleting one idx_created key, or a record and its key, dropped a
+// row with no error (issue 10 review: rows 5 → 4). Every request the chain
+// attests in the period must be reached; one that is not stops the export
+// with an integrity error naming it, and the security channel hears of it.
+func TestExportAccessNoticesDroppedRequest(t *testing.T) {
+	const victim = "REQ-1002"
+	cases := []struct {
+		name, want string
+		record     bool // delete the record too
+	}{
+		{"index key", "did not reach it", false},
+		{"record and its key", "record is gone", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := exportWorld(t)
+			p, _ := handlers.Period("2026-11-01", "2026-11-02", e.clock.Now())
+			var before bytes.Buffer
+			if _, err := e.svc.ExportAccess(&before, p); err != nil || !strings.Contains(before.String(), victim+",") {
+				t.Fatalf("untouched store: %v, %s in the export: %t", err, victim, strings.Contains(before.String(), victim+","))
+			}
+			e.tamper(func(tx *bolt.Tx) error {
+				idx := tx.Bucket([]byte("idx_created"))
+				var key []byte
+				_ = idx.ForEach(func(k, _ []byte) error {
+					if string(k[8:]) == victim {
+						key = bytes.Clone(k)
+					}
+					return nil
+				})
+				if key == nil {
+					t.Fatalf("no idx_created key for %s", victim)
+				}
+				if err := idx.Delete(key); err != nil {
+					return err
+				}
+				if !c.record {
+					return nil
+				}
+				n, _ := strconv.ParseUint(strings.TrimPrefix(victim, "REQ-"), 10, 64)
+				return tx.Bucket([]byte("requests_by_number")).Delete(binary.BigEndian.AppendUint64(nil, n))
+			})
+			var out bytes.Buffer
+			_, err := e.svc.Export(t.Context(), &out, handlers.ExportRequest{Kind: handlers.KindAccess, Params: p, By: "erin@example.com"})
+			if err == nil {
+				t.Fatalf("the export without %s succeeded:\n%s", victim, out.String())
+			}
+			if access.CodeOf(err) != access.Code("integrity") || !strings.Contains(err.Error(), victim) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v (code %q), want an integrity error naming %s (%q)", err, access.CodeOf(err), victim, c.want)
+			}
+			var last access.Event
+			if err := e.db.View(func(tx *store.Tx) error {
+				seq, _, _ := tx.Head()
+				var err error
+				last, err = tx.Event(seq)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if last.Type != access.EvAlert || !strings.Contains(last.Detail, victim) {
+				t.Fatalf("last event %s %s, want an alert naming %s", last.Type, last.Detail, victim)
+			}
+			// A period before the request was made still exports.
+			earlier, _ := handlers.Period("2026-10-01", "2026-10-02", e.clock.Now())
+			if _, err := e.svc.ExportAccess(io.Discard, earlier); err != nil {
+				t.Fatalf("an earlier period: %v", err)
+			}
+		})
+	}
+}

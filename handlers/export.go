@@ -42,15 +42,9 @@ type ExportResult struct {
 }
 
 // RecordCheck counts the access export's rows by how their request record
-// was held to the audit chain: Checked rows equal the record the last
-// chained event about the request attested; Unattested rows' requests have
-// no event carrying a record digest (written by a keycard before issue 10),
-// so only the chain's own events vouch for them. A record that differs from
-// its attestation is never counted: the export fails, naming the request.
-type RecordCheck struct {
-	Checked    int `json:"checked"`
-	Unattested int `json:"unattested"`
-}
+// was held to the audit chain (access.RecordCheck; the export.created event
+// records it too).
+type RecordCheck = access.RecordCheck
 
 func ts(t time.Time) string {
 	if t.IsZero() {
@@ -85,11 +79,9 @@ func (s *Service) ExportAccess(out io.Writer, p ExportParams) (ExportResult, err
 			return err
 		}
 		res.Records = &RecordCheck{}
-		return tx.ForEachRequest(p.To, func(r *access.Request) error {
-			if p.Policy != "" && r.Policy != p.Policy {
-				return nil
-			}
-			if end := r.LifecycleEnd(); !end.IsZero() && end.Before(p.From) {
+		err = tx.ForEachRequest(p.To, func(r *access.Request) error {
+			chain.visit(r.ID)
+			if accessExcluded(r, p) {
 				return nil
 			}
 			if err := chain.check(r, &rb.scratch, res.Records); err != nil {
@@ -107,11 +99,27 @@ func (s *Service) ExportAccess(out io.Writer, p ExportParams) (ExportResult, err
 			res.ByStatus[r.ExportStatus()]++
 			return w.EndRecord()
 		})
+		if err != nil {
+			return err
+		}
+		// The creation index is not chained: every request the chain
+		// attests in the period must have been reached.
+		return chain.complete(tx, p, res.HeadSeq, &rb.scratch)
 	})
 	if err != nil {
 		return res, err
 	}
 	return res, w.Flush()
+}
+
+// accessExcluded reports whether r is outside the access export's
+// parameters: another policy, or a lifecycle that ended before the period.
+func accessExcluded(r *access.Request, p ExportParams) bool {
+	if p.Policy != "" && r.Policy != p.Policy {
+		return true
+	}
+	end := r.LifecycleEnd()
+	return !end.IsZero() && end.Before(p.From)
 }
 
 // accessRowBuilder holds what building rows reuses: a scratch buffer for

@@ -13,14 +13,9 @@ import (
 var EventsHeader = []string{"seq", "event_id", "occurred_at", "type", "actor_email", "user_email", "policy",
 	"request_id", "detail", "prev_hash", "hash"}
 
-// SeqWindow is the range of audit seqs an events export walked: every event
-// from FirstSeq to LastSeq, each following the previous one (Gapless), is
-// in the period; the rows are those of them that pass the policy filter.
-type SeqWindow struct {
-	FirstSeq uint64 `json:"first_seq"`
-	LastSeq  uint64 `json:"last_seq"`
-	Gapless  bool   `json:"gapless"`
-}
+// SeqWindow is the seq range of an events export's period
+// (access.SeqWindow; the export.created event records it too).
+type SeqWindow = access.SeqWindow
 
 // EventsInclusion states the events export's inclusion rule in words.
 const EventsInclusion = "audit events whose occurred_at is in [from, to), read from the hash chain in seq order"

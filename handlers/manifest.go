@@ -197,7 +197,8 @@ func (s *Service) Export(ctx context.Context, w io.Writer, req ExportRequest) (M
 	err = s.audit(access.Event{Type: access.EvExportCreated, Actor: actor, Subject: actor, Policy: p.Policy,
 		Detail: encodeDetail(access.ExportCreated{Report: req.Kind, Parameters: m.Parameters, InclusionRule: m.InclusionRule,
 			Rows: m.RowCount, Counts: m.Counts, CountsColumn: m.CountsColumn, CSVSHA256: m.CSV.SHA256,
-			HeadSeq: m.Audit.HeadSeq, Invocation: req.Invocation, GeneratedBy: req.By, GeneratedAt: &m.Generation.GeneratedAt})})
+			HeadSeq: m.Audit.HeadSeq, Invocation: req.Invocation, GeneratedBy: req.By, GeneratedAt: &m.Generation.GeneratedAt,
+			FirstSeq: m.Audit.FirstSeq, LastSeq: m.Audit.LastSeq, Window: m.Audit.Window, Records: m.Audit.Records})})
 	return m, err
 }
 
@@ -356,30 +357,53 @@ func VerifyManifest(m Manifest, csvData io.Reader, chain ChainCheck, recorded Ex
 			}
 		}
 	}
-	if chain != nil && m.Audit.HeadSeq > 0 {
-		hash, ok, problem, err := chain(m.Audit.HeadSeq)
-		switch {
-		case err != nil:
+	// The export.created event is the authority for the head too: a
+	// manifest edited to head_seq 0 skipped the chain check (issue 10
+	// review). So the record is found first, the chain is checked up to
+	// the head it recorded, and on through the record's own event.
+	var rec RecordedExport
+	found := false
+	if recorded != nil {
+		rec, found, err = recorded(m.CSV.SHA256, m.Audit.HeadSeq)
+		if err != nil {
 			return problems, err
-		case !ok:
-			problems = append(problems, fmt.Sprintf("the audit log has no event %d (the manifest's chain head): it was truncated", m.Audit.HeadSeq))
-		case hash != m.Audit.HeadHash:
-			problems = append(problems, fmt.Sprintf("audit event %d has hash %s, the manifest says %s: the chain was rewritten", m.Audit.HeadSeq, hash, m.Audit.HeadHash))
+		}
+		if !found {
+			problems = append(problems, fmt.Sprintf("the audit log records no export of a CSV with SHA-256 %s after event %d: this manifest and CSV are not what keycard generated", m.CSV.SHA256, m.Audit.HeadSeq))
+		}
+	}
+	if chain != nil {
+		head := m.Audit.HeadSeq
+		if found {
+			head = rec.HeadSeq
+		}
+		problem := ""
+		if head > 0 {
+			hash, ok, p, err := chain(head)
+			switch {
+			case err != nil:
+				return problems, err
+			case !ok:
+				problems = append(problems, fmt.Sprintf("the audit log has no event %d (the chain head the export recorded): it was truncated", head))
+			case hash != m.Audit.HeadHash:
+				problems = append(problems, fmt.Sprintf("audit event %d has hash %s, the manifest says %s: the chain was rewritten", head, hash, m.Audit.HeadHash))
+			}
+			problem = p
+		}
+		if problem == "" && found && rec.Seq > head {
+			// The record itself must stand in a chain that verifies.
+			_, _, p, err := chain(rec.Seq)
+			if err != nil {
+				return problems, err
+			}
+			problem = p
 		}
 		if problem != "" {
 			problems = append(problems, "the audit chain does not verify: "+problem)
 		}
 	}
-	if recorded != nil {
-		rec, ok, err := recorded(m.CSV.SHA256, m.Audit.HeadSeq)
-		if err != nil {
-			return problems, err
-		}
-		if !ok {
-			problems = append(problems, fmt.Sprintf("the audit log records no export of a CSV with SHA-256 %s after event %d: this manifest and CSV are not what keycard generated", m.CSV.SHA256, m.Audit.HeadSeq))
-		} else {
-			problems = append(problems, compareRecorded(m, rec)...)
-		}
+	if found {
+		problems = append(problems, compareRecorded(m, rec)...)
 	}
 	return problems, nil
 }
@@ -403,6 +427,22 @@ func compareRecorded(m Manifest, rec RecordedExport) []string {
 	differs("parameters.campaign", m.Parameters.Campaign, rec.Parameters.Campaign)
 	differs("parameters.timezone", m.Parameters.Timezone, rec.Parameters.Timezone)
 	differs("generation.invocation", m.Generation.Invocation, rec.Invocation)
+	// The audit section: the head the export reflects (always recorded),
+	// and what newer events record of the seq ranges and the record check.
+	if m.Audit.HeadSeq != rec.HeadSeq {
+		problems = append(problems, fmt.Sprintf("the manifest's audit.head_seq is %d, the audit log (event %d) recorded %d", m.Audit.HeadSeq, rec.Seq, rec.HeadSeq))
+	}
+	if rec.FirstSeq != 0 || rec.LastSeq != 0 || rec.Window != nil || rec.Records != nil {
+		if m.Audit.FirstSeq != rec.FirstSeq || m.Audit.LastSeq != rec.LastSeq {
+			problems = append(problems, fmt.Sprintf("the manifest's audit rows are events %d to %d, the audit log (event %d) recorded %d to %d", m.Audit.FirstSeq, m.Audit.LastSeq, rec.Seq, rec.FirstSeq, rec.LastSeq))
+		}
+		if w, r := jsonOf(m.Audit.Window), jsonOf(rec.Window); w != r {
+			problems = append(problems, fmt.Sprintf("the manifest's audit.window is %s, the audit log (event %d) recorded %s", w, rec.Seq, r))
+		}
+		if w, r := jsonOf(m.Audit.Records), jsonOf(rec.Records); w != r {
+			problems = append(problems, fmt.Sprintf("the manifest's audit.records is %s, the audit log (event %d) recorded %s", w, rec.Seq, r))
+		}
+	}
 	if rec.Rows != m.RowCount {
 		problems = append(problems, fmt.Sprintf("the manifest's row_count is %d, the audit log (event %d) recorded %d", m.RowCount, rec.Seq, rec.Rows))
 	}
@@ -434,6 +474,12 @@ func compareRecorded(m Manifest, rec RecordedExport) []string {
 		}
 	}
 	return problems
+}
+
+// jsonOf renders v for a sentence ("null" when absent).
+func jsonOf(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 // recordSlack bounds how long before its export.created event an export

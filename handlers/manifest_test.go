@@ -154,3 +154,82 @@ func TestVerifyManifestRelabelled(t *testing.T) {
 		})
 	}
 }
+
+// A manifest edited to head_seq 0 skipped the chain check, and the audit
+// section was never held to the export.created event (issue 10 review): the
+// recorded head is the authority, the chain is checked up to it, and the
+// recorded window and record check must match.
+func TestVerifyManifestAuditFromRecord(t *testing.T) {
+	e := exportWorld(t)
+	p, _ := handlers.Period("2026-11-01", "2026-11-02", e.clock.Now())
+	export := func(kind string) (handlers.Manifest, []byte) {
+		var buf bytes.Buffer
+		m, err := e.svc.Export(t.Context(), &buf, handlers.ExportRequest{Kind: kind, Params: p, By: "erin@example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, buf.Bytes()
+	}
+	am, acsv := export(handlers.KindAccess)
+	em, ecsv := export(handlers.KindEvents)
+	if am.Audit.Records == nil || em.Audit.Window == nil || am.Audit.HeadSeq < 3 {
+		t.Fatalf("fixture: records %v window %v head %d", am.Audit.Records, em.Audit.Window, am.Audit.HeadSeq)
+	}
+	// A chain broken at event 3: every check that reaches it says so.
+	broken := func(m handlers.Manifest) handlers.ChainCheck {
+		return func(seq uint64) (string, bool, string, error) {
+			hash := "other"
+			if seq == m.Audit.HeadSeq {
+				hash = m.Audit.HeadHash
+			}
+			if seq >= 3 {
+				return hash, true, "event 3 was altered", nil
+			}
+			return hash, true, "", nil
+		}
+	}
+	okChain := func(m handlers.Manifest) handlers.ChainCheck {
+		return func(uint64) (string, bool, string, error) { return m.Audit.HeadHash, true, "", nil }
+	}
+	cases := []struct {
+		name  string
+		m     handlers.Manifest
+		csv   []byte
+		edit  func(*handlers.Manifest)
+		chain func(handlers.Manifest) handlers.ChainCheck
+		want  []string
+	}{
+		{"honest, broken chain", am, acsv, func(*handlers.Manifest) {}, broken, []string{"does not verify: event 3"}},
+		{"head_seq 0, broken chain", am, acsv, func(m *handlers.Manifest) { m.Audit.HeadSeq, m.Audit.HeadHash = 0, "" },
+			broken, []string{"does not verify: event 3", "audit.head_seq is 0"}},
+		{"head_seq 0", am, acsv, func(m *handlers.Manifest) { m.Audit.HeadSeq = 0 }, okChain, []string{"audit.head_seq is 0"}},
+		{"unattested", am, acsv, func(m *handlers.Manifest) {
+			r := *m.Audit.Records
+			r.Unattested, r.Checked = r.Checked, 0
+			m.Audit.Records = &r
+		}, okChain, []string{"audit.records"}},
+		{"window", em, ecsv, func(m *handlers.Manifest) {
+			w := *m.Audit.Window
+			w.FirstSeq++
+			m.Audit.Window = &w
+		}, okChain, []string{"audit.window"}},
+		{"no window", em, ecsv, func(m *handlers.Manifest) { m.Audit.Window = nil }, okChain, []string{"audit.window"}},
+		{"rows range", em, ecsv, func(m *handlers.Manifest) { m.Audit.LastSeq-- }, okChain, []string{"audit rows"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fm := c.m
+			c.edit(&fm)
+			probs, err := handlers.VerifyManifest(fm, bytes.NewReader(c.csv), c.chain(fm), e.svc.Recorded)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all := strings.Join(probs, "\n")
+			for _, w := range c.want {
+				if !strings.Contains(all, w) {
+					t.Errorf("verify does not say %q:\n%s", w, all)
+				}
+			}
+		})
+	}
+}

@@ -41,8 +41,26 @@ type ChainReader interface {
 	Chunk(after uint64, n int, fn func(seq uint64, v []byte) error) (last bool, headSeq uint64, headHash [hashLen]byte, err error)
 }
 
+// TimedChainReader is a ChainReader whose store also keeps each event's time
+// beside its chained bytes (PostgreSQL's at_ns column, and the head's), for
+// finding a period's events. The hash chain does not cover that copy: an
+// UPDATE of at_ns moved events out of an events export while verify passed
+// (issue 10). So VerifyChain holds each side time to the time in the
+// event's own chained bytes, and the head's to the last event's.
+type TimedChainReader interface {
+	ChainReader
+	// TimedChunk is Chunk with each event's side time and the head's,
+	// Unix nanoseconds.
+	TimedChunk(after uint64, n int, fn func(seq uint64, v []byte, at int64) error) (last bool, headSeq uint64, headHash [hashLen]byte, headAt int64, err error)
+}
+
+// EventTime reads a stored event's time from its canonical bytes without
+// decoding the rest (the PostgreSQL store finds a period's start with it).
+func EventTime(v []byte) (time.Time, error) { return eventTime(v) }
+
 // VerifyChain is DB.Verify over another store's log: the same checks, the
-// same sentences, the same result.
+// same sentences, the same result. When r is a TimedChainReader it also
+// checks every stored side time against the event's chained time.
 func VerifyChain(r ChainReader, from uint64, fn func(access.Event) error) (VerifyResult, error) {
 	if from == 0 {
 		from = 1
@@ -62,15 +80,20 @@ func VerifyChain(r ChainReader, from uint64, fn func(access.Event) error) (Verif
 		copy(w.prev[:], v[len(v)-hashLen:])
 		w.time = int64(binary.BigEndian.Uint64(v[9:17]))
 	}
+	chunk := timedChunk(r)
 	var batch []access.Event
 	for done := false; !done; {
 		batch = batch[:0]
-		last, hseq, hhash, err := r.Chunk(w.seq, verifyChunk, func(seq uint64, v []byte) error {
+		last, hseq, hhash, hat, err := chunk(w.seq, verifyChunk, func(seq uint64, v []byte, at int64, timed bool) error {
 			if done {
 				return nil
 			}
 			if bad, problem := w.check(seq, v); problem != "" {
 				res.BadSeq, res.Problem, done = bad, problem, true
+				return nil
+			}
+			if timed && at != w.time {
+				res.BadSeq, res.Problem, done = seq, sideTimeProblem(seq, "its stored time", at, w.time), true
 				return nil
 			}
 			if fn != nil {
@@ -95,6 +118,10 @@ func VerifyChain(r ChainReader, from uint64, fn func(access.Event) error) (Verif
 			h := head{seq: hseq, hash: hhash}
 			res.Head = h.hexHash()
 			batch = res.atHead(&w, h, batch)
+			if _, timed := r.(TimedChainReader); timed && res.Problem == "" && hseq > 0 && hat != w.time {
+				res.BadSeq, res.Problem = hseq, sideTimeProblem(hseq, "the head's stored time", hat, w.time)
+				batch = res.disown(batch)
+			}
 		}
 		for _, e := range batch {
 			if err := fn(e); err != nil {
@@ -106,6 +133,26 @@ func VerifyChain(r ChainReader, from uint64, fn func(access.Event) error) (Verif
 		}
 	}
 	return res, nil
+}
+
+// chunkFunc is a Chunk that may carry side times (timed).
+type chunkFunc func(after uint64, n int, fn func(seq uint64, v []byte, at int64, timed bool) error) (bool, uint64, [hashLen]byte, int64, error)
+
+func timedChunk(r ChainReader) chunkFunc {
+	if t, ok := r.(TimedChainReader); ok {
+		return func(after uint64, n int, fn func(uint64, []byte, int64, bool) error) (bool, uint64, [hashLen]byte, int64, error) {
+			return t.TimedChunk(after, n, func(seq uint64, v []byte, at int64) error { return fn(seq, v, at, true) })
+		}
+	}
+	return func(after uint64, n int, fn func(uint64, []byte, int64, bool) error) (bool, uint64, [hashLen]byte, int64, error) {
+		last, hs, hh, err := r.Chunk(after, n, func(seq uint64, v []byte) error { return fn(seq, v, 0, false) })
+		return last, hs, hh, 0, err
+	}
+}
+
+func sideTimeProblem(seq uint64, what string, side, chained int64) string {
+	return fmt.Sprintf("event %d was re-dated: %s %s is not the time in its chained content %s",
+		seq, what, time.Unix(0, side).UTC().Format(time.RFC3339Nano), time.Unix(0, chained).UTC().Format(time.RFC3339Nano))
 }
 
 // EventDetailFields reads the request id and detail of a stored event value

@@ -218,9 +218,18 @@ func (res *VerifyResult) atHead(w *chainWalker, h head, batch []access.Event) []
 		res.Problem = fmt.Sprintf("event %d does not match the head: the head's hash %.12s… is not the event's hash %.12s…",
 			h.seq, hex.EncodeToString(h.hash[:]), hex.EncodeToString(w.prev[:]))
 	}
-	if res.Problem != "" && res.Last >= res.BadSeq {
+	if res.Problem != "" {
 		// The head disowns events this walk had linked: they are
 		// not verified, and fn must not see them.
+		batch = res.disown(batch)
+	}
+	return batch
+}
+
+// disown drops from the result, and from batch, the events from BadSeq on
+// that the walk had counted as verified.
+func (res *VerifyResult) disown(batch []access.Event) []access.Event {
+	if res.Last >= res.BadSeq {
 		res.Last = res.BadSeq - 1
 		if res.Last < res.First {
 			res.First, res.Last = 0, 0

@@ -146,33 +146,64 @@ func (tx *Tx) Events(after uint64, fn func(access.Event) error) error {
 // first event at or after from, then reads seq by seq until an event at or
 // after to, and a missing seq is an error, so no row removed from the table
 // can silently drop out of an events export (issue 10).
+//
+// Both ends are judged by the time inside each event's chained bytes, never
+// by the at_ns column, which the hash chain does not cover: moving one
+// event's at_ns past the period made a six-event period export two while
+// verify passed. Append keeps time monotonic in seq, so the start is a
+// binary search by seq over the bodies (as the bbolt store's), a few
+// dozen point reads even for a long log; Verify holds at_ns to the body.
 func (tx *Tx) EventsBetween(from, to time.Time, fn func(access.Event) error) error {
-	lo, hi := ns(from), ns(to)
-	var first *int64
-	if _, err := tx.one("SELECT min(seq) FROM keycard_audit_events WHERE at_ns >= $1", []any{lo}, &first); err != nil {
+	var last *int64
+	if _, err := tx.one("SELECT max(seq) FROM keycard_audit_events", nil, &last); err != nil {
 		return err
 	}
-	if first == nil {
+	if last == nil {
 		return nil
 	}
-	want := *first
+	// The first seq in [1, last+1) whose event's time is not before from.
+	lo, hi := int64(1), *last+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		var v []byte
+		ok, err := tx.one("SELECT body FROM keycard_audit_events WHERE seq = $1", []any{mid}, &v)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("store: audit event %d is missing (the events table has a gap)", mid)
+		}
+		at, err := store.EventTime(v)
+		if err != nil {
+			return fmt.Errorf("store: event %d: %w", mid, err)
+		}
+		if at.Before(from) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	want := lo
 	for {
 		page, err := tx.eventPage("SELECT seq, at_ns, body FROM keycard_audit_events WHERE seq >= $1 ORDER BY seq LIMIT $2", want, chunk)
 		if err != nil {
 			return err
 		}
-		for i, r := range page {
+		for _, r := range page {
 			if r.seq != want {
 				return fmt.Errorf("store: audit event %d is missing (the walk went from %d to %d)", want, want-1, r.seq)
 			}
 			want++
-			if r.at >= hi {
-				_, err := emit(page[:i], fn)
-				return err
+			e, err := store.DecodeEvent(r.body)
+			if err != nil {
+				return fmt.Errorf("store: event %d: %w", r.seq, err)
 			}
-		}
-		if end, err := emit(page, fn); end || err != nil {
-			return err
+			if !e.Time.Before(to) {
+				return nil
+			}
+			if err := fn(e); err != nil {
+				return stopped(err)
+			}
 		}
 		if len(page) < chunk {
 			return nil
@@ -232,13 +263,20 @@ func (c chainReader) Value(seq uint64) ([]byte, error) {
 }
 
 func (c chainReader) Chunk(after uint64, n int, fn func(seq uint64, v []byte) error) (last bool, headSeq uint64, headHash [hashLen]byte, err error) {
+	last, headSeq, headHash, _, err = c.TimedChunk(after, n, func(seq uint64, v []byte, _ int64) error { return fn(seq, v) })
+	return last, headSeq, headHash, err
+}
+
+// TimedChunk is Chunk with each row's at_ns and the head's: VerifyChain
+// holds them to the time in the chained bytes (store.TimedChainReader).
+func (c chainReader) TimedChunk(after uint64, n int, fn func(seq uint64, v []byte, at int64) error) (last bool, headSeq uint64, headHash [hashLen]byte, headAt int64, err error) {
 	err = c.db.View(func(tx *Tx) error {
 		page, err := tx.eventPage("SELECT seq, at_ns, body FROM keycard_audit_events WHERE seq > $1 ORDER BY seq LIMIT $2", int64(after), n)
 		if err != nil {
 			return err
 		}
 		for _, r := range page {
-			if err := fn(uint64(r.seq), r.body); err != nil {
+			if err := fn(uint64(r.seq), r.body, r.at); err != nil {
 				return err
 			}
 		}
@@ -246,14 +284,14 @@ func (c chainReader) Chunk(after uint64, n int, fn func(seq uint64, v []byte) er
 			return nil
 		}
 		last = true
-		var s, t int64
+		var s int64
 		var h []byte
-		if _, err := tx.one("SELECT seq, hash, at_ns FROM keycard_audit_head WHERE one", nil, &s, &h, &t); err != nil {
+		if _, err := tx.one("SELECT seq, hash, at_ns FROM keycard_audit_head WHERE one", nil, &s, &h, &headAt); err != nil {
 			return err
 		}
 		headSeq = uint64(s)
 		copy(headHash[:], h)
 		return nil
 	})
-	return last, headSeq, headHash, err
+	return last, headSeq, headHash, headAt, err
 }

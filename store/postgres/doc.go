@@ -51,7 +51,7 @@
 //	           (connector, grp, created_ns, id) WHERE holds
 //	keycard_waiting            (email, created_ns, id)    (WaitingOn: pending step candidates)
 //	keycard_audit_head         one row: seq, hash, at_ns  (the lock appends take)
-//	keycard_audit_events       seq -> at_ns, body; index (at_ns, seq) for EventsBetween
+//	keycard_audit_events       seq -> at_ns, body; index (at_ns, seq) (not read by exports: at_ns is unchained, Verify holds it to the body)
 //	keycard_outbox             id -> JSON op
 //	keycard_pins, keycard_message_refs, keycard_cursors, keycard_seen (+ exp_ns index),
 //	keycard_static, keycard_docs

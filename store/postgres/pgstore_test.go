@@ -129,6 +129,9 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		{"truncate the log", fmt.Sprintf("DELETE FROM keycard_audit_events WHERE seq = %d", n), n, "event 20 is missing: the head says"},
 		{"head moved back", "UPDATE keycard_audit_head SET seq = 18", 19, "event 19 is past the head"},
 		{"head hash altered", "UPDATE keycard_audit_head SET hash = set_byte(hash, 0, get_byte(hash, 0) # 1)", n, "does not match the head"},
+		// at_ns is not chained; verify holds it to the chained time (issue 10).
+		{"event re-dated", "UPDATE keycard_audit_events SET at_ns = at_ns + 3600000000000 WHERE seq = 3", 3, "event 3 was re-dated: its stored time"},
+		{"head re-dated", "UPDATE keycard_audit_head SET at_ns = at_ns - 1", n, "event 20 was re-dated: the head's stored time"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,6 +153,61 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			}
 			if res.OK() || res.BadSeq != tt.bad || !strings.Contains(res.Problem, tt.problem) {
 				t.Errorf("verify = %+v, want bad %d %q", res, tt.bad, tt.problem)
+			}
+		})
+	}
+}
+
+// TestEventsBetweenIgnoresAtNs: the at_ns column is not chained, so moving
+// it must not move an event in or out of a period (issue 10: 6 events
+// became 2 while verify passed). The period's ends are judged by the
+// chained times, and verify names the re-dated event.
+func TestEventsBetweenIgnoresAtNs(t *testing.T) {
+	admin := storetest.PostgresURL(t)
+	from, to := t0.Add(10*time.Second), t0.Add(16*time.Second) // seqs 11..16
+	ns := func(t time.Time) int64 { return t.UnixNano() }
+	tests := []struct {
+		name string
+		sql  string
+		bad  uint64
+	}{
+		{"inside moved past the end", fmt.Sprintf("UPDATE keycard_audit_events SET at_ns = %d WHERE seq = 13", ns(to.Add(time.Hour))), 13},
+		{"first moved before the start", fmt.Sprintf("UPDATE keycard_audit_events SET at_ns = %d WHERE seq = 11", ns(t0)), 11},
+		{"after moved into the period", fmt.Sprintf("UPDATE keycard_audit_events SET at_ns = %d WHERE seq = 17", ns(from)), 17},
+		{"before moved into the period", fmt.Sprintf("UPDATE keycard_audit_events SET at_ns = %d WHERE seq = 10", ns(from)), 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := open(t, storetest.FreshDatabase(t, admin))
+			for i := 0; i < 20; i++ {
+				if err := db.Update(t0.Add(time.Duration(i)*time.Second), func(tx *pgstore.Tx) error {
+					_, err := tx.Append(access.Event{Type: access.EvAlert, Detail: fmt.Sprint(i)})
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := db.Pool().Exec(context.Background(), tt.sql); err != nil {
+				t.Fatal(err)
+			}
+			var seqs []uint64
+			if err := db.View(func(tx *pgstore.Tx) error {
+				return tx.EventsBetween(from, to, func(e access.Event) error {
+					seqs = append(seqs, e.Seq)
+					return nil
+				})
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(seqs) != "[11 12 13 14 15 16]" {
+				t.Errorf("events in the period: %v, want seqs 11 to 16", seqs)
+			}
+			res, err := db.Verify(1, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.OK() || res.BadSeq != tt.bad || !strings.Contains(res.Problem, "re-dated") {
+				t.Errorf("verify = %+v, want event %d re-dated", res, tt.bad)
 			}
 		})
 	}
