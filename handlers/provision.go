@@ -95,7 +95,7 @@ func (s *Service) execute(ctx context.Context, op access.Op) error {
 	}
 	prov, ok := s.conns.Provisioner(op.Connector)
 	if !ok {
-		return s.failed(op, access.Errorf(access.CodeInternal, "connector %q is not configured", op.Connector), false)
+		return s.failed(op, access.Errorf(access.CodeInternal, "connector %q is not configured", op.Connector))
 	}
 	cctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
@@ -104,10 +104,13 @@ func (s *Service) execute(ctx context.Context, op access.Op) error {
 	firstSend := false
 	switch op.Kind {
 	case access.OpAdd:
-		if !op.FirstAttemptAt.IsZero() {
-			// An earlier add was sent and its outcome is unknown (a crash or
-			// a timed-out answer): the clock already runs from then. A grant
-			// whose whole duration has passed is ended, not granted afresh.
+		if op.AddSent() {
+			// An earlier add was sent and its outcome is unknown (a crash, a
+			// timed-out answer, or a connector's in-call retry that ended in
+			// a 429 after an attempt that may have applied): the clock
+			// already runs from then, and the membership may be keycard's,
+			// so it is never taken for standing. A grant whose whole
+			// duration has passed is ended, not granted afresh.
 			if done, err := s.expireUnconfirmed(op); done || err != nil {
 				return err
 			}
@@ -118,7 +121,7 @@ func (s *Service) execute(ctx context.Context, op access.Op) error {
 					return nil
 				}
 				s.metrics.IdPErrors.Add(1)
-				return s.failed(op, err, false)
+				return s.failed(op, err)
 			}
 			if standing {
 				return s.keepStanding(op)
@@ -148,13 +151,14 @@ func (s *Service) execute(ctx context.Context, op access.Op) error {
 			return nil // shutting down: the op stays queued and resumes at start
 		}
 		s.metrics.IdPErrors.Add(1)
-		return s.failed(op, err, firstSend)
+		return s.failed(op, err)
 	}
 	s.metrics.IdPAnswered(s.clock.Now())
 	return s.confirmed(op, ch, "", op.Kind == access.OpAdd && !firstSend)
 }
 
-// markAttempt commits op.FirstAttemptAt = now before the add is sent.
+// markAttempt commits op.FirstAttemptAt = now and op.Sent before the add is
+// sent.
 func (s *Service) markAttempt(op access.Op) (access.Op, error) {
 	var out access.Op
 	err := s.update(func(tx Tx) error {
@@ -162,7 +166,7 @@ func (s *Service) markAttempt(op access.Op) (access.Op, error) {
 		if err != nil {
 			return err
 		}
-		cur.FirstAttemptAt = tx.Now()
+		cur.FirstAttemptAt, cur.Sent = tx.Now(), true
 		out = cur
 		return tx.PutOp(cur)
 	})
@@ -275,7 +279,10 @@ func otherHolders(tx Tx, r *access.Request) ([]access.Request, error) {
 		// Only an active grant keeps the membership: one still provisioning may
 		// yet fail, and its add is ordered after this removal anyway (per-key
 		// op order), so removing now can never leave a membership nobody holds.
-		if h.ID != r.ID && h.Requester.Same(r.Requester) && h.State == access.StateActive {
+		// A NotOwner grant rides on a standing membership keycard does not
+		// own: it keeps nothing of keycard's (a review may remove the
+		// standing membership under it).
+		if h.ID != r.ID && h.Requester.Same(r.Requester) && h.State == access.StateActive && !h.NotOwner {
 			out = append(out, h)
 		}
 	}
@@ -395,11 +402,11 @@ func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Ch
 
 // failed records a failed attempt: retry later with backoff, honouring the
 // IdP's rate-limit reset; adds give up after MaxAddAttempts (or at once on a
-// permanent error), removes never give up but alert. firstSend says this
-// attempt was the add's first send: when the IdP refused it outright (a 429
-// or a permanent error), it did not take effect and the clock need not run
-// from it.
-func (s *Service) failed(op access.Op, cause error, firstSend bool) error {
+// permanent error), removes never give up but alert. The clock start of a
+// sent add (op.FirstAttemptAt) is kept whatever the error: no connector
+// error says nothing reached the IdP, and a connector that retries inside
+// one call may end in a 429 after an attempt that applied.
+func (s *Service) failed(op access.Op, cause error) error {
 	s.log.Warn("provisioning attempt failed", "op", op.ID, "kind", op.Kind, "request", op.RequestID, "group", op.Group, "attempt", op.Attempts+1, "err", cause)
 	return s.update(func(tx Tx) error {
 		cur, err := tx.Op(op.ID)
@@ -414,9 +421,6 @@ func (s *Service) failed(op access.Op, cause error, firstSend bool) error {
 		cur.Attempts++
 		cur.LastError = access.MessageOf(cause) + ": " + cause.Error()
 		permanent := !access.Retryable(cause)
-		if firstSend && (permanent || access.CodeOf(cause) == access.CodeRateLimited) {
-			cur.FirstAttemptAt = zeroTime
-		}
 		if op.Kind == access.OpAdd && (permanent || cur.Attempts >= s.opt.MaxAddAttempts) {
 			if err := tx.DeleteOp(cur.ID); err != nil {
 				return err
@@ -430,12 +434,17 @@ func (s *Service) failed(op access.Op, cause error, firstSend bool) error {
 			if err := tx.PutRequest(&r); err != nil {
 				return err
 			}
-			// An add that timed out may still have happened in the IdP: queue
-			// an (idempotent) removal so a failed grant never leaves a
-			// membership behind. The worker skips it if another grant holds.
-			if err := tx.Enqueue(&access.Op{Kind: access.OpRemove, RequestID: r.ID, Connector: r.Connector, Group: r.Group,
-				UserID: r.Requester.IdPID, Email: r.Requester.Email, NextAt: now}); err != nil {
-				return err
+			// An add that was sent may have happened in the IdP even though
+			// it failed: queue an (idempotent) removal so a failed grant never
+			// leaves a membership behind. The worker skips it if another grant
+			// holds. An add never sent (the pre-add membership check failed)
+			// added nothing: a membership the person has is not keycard's,
+			// and is left alone.
+			if cur.AddSent() {
+				if err := tx.Enqueue(&access.Op{Kind: access.OpRemove, RequestID: r.ID, Connector: r.Connector, Group: r.Group,
+					UserID: r.Requester.IdPID, Email: r.Requester.Email, NextAt: now}); err != nil {
+					return err
+				}
 			}
 			if _, err := tx.Append(event(access.EvGrantFailed, access.ActorKeycard, &r, access.GrantFailed{Attempts: cur.Attempts, Error: cause.Error()})); err != nil {
 				return err
