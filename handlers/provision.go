@@ -85,7 +85,7 @@ func (s *Service) execute(ctx context.Context, op access.Op) error {
 	if op.Kind == access.OpAdd && r.State != access.StateProvisioning {
 		// Revoked (or failed) before the add ran: the queued removal, ordered
 		// after this add, is all that is needed (it is idempotent).
-		return s.update(func(tx Tx) error { return tx.DeleteOp(op.ID) })
+		return s.dropAdd(op)
 	}
 	if skip {
 		return s.confirmed(op, access.Change{}, "membership kept: another keycard grant still holds it", false)
@@ -155,6 +155,48 @@ func (s *Service) execute(ctx context.Context, op access.Op) error {
 	}
 	s.metrics.IdPAnswered(s.clock.Now())
 	return s.confirmed(op, ch, "", op.Kind == access.OpAdd && !firstSend)
+}
+
+// dropAdd deletes the add of a grant that ended before the add completed.
+// When the add was sent, the grant's queued removal (ordered after it)
+// undoes whatever applied. When it never was, keycard added nothing: the
+// grant's removal is finished without touching the IdP, so a membership the
+// person holds otherwise (standing) is left alone.
+func (s *Service) dropAdd(op access.Op) error {
+	return s.update(func(tx Tx) error {
+		cur, err := tx.Op(op.ID)
+		if access.CodeOf(err) == access.CodeNotFound {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteOp(cur.ID); err != nil || cur.AddSent() {
+			return err
+		}
+		var removals []uint64
+		if err := tx.Ops(func(o access.Op) error {
+			if o.Kind == access.OpRemove && o.RequestID == cur.RequestID {
+				removals = append(removals, o.ID)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, id := range removals {
+			if err := tx.DeleteOp(id); err != nil {
+				return err
+			}
+		}
+		if len(removals) == 0 {
+			return nil
+		}
+		r, err := tx.Request(cur.RequestID)
+		if err != nil {
+			return err
+		}
+		return s.removalDone(tx, &r, access.Change{}, "nothing removed: keycard never sent the add")
+	})
 }
 
 // markAttempt commits op.FirstAttemptAt = now and op.Sent before the add is
@@ -313,36 +355,43 @@ func (s *Service) confirmed(op access.Op, ch access.Change, note string, assumed
 			}
 			return s.activate(tx, &r, now, ch, from)
 		case access.OpRemove:
-			if r.State != access.StateDeprovisioning {
-				return nil
-			}
-			if err := r.End(now, ch.IdPEventID); err != nil {
-				return err
-			}
-			t := access.EvGrantExpired
-			if r.State == access.StateRevoked {
-				t = access.EvGrantRevoked
-			}
-			if err := tx.PutRequest(&r); err != nil {
-				return err
-			}
-			detail := map[string]string{"reason": string(r.EndReason), "group": r.Group}
-			if ch.IdPEventID != "" {
-				detail["idp_event_id"] = ch.IdPEventID
-			}
-			if note != "" {
-				detail["note"] = note
-			}
-			if _, err := tx.Append(event(t, access.ActorKeycard, &r, detail)); err != nil {
-				return err
-			}
-			if r.EndReason == access.ReasonOffboarded {
-				return s.offboardConfirmed(tx, &r, now)
-			}
-			return nil
+			return s.removalDone(tx, &r, ch, note)
 		}
 		return nil
 	})
+}
+
+// removalDone ends a deprovisioning grant in tx once its removal is done
+// (or needs no IdP change: note says why).
+func (s *Service) removalDone(tx Tx, r *access.Request, ch access.Change, note string) error {
+	if r.State != access.StateDeprovisioning {
+		return nil
+	}
+	now := tx.Now()
+	if err := r.End(now, ch.IdPEventID); err != nil {
+		return err
+	}
+	t := access.EvGrantExpired
+	if r.State == access.StateRevoked {
+		t = access.EvGrantRevoked
+	}
+	if err := tx.PutRequest(r); err != nil {
+		return err
+	}
+	detail := map[string]string{"reason": string(r.EndReason), "group": r.Group}
+	if ch.IdPEventID != "" {
+		detail["idp_event_id"] = ch.IdPEventID
+	}
+	if note != "" {
+		detail["note"] = note
+	}
+	if _, err := tx.Append(event(t, access.ActorKeycard, r, detail)); err != nil {
+		return err
+	}
+	if r.EndReason == access.ReasonOffboarded {
+		return s.offboardConfirmed(tx, r, now)
+	}
+	return nil
 }
 
 // activate starts the grant's clock at the IdP's confirmation (now), or at

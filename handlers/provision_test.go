@@ -400,3 +400,30 @@ func TestNotOwnerGrantDoesNotKeepAnotherGrantsMembership(t *testing.T) {
 	}
 	e.verify()
 }
+
+// The same for a grant ended before its add was ever sent: revoked while
+// the pre-add membership check waits to retry, its removal must not take
+// away a standing membership keycard never added to.
+func TestRevokedBeforeAddSentRemovesNothing(t *testing.T) {
+	e := newEnv(t)
+	r, err := e.submit("ann@example.com", "prod-db-admin", time.Hour, "incident")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.idp.setMember("prod-db-admins", "ann@example.com", true) // added outside keycard
+	e.idp.failNext("ismember", access.Errorf(access.CodeUnavailable, "okta 503"))
+	e.approveAll(r.ID)
+	e.settle()
+	wantState(t, e.get(r.ID), access.StateProvisioning)
+	if _, err := e.svc.Revoke(context.Background(), r.ID, slackID("frank@example.com"), "frank@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Minute)
+	e.settle()
+	wantState(t, e.get(r.ID), access.StateRevoked)
+	if e.idp.calls["add"] != 0 || e.idp.calls["remove"] != 0 || !e.idp.isMember("prod-db-admins", "ann@example.com") {
+		t.Fatalf("%d adds, %d removes, member %v: keycard removed a standing membership it never added to",
+			e.idp.calls["add"], e.idp.calls["remove"], e.idp.isMember("prod-db-admins", "ann@example.com"))
+	}
+	e.verify()
+}
