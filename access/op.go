@@ -31,10 +31,22 @@ type Op struct {
 	// FirstAttemptAt is when keycard first sent this add to the IdP whose
 	// effect it cannot rule out, committed before the call. After a crash or
 	// a timed-out answer the grant's clock starts here (SPEC "Lifecycle":
-	// access never outlives its grant). Zero until the first send; cleared
-	// when that send was refused outright (a 429 or a permanent error).
+	// access never outlives its grant). Zero until the first send, then
+	// kept: no connector error says that nothing reached the IdP (JumpCloud
+	// and Entra retry inside one call, so a 429 may end a call whose earlier
+	// attempt applied), so the conservative start is the first attempt.
 	FirstAttemptAt time.Time `json:"first_attempt_at,omitempty"`
+	// Sent records, durably and before the call, that this add was sent to
+	// the IdP at least once, so it may have applied. From then on keycard
+	// never takes the membership for a standing one (it may be its own), and
+	// a failed grant queues the compensating removal; an add never sent
+	// removes nothing (the membership, if any, is not keycard's).
+	Sent bool `json:"sent,omitempty"`
 }
+
+// AddSent reports whether op, an add, may have reached the IdP. An op
+// stored before Sent existed has only FirstAttemptAt to say so.
+func (op *Op) AddSent() bool { return op.Sent || !op.FirstAttemptAt.IsZero() }
 
 // Pin is the stored pairing of a Slack user and an IdP user (identity
 // pinning): once made, a different IdP id for the same Slack user is refused.

@@ -178,7 +178,10 @@ func mayReview(it *CampaignItem, c *Campaign, actor access.Person) error {
 // usual path (reason revoked, ended by the reviewer); a standing or
 // unmanaged membership gets a removal record and an outbox op, only when
 // the group is inside the connector's scope — otherwise nothing is
-// changed, the item says why, and the security channel is alerted.
+// changed, the item says why, and the security channel is alerted. A
+// standing membership a keycard grant rode on (NotOwner, it.GrantID set)
+// is removed the same way, and that grant ends with it (its own removal
+// touches nothing).
 func (s *Service) remediate(tx Tx, it *CampaignItem, by access.Person, actor string) error {
 	if it.Source == SourceKeycard && it.GrantID != "" {
 		r, err := tx.Request(it.GrantID)
@@ -210,6 +213,15 @@ func (s *Service) remediate(tx Tx, it *CampaignItem, by access.Person, actor str
 			Detail: encodeDetail(map[string]string{"kind": "review_revoke_out_of_scope", "campaign": it.Campaign, "item": it.ID,
 				"message": fmt.Sprintf("Campaign %s: revoke of %s's %s membership of %s cannot be carried out by keycard (outside the connector's scope); remove it by hand.", it.Campaign, it.Holder.Email, it.Source, it.Group)})})
 		return err
+	}
+	if it.Source == SourceStanding && it.GrantID != "" {
+		r, err := tx.Request(it.GrantID)
+		if err != nil {
+			return err
+		}
+		if _, err := endAccess(tx, &r, access.ReasonRevoked, by, actor); err != nil && !errors.Is(err, errStale) {
+			return err
+		}
 	}
 	now := tx.Now()
 	pol := strings.Split(it.Policy, ";")[0]

@@ -287,13 +287,14 @@ type HolderRow struct {
 	Policies         []string
 	Email, Name, ID  string
 	Source           string
-	Grant            *access.Request // keycard source only
+	Grant            *access.Request // the keycard grant holding it (keycard source, or standing under a NotOwner grant)
 	InIdP            bool
 }
 
 // Holders classifies every member of every policy group: keycard (a grant
-// holds it at `at`), standing (in the group's baseline) or unmanaged (added
-// outside keycard). Keycard grants the IdP does not show are listed with
+// holds it at `at`), standing (in the group's baseline, or held by a grant
+// that found the person already a member: Grant is set) or unmanaged
+// (added outside keycard). Keycard grants the IdP does not show are listed with
 // InIdP false. The IdP part is read now, whatever `at` is.
 func (s *Service) Holders(ctx context.Context, at time.Time) ([]HolderRow, map[string]any, error) {
 	if err := s.TakeBaselines(ctx); err != nil {
@@ -352,7 +353,7 @@ func (s *Service) Holders(ctx context.Context, at time.Time) ([]HolderRow, map[s
 			row := HolderRow{Connector: k.connector, Group: k.group, Policies: byGroup[k], Email: m.Email, Name: m.Name, ID: m.ID, InIdP: true}
 			switch {
 			case byUser[m.ID] != nil:
-				row.Source, row.Grant = SourceKeycard, byUser[m.ID]
+				row.Source, row.Grant = holderSource(byUser[m.ID]), byUser[m.ID]
 			case inBase[m.ID]:
 				row.Source = SourceStanding
 			default:
@@ -364,7 +365,7 @@ func (s *Service) Holders(ctx context.Context, at time.Time) ([]HolderRow, map[s
 			if !seen[g.Requester.IdPID] {
 				gg := g
 				rows = append(rows, HolderRow{Connector: k.connector, Group: k.group, Policies: byGroup[k], Email: g.Requester.Email,
-					Name: g.Requester.Name, ID: g.Requester.IdPID, Source: SourceKeycard, Grant: &gg})
+					Name: g.Requester.Name, ID: g.Requester.IdPID, Source: holderSource(&gg), Grant: &gg})
 			}
 		}
 	}
@@ -387,6 +388,17 @@ func (s *Service) Holders(ctx context.Context, at time.Time) ([]HolderRow, map[s
 	summary := map[string]any{"idp_members": idpMembers, "keycard_grants": grants, "keycard_not_in_idp": notInIdP,
 		"idp_read_at": s.clock.Now().UTC().Format(time.RFC3339), "groups": len(keys), "granted_after_as_of": excluded}
 	return rows, summary, nil
+}
+
+// holderSource classifies a member that keycard grant g holds. A grant
+// that found the person already a member (NotOwner) rides on a standing
+// membership keycard did not add and will not remove: the membership is
+// standing, so reviews see it as such and a review Revoke removes it.
+func holderSource(g *access.Request) string {
+	if g.NotOwner {
+		return SourceStanding
+	}
+	return SourceKeycard
 }
 
 // heldAt lists the grants on group k whose access covered `at` (the current

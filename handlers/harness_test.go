@@ -197,6 +197,9 @@ func (f *fakeIdP) RemoveMember(_ context.Context, group, userID string) (access.
 func (f *fakeIdP) IsMember(_ context.Context, group, userID string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.pop("ismember"); err != nil {
+		return false, err
+	}
 	return f.members[group][userID], nil
 }
 

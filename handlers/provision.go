@@ -85,7 +85,7 @@ func (s *Service) execute(ctx context.Context, op access.Op) error {
 	if op.Kind == access.OpAdd && r.State != access.StateProvisioning {
 		// Revoked (or failed) before the add ran: the queued removal, ordered
 		// after this add, is all that is needed (it is idempotent).
-		return s.update(func(tx Tx) error { return tx.DeleteOp(op.ID) })
+		return s.dropAdd(op)
 	}
 	if skip {
 		return s.confirmed(op, access.Change{}, "membership kept: another keycard grant still holds it", false)
@@ -95,7 +95,7 @@ func (s *Service) execute(ctx context.Context, op access.Op) error {
 	}
 	prov, ok := s.conns.Provisioner(op.Connector)
 	if !ok {
-		return s.failed(op, access.Errorf(access.CodeInternal, "connector %q is not configured", op.Connector), false)
+		return s.failed(op, access.Errorf(access.CodeInternal, "connector %q is not configured", op.Connector))
 	}
 	cctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
@@ -104,10 +104,13 @@ func (s *Service) execute(ctx context.Context, op access.Op) error {
 	firstSend := false
 	switch op.Kind {
 	case access.OpAdd:
-		if !op.FirstAttemptAt.IsZero() {
-			// An earlier add was sent and its outcome is unknown (a crash or
-			// a timed-out answer): the clock already runs from then. A grant
-			// whose whole duration has passed is ended, not granted afresh.
+		if op.AddSent() {
+			// An earlier add was sent and its outcome is unknown (a crash, a
+			// timed-out answer, or a connector's in-call retry that ended in
+			// a 429 after an attempt that may have applied): the clock
+			// already runs from then, and the membership may be keycard's,
+			// so it is never taken for standing. A grant whose whole
+			// duration has passed is ended, not granted afresh.
 			if done, err := s.expireUnconfirmed(op); done || err != nil {
 				return err
 			}
@@ -118,7 +121,7 @@ func (s *Service) execute(ctx context.Context, op access.Op) error {
 					return nil
 				}
 				s.metrics.IdPErrors.Add(1)
-				return s.failed(op, err, false)
+				return s.failed(op, err)
 			}
 			if standing {
 				return s.keepStanding(op)
@@ -148,13 +151,56 @@ func (s *Service) execute(ctx context.Context, op access.Op) error {
 			return nil // shutting down: the op stays queued and resumes at start
 		}
 		s.metrics.IdPErrors.Add(1)
-		return s.failed(op, err, firstSend)
+		return s.failed(op, err)
 	}
 	s.metrics.IdPAnswered(s.clock.Now())
 	return s.confirmed(op, ch, "", op.Kind == access.OpAdd && !firstSend)
 }
 
-// markAttempt commits op.FirstAttemptAt = now before the add is sent.
+// dropAdd deletes the add of a grant that ended before the add completed.
+// When the add was sent, the grant's queued removal (ordered after it)
+// undoes whatever applied. When it never was, keycard added nothing: the
+// grant's removal is finished without touching the IdP, so a membership the
+// person holds otherwise (standing) is left alone.
+func (s *Service) dropAdd(op access.Op) error {
+	return s.update(func(tx Tx) error {
+		cur, err := tx.Op(op.ID)
+		if access.CodeOf(err) == access.CodeNotFound {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteOp(cur.ID); err != nil || cur.AddSent() {
+			return err
+		}
+		var removals []uint64
+		if err := tx.Ops(func(o access.Op) error {
+			if o.Kind == access.OpRemove && o.RequestID == cur.RequestID {
+				removals = append(removals, o.ID)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, id := range removals {
+			if err := tx.DeleteOp(id); err != nil {
+				return err
+			}
+		}
+		if len(removals) == 0 {
+			return nil
+		}
+		r, err := tx.Request(cur.RequestID)
+		if err != nil {
+			return err
+		}
+		return s.removalDone(tx, &r, access.Change{}, "nothing removed: keycard never sent the add")
+	})
+}
+
+// markAttempt commits op.FirstAttemptAt = now and op.Sent before the add is
+// sent.
 func (s *Service) markAttempt(op access.Op) (access.Op, error) {
 	var out access.Op
 	err := s.update(func(tx Tx) error {
@@ -162,7 +208,7 @@ func (s *Service) markAttempt(op access.Op) (access.Op, error) {
 		if err != nil {
 			return err
 		}
-		cur.FirstAttemptAt = tx.Now()
+		cur.FirstAttemptAt, cur.Sent = tx.Now(), true
 		out = cur
 		return tx.PutOp(cur)
 	})
@@ -275,7 +321,10 @@ func otherHolders(tx Tx, r *access.Request) ([]access.Request, error) {
 		// Only an active grant keeps the membership: one still provisioning may
 		// yet fail, and its add is ordered after this removal anyway (per-key
 		// op order), so removing now can never leave a membership nobody holds.
-		if h.ID != r.ID && h.Requester.Same(r.Requester) && h.State == access.StateActive {
+		// A NotOwner grant rides on a standing membership keycard does not
+		// own: it keeps nothing of keycard's (a review may remove the
+		// standing membership under it).
+		if h.ID != r.ID && h.Requester.Same(r.Requester) && h.State == access.StateActive && !h.NotOwner {
 			out = append(out, h)
 		}
 	}
@@ -306,36 +355,43 @@ func (s *Service) confirmed(op access.Op, ch access.Change, note string, assumed
 			}
 			return s.activate(tx, &r, now, ch, from)
 		case access.OpRemove:
-			if r.State != access.StateDeprovisioning {
-				return nil
-			}
-			if err := r.End(now, ch.IdPEventID); err != nil {
-				return err
-			}
-			t := access.EvGrantExpired
-			if r.State == access.StateRevoked {
-				t = access.EvGrantRevoked
-			}
-			if err := tx.PutRequest(&r); err != nil {
-				return err
-			}
-			detail := map[string]string{"reason": string(r.EndReason), "group": r.Group}
-			if ch.IdPEventID != "" {
-				detail["idp_event_id"] = ch.IdPEventID
-			}
-			if note != "" {
-				detail["note"] = note
-			}
-			if _, err := tx.Append(event(t, access.ActorKeycard, &r, detail)); err != nil {
-				return err
-			}
-			if r.EndReason == access.ReasonOffboarded {
-				return s.offboardConfirmed(tx, &r, now)
-			}
-			return nil
+			return s.removalDone(tx, &r, ch, note)
 		}
 		return nil
 	})
+}
+
+// removalDone ends a deprovisioning grant in tx once its removal is done
+// (or needs no IdP change: note says why).
+func (s *Service) removalDone(tx Tx, r *access.Request, ch access.Change, note string) error {
+	if r.State != access.StateDeprovisioning {
+		return nil
+	}
+	now := tx.Now()
+	if err := r.End(now, ch.IdPEventID); err != nil {
+		return err
+	}
+	t := access.EvGrantExpired
+	if r.State == access.StateRevoked {
+		t = access.EvGrantRevoked
+	}
+	if err := tx.PutRequest(r); err != nil {
+		return err
+	}
+	detail := map[string]string{"reason": string(r.EndReason), "group": r.Group}
+	if ch.IdPEventID != "" {
+		detail["idp_event_id"] = ch.IdPEventID
+	}
+	if note != "" {
+		detail["note"] = note
+	}
+	if _, err := tx.Append(event(t, access.ActorKeycard, r, detail)); err != nil {
+		return err
+	}
+	if r.EndReason == access.ReasonOffboarded {
+		return s.offboardConfirmed(tx, r, now)
+	}
+	return nil
 }
 
 // activate starts the grant's clock at the IdP's confirmation (now), or at
@@ -395,11 +451,11 @@ func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Ch
 
 // failed records a failed attempt: retry later with backoff, honouring the
 // IdP's rate-limit reset; adds give up after MaxAddAttempts (or at once on a
-// permanent error), removes never give up but alert. firstSend says this
-// attempt was the add's first send: when the IdP refused it outright (a 429
-// or a permanent error), it did not take effect and the clock need not run
-// from it.
-func (s *Service) failed(op access.Op, cause error, firstSend bool) error {
+// permanent error), removes never give up but alert. The clock start of a
+// sent add (op.FirstAttemptAt) is kept whatever the error: no connector
+// error says nothing reached the IdP, and a connector that retries inside
+// one call may end in a 429 after an attempt that applied.
+func (s *Service) failed(op access.Op, cause error) error {
 	s.log.Warn("provisioning attempt failed", "op", op.ID, "kind", op.Kind, "request", op.RequestID, "group", op.Group, "attempt", op.Attempts+1, "err", cause)
 	return s.update(func(tx Tx) error {
 		cur, err := tx.Op(op.ID)
@@ -414,9 +470,6 @@ func (s *Service) failed(op access.Op, cause error, firstSend bool) error {
 		cur.Attempts++
 		cur.LastError = access.MessageOf(cause) + ": " + cause.Error()
 		permanent := !access.Retryable(cause)
-		if firstSend && (permanent || access.CodeOf(cause) == access.CodeRateLimited) {
-			cur.FirstAttemptAt = zeroTime
-		}
 		if op.Kind == access.OpAdd && (permanent || cur.Attempts >= s.opt.MaxAddAttempts) {
 			if err := tx.DeleteOp(cur.ID); err != nil {
 				return err
@@ -430,12 +483,17 @@ func (s *Service) failed(op access.Op, cause error, firstSend bool) error {
 			if err := tx.PutRequest(&r); err != nil {
 				return err
 			}
-			// An add that timed out may still have happened in the IdP: queue
-			// an (idempotent) removal so a failed grant never leaves a
-			// membership behind. The worker skips it if another grant holds.
-			if err := tx.Enqueue(&access.Op{Kind: access.OpRemove, RequestID: r.ID, Connector: r.Connector, Group: r.Group,
-				UserID: r.Requester.IdPID, Email: r.Requester.Email, NextAt: now}); err != nil {
-				return err
+			// An add that was sent may have happened in the IdP even though
+			// it failed: queue an (idempotent) removal so a failed grant never
+			// leaves a membership behind. The worker skips it if another grant
+			// holds. An add never sent (the pre-add membership check failed)
+			// added nothing: a membership the person has is not keycard's,
+			// and is left alone.
+			if cur.AddSent() {
+				if err := tx.Enqueue(&access.Op{Kind: access.OpRemove, RequestID: r.ID, Connector: r.Connector, Group: r.Group,
+					UserID: r.Requester.IdPID, Email: r.Requester.Email, NextAt: now}); err != nil {
+					return err
+				}
 			}
 			if _, err := tx.Append(event(access.EvGrantFailed, access.ActorKeycard, &r, access.GrantFailed{Attempts: cur.Attempts, Error: cause.Error()})); err != nil {
 				return err

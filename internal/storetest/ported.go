@@ -591,6 +591,23 @@ func testOutbox(t *testing.T, open Opener) {
 	if a.ID == 0 || b.ID <= a.ID || !a.CreatedAt.Equal(t0) || !b.CreatedAt.Equal(t0.Add(-time.Hour)) {
 		t.Fatalf("enqueued %+v %+v", a, b)
 	}
+	// An add's durable send record (the clock start and Sent, issue 10)
+	// round-trips: recovery and the pre-add standing check depend on it.
+	update(t, db, t0, func(tx Tx) error {
+		op, err := tx.Op(a.ID)
+		if err != nil {
+			return err
+		}
+		op.FirstAttemptAt, op.Sent = t0.Add(time.Second), true
+		return tx.PutOp(op)
+	})
+	_ = db.View(func(tx Tx) error {
+		op, err := tx.Op(a.ID)
+		if err != nil || !op.Sent || !op.FirstAttemptAt.Equal(t0.Add(time.Second)) {
+			t.Errorf("stored add = %+v, %v: want sent, first attempt at t0+1s", op, err)
+		}
+		return nil
+	})
 	steps := []struct {
 		name   string
 		change func(tx Tx) error
