@@ -1,7 +1,9 @@
 // Package connectors holds keycard's identity-provider connectors (one
 // sub-package per IdP: okta, entra, jumpcloud, static), the one conformance
-// suite they all pass (connectortest), and the two things every connector
-// shares: the scope ceiling and the registry main builds from the policy.
+// suite they all pass (connectortest), and what every connector shares:
+// the scope ceiling and the registry main builds from the policy (scope.go,
+// set.go), and the helpers of the network connectors (shared.go: Redact,
+// IsLoopback, the defaults, TimerSleep, HTTPClient, GroupCache).
 //
 // Every connector does the same five things (SPEC "Identity providers"):
 //

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
 	"keycard/access"
+	"keycard/connectors"
 )
 
 // Defaults.
@@ -89,7 +89,7 @@ func (c Config) Method() string {
 // String describes the config without secrets.
 func (c Config) String() string {
 	return fmt.Sprintf("entra.Config{TenantID: %q, ClientID: %q, Credential: %s, ClientSecret: %s, CertificatePath: %q, CertificatePassword: %s, FederatedTokenFile: %q, AuthorityHost: %q, GraphURL: %q, Timeout: %s}",
-		c.TenantID, c.ClientID, c.Method(), redact(c.ClientSecret), c.CertificatePath, redact(c.CertificatePassword),
+		c.TenantID, c.ClientID, c.Method(), connectors.Redact(c.ClientSecret), c.CertificatePath, connectors.Redact(c.CertificatePassword),
 		c.FederatedTokenFile, c.AuthorityHost, c.GraphURL, c.Timeout)
 }
 
@@ -102,21 +102,14 @@ func (c Config) LogValue() slog.Value {
 		slog.String("tenant_id", c.TenantID),
 		slog.String("client_id", c.ClientID),
 		slog.String("credential", c.Method()),
-		slog.String("client_secret", redact(c.ClientSecret)),
+		slog.String("client_secret", connectors.Redact(c.ClientSecret)),
 		slog.String("certificate_path", c.CertificatePath),
-		slog.String("certificate_password", redact(c.CertificatePassword)),
+		slog.String("certificate_password", connectors.Redact(c.CertificatePassword)),
 		slog.String("federated_token_file", c.FederatedTokenFile),
 		slog.String("authority_host", c.AuthorityHost),
 		slog.String("graph_url", c.GraphURL),
 		slog.Duration("timeout", c.Timeout),
 	)
-}
-
-func redact(s string) string {
-	if s == "" {
-		return "(none)"
-	}
-	return "[redacted]"
 }
 
 // FromEnv reads the AZURE_* variables (azidentity's own names) and
@@ -213,16 +206,8 @@ func ValidateGraphURL(raw string) (string, error) {
 		return "", access.Errorf(access.CodeInvalid, "KEYCARD_GRAPH_URL %q must be a base URL like %s", s, DefaultGraphURL)
 	case u.Scheme == "https":
 		return s, nil
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
+	case u.Scheme == "http" && connectors.IsLoopback(u.Hostname()):
 		return s, nil
 	}
 	return "", access.Errorf(access.CodeInvalid, "KEYCARD_GRAPH_URL %q must use https:// (plain http only on a loopback address)", s)
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -180,11 +180,8 @@ type graphGroup struct {
 // groupID resolves a group's displayName to its id, cached for ttl.
 func (c *Connector) groupID(ctx context.Context, name string) (string, error) {
 	now := c.clock.Now()
-	c.mu.Lock()
-	g, ok := c.groups[name]
-	c.mu.Unlock()
-	if ok && now.Sub(g.at) < c.ttl {
-		return g.id, nil
+	if id, ok := c.groups.Get(name, now); ok {
+		return id, nil
 	}
 	q := url.Values{"$filter": {"displayName eq " + quote(name)}, "$select": {"id,displayName"}, "$top": {"2"}}
 	var p page[graphGroup]
@@ -207,18 +204,12 @@ func (c *Connector) groupID(ctx context.Context, name string) (string, error) {
 	default:
 		return "", access.Errorf(access.CodeConflict, "more than one Entra ID group is named %s; keycard will not guess which one", name)
 	}
-	c.mu.Lock()
-	c.groups[name] = cachedGroup{id: ids[0], at: now}
-	c.mu.Unlock()
+	c.groups.Put(name, ids[0], now)
 	return ids[0], nil
 }
 
 func (c *Connector) forgetGroupOn(name string, err error) {
-	if access.CodeOf(err) == access.CodeNotFound {
-		c.mu.Lock()
-		delete(c.groups, name)
-		c.mu.Unlock()
-	}
+	c.groups.ForgetOn(name, err)
 }
 
 // members lists a group's user members (not devices or nested groups).

@@ -9,7 +9,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -18,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"keycard/access"
+	"keycard/connectors"
 )
 
 // Connector is the Entra ID directory, provisioner and leaver feed. It is
@@ -34,16 +34,8 @@ type Connector struct {
 	maxWait    time.Duration
 	backoff    time.Duration
 	clock      access.Clock
-	sleep      func(context.Context, time.Duration) error
-	ttl        time.Duration
-
-	mu     sync.Mutex
-	groups map[string]cachedGroup
-}
-
-type cachedGroup struct {
-	id string
-	at time.Time
+	sleep      connectors.SleepFunc
+	groups     connectors.GroupCache
 }
 
 // New builds a Connector. It makes no network call: Check does, at start.
@@ -64,45 +56,19 @@ func New(cfg Config) (*Connector, error) {
 		graph:      graph,
 		graphHost:  gu.Scheme + "://" + gu.Host,
 		scope:      gu.Scheme + "://" + gu.Host + "/.default",
-		timeout:    cfg.Timeout,
+		timeout:    connectors.DurationOr(cfg.Timeout, DefaultTimeout),
 		maxRetries: cfg.MaxRetries,
-		maxWait:    cfg.MaxWait,
-		backoff:    cfg.Backoff,
-		clock:      cfg.Clock,
-		sleep:      cfg.Sleep,
-		ttl:        cfg.GroupCacheTTL,
-		groups:     map[string]cachedGroup{},
-	}
-	if c.timeout <= 0 {
-		c.timeout = DefaultTimeout
+		maxWait:    connectors.DurationOr(cfg.MaxWait, DefaultMaxWait),
+		backoff:    connectors.DurationOr(cfg.Backoff, DefaultBackoff),
+		clock:      connectors.ClockOr(cfg.Clock),
+		sleep:      connectors.SleepOr(cfg.Sleep),
+		groups:     connectors.GroupCache{TTL: connectors.DurationOr(cfg.GroupCacheTTL, DefaultGroupCacheTTL)},
 	}
 	if c.maxRetries <= 0 {
 		c.maxRetries = DefaultMaxRetries
 	}
-	if c.maxWait <= 0 {
-		c.maxWait = DefaultMaxWait
-	}
-	if c.backoff <= 0 {
-		c.backoff = DefaultBackoff
-	}
-	if c.clock == nil {
-		c.clock = access.SystemClock{}
-	}
-	if c.sleep == nil {
-		c.sleep = realSleep
-	}
-	if c.ttl <= 0 {
-		c.ttl = DefaultGroupCacheTTL
-	}
-	c.hc = &http.Client{}
-	if cfg.HTTPClient != nil {
-		*c.hc = *cfg.HTTPClient
-	}
-	if c.hc.Transport == nil {
-		c.hc.Transport = http.DefaultTransport.(*http.Transport).Clone()
-	}
+	c.hc = connectors.HTTPClient(cfg.HTTPClient)
 	c.hc.Timeout = 0 // per-exchange deadlines come from the context
-	c.hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c.cred = cfg.Credential
 	if c.cred == nil {
 		if c.cred, err = credential(cfg, c.hc, c.timeout); err != nil {
@@ -110,17 +76,6 @@ func New(cfg Config) (*Connector, error) {
 		}
 	}
 	return c, nil
-}
-
-func realSleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // credential builds the azidentity credential the config selects.

@@ -90,11 +90,8 @@ func deref(s *string) string {
 // exact (case-sensitive) matches; ids are cached for the TTL.
 func (c *Connector) groupID(ctx context.Context, name string) (string, error) {
 	now := c.clock.Now()
-	c.mu.Lock()
-	e, ok := c.groups[name]
-	c.mu.Unlock()
-	if ok && now.Sub(e.at) < c.ttl && !now.Before(e.at) {
-		return e.id, nil
+	if id, ok := c.groups.Get(name, now); ok {
+		return id, nil
 	}
 	var ids []string
 	err := listV2(c, ctx, "find group "+name, "/api/v2/usergroups", url.Values{"filter": {"name:eq:" + name}}, groupKey,
@@ -116,17 +113,11 @@ func (c *Connector) groupID(ctx context.Context, name string) (string, error) {
 	default:
 		return "", access.Errorf(access.CodeConflict, "JumpCloud has %d user groups named %s; keycard will not guess which one", len(ids), name)
 	}
-	c.mu.Lock()
-	c.groups[name] = cachedGroup{id: ids[0], at: now}
-	c.mu.Unlock()
+	c.groups.Put(name, ids[0], now)
 	return ids[0], nil
 }
 
-func (c *Connector) forgetGroup(name string) {
-	c.mu.Lock()
-	delete(c.groups, name)
-	c.mu.Unlock()
-}
+func (c *Connector) forgetGroup(name string) { c.groups.Forget(name) }
 
 // Groups lists the name of every user group, sorted and without
 // duplicates (handlers.GroupLister: the policy/IdP sync check).

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"keycard/access"
+	"keycard/connectors"
 )
 
 // Defaults.
@@ -84,7 +84,7 @@ type Config struct {
 // String describes the config without the API key.
 func (c Config) String() string {
 	return fmt.Sprintf("jumpcloud.Config{APIURL: %q, APIKey: %s, OrgID: %q, Timeout: %s}",
-		c.APIURL, redact(c.APIKey), c.OrgID, c.Timeout)
+		c.APIURL, connectors.Redact(c.APIKey), c.OrgID, c.Timeout)
 }
 
 // GoString keeps %#v from printing the key.
@@ -94,17 +94,10 @@ func (c Config) GoString() string { return c.String() }
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("api_url", c.APIURL),
-		slog.String("api_key", redact(c.APIKey)),
+		slog.String("api_key", connectors.Redact(c.APIKey)),
 		slog.String("org_id", c.OrgID),
 		slog.Duration("timeout", c.Timeout),
 	)
-}
-
-func redact(s string) string {
-	if s == "" {
-		return "(none)"
-	}
-	return "[redacted]"
 }
 
 // ConfigFromEnv reads JUMPCLOUD_API_KEY, JUMPCLOUD_ORG_ID and
@@ -157,20 +150,12 @@ func ValidateAPIURL(raw string) (string, error) {
 		return "", access.Errorf(access.CodeInvalid, "JumpCloud API URL %q must be scheme and host only, like %s", s, DefaultAPIURL)
 	case u.Scheme == "https":
 		return s, nil
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
+	case u.Scheme == "http" && connectors.IsLoopback(u.Hostname()):
 		return s, nil
 	case u.Scheme == "http":
 		return "", access.Errorf(access.CodeInvalid, "JumpCloud API URL %q must use https:// (plain http is allowed only on a loopback address)", s)
 	}
 	return "", access.Errorf(access.CodeInvalid, "JumpCloud API URL %q must use https://", s)
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Connector is the JumpCloud directory and provisioner. It is unscoped: the
@@ -184,17 +169,11 @@ type Connector struct {
 	backoff  time.Duration
 	hc       *http.Client
 	clock    access.Clock
-	sleep    func(context.Context, time.Duration) error
-	ttl      time.Duration
+	sleep    connectors.SleepFunc
 
 	mu        sync.Mutex
 	notBefore time.Time // no request goes out before this (the last Retry-After)
-	groups    map[string]cachedGroup
-}
-
-type cachedGroup struct {
-	id string
-	at time.Time
+	groups    connectors.GroupCache
 }
 
 // New builds a Connector; it makes no request (Check does).
@@ -213,17 +192,13 @@ func New(cfg Config) (*Connector, error) {
 		base:    base,
 		key:     strings.TrimSpace(cfg.APIKey),
 		org:     strings.TrimSpace(cfg.OrgID),
-		timeout: cfg.Timeout,
+		timeout: connectors.DurationOr(cfg.Timeout, DefaultTimeout),
 		retries: cfg.MaxRetries,
 		maxWait: cfg.MaxWait,
-		backoff: cfg.Backoff,
-		clock:   cfg.Clock,
-		sleep:   cfg.Sleep,
-		ttl:     cfg.GroupCacheTTL,
-		groups:  map[string]cachedGroup{},
-	}
-	if c.timeout <= 0 {
-		c.timeout = DefaultTimeout
+		backoff: connectors.DurationOr(cfg.Backoff, DefaultBackoff),
+		clock:   connectors.ClockOr(cfg.Clock),
+		sleep:   connectors.SleepOr(cfg.Sleep),
+		groups:  connectors.GroupCache{TTL: connectors.DurationOr(cfg.GroupCacheTTL, DefaultGroupCacheTTL)},
 	}
 	switch {
 	case c.retries == 0:
@@ -237,39 +212,8 @@ func New(cfg Config) (*Connector, error) {
 	case c.maxWait < 0:
 		c.maxWait = 0
 	}
-	if c.backoff <= 0 {
-		c.backoff = DefaultBackoff
-	}
-	if c.clock == nil {
-		c.clock = access.SystemClock{}
-	}
-	if c.sleep == nil {
-		c.sleep = timerSleep
-	}
-	if c.ttl <= 0 {
-		c.ttl = DefaultGroupCacheTTL
-	}
-	hc := &http.Client{}
-	if cfg.HTTPClient != nil {
-		*hc = *cfg.HTTPClient
-	}
-	if hc.Transport == nil {
-		hc.Transport = http.DefaultTransport.(*http.Transport).Clone()
-	}
-	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	c.hc = hc
+	c.hc = connectors.HTTPClient(cfg.HTTPClient)
 	return c, nil
-}
-
-func timerSleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Check proves the key works with one cheap read, so a wrong key stops

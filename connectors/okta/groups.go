@@ -16,11 +16,8 @@ import (
 // is cached for the TTL.
 func (c *Connector) groupID(ctx context.Context, name string) (string, error) {
 	now := c.clock.Now()
-	c.mu.Lock()
-	e, ok := c.groups[name]
-	c.mu.Unlock()
-	if ok && now.Sub(e.at) < c.ttl && !now.Before(e.at) {
-		return e.id, nil
+	if id, ok := c.groups.Get(name, now); ok {
+		return id, nil
 	}
 	groups, err := collect(c, ctx, "find group "+name, func(ctx context.Context) ([]*sdk.Group, *sdk.Response, error) {
 		return c.client.Group.ListGroups(ctx, query.NewQueryParams(
@@ -45,19 +42,13 @@ func (c *Connector) groupID(ctx context.Context, name string) (string, error) {
 	if id == "" {
 		return "", access.Errorf(access.CodeNotFound, "Okta has no group named %s", name)
 	}
-	c.mu.Lock()
-	c.groups[name] = cachedGroup{id: id, at: now}
-	c.mu.Unlock()
+	c.groups.Put(name, id, now)
 	return id, nil
 }
 
 // forgetGroupOn drops a cached group id when Okta says it no longer exists.
 func (c *Connector) forgetGroupOn(name string, err error) {
-	if access.CodeOf(err) == access.CodeNotFound {
-		c.mu.Lock()
-		delete(c.groups, name)
-		c.mu.Unlock()
-	}
+	c.groups.ForgetOn(name, err)
 }
 
 // AddMember puts userID (an Okta user id) in the named group. Okta answers

@@ -18,6 +18,7 @@ import (
 	sdk "github.com/okta/okta-sdk-golang/v2/okta"
 
 	"keycard/access"
+	"keycard/connectors"
 )
 
 // Defaults.
@@ -57,7 +58,7 @@ type Config struct {
 // String describes the config without the token.
 func (c Config) String() string {
 	return fmt.Sprintf("okta.Config{OrgURL: %q, Token: %s, ManagerAttribute: %q, Timeout: %s}",
-		c.OrgURL, redact(c.Token), c.ManagerAttribute, c.Timeout)
+		c.OrgURL, connectors.Redact(c.Token), c.ManagerAttribute, c.Timeout)
 }
 
 // GoString keeps %#v from printing the token.
@@ -67,17 +68,10 @@ func (c Config) GoString() string { return c.String() }
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("org_url", c.OrgURL),
-		slog.String("token", redact(c.Token)),
+		slog.String("token", connectors.Redact(c.Token)),
 		slog.String("manager_attribute", c.ManagerAttribute),
 		slog.Duration("timeout", c.Timeout),
 	)
-}
-
-func redact(tok string) string {
-	if tok == "" {
-		return "(none)"
-	}
-	return "[redacted]"
 }
 
 // Connector is the Okta directory and provisioner. It is unscoped: main
@@ -88,15 +82,7 @@ type Connector struct {
 	mgrAttr string
 	timeout time.Duration
 	clock   access.Clock
-	ttl     time.Duration
-
-	mu     sync.Mutex
-	groups map[string]cachedGroup
-}
-
-type cachedGroup struct {
-	id string
-	at time.Time
+	groups  connectors.GroupCache
 }
 
 // ValidateOrgURL checks the org URL the way SPEC requires: https://, except
@@ -119,20 +105,12 @@ func ValidateOrgURL(raw string) (string, error) {
 		return "", access.Errorf(access.CodeInvalid, "okta org URL %q must be scheme and host only, like https://acme.okta.com", s)
 	case u.Scheme == "https":
 		return s, nil
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
+	case u.Scheme == "http" && connectors.IsLoopback(u.Hostname()):
 		return s, nil
 	case u.Scheme == "http":
 		return "", access.Errorf(access.CodeInvalid, "okta org URL %q must use https:// (plain http is allowed only on a loopback address)", s)
 	}
 	return "", access.Errorf(access.CodeInvalid, "okta org URL %q must use https://", s)
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // New builds a Connector. Every SDK knob is set explicitly, because
@@ -152,21 +130,14 @@ func New(cfg Config) (*Connector, error) {
 		orgURL:  org,
 		mgrAttr: cfg.ManagerAttribute,
 		timeout: cfg.Timeout,
-		clock:   cfg.Clock,
-		ttl:     cfg.GroupCacheTTL,
-		groups:  map[string]cachedGroup{},
+		clock:   connectors.ClockOr(cfg.Clock),
+		groups:  connectors.GroupCache{TTL: connectors.DurationOr(cfg.GroupCacheTTL, DefaultGroupCacheTTL)},
 	}
 	if c.mgrAttr == "" {
 		c.mgrAttr = DefaultManagerAttribute
 	}
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
-	}
-	if c.clock == nil {
-		c.clock = access.SystemClock{}
-	}
-	if c.ttl <= 0 {
-		c.ttl = DefaultGroupCacheTTL
 	}
 	hc := &http.Client{}
 	if cfg.HTTPClient != nil {

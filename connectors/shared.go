@@ -1,0 +1,145 @@
+package connectors
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"keycard/access"
+)
+
+// What the network connectors (okta, entra, jumpcloud) share: redacting a
+// secret, the loopback test for plain http, filling defaults, a timer sleep,
+// the HTTP client copy and the group name → id cache.
+
+// Redact is how a connector's Config prints a secret in String, GoString
+// and LogValue: "(none)" when it is empty, "[redacted]" otherwise.
+func Redact(secret string) string {
+	if secret == "" {
+		return "(none)"
+	}
+	return "[redacted]"
+}
+
+// IsLoopback reports whether host is localhost or a loopback IP, the only
+// hosts a connector may reach over plain http (tests and emulators).
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// SleepFunc waits d or until ctx ends.
+type SleepFunc = func(ctx context.Context, d time.Duration) error
+
+// TimerSleep is the default SleepFunc: a real timer, stopped early when ctx
+// ends (returning ctx.Err()).
+func TimerSleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// DurationOr returns d, or def when d is zero or negative.
+func DurationOr(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// ClockOr returns c, or access.SystemClock when c is nil.
+func ClockOr(c access.Clock) access.Clock {
+	if c == nil {
+		return access.SystemClock{}
+	}
+	return c
+}
+
+// SleepOr returns s, or TimerSleep when s is nil.
+func SleepOr(s SleepFunc) SleepFunc {
+	if s == nil {
+		return TimerSleep
+	}
+	return s
+}
+
+// HTTPClient returns a copy of base (nil means a zero client) with a
+// transport of its own when base has none (a clone of
+// http.DefaultTransport, which honours HTTPS_PROXY/NO_PROXY and the system
+// trust store) and redirects not followed: a redirect would carry the
+// connector's credential to another address.
+func HTTPClient(base *http.Client) *http.Client {
+	hc := &http.Client{}
+	if base != nil {
+		*hc = *base
+	}
+	if hc.Transport == nil {
+		hc.Transport = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return hc
+}
+
+// GroupCache maps group names to ids for a TTL (ids are stable; the TTL
+// catches a group deleted and re-created under the same name). An entry
+// stamped after now (a clock stepped back) is not trusted. The zero value
+// caches nothing until TTL is set; safe for concurrent use.
+type GroupCache struct {
+	TTL time.Duration
+
+	mu sync.Mutex
+	m  map[string]cachedGroup
+}
+
+type cachedGroup struct {
+	id string
+	at time.Time
+}
+
+// Get returns the id cached for name if it was stored less than TTL
+// before now.
+func (g *GroupCache) Get(name string, now time.Time) (string, bool) {
+	g.mu.Lock()
+	e, ok := g.m[name]
+	g.mu.Unlock()
+	if ok && now.Sub(e.at) < g.TTL && !now.Before(e.at) {
+		return e.id, true
+	}
+	return "", false
+}
+
+// Put caches id for name, stamped now.
+func (g *GroupCache) Put(name, id string, now time.Time) {
+	g.mu.Lock()
+	if g.m == nil {
+		g.m = map[string]cachedGroup{}
+	}
+	g.m[name] = cachedGroup{id: id, at: now}
+	g.mu.Unlock()
+}
+
+// Forget drops name from the cache.
+func (g *GroupCache) Forget(name string) {
+	g.mu.Lock()
+	delete(g.m, name)
+	g.mu.Unlock()
+}
+
+// ForgetOn drops name when err says the group no longer exists
+// (access.CodeNotFound).
+func (g *GroupCache) ForgetOn(name string, err error) {
+	if access.CodeOf(err) == access.CodeNotFound {
+		g.Forget(name)
+	}
+}
