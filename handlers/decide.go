@@ -49,7 +49,8 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 	}
 	var orphan string // why the policy in force no longer holds the request
 	var recheck error // the IdP/policy re-check's refusal
-	if mayDecide(&seen, actor, in.Step) == nil {
+	checked := mayDecide(&seen, actor, in.Step) == nil // the re-checks below ran
+	if checked {
 		if orphan = orphaned(s.Policy(), &seen); orphan == "" {
 			if err := s.stillApprover(ctx, &seen, actor); err != nil {
 				if access.CodeOf(err) != access.CodeForbidden {
@@ -70,6 +71,12 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 		why := mayDecide(&r, actor, in.Step)
 		if why == nil && (r.Current != seen.Current || r.State != seen.State) {
 			why = access.Errorf(access.CodeConflict, "This request moved on while keycard checked your click; look at it again.")
+		}
+		if why == nil && !checked {
+			// The snapshot refused the clicker, so the IdP re-check did not
+			// run, but the request changed since (an escalation committed):
+			// never approve without the re-check.
+			why = access.Errorf(access.CodeConflict, "The request changed while keycard checked your click; try again.")
 		}
 		if why == nil && orphan != "" {
 			refusal = access.Errorf(access.CodeConflict, "This request was cancelled: %s.", orphanMessage(&r, orphan))
