@@ -47,8 +47,8 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 	}); err != nil {
 		return access.Request{}, err
 	}
-	var orphan string // why the policy in force no longer holds the request
-	var recheck error // the IdP/policy re-check's refusal
+	var orphan string                                  // why the policy in force no longer holds the request
+	var recheck error                                  // the IdP/policy re-check's refusal
 	checked := mayDecide(&seen, actor, in.Step) == nil // the re-checks below ran
 	if checked {
 		if orphan = orphaned(s.Policy(), &seen); orphan == "" {
