@@ -47,9 +47,10 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 	}); err != nil {
 		return access.Request{}, err
 	}
-	var orphan string                                  // why the policy in force no longer holds the request
-	var recheck error                                  // the IdP/policy re-check's refusal
-	checked := mayDecide(&seen, actor, in.Step) == nil // the re-checks below ran
+	var orphan string // why the policy in force no longer holds the request
+	var recheck error // the IdP/policy re-check's refusal
+	// checked: the snapshot let the clicker decide, so the re-checks ran.
+	checked := mayDecide(&seen, actor, in.Step) == nil
 	if checked {
 		if orphan = orphaned(s.Policy(), &seen); orphan == "" {
 			if err := s.stillApprover(ctx, &seen, actor); err != nil {
