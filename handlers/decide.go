@@ -63,6 +63,7 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 	}
 	var r access.Request
 	var refusal error
+	var ticket refusalTicket // the refusal's audit admission, decided once
 	err = s.update(func(tx Tx) error {
 		var err error
 		r, err = tx.Request(in.RequestID)
@@ -81,7 +82,7 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 		}
 		if why == nil && orphan != "" {
 			refusal = access.Errorf(access.CodeConflict, "This request was cancelled: %s.", orphanMessage(&r, orphan))
-			if _, err := tx.Append(event(access.EvDecisionRefused, actor.Email, &r, map[string]string{"why": access.MessageOf(refusal)})); err != nil {
+			if err := s.appendRefusal(tx, &ticket, event(access.EvDecisionRefused, actor.Email, &r, map[string]string{"why": access.MessageOf(refusal)})); err != nil {
 				return err
 			}
 			return cancelOrphan(tx, &r, orphan)
@@ -93,8 +94,7 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 			if access.CodeOf(why) == access.CodeForbidden {
 				// Audit the refused click; nothing else changes.
 				refusal = why
-				_, err := tx.Append(event(access.EvDecisionRefused, actor.Email, &r, map[string]string{"why": access.MessageOf(why)}))
-				return err
+				return s.appendRefusal(tx, &ticket, event(access.EvDecisionRefused, actor.Email, &r, map[string]string{"why": access.MessageOf(why)}))
 			}
 			return why
 		}

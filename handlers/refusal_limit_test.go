@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"keycard/access"
 	"keycard/handlers"
@@ -50,6 +51,67 @@ func TestRefusalAuditIsRateLimited(t *testing.T) {
 	n, summary := refusals("mallory@example.com")
 	if n != handlers.RefusalBurst+2 || !strings.Contains(summary, `"suppressed":"25"`) {
 		t.Fatalf("after the window: %d events (want %d), summary %q", n, handlers.RefusalBurst+2, summary)
+	}
+	e.verify()
+}
+
+// Issue 10 review item 8: refusals appended inside a handler's own
+// transaction (a forged Approve click) are limited like the others, and a
+// suppressed count is audited by FlushRefusals once the window closes (or
+// at shutdown), even when the person never refuses again.
+func TestRefusedClicksAreRateLimitedAndFlushed(t *testing.T) {
+	e := newEnv(t)
+	r, err := e.submit("ann@example.com", "prod-db-admin", 2*time.Hour, "incident")
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() (n int, summary string) {
+		t.Helper()
+		if err := e.svc.Events(0, func(ev access.Event) error {
+			if ev.Type == access.EvDecisionRefused && ev.Actor == "mallory@example.com" {
+				n++
+				if strings.Contains(ev.Detail, "suppressed") {
+					summary = ev.Detail
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n, summary
+	}
+	for range 50 {
+		_, err := e.decide(r.ID, 0, "mallory@example.com", true, "")
+		wantCode(t, err, access.CodeForbidden)
+	}
+	if n, _ := count(); n != handlers.RefusalBurst {
+		t.Fatalf("%d forged clicks audited, want %d", n, handlers.RefusalBurst)
+	}
+	// Still inside the window: nothing to flush yet.
+	if err := e.svc.FlushRefusals(false); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := count(); n != handlers.RefusalBurst {
+		t.Fatalf("flushed inside the window: %d events", n)
+	}
+	e.clock.Advance(handlers.RefusalWindow)
+	if err := e.svc.FlushRefusals(false); err != nil {
+		t.Fatal(err)
+	}
+	n, summary := count()
+	if n != handlers.RefusalBurst+1 || !strings.Contains(summary, `"suppressed":"40"`) {
+		t.Fatalf("after the window: %d events, summary %q", n, summary)
+	}
+	// At shutdown an open window's count is flushed too.
+	for range handlers.RefusalBurst + 3 {
+		_, err := e.decide(r.ID, 0, "mallory@example.com", true, "")
+		wantCode(t, err, access.CodeForbidden)
+	}
+	if err := e.svc.FlushRefusals(true); err != nil {
+		t.Fatal(err)
+	}
+	if n, summary := count(); n != 2*handlers.RefusalBurst+2 || !strings.Contains(summary, `"suppressed":"3"`) {
+		t.Fatalf("at shutdown: %d events, summary %q", n, summary)
 	}
 	e.verify()
 }
