@@ -20,22 +20,45 @@ const (
 	RefusalWindow = time.Minute
 )
 
+// An identity mismatch is audited (and so alerted) at most MismatchBurst
+// times per Slack user per MismatchWindow: a person who edits their Slack
+// profile (user_change) or clicks again cannot flood the security channel.
+const (
+	MismatchBurst  = 3
+	MismatchWindow = time.Hour
+)
+
 type refusalWindow struct {
 	start      time.Time
 	n          int // refusals in the window, audited or not
 	suppressed int
-	typ        access.EventType // the last refusal's type, for the summary
+	last       access.Event // the last one's type, actor and subject, for the summary
 }
 
+// refusalLimiter counts events per key (a person's email, a Slack id) in
+// fixed windows. Zero burst/window mean RefusalBurst/RefusalWindow; keyName,
+// when set, names the key in the summary's detail.
 type refusalLimiter struct {
+	burst   int
+	window  time.Duration
+	keyName string
+
 	mu  sync.Mutex
 	per map[string]*refusalWindow
+}
+
+func (l *refusalLimiter) limits() (int, time.Duration) {
+	if l.burst <= 0 || l.window <= 0 {
+		return RefusalBurst, RefusalWindow
+	}
+	return l.burst, l.window
 }
 
 // admit reports whether a refusal by actor at now is audited, and the
 // number suppressed in actor's previous window (to audit as a summary)
 // when that window has closed.
-func (l *refusalLimiter) admit(actor string, typ access.EventType, now time.Time) (ok bool, summary int, since time.Time) {
+func (l *refusalLimiter) admit(actor string, e access.Event, now time.Time) (ok bool, summary int, since time.Time) {
+	burst, window := l.limits()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.per == nil {
@@ -43,13 +66,13 @@ func (l *refusalLimiter) admit(actor string, typ access.EventType, now time.Time
 	}
 	if len(l.per) > 10000 { // bounded memory: forget closed windows with nothing to report
 		for k, w := range l.per {
-			if now.Sub(w.start) >= RefusalWindow && w.suppressed == 0 {
+			if now.Sub(w.start) >= window && w.suppressed == 0 {
 				delete(l.per, k)
 			}
 		}
 	}
 	w := l.per[actor]
-	if w == nil || now.Sub(w.start) >= RefusalWindow || now.Before(w.start) {
+	if w == nil || now.Sub(w.start) >= window || now.Before(w.start) {
 		if w != nil {
 			summary, since = w.suppressed, w.start
 		}
@@ -57,8 +80,8 @@ func (l *refusalLimiter) admit(actor string, typ access.EventType, now time.Time
 		l.per[actor] = w
 	}
 	w.n++
-	w.typ = typ
-	if w.n > RefusalBurst {
+	w.last = access.Event{Type: e.Type, Actor: e.Actor, Subject: e.Subject}
+	if w.n > burst {
 		w.suppressed++
 		return false, summary, since
 	}
@@ -67,8 +90,8 @@ func (l *refusalLimiter) admit(actor string, typ access.EventType, now time.Time
 
 // pendingSummary is one person's count of suppressed refusals to audit.
 type pendingSummary struct {
-	actor string
-	typ   access.EventType
+	key   string
+	last  access.Event
 	n     int
 	since time.Time
 }
@@ -76,15 +99,16 @@ type pendingSummary struct {
 // drain takes the suppressed counts of closed windows (all windows when
 // all is set, at shutdown) and forgets those windows.
 func (l *refusalLimiter) drain(now time.Time, all bool) []pendingSummary {
+	_, window := l.limits()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []pendingSummary
 	for k, w := range l.per {
-		if !all && now.Sub(w.start) < RefusalWindow && !now.Before(w.start) {
+		if !all && now.Sub(w.start) < window && !now.Before(w.start) {
 			continue
 		}
 		if w.suppressed > 0 {
-			out = append(out, pendingSummary{actor: k, typ: w.typ, n: w.suppressed, since: w.start})
+			out = append(out, pendingSummary{key: k, last: w.last, n: w.suppressed, since: w.start})
 		}
 		delete(l.per, k)
 	}
@@ -95,10 +119,16 @@ func isRefusal(t access.EventType) bool {
 	return t == access.EvDecisionRefused || t == access.EvExportRefused
 }
 
-func summaryEvent(typ access.EventType, actor string, n int, since time.Time) access.Event {
-	return access.Event{Type: typ, Actor: actor, Subject: actor,
-		Detail: encodeDetail(map[string]string{"suppressed": strconv.Itoa(n), "window_start": since.UTC().Format(time.RFC3339),
-			"why": "more refusals by this person than the audit rate limit allows; counted, not each recorded"})}
+// summary is the event that records p's suppressed count.
+func (l *refusalLimiter) summary(p pendingSummary) access.Event {
+	if l.keyName == "" { // a refusal: about the person who refused
+		return access.Event{Type: p.last.Type, Actor: p.key, Subject: p.key,
+			Detail: encodeDetail(map[string]string{"suppressed": strconv.Itoa(p.n), "window_start": p.since.UTC().Format(time.RFC3339),
+				"why": "more refusals by this person than the audit rate limit allows; counted, not each recorded"})}
+	}
+	return access.Event{Type: p.last.Type, Actor: p.last.Actor, Subject: p.last.Subject,
+		Detail: encodeDetail(map[string]string{l.keyName: p.key, "suppressed": strconv.Itoa(p.n), "window_start": p.since.UTC().Format(time.RFC3339),
+			"why": "the same event repeated more often than the audit rate limit allows; counted, not each recorded"})}
 }
 
 // refusalTicket is one refusal's admission under the per-person limit,
@@ -106,31 +136,39 @@ func summaryEvent(typ access.EventType, actor string, n int, since time.Time) ac
 // refusal twice.
 type refusalTicket struct {
 	done, ok bool
-	summary  int
-	since    time.Time
+	summary  pendingSummary
 }
 
 // admitRefusal decides t once and reports whether anything is to be
 // appended.
 func (s *Service) admitRefusal(t *refusalTicket, e access.Event) bool {
-	if !t.done {
-		t.ok, t.summary, t.since = s.refusals.admit(e.Actor, e.Type, s.clock.Now())
-		t.done = true
-		if !t.ok {
-			s.log.Warn("refusal not audited: over the per-person limit", "actor", e.Actor, "type", e.Type, "limit", RefusalBurst, "per", RefusalWindow)
-		}
-	}
-	return t.ok || t.summary > 0
+	return s.admitLimited(&s.refusals, e.Actor, t, e)
 }
 
-// appendRefusal appends a refusal event inside the caller's transaction,
-// within the per-person limit, with the summary of the person's previous
-// window first. Handlers that refuse a click inside their own transaction
-// use it instead of tx.Append, so every refusal path is limited.
-func (s *Service) appendRefusal(tx Tx, t *refusalTicket, e access.Event) error {
-	s.admitRefusal(t, e)
-	if t.summary > 0 {
-		if _, err := tx.Append(summaryEvent(e.Type, e.Actor, t.summary, t.since)); err != nil {
+// admitLimited decides t once under l for key.
+func (s *Service) admitLimited(l *refusalLimiter, key string, t *refusalTicket, e access.Event) bool {
+	if !t.done {
+		var n int
+		var since time.Time
+		t.ok, n, since = l.admit(key, e, s.clock.Now())
+		t.done = true
+		if n > 0 {
+			t.summary = pendingSummary{key: key, last: e, n: n, since: since}
+		}
+		if !t.ok {
+			burst, window := l.limits()
+			s.log.Warn("event not audited: over its rate limit", "key", key, "type", e.Type, "limit", burst, "per", window)
+		}
+	}
+	return t.ok || t.summary.n > 0
+}
+
+// appendLimited appends e inside tx under l for key, with the summary of
+// key's previous window first.
+func (s *Service) appendLimited(tx Tx, l *refusalLimiter, key string, t *refusalTicket, e access.Event) error {
+	s.admitLimited(l, key, t, e)
+	if t.summary.n > 0 {
+		if _, err := tx.Append(l.summary(t.summary)); err != nil {
 			return err
 		}
 	}
@@ -139,6 +177,14 @@ func (s *Service) appendRefusal(tx Tx, t *refusalTicket, e access.Event) error {
 	}
 	_, err := tx.Append(e)
 	return err
+}
+
+// appendRefusal appends a refusal event inside the caller's transaction,
+// within the per-person limit, with the summary of the person's previous
+// window first. Handlers that refuse a click inside their own transaction
+// use it instead of tx.Append, so every refusal path is limited.
+func (s *Service) appendRefusal(tx Tx, t *refusalTicket, e access.Event) error {
+	return s.appendLimited(tx, &s.refusals, e.Actor, t, e)
 }
 
 // auditRefusal appends a refusal event within the per-person limit, with the
@@ -156,13 +202,18 @@ func (s *Service) auditRefusal(e access.Event) error {
 // the person never refuses again or keycard stops. Service.Run calls it on
 // each pass and when it ends.
 func (s *Service) FlushRefusals(shutdown bool) error {
-	pending := s.refusals.drain(s.clock.Now(), shutdown)
-	if len(pending) == 0 {
+	var events []access.Event
+	for _, l := range []*refusalLimiter{&s.refusals, &s.mismatches} {
+		for _, p := range l.drain(s.clock.Now(), shutdown) {
+			events = append(events, l.summary(p))
+		}
+	}
+	if len(events) == 0 {
 		return nil
 	}
 	return s.update(func(tx Tx) error {
-		for _, p := range pending {
-			if _, err := tx.Append(summaryEvent(p.typ, p.actor, p.n, p.since)); err != nil {
+		for _, e := range events {
+			if _, err := tx.Append(e); err != nil {
 				return err
 			}
 		}

@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -114,4 +115,56 @@ func TestRefusedClicksAreRateLimitedAndFlushed(t *testing.T) {
 		t.Fatalf("at shutdown: %d events, summary %q", n, summary)
 	}
 	e.verify()
+}
+
+// Issue 10 review item 8: one Slack user whose email leads to another IdP
+// account cannot flood the chain and the security channel with
+// identity.mismatch alerts by clicking or editing their profile; the rest
+// are counted and summed up once the window closes.
+func TestIdentityMismatchAlertsAreRateLimited(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.submit("ann@example.com", "grafana-viewer", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	e.idp.mu.Lock()
+	old := e.idp.users["00uann"]
+	delete(e.idp.users, "00uann")
+	old.ID = "00uimpostor"
+	e.idp.users[old.ID] = old
+	e.idp.mu.Unlock()
+	for range 20 {
+		err := e.svc.Recheck(context.Background(), "UANN", "ann@example.com")
+		wantCode(t, err, access.CodeIdentityMismatch)
+	}
+	count := func() (n int, summary string) {
+		for _, ev := range e.allEvents() {
+			if ev.Type == access.EvIdentityMismatch {
+				n++
+				if strings.Contains(ev.Detail, "suppressed") {
+					summary = ev.Detail
+				}
+			}
+		}
+		return n, summary
+	}
+	if n, _ := count(); n != handlers.MismatchBurst {
+		t.Fatalf("%d mismatch alerts, want %d", n, handlers.MismatchBurst)
+	}
+	e.clock.Advance(handlers.MismatchWindow)
+	if err := e.svc.FlushRefusals(false); err != nil {
+		t.Fatal(err)
+	}
+	if n, summary := count(); n != handlers.MismatchBurst+1 || !strings.Contains(summary, `"suppressed":"17"`) || !strings.Contains(summary, `"slack_id":"UANN"`) {
+		t.Fatalf("after the window: %d events, summary %q", n, summary)
+	}
+	e.verify()
+}
+
+func (e *env) allEvents() []access.Event {
+	e.t.Helper()
+	var out []access.Event
+	if err := e.svc.Events(0, func(ev access.Event) error { out = append(out, ev); return nil }); err != nil {
+		e.t.Fatal(err)
+	}
+	return out
 }
