@@ -39,6 +39,7 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 	// hold the request, and the step's rule, resolved against the IdP now,
 	// must still name the clicker (a candidate at the moment they click, not
 	// only at submission).
+	pol := s.Policy() // the policy the click is checked against; the update re-checks it is still in force
 	var seen access.Request
 	if err := s.store.View(func(tx Tx) error {
 		var err error
@@ -52,7 +53,7 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 	// checked: the snapshot let the clicker decide, so the re-checks ran.
 	checked := mayDecide(&seen, actor, in.Step) == nil
 	if checked {
-		if orphan = orphaned(s.Policy(), &seen); orphan == "" {
+		if orphan = orphaned(pol, &seen); orphan == "" {
 			if err := s.stillApprover(ctx, &seen, actor); err != nil {
 				if access.CodeOf(err) != access.CodeForbidden {
 					return access.Request{}, err // never approve on an IdP error
@@ -73,6 +74,17 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 		why := mayDecide(&r, actor, in.Step)
 		if why == nil && (r.Current != seen.Current || r.State != seen.State) {
 			why = access.Errorf(access.CodeConflict, "This request moved on while keycard checked your click; look at it again.")
+		}
+		if why == nil {
+			// A policy change that committed after the check: the click
+			// was checked against a policy no longer in force.
+			h, err := tx.Cursor("policy.hash")
+			if err != nil {
+				return err
+			}
+			if h != "" && h != pol.Hash {
+				why = access.Errorf(access.CodeConflict, "The access policy changed while keycard checked your click; try again.")
+			}
 		}
 		if why == nil && !checked {
 			// The snapshot refused the clicker, so the IdP re-check did not
