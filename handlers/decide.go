@@ -39,10 +39,13 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 	// hold the request, and the step's rule, resolved against the IdP now,
 	// must still name the clicker (a candidate at the moment they click, not
 	// only at submission).
-	pol := s.Policy() // the policy the click is checked against; the update re-checks it is still in force
 	var seen access.Request
+	var polHash string // the policy version in the store at the check; the update refuses if it moved
 	if err := s.store.View(func(tx Tx) error {
 		var err error
+		if polHash, err = tx.Cursor("policy.hash"); err != nil {
+			return err
+		}
 		seen, err = tx.Request(in.RequestID)
 		return err
 	}); err != nil {
@@ -53,7 +56,7 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 	// checked: the snapshot let the clicker decide, so the re-checks ran.
 	checked := mayDecide(&seen, actor, in.Step) == nil
 	if checked {
-		if orphan = orphaned(pol, &seen); orphan == "" {
+		if orphan = orphaned(s.Policy(), &seen); orphan == "" {
 			if err := s.stillApprover(ctx, &seen, actor); err != nil {
 				if access.CodeOf(err) != access.CodeForbidden {
 					return access.Request{}, err // never approve on an IdP error
@@ -75,17 +78,6 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 		if why == nil && (r.Current != seen.Current || r.State != seen.State) {
 			why = access.Errorf(access.CodeConflict, "This request moved on while keycard checked your click; look at it again.")
 		}
-		if why == nil {
-			// A policy change that committed after the check: the click
-			// was checked against a policy no longer in force.
-			h, err := tx.Cursor("policy.hash")
-			if err != nil {
-				return err
-			}
-			if h != "" && h != pol.Hash {
-				why = access.Errorf(access.CodeConflict, "The access policy changed while keycard checked your click; try again.")
-			}
-		}
 		if why == nil && !checked {
 			// The snapshot refused the clicker, so the IdP re-check did not
 			// run, but the request changed since (an escalation committed):
@@ -98,6 +90,17 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 				return err
 			}
 			return cancelOrphan(tx, &r, orphan)
+		}
+		if why == nil {
+			// A policy change committed while the click was checked: it was
+			// checked against a policy that may no longer be in force.
+			h, err := tx.Cursor("policy.hash")
+			if err != nil {
+				return err
+			}
+			if h != polHash {
+				why = access.Errorf(access.CodeConflict, "The access policy changed while keycard checked your click; try again.")
+			}
 		}
 		if why == nil {
 			why = recheck

@@ -878,3 +878,35 @@ func TestDecideRacingEscalationIsConflict(t *testing.T) {
 		t.Fatalf("the retried click: %v", err)
 	}
 }
+
+// Issue 10 review item 9b: a policy change that commits while a click is
+// being checked makes the click a conflict: it was checked against a policy
+// no longer in force.
+func TestDecideRacingPolicyChangeIsConflict(t *testing.T) {
+	e := newEnv(t)
+	hs := &viewHookStore{Store: adapt.Store(e.db)}
+	e.svc = handlers.New(hs, conns{e.idp}, e.set, e.clock, handlers.Options{BackoffBase: time.Second, BackoffMax: time.Minute})
+	if err := e.svc.RecordPolicyLoaded(access.ActorKeycard); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.submit("bob@example.com", "lonely", 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs.mu.Lock()
+	hs.rid = r.ID
+	hs.hook = func() {
+		if _, err := e.svc.ReloadPolicy(func() (*policy.Set, error) {
+			return policy.Parse("policy.yaml", []byte(testPolicy+"# changed\n"))
+		}, "test"); err != nil {
+			t.Error(err)
+		}
+	}
+	hs.mu.Unlock()
+	_, err = e.decide(r.ID, 0, "ann@example.com", true, "")
+	wantCode(t, err, access.CodeConflict)
+	wantState(t, e.get(r.ID), access.StatePending)
+	if _, err := e.decide(r.ID, 0, "ann@example.com", true, "again"); err != nil {
+		t.Fatalf("the retried click: %v", err)
+	}
+}
