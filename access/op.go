@@ -27,7 +27,11 @@ type Op struct {
 	Attempts  int       `json:"attempts"`
 	NextAt    time.Time `json:"next_at"` // not before
 	LastError string    `json:"last_error,omitempty"`
-	Alerted   bool      `json:"alerted,omitempty"`
+	Alerted   bool      `json:"alerted,omitempty"` // deprovisioning_stuck raised
+	// RateAlerted: deprovisioning_rate_limited raised (the IdP's wait was
+	// capped). Separate from Alerted so that alert never silences the
+	// stuck one.
+	RateAlerted bool `json:"rate_alerted,omitempty"`
 	// FirstAttemptAt is when keycard first sent this add to the IdP whose
 	// effect it cannot rule out, committed before the call. After a crash or
 	// a timed-out answer the grant's clock starts here (SPEC "Lifecycle":

@@ -66,6 +66,7 @@ func (s *Service) TriageAlert(ctx context.Context, slackID, email string, seq ui
 	}
 	var st AlertState
 	var refusal error
+	var ticket refusalTicket // the refusal's audit admission, decided once
 	err = s.update(func(tx Tx) error {
 		ev, err := tx.Event(seq)
 		if err != nil {
@@ -79,9 +80,8 @@ func (s *Service) TriageAlert(ctx context.Context, slackID, email string, seq ui
 			// it (an emergency policy change, a flag, a failing grant of
 			// theirs) cannot acknowledge it away.
 			refusal = access.Errorf(access.CodeForbidden, "This alert is about your own action or access; another keycard admin must acknowledge or resolve it.")
-			_, err := tx.Append(access.Event{Type: access.EvDecisionRefused, Actor: u.Email, Subject: ev.Subject, Policy: ev.Policy, RequestID: ev.RequestID,
+			return s.appendRefusal(tx, &ticket, access.Event{Type: access.EvDecisionRefused, Actor: u.Email, Subject: ev.Subject, Policy: ev.Policy, RequestID: ev.RequestID,
 				Detail: encodeDetail(map[string]any{"why": access.MessageOf(refusal), "alert_seq": seq})})
-			return err
 		}
 		id := fmt.Sprintf("%020d", seq)
 		if _, err := tx.Doc(DocAlertState, id, &st); err != nil {

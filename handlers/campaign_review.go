@@ -57,6 +57,7 @@ func (s *Service) Review(ctx context.Context, in ReviewInput) (CampaignItem, err
 	}
 	var it CampaignItem
 	var refusal error
+	var ticket refusalTicket // the refusal's audit admission, decided once
 	err = s.update(func(tx Tx) error {
 		ok, err := tx.Doc(DocCampaignItem, in.ItemID, &it)
 		if err != nil {
@@ -81,9 +82,8 @@ func (s *Service) Review(ctx context.Context, in ReviewInput) (CampaignItem, err
 				return why
 			}
 			refusal = why
-			_, err := tx.Append(access.Event{Type: access.EvDecisionRefused, Actor: actor.Email, Subject: it.Holder.Email, Policy: it.Policy,
+			return s.appendRefusal(tx, &ticket, access.Event{Type: access.EvDecisionRefused, Actor: actor.Email, Subject: it.Holder.Email, Policy: it.Policy,
 				RequestID: it.GrantID, Detail: encodeDetail(map[string]string{"why": access.MessageOf(why), "campaign": it.Campaign, "item": it.ID})})
-			return err
 		}
 		now := tx.Now()
 		it.Decision, it.DecidedBy, it.DecidedAt, it.Comment = in.Decision, actor, now, comment

@@ -40,8 +40,12 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 	// must still name the clicker (a candidate at the moment they click, not
 	// only at submission).
 	var seen access.Request
+	var polHash string // the policy version in the store at the check; the update refuses if it moved
 	if err := s.store.View(func(tx Tx) error {
 		var err error
+		if polHash, err = tx.Cursor("policy.hash"); err != nil {
+			return err
+		}
 		seen, err = tx.Request(in.RequestID)
 		return err
 	}); err != nil {
@@ -49,7 +53,9 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 	}
 	var orphan string // why the policy in force no longer holds the request
 	var recheck error // the IdP/policy re-check's refusal
-	if mayDecide(&seen, actor, in.Step) == nil {
+	// checked: the snapshot let the clicker decide, so the re-checks ran.
+	checked := mayDecide(&seen, actor, in.Step) == nil
+	if checked {
 		if orphan = orphaned(s.Policy(), &seen); orphan == "" {
 			if err := s.stillApprover(ctx, &seen, actor); err != nil {
 				if access.CodeOf(err) != access.CodeForbidden {
@@ -61,6 +67,7 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 	}
 	var r access.Request
 	var refusal error
+	var ticket refusalTicket // the refusal's audit admission, decided once
 	err = s.update(func(tx Tx) error {
 		var err error
 		r, err = tx.Request(in.RequestID)
@@ -71,12 +78,29 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 		if why == nil && (r.Current != seen.Current || r.State != seen.State) {
 			why = access.Errorf(access.CodeConflict, "This request moved on while keycard checked your click; look at it again.")
 		}
+		if why == nil && !checked {
+			// The snapshot refused the clicker, so the IdP re-check did not
+			// run, but the request changed since (an escalation committed):
+			// never approve without the re-check.
+			why = access.Errorf(access.CodeConflict, "The request changed while keycard checked your click; try again.")
+		}
 		if why == nil && orphan != "" {
 			refusal = access.Errorf(access.CodeConflict, "This request was cancelled: %s.", orphanMessage(&r, orphan))
-			if _, err := tx.Append(event(access.EvDecisionRefused, actor.Email, &r, map[string]string{"why": access.MessageOf(refusal)})); err != nil {
+			if err := s.appendRefusal(tx, &ticket, event(access.EvDecisionRefused, actor.Email, &r, map[string]string{"why": access.MessageOf(refusal)})); err != nil {
 				return err
 			}
 			return cancelOrphan(tx, &r, orphan)
+		}
+		if why == nil {
+			// A policy change committed while the click was checked: it was
+			// checked against a policy that may no longer be in force.
+			h, err := tx.Cursor("policy.hash")
+			if err != nil {
+				return err
+			}
+			if h != polHash {
+				why = access.Errorf(access.CodeConflict, "The access policy changed while keycard checked your click; try again.")
+			}
 		}
 		if why == nil {
 			why = recheck
@@ -85,8 +109,7 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 			if access.CodeOf(why) == access.CodeForbidden {
 				// Audit the refused click; nothing else changes.
 				refusal = why
-				_, err := tx.Append(event(access.EvDecisionRefused, actor.Email, &r, map[string]string{"why": access.MessageOf(why)}))
-				return err
+				return s.appendRefusal(tx, &ticket, event(access.EvDecisionRefused, actor.Email, &r, map[string]string{"why": access.MessageOf(why)}))
 			}
 			return why
 		}

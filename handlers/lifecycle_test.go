@@ -11,6 +11,7 @@ import (
 
 	"keycard/access"
 	"keycard/handlers"
+	"keycard/internal/adapt"
 	"keycard/policy"
 )
 
@@ -803,5 +804,109 @@ func TestSuspendedApproverRefused(t *testing.T) {
 	wantState(t, e.get(r.ID), access.StatePending)
 	if e.get(r.ID).Steps[0].Decision != access.DecisionNone {
 		t.Fatal("a suspended approver's click was recorded")
+	}
+}
+
+// viewHookStore runs hook once, right after the first read-only
+// transaction that reads request rid: a write that commits between a
+// handler's snapshot and its update.
+type viewHookStore struct {
+	handlers.Store
+	rid  string
+	mu   sync.Mutex
+	hook func()
+}
+
+type readSpyTx struct {
+	handlers.Tx
+	rid  string
+	read bool
+}
+
+func (t *readSpyTx) Request(id string) (access.Request, error) {
+	if id == t.rid {
+		t.read = true
+	}
+	return t.Tx.Request(id)
+}
+
+func (s *viewHookStore) View(fn func(handlers.Tx) error) error {
+	spy := &readSpyTx{rid: s.rid}
+	err := s.Store.View(func(tx handlers.Tx) error { spy.Tx = tx; return fn(spy) })
+	s.mu.Lock()
+	h := s.hook
+	if spy.read {
+		s.hook = nil
+	}
+	s.mu.Unlock()
+	if spy.read && h != nil {
+		h()
+	}
+	return err
+}
+
+// Issue 10 review item 9a: a click whose snapshot refused the clicker (so
+// the IdP re-check never ran) must not approve because an escalation
+// committed before the update made the clicker a candidate.
+func TestDecideRacingEscalationIsConflict(t *testing.T) {
+	e := newEnv(t)
+	hs := &viewHookStore{Store: adapt.Store(e.db)}
+	e.svc = handlers.New(hs, conns{e.idp}, e.set, e.clock, handlers.Options{BackoffBase: time.Second, BackoffMax: time.Minute})
+	withEscalation := strings.Replace(testPolicy, "  - name: lonely", escalatingPolicy+"  - name: lonely", 1)
+	if _, err := e.svc.ReloadPolicy(func() (*policy.Set, error) { return policy.Parse("policy.yaml", []byte(withEscalation)) }, "test"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.submit("ann@example.com", "escalating", 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(2*time.Hour + time.Second)
+	hs.mu.Lock()
+	hs.rid = r.ID
+	hs.hook = func() {
+		if _, err := e.svc.Tick(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}
+	hs.mu.Unlock()
+	_, err = e.decide(r.ID, 0, "frank@example.com", true, "")
+	wantCode(t, err, access.CodeConflict)
+	if g := e.get(r.ID); !g.Steps[0].Escalated || g.State != access.StatePending {
+		t.Fatalf("escalated %v, state %s: want escalated and still pending", g.Steps[0].Escalated, g.State)
+	}
+	if _, err := e.decide(r.ID, 0, "frank@example.com", true, "again"); err != nil {
+		t.Fatalf("the retried click: %v", err)
+	}
+}
+
+// Issue 10 review item 9b: a policy change that commits while a click is
+// being checked makes the click a conflict: it was checked against a policy
+// no longer in force.
+func TestDecideRacingPolicyChangeIsConflict(t *testing.T) {
+	e := newEnv(t)
+	hs := &viewHookStore{Store: adapt.Store(e.db)}
+	e.svc = handlers.New(hs, conns{e.idp}, e.set, e.clock, handlers.Options{BackoffBase: time.Second, BackoffMax: time.Minute})
+	if err := e.svc.RecordPolicyLoaded(access.ActorKeycard); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.submit("bob@example.com", "lonely", 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs.mu.Lock()
+	hs.rid = r.ID
+	hs.hook = func() {
+		if _, err := e.svc.ReloadPolicy(func() (*policy.Set, error) {
+			return policy.Parse("policy.yaml", []byte(testPolicy+"# changed\n"))
+		}, "test"); err != nil {
+			t.Error(err)
+		}
+	}
+	hs.mu.Unlock()
+	_, err = e.decide(r.ID, 0, "ann@example.com", true, "")
+	wantCode(t, err, access.CodeConflict)
+	wantState(t, e.get(r.ID), access.StatePending)
+	if _, err := e.decide(r.ID, 0, "ann@example.com", true, "again"); err != nil {
+		t.Fatalf("the retried click: %v", err)
 	}
 }

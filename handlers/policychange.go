@@ -171,7 +171,14 @@ func (s *Service) apply(old, next *policy.Set, changes []string, by string, extr
 	if err := s.reconnect(next); err != nil {
 		return err
 	}
+	var stranded []string
 	err := s.update(func(tx Tx) error {
+		// Checked again in the swap's own transaction: a grant approved
+		// since refuseStranding read the store must not be stranded.
+		var err error
+		if stranded, err = strandedGrants(tx, next); err != nil || len(stranded) > 0 {
+			return err
+		}
 		if err := tx.SetCursor("policy.hash", next.Hash); err != nil {
 			return err
 		}
@@ -184,6 +191,9 @@ func (s *Service) apply(old, next *policy.Set, changes []string, by string, extr
 		}
 		return recordPolicyVersion(tx, PolicyVersion{Hash: next.Hash, Path: next.Path, From: ev.Time, LoadedBy: loadedBy, Changes: changes, EventSeq: ev.Seq, Text: string(next.Raw)})
 	})
+	if err == nil && len(stranded) > 0 {
+		err = s.rejectStranding(old, next, by, stranded)
+	}
 	if err != nil {
 		_ = s.reconnect(old)
 		return err
@@ -247,6 +257,7 @@ func strandedGrants(tx Tx, next *policy.Set) ([]string, error) {
 		return nil, err
 	}
 	var out []string
+	listed := map[string]bool{}
 	for i := range live {
 		r := &live[i]
 		why := ""
@@ -256,10 +267,23 @@ func strandedGrants(tx Tx, next *policy.Set) ([]string, error) {
 			why = orphaned(next, r)
 		}
 		if why != "" {
+			listed[r.ID] = true
 			out = append(out, fmt.Sprintf("%s (%s, %s %s: %s)", r.ID, r.Requester.Email, r.State, r.Group, orphanMessage(r, why)))
 		}
 	}
-	return out, nil
+	// A removal still queued in the outbox for a request no longer live (a
+	// failed grant whose add may have happened) needs its connector and
+	// scope as much as a live grant does.
+	err = tx.Ops(func(op access.Op) error {
+		if op.Kind != access.OpRemove || listed[op.RequestID] || next.Connectors[op.Connector].InScope(op.Group) {
+			return nil
+		}
+		listed[op.RequestID] = true
+		out = append(out, fmt.Sprintf("%s (%s, removal queued from %s: %s)", op.RequestID, op.Email, op.Group,
+			"the new policy no longer lets keycard remove it"))
+		return nil
+	})
+	return out, err
 }
 
 // refuseStranding refuses a policy change that would strand a live grant

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"keycard/access"
 	"keycard/handlers"
@@ -112,5 +113,29 @@ func TestRestartDoesNotBypassChangeApproval(t *testing.T) {
 	plain, _ := policy.Parse("policy.yaml", []byte(testPolicy+"offboarding_sla: 1h\n"))
 	if got, stage, _ := handlers.InForce(adapt.Store(e2.db), plain); stage || got != plain {
 		t.Fatal("a policy without change_approval was held back")
+	}
+}
+
+// Issue 10 review item 9c: a failed grant whose (idempotent) removal is
+// still queued in the outbox needs its connector's scope too: a policy
+// change that would put that group out of scope is refused, as for a live
+// grant, or the removal could never be carried out.
+func TestPolicyChangeKeepsQueuedRemovalInScope(t *testing.T) {
+	e := newEnv(t)
+	e.idp.failNext("add", access.Errorf(access.CodeInvalid, "okta says no"))
+	r, err := e.submit("ann@example.com", "grafana-viewer", time.Hour, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.idp.failNext("remove", access.Errorf(access.CodeUnavailable, "okta down"), access.Errorf(access.CodeUnavailable, "okta down"))
+	e.settle()
+	wantState(t, e.get(r.ID), access.StateFailed)
+	i := strings.Index(testPolicy, "  - name: grafana-viewer")
+	j := strings.Index(testPolicy, "  - name: prod-breakglass")
+	narrowed := strings.Replace(testPolicy[:i]+testPolicy[j:], `groups: ["app-*", "prod-*"]`, `groups: ["app-lonely", "prod-*"]`, 1)
+	_, err = e.svc.ReloadPolicy(func() (*policy.Set, error) { return policy.Parse("policy.yaml", []byte(narrowed)) }, "test")
+	wantCode(t, err, access.CodeConflict)
+	if !strings.Contains(access.MessageOf(err), r.ID) {
+		t.Fatalf("the refusal does not name the queued removal's grant: %v", err)
 	}
 }

@@ -512,8 +512,8 @@ func (s *Service) failed(op access.Op, cause error) error {
 		capped := false
 		if op.Kind == access.OpRemove && wait > s.opt.MaxRemoveWait {
 			wait = s.opt.MaxRemoveWait
-			capped = !cur.Alerted // one alert per removal
-			cur.Alerted = true
+			capped = !cur.RateAlerted // one alert per removal
+			cur.RateAlerted = true
 		}
 		cur.NextAt = now.Add(wait)
 		if err := tx.PutOp(cur); err != nil {

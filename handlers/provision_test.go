@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -183,6 +184,40 @@ func TestRemovalRateLimitResetCapped(t *testing.T) {
 	wantState(t, e.get(r.ID), access.StateExpired)
 	if e.idp.isMember("app-grafana-viewers", "ann@example.com") {
 		t.Fatal("still a member")
+	}
+}
+
+// Issue 10 review item 7: the capped-wait alert must not silence the later
+// deprovisioning_stuck alert for the same removal.
+func TestRemovalCappedThenStuckAlertsBoth(t *testing.T) {
+	e := newEnv(t)
+	r, _ := e.submit("ann@example.com", "grafana-viewer", time.Hour, "")
+	e.settle()
+	e.clock.Advance(time.Hour)
+	var errs []error
+	for range 8 {
+		errs = append(errs, &access.Error{Code: access.CodeRateLimited, Msg: "idp 429", RetryAt: t0.Add(1000 * time.Hour)})
+	}
+	e.idp.failNext("remove", errs...)
+	for range 7 {
+		e.settle()
+		e.clock.Advance(15 * time.Minute)
+	}
+	kinds := map[string]int{}
+	if err := e.svc.Events(0, func(ev access.Event) error {
+		if ev.RequestID == r.ID && ev.Type == access.EvProvisionAlert {
+			var a access.Alert
+			if err := json.Unmarshal([]byte(ev.Detail), &a); err != nil {
+				return err
+			}
+			kinds[a.Kind]++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if kinds["deprovisioning_rate_limited"] != 1 || kinds["deprovisioning_stuck"] != 1 {
+		t.Fatalf("alerts %v, want one capped-wait and one stuck", kinds)
 	}
 }
 

@@ -12,27 +12,53 @@ import (
 // to flood the hash chain and the disk by clicking (issue 10): at most
 // RefusalBurst refusal events per person per RefusalWindow are appended;
 // the rest are counted, logged, and summed up in one event (detail
-// "suppressed") at that person's first refusal after the window closes.
+// "suppressed") at that person's first refusal after the window closes, or
+// by the service loop (FlushRefusals) once the window has closed, and at
+// shutdown, so a count is not lost when the person never refuses again.
 const (
 	RefusalBurst  = 10
 	RefusalWindow = time.Minute
+)
+
+// An identity mismatch is audited (and so alerted) at most MismatchBurst
+// times per Slack user per MismatchWindow: a person who edits their Slack
+// profile (user_change) or clicks again cannot flood the security channel.
+const (
+	MismatchBurst  = 3
+	MismatchWindow = time.Hour
 )
 
 type refusalWindow struct {
 	start      time.Time
 	n          int // refusals in the window, audited or not
 	suppressed int
+	last       access.Event // the last one's type, actor and subject, for the summary
 }
 
+// refusalLimiter counts events per key (a person's email, a Slack id) in
+// fixed windows. Zero burst/window mean RefusalBurst/RefusalWindow; keyName,
+// when set, names the key in the summary's detail.
 type refusalLimiter struct {
+	burst   int
+	window  time.Duration
+	keyName string
+
 	mu  sync.Mutex
 	per map[string]*refusalWindow
+}
+
+func (l *refusalLimiter) limits() (int, time.Duration) {
+	if l.burst <= 0 || l.window <= 0 {
+		return RefusalBurst, RefusalWindow
+	}
+	return l.burst, l.window
 }
 
 // admit reports whether a refusal by actor at now is audited, and the
 // number suppressed in actor's previous window (to audit as a summary)
 // when that window has closed.
-func (l *refusalLimiter) admit(actor string, now time.Time) (ok bool, summary int, since time.Time) {
+func (l *refusalLimiter) admit(actor string, e access.Event, now time.Time) (ok bool, summary int, since time.Time) {
+	burst, window := l.limits()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.per == nil {
@@ -40,13 +66,13 @@ func (l *refusalLimiter) admit(actor string, now time.Time) (ok bool, summary in
 	}
 	if len(l.per) > 10000 { // bounded memory: forget closed windows with nothing to report
 		for k, w := range l.per {
-			if now.Sub(w.start) >= RefusalWindow && w.suppressed == 0 {
+			if now.Sub(w.start) >= window && w.suppressed == 0 {
 				delete(l.per, k)
 			}
 		}
 	}
 	w := l.per[actor]
-	if w == nil || now.Sub(w.start) >= RefusalWindow || now.Before(w.start) {
+	if w == nil || now.Sub(w.start) >= window || now.Before(w.start) {
 		if w != nil {
 			summary, since = w.suppressed, w.start
 		}
@@ -54,39 +80,143 @@ func (l *refusalLimiter) admit(actor string, now time.Time) (ok bool, summary in
 		l.per[actor] = w
 	}
 	w.n++
-	if w.n > RefusalBurst {
+	w.last = access.Event{Type: e.Type, Actor: e.Actor, Subject: e.Subject}
+	if w.n > burst {
 		w.suppressed++
 		return false, summary, since
 	}
 	return true, summary, since
 }
 
+// pendingSummary is one person's count of suppressed refusals to audit.
+type pendingSummary struct {
+	key   string
+	last  access.Event
+	n     int
+	since time.Time
+}
+
+// drain takes the suppressed counts of closed windows (all windows when
+// all is set, at shutdown) and forgets those windows.
+func (l *refusalLimiter) drain(now time.Time, all bool) []pendingSummary {
+	_, window := l.limits()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []pendingSummary
+	for k, w := range l.per {
+		if !all && now.Sub(w.start) < window && !now.Before(w.start) {
+			continue
+		}
+		if w.suppressed > 0 {
+			out = append(out, pendingSummary{key: k, last: w.last, n: w.suppressed, since: w.start})
+		}
+		delete(l.per, k)
+	}
+	return out
+}
+
 func isRefusal(t access.EventType) bool {
 	return t == access.EvDecisionRefused || t == access.EvExportRefused
+}
+
+// summary is the event that records p's suppressed count.
+func (l *refusalLimiter) summary(p pendingSummary) access.Event {
+	if l.keyName == "" { // a refusal: about the person who refused
+		return access.Event{Type: p.last.Type, Actor: p.key, Subject: p.key,
+			Detail: encodeDetail(map[string]string{"suppressed": strconv.Itoa(p.n), "window_start": p.since.UTC().Format(time.RFC3339),
+				"why": "more refusals by this person than the audit rate limit allows; counted, not each recorded"})}
+	}
+	return access.Event{Type: p.last.Type, Actor: p.last.Actor, Subject: p.last.Subject,
+		Detail: encodeDetail(map[string]string{l.keyName: p.key, "suppressed": strconv.Itoa(p.n), "window_start": p.since.UTC().Format(time.RFC3339),
+			"why": "the same event repeated more often than the audit rate limit allows; counted, not each recorded"})}
+}
+
+// refusalTicket is one refusal's admission under the per-person limit,
+// decided once: a transaction that runs again (Batch) does not count the
+// refusal twice.
+type refusalTicket struct {
+	done, ok bool
+	summary  pendingSummary
+}
+
+// admitRefusal decides t once and reports whether anything is to be
+// appended.
+func (s *Service) admitRefusal(t *refusalTicket, e access.Event) bool {
+	return s.admitLimited(&s.refusals, e.Actor, t, e)
+}
+
+// admitLimited decides t once under l for key.
+func (s *Service) admitLimited(l *refusalLimiter, key string, t *refusalTicket, e access.Event) bool {
+	if !t.done {
+		var n int
+		var since time.Time
+		t.ok, n, since = l.admit(key, e, s.clock.Now())
+		t.done = true
+		if n > 0 {
+			t.summary = pendingSummary{key: key, last: e, n: n, since: since}
+		}
+		if !t.ok {
+			burst, window := l.limits()
+			s.log.Warn("event not audited: over its rate limit", "key", key, "type", e.Type, "limit", burst, "per", window)
+		}
+	}
+	return t.ok || t.summary.n > 0
+}
+
+// appendLimited appends e inside tx under l for key, with the summary of
+// key's previous window first.
+func (s *Service) appendLimited(tx Tx, l *refusalLimiter, key string, t *refusalTicket, e access.Event) error {
+	s.admitLimited(l, key, t, e)
+	if t.summary.n > 0 {
+		if _, err := tx.Append(l.summary(t.summary)); err != nil {
+			return err
+		}
+	}
+	if !t.ok {
+		return nil
+	}
+	_, err := tx.Append(e)
+	return err
+}
+
+// appendRefusal appends a refusal event inside the caller's transaction,
+// within the per-person limit, with the summary of the person's previous
+// window first. Handlers that refuse a click inside their own transaction
+// use it instead of tx.Append, so every refusal path is limited.
+func (s *Service) appendRefusal(tx Tx, t *refusalTicket, e access.Event) error {
+	return s.appendLimited(tx, &s.refusals, e.Actor, t, e)
 }
 
 // auditRefusal appends a refusal event within the per-person limit, with the
 // summary of the previous window first, in one transaction.
 func (s *Service) auditRefusal(e access.Event) error {
-	ok, summary, since := s.refusals.admit(e.Actor, s.clock.Now())
-	if !ok {
-		s.log.Warn("refusal not audited: over the per-person limit", "actor", e.Actor, "type", e.Type, "limit", RefusalBurst, "per", RefusalWindow)
+	var t refusalTicket
+	if !s.admitRefusal(&t, e) {
+		return nil // nothing to write: no transaction for a suppressed click
 	}
-	if !ok && summary == 0 {
+	return s.update(func(tx Tx) error { return s.appendRefusal(tx, &t, e) })
+}
+
+// FlushRefusals audits the suppressed counts of closed refusal windows
+// (every window when shutdown is set), so a count is recorded even when
+// the person never refuses again or keycard stops. Service.Run calls it on
+// each pass and when it ends.
+func (s *Service) FlushRefusals(shutdown bool) error {
+	var events []access.Event
+	for _, l := range []*refusalLimiter{&s.refusals, &s.mismatches} {
+		for _, p := range l.drain(s.clock.Now(), shutdown) {
+			events = append(events, l.summary(p))
+		}
+	}
+	if len(events) == 0 {
 		return nil
 	}
 	return s.update(func(tx Tx) error {
-		if summary > 0 {
-			if _, err := tx.Append(access.Event{Type: e.Type, Actor: e.Actor, Subject: e.Actor,
-				Detail: encodeDetail(map[string]string{"suppressed": strconv.Itoa(summary), "window_start": since.UTC().Format(time.RFC3339),
-					"why": "more refusals by this person than the audit rate limit allows; counted, not each recorded"})}); err != nil {
+		for _, e := range events {
+			if _, err := tx.Append(e); err != nil {
 				return err
 			}
 		}
-		if !ok {
-			return nil
-		}
-		_, err := tx.Append(e)
-		return err
+		return nil
 	})
 }

@@ -21,12 +21,18 @@ func (s *Service) Run(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("provisioning worker failed", "err", err)
 		}
+		if err := s.FlushRefusals(ctx.Err() != nil); err != nil {
+			s.log.Error("refusal summaries not audited", "err", err)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
 		wait := pause(s.clock.Now(), idle, nextTick, nextOp)
 		select {
 		case <-ctx.Done():
+			if err := s.FlushRefusals(true); err != nil {
+				s.log.Error("refusal summaries not audited at shutdown", "err", err)
+			}
 			return nil
 		case <-s.wake:
 		case <-s.clock.After(wait):

@@ -190,7 +190,14 @@ func (s *Service) ReloadPolicy(load func() (*policy.Set, error), actor string) (
 			Detail: encodeDetail(map[string]string{"hash": old.Hash, "error": err.Error()})})
 		return old, err
 	}
-	if err := s.update(func(tx Tx) error {
+	var stranded []string
+	err = s.update(func(tx Tx) error {
+		// Checked again in the swap's own transaction: a grant approved
+		// since refuseStranding read the store must not be stranded.
+		var err error
+		if stranded, err = strandedGrants(tx, next); err != nil || len(stranded) > 0 {
+			return err
+		}
 		if err := tx.SetCursor("policy.hash", next.Hash); err != nil {
 			return err
 		}
@@ -201,7 +208,11 @@ func (s *Service) ReloadPolicy(load func() (*policy.Set, error), actor string) (
 			return err
 		}
 		return recordPolicyVersion(tx, PolicyVersion{Hash: next.Hash, Path: next.Path, From: ev.Time, LoadedBy: actor, Changes: changes, EventSeq: ev.Seq, Text: string(next.Raw)})
-	}); err != nil {
+	})
+	if err == nil && len(stranded) > 0 {
+		err = s.rejectStranding(old, next, actor, stranded)
+	}
+	if err != nil {
 		_ = s.reconnect(old)
 		return old, err
 	}

@@ -66,6 +66,9 @@ type Service struct {
 
 	pol atomic.Pointer[policy.Set]
 
+	// mismatches limits identity.mismatch events (alerts) per Slack id.
+	mismatches refusalLimiter
+
 	randMu sync.Mutex
 	rand   *rand.Rand
 
@@ -126,6 +129,7 @@ func New(st Store, conns Connectors, set *policy.Set, clock access.Clock, opt Op
 	}
 	s := &Service{store: attestingStore{st}, conns: conns, clock: clock, opt: opt, log: opt.Logger,
 		rand: opt.Rand, wake: make(chan struct{}, 1), notify: make(chan struct{}, 1), stream: make(chan struct{}, 1), groupCache: map[string]groupEntry{}, recent: map[string][]time.Time{}, metrics: newMetrics()}
+	s.mismatches.burst, s.mismatches.window, s.mismatches.keyName = MismatchBurst, MismatchWindow, "slack_id"
 	s.pol.Store(set)
 	return s
 }
@@ -252,6 +256,7 @@ func (s *Service) Identify(ctx context.Context, slackID, email string) (access.U
 		return u, nil
 	}
 	var mismatch *access.Pin
+	var ticket refusalTicket // the mismatch event's admission, decided once
 	err = s.update(func(tx Tx) error {
 		pin, ok, err := tx.Pin(slackID)
 		if err != nil {
@@ -267,7 +272,7 @@ func (s *Service) Identify(ctx context.Context, slackID, email string) (access.U
 		switch {
 		case !ok && owner != "" && owner != slackID:
 			mismatch = &access.Pin{SlackID: owner, IdPID: u.ID, Email: u.Email}
-			_, err := tx.Append(access.Event{Type: access.EvIdentityMismatch, Actor: access.ActorKeycard, Subject: email,
+			err := s.appendLimited(tx, &s.mismatches, slackID, &ticket, access.Event{Type: access.EvIdentityMismatch, Actor: access.ActorKeycard, Subject: email,
 				Detail: encodeDetail(map[string]string{"slack_id": slackID, "idp_id": u.ID, "pinned_slack_id": owner,
 					"message": "A second Slack account presents the email of an identity-provider user already linked to another Slack account."})})
 			return err
@@ -285,7 +290,7 @@ func (s *Service) Identify(ctx context.Context, slackID, email string) (access.U
 			// Two Slack accounts pinned to one IdP user before the reverse
 			// index existed: the reverse pin names the owner.
 			mismatch = &access.Pin{SlackID: owner, IdPID: u.ID, Email: u.Email}
-			_, err := tx.Append(access.Event{Type: access.EvIdentityMismatch, Actor: access.ActorKeycard, Subject: email,
+			err := s.appendLimited(tx, &s.mismatches, slackID, &ticket, access.Event{Type: access.EvIdentityMismatch, Actor: access.ActorKeycard, Subject: email,
 				Detail: encodeDetail(map[string]string{"slack_id": slackID, "idp_id": u.ID, "pinned_slack_id": owner,
 					"message": "A second Slack account is pinned to an identity-provider user already linked to another Slack account."})})
 			return err
@@ -293,7 +298,7 @@ func (s *Service) Identify(ctx context.Context, slackID, email string) (access.U
 			return tx.PutDoc(docPinByIdP, u.ID, slackID) // pins made before the reverse index existed
 		case pin.IdPID != u.ID:
 			mismatch = &pin
-			_, err := tx.Append(access.Event{Type: access.EvIdentityMismatch, Actor: access.ActorKeycard, Subject: email,
+			err := s.appendLimited(tx, &s.mismatches, slackID, &ticket, access.Event{Type: access.EvIdentityMismatch, Actor: access.ActorKeycard, Subject: email,
 				Detail: encodeDetail(map[string]string{"slack_id": slackID, "pinned_idp_id": pin.IdPID, "pinned_email": pin.Email,
 					"found_idp_id": u.ID, "message": "The Slack user's email now points to a different identity-provider account than the one pinned."})})
 			return err

@@ -35,7 +35,9 @@
 //     honoured. The connector records the instant and sends nothing to
 //     JumpCloud before it, on this call or any other; it waits when the
 //     pause is at most Config.MaxWait, else it returns access.CodeRateLimited
-//     with RetryAt for the caller's retry queue.
+//     with RetryAt for the caller's retry queue. The hold lasts at most
+//     Config.MaxHold (15 minutes): a Retry-After far in the future cannot
+//     keep every later call, removals included, from being sent.
 //   - 5xx, connection errors and malformed answers (an HTML page,
 //     truncated JSON, a body without the documented fields) are retried
 //     Config.MaxRetries times with doubling pauses (Retry-After when a 503

@@ -31,6 +31,9 @@ const (
 	DefaultMaxRetries = 3
 	DefaultMaxWait    = 10 * time.Second
 	DefaultBackoff    = 500 * time.Millisecond
+	// DefaultMaxHold bounds how long one 429's Retry-After keeps every call
+	// from being sent (see Config.MaxHold).
+	DefaultMaxHold = 15 * time.Minute
 	// DefaultGroupCacheTTL bounds how long a group name → id mapping is
 	// trusted (ids never change; this catches a group re-created under the
 	// same name).
@@ -68,6 +71,12 @@ type Config struct {
 	// Backoff is the first pause after a 5xx; it doubles on each retry.
 	// Default 500ms.
 	Backoff time.Duration
+	// MaxHold bounds the connector's own hold after a 429: for at most this
+	// long after the answer, calls are refused without being sent. A
+	// Retry-After far in the future (a bad header, a hostile proxy) must not
+	// stop every call, removals included, past the caller's own retry cap.
+	// Default DefaultMaxHold.
+	MaxHold time.Duration
 	// HTTPClient supplies the transport (proxies, TLS). Optional; the
 	// default honours HTTPS_PROXY/NO_PROXY and the system trust store.
 	HTTPClient *http.Client
@@ -166,6 +175,7 @@ type Connector struct {
 	timeout  time.Duration
 	retries  int
 	maxWait  time.Duration
+	maxHold  time.Duration
 	backoff  time.Duration
 	hc       *http.Client
 	clock    access.Clock
@@ -195,6 +205,7 @@ func New(cfg Config) (*Connector, error) {
 		timeout: connectors.DurationOr(cfg.Timeout, DefaultTimeout),
 		retries: cfg.MaxRetries,
 		maxWait: cfg.MaxWait,
+		maxHold: connectors.DurationOr(cfg.MaxHold, DefaultMaxHold),
 		backoff: connectors.DurationOr(cfg.Backoff, DefaultBackoff),
 		clock:   connectors.ClockOr(cfg.Clock),
 		sleep:   connectors.SleepOr(cfg.Sleep),
@@ -430,7 +441,12 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 	return defaultRetryAfter
 }
 
+// holdUntil keeps calls from being sent before t, but never longer than
+// maxHold from now.
 func (c *Connector) holdUntil(t time.Time) {
+	if lim := c.clock.Now().Add(c.maxHold); t.After(lim) {
+		t = lim
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if t.After(c.notBefore) {

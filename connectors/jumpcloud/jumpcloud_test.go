@@ -513,6 +513,26 @@ func TestRateLimit(t *testing.T) {
 			t.Fatalf("after the window: %v", err)
 		}
 	})
+	t.Run("a Retry-After years away holds calls for MaxHold at most", func(t *testing.T) {
+		e := newEnv(t)
+		id := e.user("a@x.com")
+		e.fake.AddGroup("app-a")
+		e.fake.RateLimitNext(1, 100000000*time.Second)
+		if _, err := e.conn.UserByID(ctx, id); access.CodeOf(err) != access.CodeRateLimited {
+			t.Fatalf("err = %v", err)
+		}
+		e.clock.Advance(15*time.Minute - time.Minute) // DefaultMaxHold less a minute
+		if _, err := e.conn.AddMember(ctx, "app-a", id); access.CodeOf(err) != access.CodeRateLimited {
+			t.Fatalf("inside the hold: %v", err)
+		}
+		e.clock.Advance(time.Minute)
+		if _, err := e.conn.RemoveMember(ctx, "app-a", id); err != nil {
+			t.Fatalf("a removal after MaxHold was not sent: %v", err)
+		}
+		if n := len(e.fake.Requests()); n < 2 {
+			t.Fatalf("%d requests reached JumpCloud, want the removal's too", n)
+		}
+	})
 	t.Run("an HTTP-date Retry-After", func(t *testing.T) {
 		now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 		h := http.Header{"Retry-After": {now.Add(90 * time.Second).Format(http.TimeFormat)}}
