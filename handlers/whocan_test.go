@@ -39,7 +39,7 @@ func TestWhoCanRules(t *testing.T) {
 			opt:  handlers.WhoCanOptions{User: "ann@example.com", Policy: "grafana-viewer"},
 			want: []string{"ann@example.com,Ann Lee,grafana-viewer,false,,,,"}},
 		{name: "an inactive approver is not listed", setup: func(e *env) { e.idp.setStatus("dave@example.com", access.StatusSuspended) },
-			opt:  handlers.WhoCanOptions{User: "bob@example.com", Policy: "prod-db-admin"},
+			opt: handlers.WhoCanOptions{User: "bob@example.com", Policy: "prod-db-admin"},
 			want: []string{"bob@example.com,Bob Boss,prod-db-admin,true,engineers,1,manager,",
 				"bob@example.com,Bob Boss,prod-db-admin,true,engineers,2,group:security-team,carol@example.com"}},
 	}
