@@ -170,3 +170,79 @@ func conflictStepRules(set *policy.Set, r *access.Request, rules []policy.Rule) 
 	}
 	return []policy.Rule{{Kind: policy.RuleGroup, Group: set.Admins.Group}}
 }
+
+// ConflictHolder is someone who holds every policy of a conflicting set
+// anyway — through standing or unmanaged membership, or grants made before
+// the set was declared. The holders export lists them in its manifest
+// summary ("conflicts") and the admin access report in AdminReport.Conflicts:
+// a column would change the holders CSV header, which auditors' tooling and
+// the golden files pin.
+type ConflictHolder struct {
+	Email    string   `json:"user_email"`
+	Name     string   `json:"user_name"`
+	Conflict string   `json:"conflict"` // "payments-admin + payments-auditor"
+	Through  []string `json:"through"`  // per policy: "payments-admin: standing membership of pay-admins"
+}
+
+// conflictHolders finds, among holder rows (every member of every policy
+// group, and keycard grants), the people holding a whole conflicting set.
+// Holding a group holds every policy mapped to it.
+func conflictHolders(set *policy.Set, rows []HolderRow) []ConflictHolder {
+	if set == nil || len(set.Conflicts) == 0 {
+		return nil
+	}
+	type person struct {
+		email, name string
+		held        map[string]string // policy -> how
+	}
+	byKey := map[string]*person{}
+	var keys []string
+	for _, r := range rows {
+		k := strings.ToLower(r.Email)
+		if k == "" {
+			k = "id:" + r.ID
+		}
+		p := byKey[k]
+		if p == nil {
+			p = &person{email: r.Email, name: r.Name, held: map[string]string{}}
+			byKey[k] = p
+			keys = append(keys, k)
+		}
+		how := r.Source + " membership of " + r.Group
+		if r.Grant != nil {
+			how = "keycard grant " + r.Grant.ID
+		}
+		for _, pol := range r.Policies {
+			if _, ok := p.held[pol]; !ok {
+				p.held[pol] = how
+			}
+		}
+	}
+	sort.Strings(keys)
+	var out []ConflictHolder
+	for _, k := range keys {
+		p := byKey[k]
+		for _, c := range set.Held(func(pol string) bool { _, ok := p.held[pol]; return ok }) {
+			h := ConflictHolder{Email: p.email, Name: p.name, Conflict: c.String()}
+			for _, pol := range c.Policies {
+				h.Through = append(h.Through, pol+": "+p.held[pol])
+			}
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// conflictsSummary adds the conflicting holders to a holders manifest's
+// summary when the policy declares conflicts (an empty list then says none
+// was found, which is itself evidence).
+func conflictsSummary(set *policy.Set, rows []HolderRow, summary map[string]any) {
+	if set == nil || len(set.Conflicts) == 0 || summary == nil {
+		return
+	}
+	found := conflictHolders(set, rows)
+	if found == nil {
+		found = []ConflictHolder{}
+	}
+	summary["conflicts"] = found
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"keycard/access"
+	"keycard/handlers"
 	"keycard/policy"
 )
 
@@ -113,4 +114,35 @@ func TestSubmitConflictGoesToAdmins(t *testing.T) {
 	wantState(t, e.get(r.ID), access.StateActive)
 
 	e.verify()
+}
+
+func TestHoldersFlagConflicts(t *testing.T) {
+	e := newConflictsEnv(t, policy.ConflictsRefuse)
+	// Standing access: keycard never granted either, so nothing refused it.
+	e.idp.setMember("app-lonely", "ann@example.com", true)
+	e.idp.setMember("app-grafana-viewers", "ann@example.com", true)
+	e.idp.setMember("app-grafana-viewers", "bob@example.com", true)
+
+	var out strings.Builder
+	m, err := e.svc.Export(t.Context(), &out, handlers.ExportRequest{Kind: handlers.KindHolders, By: "erin@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.SplitN(out.String(), "\n", 2)[0]; got != strings.Join(handlers.HoldersHeader, ",") {
+		t.Errorf("holders header changed: %s", got)
+	}
+	found, _ := m.Summary["conflicts"].([]handlers.ConflictHolder)
+	want := handlers.ConflictHolder{Email: "ann@example.com", Name: "Ann Lee", Conflict: "lonely + grafana-viewer",
+		Through: []string{"lonely: standing membership of app-lonely", "grafana-viewer: standing membership of app-grafana-viewers"}}
+	if len(found) != 1 || found[0].Conflict != want.Conflict || found[0].Email != want.Email || strings.Join(found[0].Through, "|") != strings.Join(want.Through, "|") {
+		t.Errorf("manifest conflicts %+v, want [%+v]", m.Summary["conflicts"], want)
+	}
+
+	rep, err := e.svc.BuildAdminReport(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Conflicts) != 1 || rep.Conflicts[0].Email != "ann@example.com" {
+		t.Errorf("admin report conflicts %+v", rep.Conflicts)
+	}
 }
