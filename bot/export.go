@@ -20,7 +20,7 @@ type exportArgs struct {
 }
 
 const exportUsage = "Usage: `/export [policy] [from] [to]`, `/export events [from] [to]`, `/export holders [as-of]`, " +
-	"`/export policies`, `/export jobs [from] [to]`, `/export campaign <id>`; dates YYYY-MM-DD."
+	"`/export policies`, `/export jobs [from] [to]`, `/export campaign <id>`, `/export who-can [policy]`; dates YYYY-MM-DD."
 
 // parseExport reads the /export text (SPEC "Commands"): dates are
 // YYYY-MM-DD in UTC, `to` inclusive, default the 90 days up to now for the
@@ -46,6 +46,18 @@ func parseExport(text string, now time.Time, policyExists func(string) bool) (ex
 					}
 				}
 				a.params.AsOf = t.UTC()
+			}
+			return a, nil
+		case handlers.KindWhoCan: // /export who-can [policy] (handlers/whocan.go)
+			a.kind = k
+			if len(f) > 2 {
+				return a, access.Errorf(access.CodeInvalid, "Too many arguments. %s", exportUsage)
+			}
+			if len(f) == 2 {
+				if !policyExists(f[1]) {
+					return a, access.Errorf(access.CodeUnknownPolicy, "There is no policy named %q. %s", f[1], exportUsage)
+				}
+				a.params.Policy = f[1]
 			}
 			return a, nil
 		case handlers.KindCampaign:

@@ -29,6 +29,9 @@ func TestParseExport(t *testing.T) {
 		{"policies: all history", "policies", "policies", "", time.Time{}, time.Time{}, ""},
 		{"jobs in a period", "jobs 2026-01-01 2026-01-31", "jobs", "", day("2026-01-01"), day("2026-02-01"), ""},
 		{"campaign without id", "campaign", "", "", time.Time{}, time.Time{}, access.CodeInvalid},
+		{"who-can", "who-can", "who-can", "", time.Time{}, time.Time{}, ""},
+		{"who-can one policy", "who-can prod-db-admin", "who-can", "prod-db-admin", time.Time{}, time.Time{}, ""},
+		{"who-can unknown policy", "who-can nope", "", "", time.Time{}, time.Time{}, access.CodeUnknownPolicy},
 		{"too many", "events 2025-01-01 2025-02-01 2025-03-01", "", "", time.Time{}, time.Time{}, access.CodeInvalid},
 	}
 	for _, c := range cases {

@@ -288,6 +288,7 @@ func (s *Service) stillApprover(ctx context.Context, r *access.Request, actor ac
 	if st != nil && st.Escalated {
 		rules = append(rules, p.EscalateTo...)
 	}
+	rules = conflictStepRules(set, r, rules) // conflicts.go: the admins' separation-of-duties step
 	if len(rules) == 0 {
 		return access.Errorf(access.CodeForbidden, "The policy in force has no step %d for %s, so nobody can approve it now.", r.Current+1, p.Name)
 	}

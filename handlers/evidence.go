@@ -487,6 +487,7 @@ func (s *Service) holdersReport(ctx context.Context, out io.Writer, p ExportPara
 	} else if at.Before(s.clock.Now()) {
 		summary["note"] = "as_of is in the past: keycard grants are as of as_of, IdP membership is as of idp_read_at"
 	}
+	conflictsSummary(s.Policy(), rows, summary) // conflicts.go
 	res.Summary = summary
 	err = s.writeHolders(out, rows, at, keep, &res)
 	return res, err

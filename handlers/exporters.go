@@ -44,6 +44,7 @@ var exportKinds = map[string]exportKind{
 	KindPolicies:   {write: (*Service).exportPolicies, columns: PoliciesHeader, countsColumn: "in_force_to", inclusion: policiesInclusion},
 	KindJobs:       {write: (*Service).exportJobs, columns: JobsHeader, countsColumn: "outcome", inclusion: jobsInclusion},
 	KindCampaign:   {write: (*Service).exportCampaign, columns: CampaignHeader, countsColumn: "decision", inclusion: campaignInclusion},
+	KindWhoCan:     {write: (*Service).exportWhoCan, columns: WhoCanHeader, countsColumn: "eligible", inclusion: whoCanInclusion}, // whocan.go
 }
 
 // exportAccess is the access report: the rows, and the period's

@@ -21,6 +21,8 @@ type AdminReport struct {
 	Unmanaged []HolderRow // standing and unmanaged members of privileged groups
 	Sync      PolicySync
 	Rows      int // rows of the attached CSV
+	// Conflicts are people holding a whole separation-of-duties set (conflicts.go).
+	Conflicts []ConflictHolder
 }
 
 // GrantGroup is the active grants of one app role.
@@ -143,6 +145,7 @@ func (s *Service) BuildAdminReport(ctx context.Context) (AdminReport, error) {
 	if err != nil {
 		return rep, err
 	}
+	rep.Conflicts = conflictHolders(s.Policy(), rows) // conflicts.go
 	priv := s.privilegedGroups()
 	for _, h := range rows {
 		if priv[groupKey{h.Connector, h.Group}] && h.Source != SourceKeycard {

@@ -154,6 +154,11 @@ func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (ac
 		}
 	}
 
+	sod, err := s.separationOfDuties(ctx, set, p, u, in.BreakGlass, dir) // conflicts.go
+	if err != nil {
+		return access.Request{}, err
+	}
+
 	var steps []access.Step
 	var normal []access.Step
 	switch {
@@ -167,6 +172,10 @@ func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (ac
 		if err != nil {
 			return access.Request{}, err
 		}
+	}
+
+	if sod.step != nil { // conflicts_mode: approve: the admins decide last
+		steps = append(steps, *sod.step)
 	}
 
 	now := s.clock.Now()
@@ -228,7 +237,7 @@ func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (ac
 				return err
 			}
 			return approve(tx, &r, u.Email, "break-glass")
-		case p.Auto:
+		case p.Auto && sod.step == nil:
 			return approve(tx, &r, access.ActorKeycard, "auto")
 		}
 		return nil

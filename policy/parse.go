@@ -54,7 +54,8 @@ func Parse(file string, data []byte) (*Set, error) {
 // topKeys are the policy file's top-level keys.
 var topKeys = []string{"version", "directory", "connectors", "profiles", "policies",
 	"auditors", "admins", "alerts", "reviews", "expiry_warning", "offboarding_sla",
-	"offboarding_check", "change_approval"}
+	"offboarding_check", "change_approval",
+	"conflicts", "conflicts_mode"} // separation of duties: conflicts.go
 
 // ParseConnectors reads only the version, directory and connectors of a
 // policy file: what `keycard policy import` needs to reach an IdP before any
@@ -157,6 +158,7 @@ func (d *decoder) set(s *Set, root *yaml.Node) {
 			FormatDuration(s.OffboardingCheck), FormatDuration(s.OffboardingSLA))
 	}
 	s.ChangeApproval = d.boolean(top, "", "change_approval")
+	d.conflicts(s, top) // conflicts.go: after policies (names) and admins
 }
 
 func (d *decoder) groupRef(top fields, key string) GroupRef {

@@ -62,6 +62,10 @@ type Set struct {
 	// ChangeApproval asks that a new policy version be approved by a second
 	// admin before it takes effect (CC8.1; a later feature).
 	ChangeApproval bool
+	// Conflicts are the separation-of-duties sets (conflicts.go);
+	// ConflictsMode is ConflictsRefuse (default) or ConflictsApprove.
+	Conflicts     []Conflict
+	ConflictsMode string
 }
 
 // Connector is one identity provider keycard may read and change.
