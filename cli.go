@@ -3,6 +3,8 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/user"
 	"slices"
@@ -140,4 +142,45 @@ func unexpectedArg(fs *flag.FlagSet, args []string, err error) string {
 		}
 	}
 	return err.Error()
+}
+
+const usage = `usage:
+  keycard [serve]                    run the bot (needs SLACK_BOT_TOKEN, SLACK_APP_TOKEN)
+  keycard policy check [FILE]        validate the policy file and summarise each policy
+  keycard policy who-can [--policy P] [--user EMAIL] [--policy-file NEW]
+                                     who may request what and who would approve, as CSV
+  keycard policy import --connector NAME [--out FILE] [--policy FILE]
+                                     write a starting policy from the groups inside a connector's scope
+  keycard policy apply --by EMAIL [--emergency --reason TEXT]
+                                     reload the policy in the running keycard (staged for a second
+                                     admin's approval when the policy says change_approval: true)
+  keycard export [--kind access|events|holders|policies|jobs|campaign|who-can] [--policy P] [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--db PATH]
+                                     CSV to stdout (--events is short for --kind events)
+  keycard audit verify [--db PATH]   check the audit hash chain; exit 1 on any break
+  keycard backup [--db PATH] [--dir DIR]
+                                     hot copy of the database (asks a running keycard over KEYCARD_HTTP_ADDR)
+  keycard migrate --to URL [--db PATH]
+                                     copy the bbolt file into an empty PostgreSQL database, verified
+  keycard demo                       the whole lifecycle offline, against a built-in Slack emulator
+  keycard version
+`
+
+type usageErr string
+
+func (e usageErr) Error() string { return string(e) }
+
+func usageError(format string, args ...any) error { return usageErr(fmt.Sprintf(format, args...)) }
+
+// exitCode ends the command with a code after it printed its own message.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit %d", int(e)) }
+
+// newLogger builds the process logger (text or JSON on stderr).
+func newLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }

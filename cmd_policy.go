@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"keycard/access"
@@ -24,8 +25,11 @@ func policyCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "import" {
 		return policyImportCmd(ctx, args[1:], stdout)
 	}
+	if len(args) > 0 && args[0] == "who-can" {
+		return policyWhoCanCmd(ctx, args[1:], stdout)
+	}
 	if len(args) == 0 || args[0] != "check" {
-		return usageError("policy: expected `policy check [FILE]`, `policy import --connector NAME [--out FILE]` or `policy apply --by EMAIL [--emergency --reason TEXT]`")
+		return usageError("policy: expected `policy check [FILE]`, `policy who-can [--policy P] [--user EMAIL] [--policy-file NEW]`, `policy import --connector NAME [--out FILE]` or `policy apply --by EMAIL [--emergency --reason TEXT]`")
 	}
 	fs := flag.NewFlagSet("policy check", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -222,4 +226,75 @@ func importGroups(ctx context.Context, conns *server.ConnectorSet, name string, 
 		out = append(out, ig)
 	}
 	return out, nil
+}
+
+// policyWhoCanCmd is `keycard policy who-can [--policy P] [--user EMAIL]
+// [--policy-file NEW]`: for every person the directory knows and every
+// policy, whether they may request it and who would approve each step today,
+// as CSV; with --policy-file, only the rows a proposed policy would change.
+// For the same CSV with a manifest, use `keycard export --kind who-can` or
+// `/export who-can`.
+func policyWhoCanCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("policy who-can", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	pol := fs.String("policy", "", "only this policy")
+	user := fs.String("user", "", "only this person (EMAIL)")
+	proposed := fs.String("policy-file", "", "a proposed policy file: print what it would change")
+	path := fs.String("file", envOr("KEYCARD_POLICY", "policy.yaml"), "the running policy file")
+	dbPath := fs.String("db", envOr("KEYCARD_DB", "keycard.db"), "database (a static directory's keycard-granted members)")
+	if err := fs.Parse(args); err != nil {
+		return usageError("policy who-can: unexpected %q", unexpectedArg(fs, args, err))
+	}
+	if fs.NArg() > 0 {
+		return usageError("policy who-can: unexpected %q", fs.Arg(0))
+	}
+	set, err := policy.Load(*path)
+	if err != nil {
+		return err
+	}
+	cfg, err := server.LoadConfig()
+	if err != nil {
+		return err
+	}
+	// A static directory reads keycard's own grants from the store: the
+	// database when there is one, else an empty scratch store.
+	dbFile := *dbPath
+	if _, err := os.Stat(dbFile); err != nil {
+		dir, err := os.MkdirTemp("", "keycard-who-can-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		dbFile = filepath.Join(dir, "scratch.db")
+	}
+	db, err := openDB(dbFile)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	conns, err := server.BuildConnectors(set, cfg, db, access.SystemClock{})
+	if err != nil {
+		return err
+	}
+	dir, ok := conns.Directory(set.Directory)
+	if !ok {
+		return fmt.Errorf("the directory connector %q is not built", set.Directory)
+	}
+	opt := handlers.WhoCanOptions{Policy: *pol, User: *user}
+	if *proposed != "" {
+		next, err := policy.Load(*proposed)
+		if err != nil {
+			return err
+		}
+		changes, err := handlers.WhoCanDiff(ctx, set, next, dir, opt)
+		if err != nil {
+			return err
+		}
+		return handlers.WriteWhoCanDiffCSV(stdout, changes)
+	}
+	rows, err := handlers.WhoCan(ctx, set, dir, opt)
+	if err != nil {
+		return err
+	}
+	return handlers.WriteWhoCanCSV(stdout, rows)
 }

@@ -9,6 +9,7 @@ import (
 	"keycard/internal/buildinfo"
 	"keycard/internal/oktafake"
 	"keycard/internal/server"
+	"keycard/internal/storetest"
 	"keycard/policy"
 )
 
@@ -84,5 +85,58 @@ func TestVersionIsTheBuildInfo(t *testing.T) {
 	}
 	if got, want := server.Instance(set, server.Config{}).Version, buildinfo.Get().Short(); got != want {
 		t.Fatalf("manifest keycard_version %q, want %q", got, want)
+	}
+}
+
+// `keycard migrate --to URL` copies a bbolt file into an empty PostgreSQL
+// database, verified on both sides, and refuses a database that is not
+// empty (issue 13 item 3).
+func TestMigrateCommand(t *testing.T) {
+	url := storetest.FreshDatabase(t, storetest.PostgresURL(t))
+	clearEnv(t)
+	path := seedDB(t)
+	code, stdout, stderr := runCLI(t, "migrate", "--to", url, "--db", path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"requests", "audit chain verified on both sides: 3 events"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("migrate output lacks %q:\n%s", want, stdout)
+		}
+	}
+	code, _, stderr = runCLI(t, "migrate", "--to", url, "--db", path)
+	if code == 0 || !strings.Contains(stderr, "not empty") {
+		t.Fatalf("second migrate into the same database: exit %d, %s", code, stderr)
+	}
+}
+
+// `keycard policy who-can` prints who may request each policy and who would
+// approve each step today; with --policy-file, what a proposed policy
+// changes (issue 15 item 4).
+func TestPolicyWhoCanCommand(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("KEYCARD_POLICY", "docs/examples/policy-static.yaml")
+	db := filepath.Join(t.TempDir(), "absent.db")
+	code, stdout, stderr := runCLI(t, "policy", "who-can", "--user", "ann@example.com", "--db", db)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "ann@example.com,Ann Lee,prod-db-admin,true,engineers,1,manager,bob@example.com\n") {
+		t.Fatalf("who-can:\n%s", stdout)
+	}
+	data, err := os.ReadFile("docs/examples/policy-static.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := filepath.Join(t.TempDir(), "next.yaml")
+	if err := os.WriteFile(next, []byte(strings.Replace(string(data), "      - group: security-team\n", "", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = runCLI(t, "policy", "who-can", "--policy", "prod-db-admin", "--policy-file", next, "--db", db)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.HasPrefix(stdout, "change,") || !strings.Contains(stdout, "removed,ann@example.com") {
+		t.Fatalf("who-can diff:\n%s", stdout)
 	}
 }

@@ -53,6 +53,13 @@ func (p *progress) Add(n int) {
 	}
 }
 
+// Set moves the bar to n units done.
+func (p *progress) Set(n int64) {
+	if p.bar != nil {
+		_ = p.bar.Set64(n)
+	}
+}
+
 // Done clears the bar.
 func (p *progress) Done() {
 	if p.bar != nil {
