@@ -299,11 +299,17 @@ func (s *Service) publish(ctx context.Context, pub Publisher, r Report) (string,
 	}
 	sum := r.artefactHash()
 	files := make([]string, len(r.Files))
+	hashes := make(map[string]string, len(r.Files))
 	for i, f := range r.Files {
 		files[i] = f.Name
+		h := sha256.Sum256(f.Content)
+		hashes[f.Name] = hex.EncodeToString(h[:])
 	}
+	// Each file's own hash is chained too, so a chart beside a CSV (which
+	// its manifest lists under attachments) can be checked against the
+	// chain by `keycard export verify`, not only against its manifest.
 	return sum, s.audit(access.Event{Type: access.EvReportPosted, Actor: access.ActorScheduler, Subject: access.ActorScheduler,
-		Detail: encodeDetail(map[string]any{"job": r.Job, "key": r.Key, "channel": r.Channel, "slot": ts(r.Slot), "files": files, "artefact_sha256": sum})})
+		Detail: encodeDetail(map[string]any{"job": r.Job, "key": r.Key, "channel": r.Channel, "slot": ts(r.Slot), "files": files, "file_sha256": hashes, "artefact_sha256": sum})})
 }
 
 // Retries of a failed scheduled run.

@@ -376,3 +376,54 @@ func checkChart(t *testing.T, manifest []byte, png handlers.ReportFile) {
 		t.Errorf("manifest attachments %+v, want %s with its hash", m.Attachments, png.Name)
 	}
 }
+
+// A report's chart is anchored in the audit chain: report.posted records
+// each file's hash, and export verify holds the manifest's attachments to it
+// (issue 14 review: a swapped chart with an edited manifest passed).
+func TestChartAttachmentVerifiesAgainstTheChain(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	withReviews(t, e)
+	pub := &fakePublisher{}
+	if _, err := e.svc.ReviewTick(ctx, pub); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(7 * 24 * time.Hour)
+	if _, err := e.svc.ReviewTick(ctx, pub); err != nil {
+		t.Fatal(err)
+	}
+	if pub.count() != 1 {
+		t.Fatalf("%d posts", pub.count())
+	}
+	r := pub.posts[0]
+	var m handlers.Manifest
+	if err := json.Unmarshal(r.Files[1].Content, &m); err != nil {
+		t.Fatal(err)
+	}
+	verify := func(m handlers.Manifest) []string {
+		probs, err := handlers.VerifyManifest(m, bytes.NewReader(r.Files[0].Content), nil, e.svc.Recorded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, p := range probs {
+			if strings.Contains(p, "attachment") {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	if probs := verify(m); len(probs) != 0 {
+		t.Fatalf("the report as posted: %v", probs)
+	}
+	swapped := m
+	swapped.Attachments = []handlers.FileRef{{Name: m.Attachments[0].Name, SHA256: strings.Repeat("0", 64), Bytes: 1}}
+	if probs := verify(swapped); len(probs) != 1 || !strings.Contains(probs[0], "the audit log recorded") {
+		t.Fatalf("a swapped chart: %v", probs)
+	}
+	renamed := m
+	renamed.Attachments = []handlers.FileRef{{Name: "other.png", SHA256: m.Attachments[0].SHA256}}
+	if probs := verify(renamed); len(probs) != 1 || !strings.Contains(probs[0], "not among the files") {
+		t.Fatalf("an attachment the report never had: %v", probs)
+	}
+}

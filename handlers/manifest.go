@@ -221,6 +221,10 @@ type RecordedExport struct {
 	Actor string    `json:"-"`
 	Seq   uint64    `json:"-"`
 	At    time.Time `json:"-"`
+	// Posted are the files of the scheduled report that carried this CSV
+	// (its report.posted event), by name with their SHA-256; nil when the
+	// export was not posted as a report.
+	Posted map[string]string `json:"-"`
 }
 
 // SetSlackTeam records the Slack workspace keycard serves (from auth.test)
@@ -315,6 +319,33 @@ func (s *Service) Recorded(sha string, after uint64) (RecordedExport, bool, erro
 	if err == errStopEvents {
 		err = nil
 	}
+	if err != nil || !found {
+		return rec, found, err
+	}
+	// The report that posted this CSV, if any: its files and their hashes.
+	err = s.store.View(func(tx Tx) error {
+		return tx.Events(rec.Seq, func(e access.Event) error {
+			if e.Type != access.EvReportPosted {
+				return nil
+			}
+			var d struct {
+				Files map[string]string `json:"file_sha256"`
+			}
+			if err := access.DecodeDetail(e, &d); err != nil {
+				return nil
+			}
+			for _, h := range d.Files {
+				if h == sha {
+					rec.Posted = d.Files
+					return errStopEvents
+				}
+			}
+			return nil
+		})
+	})
+	if err == errStopEvents {
+		err = nil
+	}
 	return rec, found, err
 }
 
@@ -404,6 +435,7 @@ func VerifyManifest(m Manifest, csvData io.Reader, chain ChainCheck, recorded Ex
 	}
 	if found {
 		problems = append(problems, compareRecorded(m, rec)...)
+		problems = append(problems, compareAttachments(m, rec)...)
 	}
 	return problems, nil
 }
@@ -412,6 +444,21 @@ func VerifyManifest(m Manifest, csvData io.Reader, chain ChainCheck, recorded Ex
 // export.created event: kind, parameters, inclusion rule, who and when, row
 // count and counts. A CSV filtered to one policy then relabelled "every
 // policy" fails here, naming the field.
+// compareAttachments holds a manifest's attachments (a report's chart) to
+// the hashes the report.posted event chained for the same files.
+func compareAttachments(m Manifest, rec RecordedExport) []string {
+	var problems []string
+	for _, a := range m.Attachments {
+		switch h, ok := rec.Posted[a.Name]; {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("attachment %s is not among the files the audit log records for this report", a.Name))
+		case h != a.SHA256:
+			problems = append(problems, fmt.Sprintf("attachment %s: the manifest says sha256 %s, the audit log recorded %s", a.Name, a.SHA256, h))
+		}
+	}
+	return problems
+}
+
 func compareRecorded(m Manifest, rec RecordedExport) []string {
 	var problems []string
 	differs := func(field, manifest, recorded string) {
