@@ -72,7 +72,7 @@ func (c Config) Enabled() bool { return c.Kind != KindNone }
 
 // LogValue describes the configuration without the secret.
 func (c Config) LogValue() slog.Value {
-	dest := map[Kind]string{KindNone: "none", KindStdout: "stdout", KindFile: "file:" + c.Path, KindHTTPS: c.URL}[c.Kind]
+	dest := map[Kind]string{KindNone: "none", KindStdout: "stdout", KindFile: "file:" + c.Path, KindHTTPS: logURL(c.URL)}[c.Kind]
 	return slog.GroupValue(slog.String("to", dest), slog.String("format", string(c.Format)), slog.Bool("secret_set", c.Secret != ""))
 }
 
@@ -146,4 +146,15 @@ func redactURL(s string) string {
 		}
 	}
 	return s
+}
+
+// logURL is the stream's URL as it may be logged: scheme, host and path,
+// without user info or a query, where some receivers take their token
+// (e.g. ?dd-api-key=).
+func logURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Scheme + "://" + u.Host + u.Path
 }

@@ -76,3 +76,19 @@ func TestSecretNeverPrints(t *testing.T) {
 		t.Fatalf("log does not describe the stream:\n%s", buf.String())
 	}
 }
+
+// The stream's URL is logged without a token a receiver takes in its query
+// string or user info (issue 14 review).
+func TestConfigLogsNoURLToken(t *testing.T) {
+	c, err := ParseConfig(func(k string) string {
+		return map[string]string{EnvURL: "https://intake.example.com/v1/input?dd-api-key=SECRETKEY", EnvSecret: "0123456789abcdef0123"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf strings.Builder
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("audit stream on", "stream", c)
+	if strings.Contains(buf.String(), "SECRETKEY") || !strings.Contains(buf.String(), "https://intake.example.com/v1/input") {
+		t.Fatalf("logged %s", buf.String())
+	}
+}
