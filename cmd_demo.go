@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"keycard/access"
+	"keycard/handlers/chart"
 	"keycard/internal/fakeclock"
 	"keycard/internal/server"
 	"keycard/internal/slackemu"
@@ -105,6 +108,16 @@ func demoCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("audit chain broken: %s", res.Problem)
 	}
 	fmt.Fprintf(stdout, "audit chain ok: %d events, head %s\n", res.Count, res.Head)
+	png, err := demoChart(db)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(png)
+	d.say("The week's chart, as the admin access report posts it beside its CSV")
+	fmt.Fprintf(stdout, "keycard-privileged-access.png: %dx%d px PNG, %d bytes, sha256 %x\n", 960, 960, len(png), sum)
+	if demoChartOut != nil {
+		demoChartOut(png)
+	}
 	db.Close()
 	d.say("Erin re-checks what she downloaded: keycard export verify " + filepath.Base(d.manifest))
 	return exportVerifyCmd([]string{d.manifest, "--db", cfg.DB}, stdout)
@@ -344,4 +357,30 @@ func (d *demo) click(user, action string) error {
 		buf.WriteString(m.PlainText())
 	}
 	return fmt.Errorf("%s has no %s button in: %s", user, action, buf.String())
+}
+
+// demoChartOut, when set (by the demo's test), receives the chart the demo
+// draws, so its golden rendering stays checked in and viewable.
+var demoChartOut func(png []byte)
+
+// demoChart draws the admin report's chart over the demo's week: Ann's
+// privileged hours and the time her request waited for its approvals.
+func demoChart(db *store.DB) ([]byte, error) {
+	from := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	to := from.Add(7 * 24 * time.Hour)
+	var reqs []access.Request
+	err := db.View(func(tx *store.Tx) error {
+		return tx.ForEachRequest(to, func(r *access.Request) error {
+			if r.Privileged {
+				reqs = append(reqs, *r)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	d := chart.FromRequests(reqs, from, to)
+	d.Title = "Privileged access, 2026-11-02 to 2026-11-09"
+	return chart.Report(d)
 }
