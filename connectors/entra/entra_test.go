@@ -458,3 +458,15 @@ func TestJSONNotAsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveUnsafeIDIsNotDone: a user id keycard will not put in a URL
+// means nothing was sent, so the revoke must not be reported done.
+func TestRemoveUnsafeIDIsNotDone(t *testing.T) {
+	e := newEnv(t)
+	e.fake.AddGroup("app-admins")
+	for _, id := range []string{"../users/x", "a?b", ""} {
+		if _, err := e.conn.RemoveMember(ctx(t), "app-admins", id); access.CodeOf(err) != access.CodeInvalid {
+			t.Fatalf("RemoveMember(%q): err = %v, want invalid", id, err)
+		}
+	}
+}
