@@ -44,6 +44,9 @@
 // The cases: a lookup by email in another case; an unknown person and id;
 // an inactive person; attributes and the manager; a group's members past
 // several pages; add twice; remove a non-member; the rate limit honoured;
+// a Retry-After held across calls (skipped for a harness implementing
+// NoCrossCallHold); a proxy's non-JSON 404 never read as "not found" or
+// "removed" (needs Faults implementing PageFaults, else skipped);
 // a 5xx retried with growing pauses (or reported unavailable for the
 // caller's retry queue, never retried in a tight loop); a call past its
 // deadline; the scope ceiling refused at the call (connectors.Scoped and

@@ -42,6 +42,22 @@ type Faults interface {
 	Requests() []Request
 }
 
+// PageFaults is an optional extension of Faults: HTMLNext answers the next
+// n requests with status and a text/html page, as a proxy or gateway in
+// front of the provider does ("<html>404 Not Found (nginx)</html>"). A
+// harness whose emulator cannot serve one does not implement it, and the
+// case that needs it is skipped.
+type PageFaults interface {
+	HTMLNext(n, status int)
+}
+
+// NoCrossCallHold is implemented by a harness whose connector keeps no
+// Retry-After past the call that drew it: NoCrossCallHold says why, and
+// the case that checks the hold across calls is skipped with that reason.
+type NoCrossCallHold interface {
+	NoCrossCallHold() string
+}
+
 // Leaver is one person a leaver feed reported.
 type Leaver struct {
 	ID     string // the event's id (stable for a replay)
@@ -83,6 +99,8 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"provision/add twice", addTwice},
 		{"provision/remove a non-member", removeNonMember},
 		{"wire/rate limit honoured", rateLimit},
+		{"wire/rate limit held across calls", rateLimitAcrossCalls},
+		{"wire/non-JSON 404 is not an answer", proxyPage},
 		{"wire/5xx retried with backoff", serverError},
 		{"wire/call past its deadline", pastDeadline},
 		{"scope/ceiling refused at the call", scopeCeiling},
@@ -276,6 +294,77 @@ func rateLimit(t *testing.T, h Harness) {
 		}
 	default:
 		t.Fatalf("rate limited call: %v (code %q), want success after the wait or rate_limited", err, access.CodeOf(err))
+	}
+}
+
+// rateLimitAcrossCalls: a Retry-After longer than any connector waits
+// inside one call is handed back as rate_limited; the next call, at the
+// same instant, must not reach the provider before the header's time
+// either (the limit is the app's, not the one request's).
+func rateLimitAcrossCalls(t *testing.T, h Harness) {
+	f := h.Faults()
+	if f == nil {
+		t.Skip("no wire to rate limit")
+	}
+	if n, ok := h.(NoCrossCallHold); ok {
+		t.Skip(n.NoCrossCallHold())
+	}
+	h.AddUser(Person{Email: "busy@example.com"})
+	c := h.Connector()
+	const after = 10 * time.Minute
+	before := len(f.Requests())
+	f.RateLimitNext(after)
+	var errs []error
+	for range 2 {
+		_, err := c.UserByEmail(ctxT(t), "busy@example.com")
+		errs = append(errs, err)
+	}
+	reqs := f.Requests()[before:]
+	i := slices.IndexFunc(reqs, func(r Request) bool { return r.Status == 429 })
+	if i < 0 {
+		t.Fatalf("no 429 reached the connector: %+v", reqs)
+	}
+	allowed := reqs[i].At.Add(after)
+	for _, r := range reqs[i+1:] {
+		if r.At.Before(allowed) {
+			t.Fatalf("a request at %s, before the rate limit said (%s); calls: %v", r.At, allowed, errs)
+		}
+	}
+	for n, err := range errs {
+		if err != nil && access.CodeOf(err) != access.CodeRateLimited {
+			t.Fatalf("call %d: %v (code %q), want success after the wait or rate_limited", n+1, err, access.CodeOf(err))
+		}
+	}
+}
+
+// proxyPage: a 4xx text/html page from something in front of the provider
+// says nothing about the user or group. Read as the provider's 404 it
+// would make a live user "deleted" (and the holder sweep offboard them)
+// or report a removal done while the membership stays.
+func proxyPage(t *testing.T, h Harness) {
+	f := h.Faults()
+	if f == nil {
+		t.Skip("no wire to fault")
+	}
+	pf, ok := f.(PageFaults)
+	if !ok {
+		t.Skip("the harness's emulator cannot answer an HTML error page (no PageFaults)")
+	}
+	id := h.AddUser(Person{Email: "kept@example.com"})
+	h.AddGroup("app-proxy")
+	h.AddStandingMember("app-proxy", id)
+	c := h.Connector()
+	pf.HTMLNext(1000, 404)
+	defer f.Clear()
+	if _, err := c.UserByID(ctxT(t), id); access.CodeOf(err) != access.CodeUnavailable {
+		t.Fatalf("UserByID over a proxy's 404 page: %v (code %q), want unavailable", err, access.CodeOf(err))
+	}
+	if _, err := c.RemoveMember(ctxT(t), "app-proxy", id); access.CodeOf(err) != access.CodeUnavailable {
+		t.Fatalf("RemoveMember over a proxy's 404 page: %v (code %q), want unavailable", err, access.CodeOf(err))
+	}
+	f.Clear()
+	if got := h.Members("app-proxy"); !slices.Contains(got, id) {
+		t.Fatalf("members %v: the membership is gone", got)
 	}
 }
 

@@ -106,3 +106,5 @@ func (x faults) Requests() []connectortest.Request {
 	}
 	return out
 }
+
+func (x faults) HTMLNext(n, status int) { x.f.HTMLNext("/v1.0/", n, status) }

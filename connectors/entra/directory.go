@@ -295,7 +295,8 @@ func (c *Connector) AddMember(ctx context.Context, group, userID string) (access
 // means the user is not a member: success, so the call is idempotent.
 func (c *Connector) RemoveMember(ctx context.Context, group, userID string) (access.Change, error) {
 	if !idSafe(userID) {
-		return access.Change{}, nil
+		// Nothing is sent, so nothing may be recorded as revoked.
+		return access.Change{}, access.Errorf(access.CodeInvalid, "%q is not an Entra ID object id; keycard sent no removal", userID)
 	}
 	gid, err := c.groupID(ctx, group)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -36,6 +37,9 @@ type Connector struct {
 	clock      access.Clock
 	sleep      connectors.SleepFunc
 	groups     connectors.GroupCache
+
+	mu        sync.Mutex
+	notBefore time.Time // the last Retry-After: nothing is sent before it
 }
 
 // New builds a Connector. It makes no network call: Check does, at start.

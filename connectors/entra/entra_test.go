@@ -458,3 +458,55 @@ func TestJSONNotAsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveUnsafeIDIsNotDone: a user id keycard will not put in a URL
+// means nothing was sent, so the revoke must not be reported done.
+func TestRemoveUnsafeIDIsNotDone(t *testing.T) {
+	e := newEnv(t)
+	e.fake.AddGroup("app-admins")
+	for _, id := range []string{"../users/x", "a?b", ""} {
+		if _, err := e.conn.RemoveMember(ctx(t), "app-admins", id); access.CodeOf(err) != access.CodeInvalid {
+			t.Fatalf("RemoveMember(%q): err = %v, want invalid", id, err)
+		}
+	}
+}
+
+// TestRetryAfterHoldsLaterCalls: a Retry-After handed back as rate_limited
+// still holds the next calls; none reaches Graph before the header's time,
+// and the hold is capped at entra.MaxHold.
+func TestRetryAfterHoldsLaterCalls(t *testing.T) {
+	e := newEnv(t)
+	e.fake.AddUser(graphfake.User{Mail: "ann@example.com"})
+	_, _ = e.conn.UserByEmail(ctx(t), "ann@example.com") // token
+	e.fake.ResetRequests()
+	now := e.h.clock.Now()
+	e.fake.Throttle("/v1.0/", 1, 10*time.Minute)
+	if _, err := e.conn.UserByEmail(ctx(t), "ann@example.com"); access.CodeOf(err) != access.CodeRateLimited {
+		t.Fatalf("first call: %v", err)
+	}
+	_, err := e.conn.UserByEmail(ctx(t), "ann@example.com")
+	var ae *access.Error
+	if !errors.As(err, &ae) || ae.Code != access.CodeRateLimited || !ae.RetryAt.Equal(now.Add(10*time.Minute)) {
+		t.Fatalf("second call at the same instant: %v", err)
+	}
+	if n := len(e.fake.Requests()); n != 1 {
+		t.Fatalf("%d requests, want 1: the second call went out inside the Retry-After", n)
+	}
+	e.h.clock.Advance(10 * time.Minute)
+	if _, err := e.conn.UserByEmail(ctx(t), "ann@example.com"); err != nil {
+		t.Fatalf("after the Retry-After: %v", err)
+	}
+
+	// A Retry-After of days holds for MaxHold only.
+	now = e.h.clock.Now()
+	e.fake.Throttle("/v1.0/", 1, 72*time.Hour)
+	_, _ = e.conn.UserByEmail(ctx(t), "ann@example.com")
+	_, err = e.conn.UserByEmail(ctx(t), "ann@example.com")
+	if !errors.As(err, &ae) || ae.Code != access.CodeRateLimited || !ae.RetryAt.Equal(now.Add(entra.MaxHold)) {
+		t.Fatalf("long Retry-After: %v", err)
+	}
+	e.h.clock.Advance(entra.MaxHold)
+	if _, err := e.conn.UserByEmail(ctx(t), "ann@example.com"); err != nil {
+		t.Fatalf("after MaxHold: %v", err)
+	}
+}

@@ -58,6 +58,9 @@ func (c *Connector) do(ctx context.Context, cl call, out any) error {
 		return access.Errorf(access.CodeUnavailable, "Graph sent a link outside %s (%s); keycard will not send its token there", c.graphHost, cl.what)
 	}
 	for attempt := 0; ; attempt++ {
+		if err := c.waitTurn(ctx, cl.what); err != nil {
+			return err
+		}
 		wait, err := c.once(ctx, cl, out)
 		if err == nil {
 			return nil
@@ -176,11 +179,13 @@ func (c *Connector) once(ctx context.Context, cl call, out any) (time.Duration, 
 			}
 			e := access.Wrap(access.CodeRateLimited, ae, "Microsoft Graph is throttling keycard (%s)", cl.what)
 			e.RetryAt = c.clock.Now().Add(wait)
+			c.holdUntil(e.RetryAt)
 			return wait, e
 		}
 		e := access.Wrap(access.CodeUnavailable, ae, "Microsoft Graph is unavailable (%s)", cl.what)
 		if ok {
 			e.RetryAt = c.clock.Now().Add(wait)
+			c.holdUntil(e.RetryAt)
 			return wait, e
 		}
 		return 0, e
@@ -290,3 +295,50 @@ func collect[T any](c *Connector, ctx context.Context, first, what string) ([]T,
 }
 
 func asAPI(err error, target **apiError) bool { return errors.As(err, target) }
+
+// MaxHold bounds the connector's own hold after a Retry-After: for at most
+// this long after the answer, calls are refused without being sent. A
+// header far in the future (a bad clock, a hostile proxy) must not stop
+// every call, removals included, for longer.
+const MaxHold = 15 * time.Minute
+
+// holdUntil keeps calls from being sent before t (at most MaxHold from
+// now), across calls: Graph's Retry-After applies to the app, not to the
+// one request that drew it.
+func (c *Connector) holdUntil(t time.Time) {
+	if lim := c.clock.Now().Add(MaxHold); t.After(lim) {
+		t = lim
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.After(c.notBefore) {
+		c.notBefore = t
+	}
+}
+
+// waitTurn honours the last Retry-After: it waits it out when that is
+// within maxWait and ctx's deadline, else it refuses the call without
+// sending anything (CodeRateLimited with RetryAt).
+func (c *Connector) waitTurn(ctx context.Context, what string) error {
+	c.mu.Lock()
+	nb := c.notBefore
+	c.mu.Unlock()
+	now := c.clock.Now()
+	if !now.Before(nb) {
+		return nil
+	}
+	wait := nb.Sub(now)
+	refuse := func(cause error) error {
+		e := access.Wrap(access.CodeRateLimited, cause, "Microsoft Graph asked keycard to wait (%s); retry after %s", what, nb.UTC().Format(time.RFC3339))
+		e.RetryAt = nb
+		return e
+	}
+	// The context deadline is wall-clock time by nature.
+	if dl, ok := ctx.Deadline(); wait > c.maxWait || (ok && time.Until(dl) < wait) {
+		return refuse(fmt.Errorf("graph: holding until %s", nb.UTC().Format(time.RFC3339)))
+	}
+	if err := c.sleep(ctx, wait); err != nil {
+		return refuse(err)
+	}
+	return nil
+}

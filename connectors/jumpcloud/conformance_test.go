@@ -75,3 +75,5 @@ func (f faults) Requests() []connectortest.Request {
 	}
 	return out
 }
+
+func (f faults) HTMLNext(n, status int) { f.f.FailNextHTML("", n, status) }

@@ -283,6 +283,21 @@ func errorMessage(body []byte) string {
 	return msg
 }
 
+// isAPIError reports whether a non-2xx answer is JumpCloud's own error
+// body: JSON (by Content-Type) that decodes as apiError with something in
+// it. Anything else (an HTML page, an empty body) is not JumpCloud's word.
+func isAPIError(hdr http.Header, raw []byte) bool {
+	mt, _, err := mime.ParseMediaType(hdr.Get("Content-Type"))
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return false
+	}
+	var e apiError
+	if json.Unmarshal(raw, &e) != nil {
+		return false
+	}
+	return e.Message != "" || e.Status != "" || e.Error != ""
+}
+
 // do sends one API call with its retries. out (when non-nil) receives a
 // 200's JSON body; a 2xx that is not the JSON out expects counts as a
 // malformed answer. 429, 5xx, transport failures and malformed answers
@@ -358,6 +373,16 @@ func (c *Connector) do(ctx context.Context, what, method, path string, q url.Val
 		case status >= 300 && status < 400:
 			return reply{}, access.Errorf(access.CodeUnavailable, "JumpCloud answered %d, a redirect keycard does not follow (%s); check JUMPCLOUD_API_URL", status, what)
 		default:
+			if !isAPIError(hdr, raw) {
+				// A 4xx that is not JumpCloud's error JSON came from
+				// something in between (a proxy, a gateway): it says
+				// nothing about the user or group, so a 404 or 409 here
+				// must never pass for "not a member", "already a member"
+				// or "deleted". Retried like an outage.
+				last = access.Errorf(access.CodeUnavailable, "JumpCloud answered %s with a %d %q page, not JumpCloud's error JSON", what, status, hdr.Get("Content-Type"))
+				retryIn = c.backoff << attempt
+				break
+			}
 			return reply{status: status, msg: errorMessage(raw)}, nil
 		}
 		if attempt >= c.retries {

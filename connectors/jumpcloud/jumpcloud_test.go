@@ -792,3 +792,50 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("members = %d, want %d", got, len(ids))
 	}
 }
+
+// TestProxyErrorPagesAreNotAnswers: a 4xx text/html page from a proxy in
+// front of JumpCloud says nothing about the user or group. Read as
+// JumpCloud's 404/409/400 it would make a live user "deleted" (and the
+// holder sweep offboard them) or a remove that never happened "done".
+func TestProxyErrorPagesAreNotAnswers(t *testing.T) {
+	ctx := context.Background()
+	for _, status := range []int{http.StatusNotFound, http.StatusConflict, http.StatusBadRequest} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			e := newEnv(t)
+			gid := e.fake.AddGroup("app-a")
+			id := e.user("a@x.com")
+			other := e.user("b@x.com")
+			_ = e.fake.AddMember(gid, id)
+			if _, err := e.conn.GroupMembers(ctx, "app-a"); err != nil { // caches the group id
+				t.Fatal(err)
+			}
+			e.fake.FailNextHTML("/api/", 100, status)
+			if _, err := e.conn.UserByID(ctx, id); access.CodeOf(err) != access.CodeUnavailable {
+				t.Fatalf("UserByID over a %d html page: err = %v (code %q), want unavailable", status, err, access.CodeOf(err))
+			}
+			if _, err := e.conn.RemoveMember(ctx, "app-a", id); access.CodeOf(err) != access.CodeUnavailable {
+				t.Fatalf("RemoveMember over a %d html page: err = %v (code %q), want unavailable", status, err, access.CodeOf(err))
+			}
+			if _, err := e.conn.AddMember(ctx, "app-a", other); access.CodeOf(err) != access.CodeUnavailable {
+				t.Fatalf("AddMember over a %d html page: err = %v (code %q), want unavailable", status, err, access.CodeOf(err))
+			}
+			if got := e.fake.Members(gid); len(got) != 1 || got[0] != id {
+				t.Fatalf("members %v", got)
+			}
+		})
+	}
+	t.Run("once is retried", func(t *testing.T) {
+		e := newEnv(t)
+		id := e.user("a@x.com")
+		e.fake.FailNextHTML("/api/systemusers", 1, http.StatusNotFound)
+		if _, err := e.conn.UserByID(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("JumpCloud's own 404 still means not found", func(t *testing.T) {
+		e := newEnv(t)
+		if _, err := e.conn.UserByID(ctx, "5f0000000000000000000000"); access.CodeOf(err) != access.CodeNotFound {
+			t.Fatalf("err = %v (code %q)", err, access.CodeOf(err))
+		}
+	})
+}

@@ -34,6 +34,7 @@
 //
 // Tests drive it in Go: AddUser, Suspend, SetState, Delete, AddGroup,
 // GroupID, AddMember, RemoveMember, Members; faults: FailNext (5xx),
+// FailNextHTML (any status with a proxy's text/html page),
 // RateLimitNext (429 with Retry-After and X-RateLimit-*), Latency (held until
 // the client gives up), Malform (an HTML error page or truncated JSON with a
 // 200), PageLoop (list endpoints ignore `skip`: every page is the first),

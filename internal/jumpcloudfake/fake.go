@@ -88,6 +88,7 @@ type fault struct {
 	method, pattern string
 	n, status       int
 	malform         Malformation
+	html            bool // status with a proxy's text/html page
 }
 
 type latency struct {
@@ -302,6 +303,17 @@ func (s *Server) FailNext(pattern string, n, status int) {
 	defer s.mu.Unlock()
 	m, p := splitPattern(pattern)
 	s.faults = append(s.faults, &fault{method: m, pattern: p, n: n, status: status})
+}
+
+// FailNextHTML makes the next n requests matching pattern (see FailNext)
+// answer status with a text/html page, as nginx or a load balancer in
+// front of JumpCloud does: "<html>404 Not Found (nginx)</html>". It is not
+// JumpCloud's answer, so a 404 here says nothing about the user or group.
+func (s *Server) FailNextHTML(pattern string, n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, p := splitPattern(pattern)
+	s.faults = append(s.faults, &fault{method: m, pattern: p, n: n, status: status, html: true})
 }
 
 // Malform makes the next n requests matching pattern answer 200 with a

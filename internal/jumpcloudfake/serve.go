@@ -92,12 +92,16 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		f.n--
-		switch f.malform {
-		case HTMLPage:
+		switch {
+		case f.html:
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(f.status)
+			_, _ = fmt.Fprintf(w, "<html>%d %s (nginx)</html>", f.status, http.StatusText(f.status))
+		case f.malform == HTMLPage:
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			w.WriteHeader(http.StatusOK)
 			_, _ = io.WriteString(w, "<!DOCTYPE html><html><head><title>Maintenance</title></head><body><h1>We'll be right back</h1></body></html>")
-		case TruncatedJSON:
+		case f.malform == TruncatedJSON:
 			w.Header().Set("Content-Type", "application/json; charset=utf-8")
 			w.WriteHeader(http.StatusOK)
 			_, _ = io.WriteString(w, `{"totalCount": 3, "results": [{"_id": "6000`)
