@@ -138,12 +138,3 @@ func (r *recorder) log() []connectortest.Request {
 	defer r.mu.Unlock()
 	return append([]connectortest.Request(nil), r.reqs...)
 }
-
-// NoCrossCallHold: the okta connector honours X-Rate-Limit-Reset within a
-// call only; once it hands rate_limited back, the next call is sent at
-// once (see the conn-review report: a hold like entra's and jumpcloud's is
-// still to do). oktafake serves no HTML error pages, so the proxy-page
-// case is skipped too (the harness has no PageFaults).
-func (h *harness) NoCrossCallHold() string {
-	return "the okta connector keeps no rate-limit hold across calls yet"
-}

@@ -83,6 +83,7 @@ type Connector struct {
 	timeout time.Duration
 	clock   access.Clock
 	groups  connectors.GroupCache
+	hold    *rateLimitRecorder // Okta's X-Rate-Limit-Reset, held across calls
 }
 
 // ValidateOrgURL checks the org URL the way SPEC requires: https://, except
@@ -148,7 +149,8 @@ func New(cfg Config) (*Connector, error) {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	hc.Transport = rateLimitRecorder{next: base}
+	c.hold = &rateLimitRecorder{next: base, clock: c.clock}
+	hc.Transport = c.hold
 	secs := int64(math.Ceil(c.timeout.Seconds()))
 	opts := []sdk.ConfigSetter{
 		sdk.WithOrgUrl(org),
@@ -196,24 +198,76 @@ type rateNote struct {
 	reset time.Time
 }
 
-// rateLimitRecorder is the RoundTripper that fills rateNote from Okta's
-// X-Rate-Limit-Reset (UTC epoch seconds).
-type rateLimitRecorder struct{ next http.RoundTripper }
+// MaxHold bounds how long one 429's X-Rate-Limit-Reset keeps keycard from
+// sending anything to Okta (a bad header must not stall deprovisioning:
+// handlers caps removals at the same order, issue 10).
+const MaxHold = 15 * time.Minute
 
-func (t rateLimitRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+// rateLimitRecorder is the RoundTripper that fills rateNote from Okta's
+// X-Rate-Limit-Reset (UTC epoch seconds), and holds every later request
+// until that time: Okta's header is honoured across calls, so no request
+// goes out before it says (SPEC "Identity providers"). A held request never
+// reaches Okta; it is answered here with Okta's own 429, so the SDK and
+// classify treat it like the real one.
+type rateLimitRecorder struct {
+	next  http.RoundTripper
+	clock access.Clock
+
+	mu        sync.Mutex
+	notBefore time.Time
+}
+
+func (t *rateLimitRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	t.mu.Lock()
+	hold := t.notBefore
+	t.mu.Unlock()
+	if now := t.clock.Now(); now.Before(hold) {
+		resp := heldResponse(r, hold)
+		t.note(r, resp)
+		return resp, nil
+	}
 	resp, err := t.next.RoundTrip(r)
 	if err == nil && resp.StatusCode == http.StatusTooManyRequests {
-		if n, ok := r.Context().Value(rateNoteKey{}).(*rateNote); ok {
-			n.mu.Lock()
-			n.hit = true
-			n.reset = time.Time{}
-			if secs, perr := strconv.ParseInt(resp.Header.Get("X-Rate-Limit-Reset"), 10, 64); perr == nil {
-				n.reset = time.Unix(secs, 0).UTC()
-			}
-			n.mu.Unlock()
+		reset := t.note(r, resp)
+		if reset.IsZero() {
+			reset = t.clock.Now().Add(time.Minute)
 		}
+		if lim := t.clock.Now().Add(MaxHold); reset.After(lim) {
+			reset = lim
+		}
+		t.mu.Lock()
+		if reset.After(t.notBefore) {
+			t.notBefore = reset
+		}
+		t.mu.Unlock()
 	}
 	return resp, err
+}
+
+// note records a 429 in the call's rateNote and returns its reset time.
+func (t *rateLimitRecorder) note(r *http.Request, resp *http.Response) time.Time {
+	var reset time.Time
+	if secs, perr := strconv.ParseInt(resp.Header.Get("X-Rate-Limit-Reset"), 10, 64); perr == nil {
+		reset = time.Unix(secs, 0).UTC()
+	}
+	if n, ok := r.Context().Value(rateNoteKey{}).(*rateNote); ok {
+		n.mu.Lock()
+		n.hit, n.reset = true, reset
+		n.mu.Unlock()
+	}
+	return reset
+}
+
+// heldResponse is Okta's 429 for a request keycard holds back.
+func heldResponse(r *http.Request, until time.Time) *http.Response {
+	body := `{"errorCode":"E0000047","errorSummary":"API call exceeded rate limit due to too many requests.","errorLink":"E0000047","errorId":"keycard-hold","errorCauses":[]}`
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	h.Set("X-Rate-Limit-Remaining", "0")
+	h.Set("X-Rate-Limit-Reset", strconv.FormatInt(until.Unix(), 10))
+	return &http.Response{StatusCode: http.StatusTooManyRequests, Status: "429 Too Many Requests", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: r}
 }
 
 // classify turns an SDK outcome into an *access.Error. what names the

@@ -400,6 +400,13 @@ func TestTransientFailures(t *testing.T) {
 		if n := len(e.fake.Requests()); n != 1 {
 			t.Fatalf("the SDK sent %d requests, want 1 (no retry)", n)
 		}
+		// The header is honoured across calls: until its reset nothing is
+		// sent, and the call is rate limited until the same moment.
+		_, err = e.conn.UserByID(ctx, uid)
+		if access.CodeOf(err) != access.CodeRateLimited || len(e.fake.Requests()) != 1 {
+			t.Fatalf("a call before the reset: %v, %d requests reached Okta, want rate_limited and still 1", err, len(e.fake.Requests()))
+		}
+		e.clock.Advance(31 * time.Second)
 		if _, err := e.conn.UserByID(ctx, uid); err != nil {
 			t.Fatalf("after the limit: %v", err)
 		}
