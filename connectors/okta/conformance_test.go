@@ -109,7 +109,8 @@ type faults struct {
 func (x faults) RateLimitNext(d time.Duration)     { x.f.RateLimitNext(1, d) }
 func (x faults) FailNext(n, status int)            { x.f.FailNext("/api/v1/", n, status) }
 func (x faults) Stall()                            { x.f.Latency("/api/v1/", time.Hour) }
-func (x faults) Clear()                            { x.f.Latency("/api/v1/", 0) }
+func (x faults) Clear()                            { x.f.Latency("/api/v1/", 0); x.f.ClearFaults() }
+func (x faults) HTMLNext(n, status int)            { x.f.FailNextHTML("/api/v1/", n, status) }
 func (x faults) Requests() []connectortest.Request { return x.rec.log() }
 
 // recorder notes each exchange's clock time and status.

@@ -294,6 +294,15 @@ func (c *Connector) classify(cl call, resp *sdk.Response, err error, what string
 		return e
 	}
 	var oe *sdk.Error
+	if errors.As(err, &oe) && oe.ErrorCode == "" && status >= 400 && status != http.StatusTooManyRequests {
+		// The SDK makes an *sdk.Error of any error body, but only Okta's
+		// JSON carries an errorCode: a proxy's or gateway's HTML page says
+		// nothing about the user or group, so it is never "not found" or
+		// "refused" (a 404 taken at its word would offboard a live user or
+		// mark a removal done). Retry it like an outage.
+		return access.Wrap(access.CodeUnavailable, fmt.Errorf("okta: status %d without Okta's error body: %w", status, err),
+			"Okta's answer was not Okta's (status %d, no Okta error code: a proxy or gateway?) (%s)", status, what)
+	}
 	if errors.As(err, &oe) {
 		cause := fmt.Errorf("okta: status %d %s (errorId %s): %s: %w", status, oe.ErrorCode, oe.ErrorId, oe.ErrorSummary, err)
 		switch {

@@ -93,6 +93,7 @@ type group struct {
 type fault struct {
 	method, pattern string
 	n, status       int
+	html            bool // answer a proxy's text/html page, not Okta's JSON error
 }
 
 type latency struct {
@@ -332,6 +333,24 @@ func (s *Server) FailNext(pattern string, n, status int) {
 
 // RateLimitNext makes the next n requests answer 429 E0000047 with
 // X-Rate-Limit-Reset = now+resetAfter and a Date header, as Okta does.
+// FailNextHTML makes the next n requests matching pattern (see FailNext)
+// answer status with a text/html page, as a proxy or gateway in front of
+// Okta does ("<html>404 Not Found (nginx)</html>"): not Okta's answer.
+func (s *Server) FailNextHTML(pattern string, n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, p := splitPattern(pattern)
+	s.faults = append(s.faults, &fault{method: m, pattern: p, n: n, status: status, html: true})
+}
+
+// ClearFaults drops every pending injected failure (FailNext, FailNextHTML,
+// RateLimitNext).
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults, s.limited = nil, 0
+}
+
 func (s *Server) RateLimitNext(n int, resetAfter time.Duration) {
 	s.RateLimitNextMatching("", n, resetAfter)
 }

@@ -3,6 +3,7 @@ package oktafake
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"path"
 	"sort"
@@ -59,6 +60,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	for _, f := range s.faults {
 		if f.n > 0 && matches(f.method, f.pattern, r.Method, p) {
 			f.n--
+			if f.html {
+				w.Header().Set("Content-Type", "text/html")
+				w.WriteHeader(f.status)
+				_, _ = io.WriteString(w, fmt.Sprintf("<html>%d %s (nginx)</html>", f.status, http.StatusText(f.status)))
+				return
+			}
 			s.writeError(w, f.status, "E0000009", "Internal Server Error")
 			return
 		}
