@@ -7,11 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"keycard/internal/fakewire"
 )
 
 // Defaults a Server uses when Options leave them empty.
@@ -381,7 +382,7 @@ func (s *Server) TruncateNext(pattern string, n int) {
 func (s *Server) addFault(f *fault, pattern string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f.method, f.pattern = splitPattern(pattern)
+	f.method, f.pattern = fakewire.Split(pattern)
 	s.faults = append(s.faults, f)
 }
 
@@ -405,7 +406,7 @@ func (s *Server) LoopPages(pattern string) {
 func (s *Server) Latency(pattern string, d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, p := splitPattern(pattern)
+	m, p := fakewire.Split(pattern)
 	kept := s.latencies[:0]
 	for _, l := range s.latencies {
 		if l.method != m || l.pattern != p {
@@ -437,22 +438,4 @@ func (s *Server) ResetRequests() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = nil
-}
-
-func splitPattern(p string) (method, pattern string) {
-	if i := strings.IndexByte(p, ' '); i > 0 {
-		return strings.ToUpper(p[:i]), strings.TrimSpace(p[i+1:])
-	}
-	return "", p
-}
-
-func matches(method, pattern, reqMethod, reqPath string) bool {
-	if method != "" && method != reqMethod {
-		return false
-	}
-	if strings.ContainsAny(pattern, "*?[") {
-		ok, err := path.Match(pattern, reqPath)
-		return err == nil && ok
-	}
-	return strings.HasPrefix(reqPath, pattern)
 }

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"keycard/internal/fakewire"
 )
 
 // defaultUserProps are the properties Graph v1.0 returns for a user without
@@ -386,8 +388,8 @@ func (s *Server) writePage(w http.ResponseWriter, r *http.Request, ctx string, i
 
 func (s *Server) loopsLocked(r *http.Request) bool {
 	for _, l := range s.loops {
-		m, p := splitPattern(l)
-		if matches(m, p, r.Method, r.URL.Path) {
+		m, p := fakewire.Split(l)
+		if fakewire.Match(m, p, r.Method, r.URL.Path) {
 			return true
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"keycard/internal/fakewire"
 )
 
 // graphJSON is the Content-Type Graph puts on its JSON answers.
@@ -42,7 +44,7 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 	s.requests = append(s.requests, Request{Method: r.Method, Path: p, Query: r.URL.Query(), At: s.now()})
 	var delay time.Duration
 	for _, l := range s.latencies {
-		if matches(l.method, l.pattern, r.Method, p) && l.d > delay {
+		if fakewire.Match(l.method, l.pattern, r.Method, p) && l.d > delay {
 			delay = l.d
 		}
 	}
@@ -80,7 +82,7 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 
 	var truncate bool
 	for _, f := range s.faults {
-		if f.n <= 0 || !matches(f.method, f.pattern, r.Method, p) {
+		if f.n <= 0 || !fakewire.Match(f.method, f.pattern, r.Method, p) {
 			continue
 		}
 		f.n--

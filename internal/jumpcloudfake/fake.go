@@ -5,11 +5,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path"
 	"sort"
-	"strings"
 	"sync"
 	"time"
+
+	"keycard/internal/fakewire"
 )
 
 // DefaultAPIKey is the key a Server accepts when Options.APIKey is empty.
@@ -301,7 +301,7 @@ func (s *Server) Members(groupID string) []string {
 func (s *Server) FailNext(pattern string, n, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, p := splitPattern(pattern)
+	m, p := fakewire.Split(pattern)
 	s.faults = append(s.faults, &fault{method: m, pattern: p, n: n, status: status})
 }
 
@@ -312,7 +312,7 @@ func (s *Server) FailNext(pattern string, n, status int) {
 func (s *Server) FailNextHTML(pattern string, n, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, p := splitPattern(pattern)
+	m, p := fakewire.Split(pattern)
 	s.faults = append(s.faults, &fault{method: m, pattern: p, n: n, status: status, html: true})
 }
 
@@ -321,7 +321,7 @@ func (s *Server) FailNextHTML(pattern string, n, status int) {
 func (s *Server) Malform(pattern string, n int, kind Malformation) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, p := splitPattern(pattern)
+	m, p := fakewire.Split(pattern)
 	s.faults = append(s.faults, &fault{method: m, pattern: p, n: n, malform: kind})
 }
 
@@ -339,7 +339,7 @@ func (s *Server) RateLimitNextMatching(pattern string, n int, retryAfter time.Du
 	s.limited, s.limitFor = n, retryAfter
 	s.limitMethod, s.limitPattern = "", ""
 	if pattern != "" {
-		s.limitMethod, s.limitPattern = splitPattern(pattern)
+		s.limitMethod, s.limitPattern = fakewire.Split(pattern)
 	}
 }
 
@@ -349,7 +349,7 @@ func (s *Server) RateLimitNextMatching(pattern string, n int, retryAfter time.Du
 func (s *Server) Latency(pattern string, d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, p := splitPattern(pattern)
+	m, p := fakewire.Split(pattern)
 	kept := s.latencies[:0]
 	for _, l := range s.latencies {
 		if l.method != m || l.pattern != p {
@@ -392,24 +392,6 @@ func (s *Server) ResetRequests() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = nil
-}
-
-func splitPattern(p string) (method, pattern string) {
-	if i := strings.IndexByte(p, ' '); i > 0 {
-		return strings.ToUpper(p[:i]), strings.TrimSpace(p[i+1:])
-	}
-	return "", p
-}
-
-func matches(method, pattern, reqMethod, reqPath string) bool {
-	if method != "" && method != reqMethod {
-		return false
-	}
-	if strings.ContainsAny(pattern, "*?[") {
-		ok, _ := path.Match(pattern, reqPath)
-		return ok
-	}
-	return strings.HasPrefix(reqPath, pattern)
 }
 
 func (s *Server) sortedUsers() []*user {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"keycard/internal/fakewire"
 )
 
 // rateLimitPerMinute is the X-RateLimit-Limit the emulator reports.
@@ -45,7 +47,7 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 	s.requests = append(s.requests, Request{Method: r.Method, Path: p, Query: r.URL.Query(), At: s.now()})
 	var delay time.Duration
 	for _, l := range s.latencies {
-		if matches(l.method, l.pattern, r.Method, p) && l.d > delay {
+		if fakewire.Match(l.method, l.pattern, r.Method, p) && l.d > delay {
 			delay = l.d
 		}
 	}
@@ -79,7 +81,7 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 		s.writeError(w, v2, http.StatusUnauthorized, "Unauthorized")
 		return
 	}
-	if s.limited > 0 && (s.limitPattern == "" || matches(s.limitMethod, s.limitPattern, r.Method, p)) {
+	if s.limited > 0 && (s.limitPattern == "" || fakewire.Match(s.limitMethod, s.limitPattern, r.Method, p)) {
 		s.limited--
 		secs := int64(math.Ceil(s.limitFor.Seconds()))
 		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
@@ -88,7 +90,7 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, f := range s.faults {
-		if f.n <= 0 || !matches(f.method, f.pattern, r.Method, p) {
+		if f.n <= 0 || !fakewire.Match(f.method, f.pattern, r.Method, p) {
 			continue
 		}
 		f.n--
@@ -173,7 +175,7 @@ func (s *Server) paging(w http.ResponseWriter, r *http.Request, v2 bool, p strin
 		}
 		skip = n
 	}
-	if s.pageLoop != "" && matches("", s.pageLoop, r.Method, p) {
+	if s.pageLoop != "" && fakewire.Match("", s.pageLoop, r.Method, p) {
 		skip = 0
 	}
 	return limit, skip, true
@@ -296,7 +298,7 @@ func (s *Server) searchUsers(w http.ResponseWriter, r *http.Request) {
 			limit = *body.Limit
 		}
 	}
-	if body.Skip != nil && *body.Skip > 0 && (s.pageLoop == "" || !matches("", s.pageLoop, r.Method, "/api/search/systemusers")) {
+	if body.Skip != nil && *body.Skip > 0 && (s.pageLoop == "" || !fakewire.Match("", s.pageLoop, r.Method, "/api/search/systemusers")) {
 		skip = *body.Skip
 	}
 	term := strings.ToLower(body.SearchFilter.SearchTerm)

@@ -5,11 +5,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"keycard/internal/fakewire"
 )
 
 // DefaultToken is the API token a Server accepts when Options.Token is empty.
@@ -327,7 +328,7 @@ func (s *Server) Log() []LogEvent {
 func (s *Server) FailNext(pattern string, n, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, p := splitPattern(pattern)
+	m, p := fakewire.Split(pattern)
 	s.faults = append(s.faults, &fault{method: m, pattern: p, n: n, status: status})
 }
 
@@ -339,7 +340,7 @@ func (s *Server) FailNext(pattern string, n, status int) {
 func (s *Server) FailNextHTML(pattern string, n, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, p := splitPattern(pattern)
+	m, p := fakewire.Split(pattern)
 	s.faults = append(s.faults, &fault{method: m, pattern: p, n: n, status: status, html: true})
 }
 
@@ -363,7 +364,7 @@ func (s *Server) RateLimitNextMatching(pattern string, n int, resetAfter time.Du
 	s.limited, s.limitFor = n, resetAfter
 	s.limitMethod, s.limitPattern = "", ""
 	if pattern != "" {
-		s.limitMethod, s.limitPattern = splitPattern(pattern)
+		s.limitMethod, s.limitPattern = fakewire.Split(pattern)
 	}
 }
 
@@ -373,7 +374,7 @@ func (s *Server) RateLimitNextMatching(pattern string, n int, resetAfter time.Du
 func (s *Server) Latency(pattern string, d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, p := splitPattern(pattern)
+	m, p := fakewire.Split(pattern)
 	kept := s.latencies[:0]
 	for _, l := range s.latencies {
 		if l.method != m || l.pattern != p {
@@ -400,24 +401,6 @@ func (s *Server) ResetRequests() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = nil
-}
-
-func splitPattern(p string) (method, pattern string) {
-	if i := strings.IndexByte(p, ' '); i > 0 {
-		return strings.ToUpper(p[:i]), strings.TrimSpace(p[i+1:])
-	}
-	return "", p
-}
-
-func matches(method, pattern, reqMethod, reqPath string) bool {
-	if method != "" && method != reqMethod {
-		return false
-	}
-	if strings.ContainsAny(pattern, "*?[") {
-		ok, _ := path.Match(pattern, reqPath)
-		return ok
-	}
-	return strings.HasPrefix(reqPath, pattern)
 }
 
 func (s *Server) findUser(idOrLogin string) *user {

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"keycard/internal/fakewire"
 )
 
 // serve is the single entry point: bookkeeping, faults, then routing.
@@ -21,7 +23,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.requests = append(s.requests, Request{Method: r.Method, Path: p, Query: q})
 	var delay time.Duration
 	for _, l := range s.latencies {
-		if matches(l.method, l.pattern, r.Method, p) && l.d > delay {
+		if fakewire.Match(l.method, l.pattern, r.Method, p) && l.d > delay {
 			delay = l.d
 		}
 	}
@@ -49,7 +51,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusUnauthorized, "E0000011", "Invalid token provided")
 		return
 	}
-	if s.limited > 0 && (s.limitPattern == "" || matches(s.limitMethod, s.limitPattern, r.Method, p)) {
+	if s.limited > 0 && (s.limitPattern == "" || fakewire.Match(s.limitMethod, s.limitPattern, r.Method, p)) {
 		s.limited--
 		reset := s.now().Add(s.limitFor)
 		w.Header().Set("X-Rate-Limit-Remaining", "0")
@@ -58,7 +60,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, f := range s.faults {
-		if f.n > 0 && matches(f.method, f.pattern, r.Method, p) {
+		if f.n > 0 && fakewire.Match(f.method, f.pattern, r.Method, p) {
 			f.n--
 			if f.html {
 				w.Header().Set("Content-Type", "text/html")
