@@ -28,6 +28,17 @@ var errBatchFull = errors.New("notifier batch full")
 
 func (b *Bot) runNotifier(ctx context.Context) {
 	for {
+		if b.cfg.Leading != nil && !b.cfg.Leading() {
+			// A standby: wait for the lease (its change wakes Core.Wake) or
+			// the next poll.
+			select {
+			case <-ctx.Done():
+				return
+			case <-b.core.Wake():
+			case <-b.cfg.Clock.After(b.cfg.NotifyEvery):
+			}
+			continue
+		}
 		n, err := b.notifyOnce(ctx)
 		if ctx.Err() != nil {
 			return
