@@ -57,13 +57,13 @@ type opsServer struct {
 	ping func() error
 	// backupTo writes a hot backup (bbolt's store.DB.Backup); nil with
 	// PostgreSQL, whose backups are the operator's pg_dump.
-	backupTo  func(dir string, keep int, now time.Time, through func(io.Writer) io.Writer) (string, error)
-	backup    backupConfig
+	backupTo func(dir string, keep int, now time.Time, through func(io.Writer) io.Writer) (string, error)
+	backup   backupConfig
 	// replicated: PostgreSQL, where /readyz names this replica's role.
 	replicated bool
 	connected  func() bool // Slack socket connected
-	hasIdP    bool        // an IdP connector (not static) must have answered recently
-	started   time.Time
+	hasIdP     bool        // an IdP connector (not static) must have answered recently
+	started    time.Time
 	// policyPath is the policy file POST /policy/apply reloads.
 	policyPath string
 	// token guards the POST endpoints: only someone who can read the file

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
-	"syscall"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"keycard/access"
