@@ -177,10 +177,10 @@ func (s *Server) Run(ctx context.Context) error {
 	// single runs singleton work: always with bbolt (one process holds the
 	// file), only during this replica's terms as leader with PostgreSQL.
 	single := func(fn func(context.Context) error) { g.Go(func() error { return fn(ctx) }) }
+	var terms *terms
 	if s.leader != nil {
-		terms := newTerms(d.Logger)
+		terms = newTerms(d.Logger)
 		single = terms.add
-		g.Go(func() error { return s.runLeader(ctx, terms) })
 		// Every replica follows a reload made on another one.
 		g.Go(func() error { return svc.RunPolicySync(ctx, replicaPoll) })
 	}
@@ -233,6 +233,10 @@ func (s *Server) Run(ctx context.Context) error {
 	// certification campaigns, under the job ledger. Reports reach Slack
 	// through the serving bot.
 	single(func(ctx context.Context) error { return svc.RunReviews(ctx, b) })
+	if terms != nil {
+		// Every singleton job is registered: take part in the lease.
+		g.Go(func() error { return s.runLeader(ctx, terms) })
+	}
 	if d.Ready != nil {
 		d.Ready(svc)
 	}
@@ -249,7 +253,12 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // ping is readiness's check that the store answers.
-func (s *Server) ping() error { return s.st.View(func(handlers.Tx) error { return nil }) }
+func (s *Server) ping() error {
+	if s.pg != nil {
+		return s.pg.Ping(5 * time.Second)
+	}
+	return s.st.View(func(handlers.Tx) error { return nil })
+}
 
 // newBot builds the Slack edge: Socket Mode with the app token, the Web API
 // with the bot token at SLACK_API_URL. leading (nil: always) gates the

@@ -101,6 +101,18 @@ func (db *DB) Where() string { return db.where }
 // Close closes the pool. Open transactions must have finished.
 func (db *DB) Close() error { db.pool.Close(); return nil }
 
+// Ping proves the server answers now (readiness): one round trip on a
+// pooled connection, bounded by timeout. A lost server is
+// access.CodeUnavailable.
+func (db *DB) Ping(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(db.ctx, timeout)
+	defer cancel()
+	if err := db.pool.Ping(ctx); err != nil {
+		return access.Wrap(access.CodeUnavailable, err, "PostgreSQL at %s does not answer: %s", db.where, safeErr(err))
+	}
+	return nil
+}
+
 // Pool is the connection pool, for callers that need PostgreSQL itself
 // (leases, LISTEN/NOTIFY, benchmarks).
 func (db *DB) Pool() *pgxpool.Pool { return db.pool }
