@@ -21,6 +21,8 @@ import (
 	"keycard/internal/slackemu"
 	"keycard/internal/storetest"
 	"keycard/policy"
+	"keycard/store"
+	"keycard/store/migrate"
 	pgstore "keycard/store/postgres"
 )
 
@@ -513,4 +515,175 @@ type prefixWriter struct {
 func (w prefixWriter) Write(b []byte) (int, error) {
 	w.t.Log(w.name + ": " + strings.TrimRight(string(b), "\n"))
 	return len(b), nil
+}
+
+// TestPostgresConfig: the configuration errors of serving from PostgreSQL,
+// each one line naming the variable, none repeating the password.
+func TestPostgresConfig(t *testing.T) {
+	for _, c := range []struct {
+		name, want string
+		env        map[string]string
+	}{
+		{"not a URL", "KEYCARD_DATABASE_URL is malformed", map[string]string{"KEYCARD_DATABASE_URL": "host=db user=keycard password=sekret"}},
+		{"wrong scheme", "KEYCARD_DATABASE_URL is malformed", map[string]string{"KEYCARD_DATABASE_URL": "mysql://keycard:sekret@db:3306/keycard"}},
+		{"no host", "KEYCARD_DATABASE_URL is malformed", map[string]string{"KEYCARD_DATABASE_URL": "postgres://keycard:sekret@/keycard"}},
+		{"bad escape", "KEYCARD_DATABASE_URL is malformed", map[string]string{"KEYCARD_DATABASE_URL": "postgres://keycard:se%zzkret@db/keycard"}},
+		{"backups of a database", "KEYCARD_BACKUP_DIR", map[string]string{"KEYCARD_DATABASE_URL": "postgres://keycard:sekret@db/keycard", "KEYCARD_BACKUP_DIR": "/var/backups"}},
+		{"lease too short", "KEYCARD_LEASE_TTL", map[string]string{"KEYCARD_LEASE_TTL": "100ms"}},
+		{"lease unreadable", "KEYCARD_LEASE_TTL", map[string]string{"KEYCARD_LEASE_TTL": "soon"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			clearEnv(t)
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			_, err := LoadConfig()
+			if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), "sekret") {
+				t.Fatalf("error %v, want one line with %q and no password", err, c.want)
+			}
+		})
+	}
+	t.Run("defaults", func(t *testing.T) {
+		clearEnv(t)
+		t.Setenv("KEYCARD_DATABASE_URL", "postgres://keycard:sekret@db:5432/keycard?sslmode=verify-full")
+		cfg, err := LoadConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.LeaseTTL != 10*time.Second || cfg.DatabaseURL.String() != "[redacted]" {
+			t.Fatalf("%+v", cfg)
+		}
+	})
+}
+
+// TestPostgresStart: an unreachable database is waited for (each retry
+// logged, stopped by ctx); a bbolt file at KEYCARD_DB is refused unless
+// keycard migrate copied it into the database.
+func TestPostgresStart(t *testing.T) {
+	admin := os.Getenv("KEYCARD_TEST_DATABASE_URL")
+	clearEnv(t)
+	if admin != "" {
+		t.Setenv("KEYCARD_TEST_DATABASE_URL", admin)
+	}
+	pol := filepath.Join(t.TempDir(), "policy.yaml")
+	orig, _ := os.ReadFile("../../docs/examples/policy-static.yaml")
+	if err := os.WriteFile(pol, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("unreachable", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close() // nothing listens there now
+		var logs syncBuffer
+		clock := fakeclock.New(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		cfg := Config{Policy: pol, DB: filepath.Join(t.TempDir(), "none.db"), DatabaseURL: Secret("postgres://keycard:sekret@" + addr + "/keycard?connect_timeout=2"), LeaseTTL: 10 * time.Second}
+		done := make(chan error, 1)
+		go func() {
+			_, err := NewContext(ctx, cfg, Deps{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Clock: clock})
+			done <- err
+		}()
+		deadline := time.Now().Add(30 * time.Second)
+		for strings.Count(logs.String(), "PostgreSQL does not answer yet; retrying") < 3 {
+			if time.Now().After(deadline) {
+				t.Fatalf("no retries logged: %s", logs.String())
+			}
+			clock.Advance(time.Second)
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+		err = <-done
+		if err == nil || !strings.Contains(err.Error(), "KEYCARD_DATABASE_URL") || strings.Contains(err.Error(), "sekret") || strings.Contains(logs.String(), "sekret") {
+			t.Fatalf("stopped with %v; logs %s", err, logs.String())
+		}
+		if !strings.Contains(logs.String(), "attempt=3") || !strings.Contains(logs.String(), "retry_in=4s") {
+			t.Fatalf("retries do not back off: %s", logs.String())
+		}
+	})
+
+	admin = storetest.PostgresURL(t)
+	t.Run("bbolt file not migrated", func(t *testing.T) {
+		url := storetest.FreshDatabase(t, admin)
+		file := seedDB(t)
+		cfg := Config{Policy: pol, DB: file, DatabaseURL: Secret(url), LeaseTTL: 10 * time.Second}
+		_, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler), Clock: fakeclock.New(time.Now())})
+		if err == nil || !strings.Contains(err.Error(), "KEYCARD_DB "+file) || !strings.Contains(err.Error(), "keycard migrate") || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("start with an unmigrated bbolt file: %v", err)
+		}
+	})
+	t.Run("bbolt file migrated", func(t *testing.T) {
+		url := storetest.FreshDatabase(t, admin)
+		file := seedDB(t)
+		src, err := store.Open(file, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst, err := pgstore.Open(context.Background(), url, pgstore.Options{MaxConns: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = migrate.Copy(context.Background(), src, dst, nil)
+		src.Close()
+		dst.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{Policy: pol, DB: file, DatabaseURL: Secret(url), LeaseTTL: 10 * time.Second}
+		srv, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler), Clock: fakeclock.New(time.Date(2026, 11, 3, 9, 0, 0, 0, time.UTC))})
+		if err != nil {
+			t.Fatalf("start after keycard migrate: %v", err)
+		}
+		if n := len(mustMine(t, srv.Service(), "u1@example.com")); n != 1 {
+			t.Fatalf("the migrated request is not served: %d", n)
+		}
+		srv.Close()
+		// The file moves on after the copy (a bbolt keycard ran again on
+		// it): its new history is not in the database, so it is refused.
+		src, err = store.Open(file, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = src.Update(time.Date(2026, 11, 3, 10, 0, 0, 0, time.UTC), func(tx *store.Tx) error {
+			_, err := tx.Append(access.Event{Type: access.EvAlert, Actor: access.ActorKeycard})
+			return err
+		})
+		src.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler), Clock: fakeclock.New(time.Now())}); err == nil || !strings.Contains(err.Error(), "keycard migrate") {
+			t.Fatalf("start with a file that moved on after the copy: %v", err)
+		}
+	})
+}
+
+func mustMine(t *testing.T, svc *handlers.Service, email string) []access.Request {
+	t.Helper()
+	rs, err := svc.Mine(email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
