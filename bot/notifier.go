@@ -83,8 +83,13 @@ func (b *Bot) notifyOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	homes := map[string]access.Person{}
-	for _, e := range batch {
+	for i, e := range batch {
 		for attempt := 0; ; attempt++ {
+			if b.cfg.Leading != nil && !b.cfg.Leading() {
+				// This replica's term ended: the new leader goes on from
+				// the cursor (at most this event is sent twice).
+				return i, nil
+			}
 			ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
 			err := b.notify(ectx, e, homes)
 			cancel()
