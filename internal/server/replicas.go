@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -89,16 +90,28 @@ func openPostgres(ctx context.Context, cfg Config, d Deps) (*pgstore.DB, error) 
 			return db, nil
 		}
 		if access.CodeOf(err) != access.CodeUnavailable || ctx.Err() != nil {
-			return nil, fmt.Errorf("KEYCARD_DATABASE_URL: %w", err)
+			return nil, fmt.Errorf("KEYCARD_DATABASE_URL: %s", oneLine(err))
 		}
-		d.Logger.Warn("PostgreSQL does not answer yet; retrying", "attempt", attempt, "retry_in", wait, "err", err)
+		d.Logger.Warn("PostgreSQL does not answer yet; retrying", "attempt", attempt, "retry_in", wait, "err", oneLine(err))
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("KEYCARD_DATABASE_URL: stopped while waiting for PostgreSQL: %w", err)
+			return nil, fmt.Errorf("KEYCARD_DATABASE_URL: stopped while waiting for PostgreSQL: %s", oneLine(err))
 		case <-d.Clock.After(wait):
 		}
 		wait = min(2*wait, 30*time.Second)
 	}
+}
+
+// oneLine is err's message on one line: pgx lists each address it dialled
+// on a line of its own, and start-up errors are one line. The coded
+// message already carries the cause.
+func oneLine(err error) string {
+	msg := err.Error()
+	var ae *access.Error
+	if errors.As(err, &ae) && ae.Msg != "" {
+		msg = ae.Msg
+	}
+	return strings.Join(strings.Fields(msg), " ")
 }
 
 // checkNoSplit refuses to start on PostgreSQL while KEYCARD_DB names a bbolt
