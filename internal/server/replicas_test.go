@@ -717,3 +717,23 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestReplicaResumesAfterOutage: one replica on PostgreSQL loses its
+// database: it stops leading by its own clock (nobody else may lead
+// either), readiness fails; when the database is back it leads again and is
+// ready, with no restart.
+func TestReplicaResumesAfterOutage(t *testing.T) {
+	w := newReplicaWorld(t)
+	proxy := newCutProxy(t, w.url)
+	a := w.start("a", proxy.url)
+	defer a.stop(t)
+	w.until("a to lead", func() bool { return a.svc().IsLeader() })
+	proxy.cut()
+	w.until("a to step down", func() bool { return !a.svc().IsLeader() })
+	if code, body := a.readyz(); code != 503 || !strings.Contains(body, "role: standby") {
+		t.Fatalf("/readyz during the outage: %d %q", code, body)
+	}
+	proxy.restore()
+	w.until("a to lead again", func() bool { return a.svc().IsLeader() })
+	w.until("a ready again", func() bool { code, _ := a.readyz(); return code == 200 })
+}
