@@ -64,6 +64,9 @@ func newPostgres(ctx context.Context, cfg Config, d Deps, file *policy.Set) (*Se
 		db.Close()
 		return nil, err
 	}
+	if takeover := cfg.LeaseTTL + cfg.LeaseTTL/3; takeover > 15*time.Second {
+		d.Logger.Warn("KEYCARD_LEASE_TTL is longer than 11.25s: a dead leader may be replaced later than the 15 seconds keycard promises", "lease_ttl", cfg.LeaseTTL, "takeover_within", takeover)
+	}
 	s := &Server{cfg: cfg, d: d, pg: db, st: adapt.Postgres(db), roles: make(chan struct{}, 1)}
 	s.leader = pgstore.NewLeader(db, LeaseName, holderID(), pgstore.LeaderOptions{TTL: cfg.LeaseTTL, Clock: d.Clock, After: d.Clock.After,
 		OnChange: func(bool, uint64) {
