@@ -25,14 +25,23 @@ import (
 type Options struct {
 	MaxConns int32 // pool size; pgxpool's default when 0
 	Retries  int   // how often Update retries a serialization failure; default 50
+	// TxTimeout bounds one attempt of an Update, from taking a connection to
+	// its COMMIT; default 30s. A network that drops packets without
+	// resetting connections would otherwise hold a Slack action until TCP
+	// gives up (minutes); past it the attempt fails as unavailable, and
+	// nothing commits. Writes make no network calls inside (STYLE.md), so a
+	// healthy one takes milliseconds. View is not bounded: an export may
+	// stream for longer.
+	TxTimeout time.Duration
 }
 
 // DB is an open keycard database in PostgreSQL. Safe for concurrent use.
 type DB struct {
 	where   string // host:port/database, for logs: never the password
 	pool    *pgxpool.Pool
-	ctx     context.Context
-	retries int
+	ctx       context.Context
+	retries   int
+	txTimeout time.Duration
 }
 
 // Open connects to the database at url (a postgres:// URL, as in
@@ -55,11 +64,14 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 	if opt.Retries <= 0 {
 		opt.Retries = 50
 	}
+	if opt.TxTimeout <= 0 {
+		opt.TxTimeout = 30 * time.Second
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, access.Wrap(access.CodeInvalid, err, "KEYCARD_DATABASE_URL: %s", err)
 	}
-	db := &DB{pool: pool, ctx: context.Background(), retries: opt.Retries, where: where(cfg)}
+	db := &DB{pool: pool, ctx: context.Background(), retries: opt.Retries, txTimeout: opt.TxTimeout, where: where(cfg)}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, access.Wrap(access.CodeUnavailable, err, "PostgreSQL at %s is unreachable: %s", where(cfg), safeErr(err))
@@ -189,7 +201,9 @@ func lost(err error) error {
 }
 
 func (db *DB) attempt(now time.Time, undo *undoLog, fn func(*Tx) error) (*Tx, error) {
-	tx, err := db.begin(beginSerializable)
+	ctx, cancel := context.WithTimeout(db.ctx, db.txTimeout)
+	defer cancel()
+	tx, err := db.begin(ctx, beginSerializable)
 	if err != nil {
 		return nil, err
 	}
@@ -213,12 +227,12 @@ const (
 
 // begin takes a connection for one transaction. BEGIN itself is not sent
 // yet: it travels with the first statement (one round trip, not two).
-func (db *DB) begin(sql string) (*Tx, error) {
-	conn, err := db.pool.Acquire(db.ctx)
+func (db *DB) begin(ctx context.Context, sql string) (*Tx, error) {
+	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return nil, access.Wrap(access.CodeUnavailable, err, Unavailable)
 	}
-	return &Tx{ctx: db.ctx, conn: conn, beginSQL: sql}, nil
+	return &Tx{ctx: ctx, conn: conn, beginSQL: sql}, nil
 }
 
 // Batch is Update (fn may run more than once, as Batch's contract allows).
@@ -227,7 +241,7 @@ func (db *DB) Batch(now time.Time, fn func(*Tx) error) error { return db.Update(
 // View runs fn in a read-only snapshot (REPEATABLE READ READ ONLY). Its Now is
 // the zero time.
 func (db *DB) View(fn func(*Tx) error) error {
-	tx, err := db.begin(beginReadOnly)
+	tx, err := db.begin(db.ctx, beginReadOnly)
 	if err != nil {
 		return err
 	}
@@ -429,7 +443,10 @@ func (tx *Tx) rollback() {
 		return
 	}
 	tx.begun = false
-	if _, err := tx.conn.Exec(context.Background(), "rollback"); err != nil {
+	// Bounded: on a connection that stopped answering, close it instead.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := tx.conn.Exec(ctx, "rollback"); err != nil {
 		_ = tx.conn.Conn().Close(context.Background())
 	}
 }
