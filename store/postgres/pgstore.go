@@ -37,8 +37,8 @@ type Options struct {
 
 // DB is an open keycard database in PostgreSQL. Safe for concurrent use.
 type DB struct {
-	where   string // host:port/database, for logs: never the password
-	pool    *pgxpool.Pool
+	where     string // host:port/database, for logs: never the password
+	pool      *pgxpool.Pool
 	ctx       context.Context
 	retries   int
 	txTimeout time.Duration
