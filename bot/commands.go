@@ -107,7 +107,7 @@ func (b *Bot) requestForm(ctx context.Context, slackID, selected string) Request
 		return RequestForm{Problem: access.MessageOf(err)}
 	}
 	ps := b.core.Requestable(w.user)
-	f := RequestForm{Policies: ps}
+	f := RequestForm{Policies: ps, Loc: w.Loc}
 	for _, p := range ps {
 		if p.Name == selected {
 			f.Selected = p

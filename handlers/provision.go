@@ -563,6 +563,9 @@ func (s *Service) backoff(attempt int) time.Duration {
 // holder on that group — extensions included — and cancels pending
 // extensions, so the membership really goes.
 func endGrant(tx Tx, r *access.Request, reason access.Reason, by access.Person, actor string) error {
+	if r.State == access.StateScheduled {
+		return withdraw(tx, r, reason, by, actor, "") // scheduled.go: before its start, nothing to remove
+	}
 	now := tx.Now()
 	wasProvisioning := r.State == access.StateProvisioning
 	if r.BeginEnding(reason, by, now) != nil {
@@ -616,7 +619,7 @@ func endAccess(tx Tx, r *access.Request, reason access.Reason, by access.Person,
 			continue
 		}
 		switch {
-		case m.State == access.StateActive || m.State == access.StateProvisioning:
+		case m.State == access.StateActive || m.State == access.StateProvisioning || m.State == access.StateScheduled:
 			switch err := endGrant(tx, m, reason, by, actor); {
 			case err == nil:
 				ended = append(ended, m.ID)
