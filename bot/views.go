@@ -29,7 +29,7 @@ type formInput struct {
 	duration      time.Duration
 	durationBlock string
 	justification string
-	breakGlass    bool // the request modal's break-glass box is ticked
+	breakGlass    bool           // the request modal's break-glass box is ticked
 	startAt       time.Time      // a scheduled start; zero: start now
 	loc           *time.Location // the submitter's time zone, for the confirmation
 }
