@@ -310,6 +310,9 @@ func ListMessage(rs []access.Request, now time.Time, loc *time.Location) Message
 		if r.State == access.StateActive {
 			line += ", ends " + when(r.EndsAt, loc) + " (" + left(now, r.EndsAt) + " left)"
 		}
+		if r.State == access.StateScheduled {
+			line += ": starts " + when(r.StartAt, loc) + " (in " + left(now, r.StartAt) + "), for " + policy.FormatDuration(r.Duration)
+		}
 		blocks = append(blocks, section(line))
 	}
 	if len(blocks) == 0 {
@@ -324,7 +327,7 @@ func ListMessage(rs []access.Request, now time.Time, loc *time.Location) Message
 // subcommands, with problem explaining what was wrong).
 func HelpMessage(problem string) Message {
 	text := "*keycard* — time-bound access to application roles.\n" +
-		"• `/access` — request a role (opens a form)\n" +
+		"• `/access` — request a role (opens a form: start now, or pick a later start)\n" +
 		"• `/access list` — your grants and open requests\n" +
 		"• `/access revoke <id>` — end a grant early (its holder or an admin)\n" +
 		"• `/access help` — this help\n" +

@@ -198,6 +198,7 @@ func TestRenderMessages(t *testing.T) {
 		{"break_glass", BreakGlassNotice(r, time.UTC)},
 		{"list", ListMessage([]access.Request{active, r, expired}, active.ProvisionedAt, berlin)},
 		{"list_empty", ListMessage(nil, t0, time.UTC)},
+		{"list_scheduled", ListMessage([]access.Request{schedApproved}, t0.Add(10*time.Minute), berlin)},
 		{"help_unknown", HelpMessage("Unknown subcommand “frobnicate”.")},
 	}
 	for _, c := range cases {
