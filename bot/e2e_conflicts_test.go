@@ -111,7 +111,9 @@ func TestE2EAdminReportShowsConflicts(t *testing.T) {
 	if err := e.svc.RunJobNow(e.ctx, e.bot, handlers.JobAdminReport, e.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("the report", func(*slackemu.Server) bool { return strings.Contains(e.channelText("security-reviews"), "Privileged access report") })
+	e.waitFor("the report", func(*slackemu.Server) bool {
+		return strings.Contains(e.channelText("security-reviews"), "Privileged access report")
+	})
 	text := e.channelText("security-reviews")
 	for _, want := range []string{"*1* conflicting set held anyway", "Separation of duties", "prod-db-admin + grafana-viewer",
 		"Dave Kim (dave@example.com) — prod-db-admin: standing membership of prod-db-admins; grafana-viewer: standing membership of app-grafana-viewers"} {
