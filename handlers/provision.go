@@ -402,7 +402,11 @@ func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Ch
 	if err != nil {
 		return err
 	}
-	s.metrics.Provision.Observe(now.Sub(r.DecidedAt).Seconds())
+	from := r.DecidedAt
+	if r.StartAt.After(from) {
+		from = r.StartAt // scheduled access: provisioning waited for the start by design
+	}
+	s.metrics.Provision.Observe(now.Sub(from).Seconds())
 	if r.Extends != "" {
 		old, err := tx.Request(r.Extends)
 		if err != nil {
