@@ -81,6 +81,10 @@ func (b *Bot) revoke(ctx context.Context, in *inbound, id string) {
 		return
 	}
 	b.nudge()
+	if r.NeverStarted() {
+		b.tell(ctx, in, fmt.Sprintf("Revoked %s (%s) before its scheduled start: nothing had been granted, so nothing is removed.", r.ID, what(&r)))
+		return
+	}
 	b.tell(ctx, in, fmt.Sprintf("Revoking %s (%s): the access is being removed; the holder will be told when the identity provider confirms.", r.ID, what(&r)))
 }
 

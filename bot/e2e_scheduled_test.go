@@ -144,7 +144,9 @@ func TestE2EScheduledAccess(t *testing.T) {
 		return ok && hasButton(m, "keycard_cancel")
 	})
 	e.click(uAnn, approved, "keycard_cancel")
-	e.waitFor("withdrawn", func(*slackemu.Server) bool { return e.state(r2.ID) == access.StateRevoked })
+	e.waitFor("withdrawn", func(s *slackemu.Server) bool {
+		return e.state(r2.ID) == access.StateRevoked && ephemeralContains(s, uAnn, "before its scheduled start: nothing had been granted")
+	})
 	clock.Advance(4 * 24 * time.Hour)
 	e.provision()
 	if idp.IsMember("prod-db-admins", "ann@example.com") {
