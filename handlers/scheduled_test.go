@@ -304,3 +304,50 @@ func TestScheduledRefusals(t *testing.T) {
 		Policy: "prod-breakglass", Justification: "fire", BreakGlass: true, StartAt: start})
 	wantCode(t, err, access.CodeBadStart)
 }
+
+// The access export of scheduled access, pinned: a grant exported while it
+// waits for its start (pending, no access_start), the same grant after it
+// ran (access_start = the scheduled start, access_end = start + duration),
+// and one withdrawn before its start (revoked, no access at all). A closed
+// period ending before the start shows the first grant as it stood then.
+func TestScheduledAccessExportGolden(t *testing.T) {
+	e := newEnv(t)
+	start := e.clock.Now().Add(48 * time.Hour) // Wed 4 Nov 2026 09:00 UTC
+	ran, err := e.submitAt("ann@example.com", "prod-db-admin", start, "CHG-1 change window")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.approveAll(ran.ID)
+	withdrawn, err := e.submitAt("ann@example.com", "grafana-viewer", start.Add(24*time.Hour), "dashboards for the window")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Hour)
+	if _, err := e.svc.Revoke(context.Background(), withdrawn.ID, slackID("frank@example.com"), "frank@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	export := func(from, to string) []byte {
+		t.Helper()
+		p, err := handlers.Period(from, to, e.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if _, err := e.svc.ExportAccess(&buf, p); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	waiting := export("2026-11-01", "2026-11-02")
+	e.clock.Set(start)
+	e.settle()
+	e.clock.Advance(4*time.Hour + time.Minute)
+	e.settle()
+	wantState(t, e.get(ran.ID), access.StateExpired)
+	if again := export("2026-11-01", "2026-11-02"); !bytes.Equal(again, waiting) {
+		t.Fatalf("the closed period's export changed after the start:\n%s\nwas\n%s", again, waiting)
+	}
+	golden(t, "access_scheduled_waiting.golden.csv", waiting)
+	golden(t, "access_scheduled_ran.golden.csv", export("2026-11-01", "2026-11-04"))
+	e.verify()
+}
