@@ -243,6 +243,11 @@ func RequesterNotice(kind NoticeKind, r access.Request, now time.Time, loc *time
 		}
 	case NoticeFailed:
 		text = ":warning: " + w + id + " could not be set up in the identity provider. The security team has been alerted; nothing was granted."
+		if r.Scheduled() && r.ProvisionedAt.IsZero() && strings.HasPrefix(r.FailReason, "at its scheduled start") {
+			// The re-check at the start refused it (handlers.startScheduled).
+			why := strings.TrimPrefix(r.FailReason, "at its scheduled start, ")
+			text = ":warning: " + w + id + " was not granted at its scheduled start: " + esc(why) + ". The security team has been told."
+		}
 	}
 	blocks := append([]slack.Block{section(text)}, extra...)
 	return Message{Text: slackText(text), Blocks: blocks}

@@ -164,6 +164,9 @@ func TestRenderMessages(t *testing.T) {
 	schedApproved.Current, schedApproved.State, schedApproved.DecidedAt = 1, access.StateScheduled, t0.Add(10*time.Minute)
 	schedActive := schedApproved
 	schedActive.State, schedActive.ProvisionedAt, schedActive.EndsAt = access.StateActive, sched.StartAt, sched.StartAt.Add(4*time.Hour)
+	schedRefused := schedApproved
+	schedRefused.State, schedRefused.EndedAt = access.StateFailed, sched.StartAt
+	schedRefused.FailReason = "at its scheduled start, ann@example.com is no longer eligible for policy prod-db-admin (allows: engineers)"
 	schedWithdrawn := schedApproved
 	schedWithdrawn.State, schedWithdrawn.EndReason, schedWithdrawn.EndedBy, schedWithdrawn.EndedAt = access.StateRevoked, access.ReasonRevoked, ann, t0.Add(time.Hour)
 	mismatch := access.Event{Seq: 9, Time: t0, Type: access.EvIdentityMismatch, Subject: "ann@example.com",
@@ -193,6 +196,7 @@ func TestRenderMessages(t *testing.T) {
 		{"notice_submitted_scheduled", RequesterNotice(NoticeSubmitted, sched, t0, berlin)},
 		{"notice_approved_scheduled", RequesterNotice(NoticeApproved, schedApproved, t0.Add(10*time.Minute), berlin)},
 		{"notice_active_scheduled", RequesterNotice(NoticeActive, schedActive, schedActive.ProvisionedAt, berlin)},
+		{"notice_scheduled_refused_at_start", RequesterNotice(NoticeFailed, schedRefused, sched.StartAt, berlin)},
 		{"notice_scheduled_cancelled", RequesterNotice(NoticeEnded, schedWithdrawn, schedWithdrawn.EndedAt, berlin)},
 		{"alert_identity_mismatch", AlertMessage(mismatch, mismatchAlert, time.UTC)},
 		{"break_glass", BreakGlassNotice(r, time.UTC)},
