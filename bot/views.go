@@ -87,15 +87,11 @@ func (b *Bot) readForm(v *slack.View, policyName string) (formInput, *policy.Pol
 			in.breakGlass = in.breakGlass || o.Value == breakGlassValue
 		}
 	}
-	if a, ok := stateValue(v, blkStart, actStart); ok && a.SelectedOption.Value == startLater && p.ScheduleAhead > 0 {
-		// selected_date_time is a Unix timestamp: Slack's datetimepicker
-		// shows the person's local time and sends the instant. The bounds
-		// (past, schedule_ahead) are the use case's check, so that a
-		// refusal is audited.
-		if at, ok := stateValue(v, blkStartAt, actStartAt); ok && at.SelectedDateTime > 0 {
-			in.startAt = time.Unix(at.SelectedDateTime, 0).UTC()
-		} else {
-			errs[blkStartAt] = "Pick the date and time your access should start, or choose Start now."
+	if p.ScheduleAhead > 0 {
+		start, problem := readStart(v)
+		in.startAt = start
+		if problem != "" {
+			errs[blkStartAt] = problem
 		}
 	}
 	switch {
@@ -107,6 +103,22 @@ func (b *Bot) readForm(v *slack.View, policyName string) (formInput, *policy.Pol
 		errs[blkJustify] = "Please keep the justification under 2000 characters."
 	}
 	return in, p, errs
+}
+
+// readStart reads the request modal's start: zero for "Start now" (the
+// default), else the datetimepicker's selected_date_time, a Unix timestamp
+// (Slack's picker shows the person's local time and sends the instant).
+// problem is set when "Start at a date and time" has no time picked. The
+// bounds (past, schedule_ahead) are the use case's check, so that a
+// refusal is audited.
+func readStart(v *slack.View) (start time.Time, problem string) {
+	if a, ok := stateValue(v, blkStart, actStart); !ok || a.SelectedOption.Value != startLater {
+		return time.Time{}, ""
+	}
+	if at, ok := stateValue(v, blkStartAt, actStartAt); ok && at.SelectedDateTime > 0 {
+		return time.Unix(at.SelectedDateTime, 0).UTC(), ""
+	}
+	return time.Time{}, "Pick the date and time your access should start, or choose Start now."
 }
 
 func hasBlock(v *slack.View, blockID string) bool {
