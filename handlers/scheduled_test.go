@@ -351,3 +351,21 @@ func TestScheduledAccessExportGolden(t *testing.T) {
 	golden(t, "access_scheduled_ran.golden.csv", export("2026-11-01", "2026-11-04"))
 	e.verify()
 }
+
+// A grant waiting for its scheduled start counts toward separation of
+// duties: the set it would complete is refused now, not discovered at the
+// start.
+func TestScheduledGrantCountsForSeparationOfDuties(t *testing.T) {
+	e := newConflictsEnv(t, "refuse")
+	r, err := e.submitAt("ann@example.com", "prod-db-admin", e.clock.Now().Add(24*time.Hour), "CHG-3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.approveAll(r.ID)
+	wantState(t, e.get(r.ID), access.StateScheduled)
+	_, err = e.submit("ann@example.com", "grafana-viewer", 0, "")
+	wantCode(t, err, access.CodeConflictingDuties)
+	if !strings.Contains(access.MessageOf(err), r.ID) {
+		t.Fatalf("the refusal does not name the scheduled grant: %v", err)
+	}
+}
