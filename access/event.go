@@ -25,12 +25,13 @@ const (
 	EvRequestEscalated EventType = "request.escalated" // escalate_to added
 	EvDecisionRefused  EventType = "decision.refused"  // a click by someone who may not decide
 
+	EvGrantStarting     EventType = "grant.starting"     // a scheduled grant's start came: re-checked, IdP add queued
 	EvGrantActive       EventType = "grant.active"       // IdP confirmed the add; the clock starts
 	EvGrantFailed       EventType = "grant.failed"       // provisioning gave up
 	EvGrantExpiring     EventType = "grant.expiring"     // expiring-soon notice due
 	EvGrantEnding       EventType = "grant.ending"       // ended by keycard; removal queued (detail: reason)
 	EvGrantExpired      EventType = "grant.expired"      // IdP confirmed removal after expiry
-	EvGrantRevoked      EventType = "grant.revoked"      // IdP confirmed removal after revoke/offboarding
+	EvGrantRevoked      EventType = "grant.revoked"      // IdP confirmed removal after revoke/offboarding (or, before a scheduled start, none was needed)
 	EvGrantExtended     EventType = "grant.extended"     // an approved extension took over this grant
 	EvProvisionRetrying EventType = "provision.retrying" // an IdP call failed; detail: attempt, error
 	EvProvisionAlert    EventType = "provision.alert"    // a removal keeps failing: people must look

@@ -74,6 +74,10 @@ func (b *Bot) onCancel(ctx context.Context, in *inbound) {
 		return
 	}
 	b.nudge()
+	if r.NeverStarted() {
+		b.tell(ctx, in, fmt.Sprintf("Cancelled %s (%s) before its scheduled start: nothing had been granted, so nothing is removed.", r.ID, what(&r)))
+		return
+	}
 	b.tell(ctx, in, fmt.Sprintf("Cancelled your request %s for %s.", r.ID, what(&r)))
 }
 

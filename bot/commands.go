@@ -81,6 +81,10 @@ func (b *Bot) revoke(ctx context.Context, in *inbound, id string) {
 		return
 	}
 	b.nudge()
+	if r.NeverStarted() {
+		b.tell(ctx, in, fmt.Sprintf("Revoked %s (%s) before its scheduled start: nothing had been granted, so nothing is removed.", r.ID, what(&r)))
+		return
+	}
 	b.tell(ctx, in, fmt.Sprintf("Revoking %s (%s): the access is being removed; the holder will be told when the identity provider confirms.", r.ID, what(&r)))
 }
 
@@ -107,7 +111,7 @@ func (b *Bot) requestForm(ctx context.Context, slackID, selected string) Request
 		return RequestForm{Problem: access.MessageOf(err)}
 	}
 	ps := b.core.Requestable(w.user)
-	f := RequestForm{Policies: ps}
+	f := RequestForm{Policies: ps, Loc: w.Loc}
 	for _, p := range ps {
 		if p.Name == selected {
 			f.Selected = p

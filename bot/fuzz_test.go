@@ -58,6 +58,9 @@ func FuzzInteractionPayload(f *testing.F) {
 		`{"type":"block_suggestion","user":{"id":"U1"},"action_id":"keycard_role_search","value":"pro"}`,
 		`{"type":"view_closed","user":{"id":"U1"},"view":{"id":"V1"}}`,
 		`{"type":"block_actions","actions":[{"action_id":"keycard_deny","value":"REQ-1|-9999999999999999999999"}]}`,
+		`{"type":"view_submission","user":{"id":"U1"},"view":{"id":"V1","callback_id":"keycard_request","state":{"values":{"start":{"keycard_start":{"type":"radio_buttons","selected_option":{"value":"later"}}},"start_at":{"keycard_start_at":{"type":"datetimepicker","selected_date_time":1772845200}}}}}}`,
+		`{"type":"view_submission","user":{"id":"U1"},"view":{"id":"V1","callback_id":"keycard_request","state":{"values":{"start":{"keycard_start":{"type":"radio_buttons","selected_option":{"value":"later"}}},"start_at":{"keycard_start_at":{"type":"datetimepicker","selected_date_time":-9223372036854775808}}}}}}`,
+		`{"type":"view_submission","user":{"id":"U1"},"view":{"id":"V1","callback_id":"keycard_request","state":{"values":{"start":{"keycard_start":{"type":"radio_buttons","selected_option":{"value":"later"}}},"start_at":{"keycard_start_at":{"type":"datetimepicker","selected_date_time":null}}}}}}`,
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))
@@ -81,6 +84,12 @@ func FuzzInteractionPayload(f *testing.F) {
 		if v := &in.cb.View; v != nil {
 			_, _ = stateValue(v, blkRole, actRoleStat)
 			_ = hasBlock(v, blkJustify)
+			// "Start later" gives a time or a problem, never both; "now" neither.
+			start, problem := readStart(v)
+			later := v.State != nil && v.State.Values[blkStart][actStart].SelectedOption.Value == startLater
+			if later && start.IsZero() == (problem == "") || !later && (!start.IsZero() || problem != "") {
+				t.Fatalf("later %v: start %v, problem %q", later, start, problem)
+			}
 		}
 	})
 }

@@ -46,7 +46,7 @@ func HomeView(h Home) slack.HomeTabViewRequest {
 		switch {
 		case r.State.HoldsMembership():
 			active = append(active, r)
-		case r.State == access.StatePending:
+		case r.State == access.StatePending, r.State == access.StateScheduled:
 			pending = append(pending, r)
 		}
 	}
@@ -69,7 +69,12 @@ func HomeView(h Home) slack.HomeTabViewRequest {
 
 	blocks = append(blocks, slack.NewDividerBlock(), section("*Your open requests*"))
 	blocks = append(blocks, listBlocks(pending, "No open requests.", func(r *access.Request) []slack.Block {
-		return []slack.Block{slack.NewSectionBlock(md("*"+esc(what(r))+"* `"+r.ID+"` for "+policy.FormatDuration(r.Duration)+" — "+stateWords(r), maxSectionText),
+		line := "*" + esc(what(r)) + "* `" + r.ID + "` for " + policy.FormatDuration(r.Duration)
+		if !r.StartAt.IsZero() {
+			line += " from " + when(r.StartAt, h.Loc)
+		}
+		line += " — " + stateWords(r)
+		return []slack.Block{slack.NewSectionBlock(md(line, maxSectionText),
 			nil, slack.NewAccessory(button(actCancel, r.ID, "Cancel", "")))}
 	})...)
 

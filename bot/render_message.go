@@ -62,6 +62,9 @@ func ApprovalMessage(r access.Request, step int, info RequesterInfo, loc *time.L
 	if r.Extends != "" {
 		fields = append(fields, "*Extends*\n`"+r.Extends+"`")
 	}
+	if !r.StartAt.IsZero() {
+		fields = append(fields, "*Starts*\n"+when(r.StartAt, loc)+" (scheduled)")
+	}
 	blocks = append(blocks, fieldsSection(fields...))
 	just := r.Justification
 	if just == "" {
@@ -76,6 +79,9 @@ func ApprovalMessage(r access.Request, step int, info RequesterInfo, loc *time.L
 		}
 	}
 	text := fmt.Sprintf("%s asks for %s for %s (step %d of %d)", r.Requester.Label(), what(&r), policy.FormatDuration(r.Duration), step+1, len(r.Steps))
+	if !r.StartAt.IsZero() {
+		text = fmt.Sprintf("%s asks for %s for %s from %s (step %d of %d)", r.Requester.Label(), what(&r), policy.FormatDuration(r.Duration), when(r.StartAt, loc), step+1, len(r.Steps))
+	}
 	if r.State == access.StatePending && r.Current == step && st.Decision == access.DecisionNone {
 		blocks = append(blocks, slack.NewActionBlock("decide:"+truncate(r.ID, 200),
 			button(actApprove, decisionValue(r.ID, step), "Approve", slack.StylePrimary),
@@ -142,7 +148,11 @@ func RequesterNotice(kind NoticeKind, r access.Request, now time.Time, loc *time
 	var extra []slack.Block
 	switch kind {
 	case NoticeSubmitted:
-		text = ":inbox_tray: Your request for " + w + " for *" + policy.FormatDuration(r.Duration) + "* was submitted" + id + "."
+		text = ":inbox_tray: Your request for " + w + " for *" + policy.FormatDuration(r.Duration) + "*"
+		if !r.StartAt.IsZero() {
+			text += " starting *" + when(r.StartAt, loc) + "*"
+		}
+		text += " was submitted" + id + "."
 		if st := r.Step(); st != nil && r.State == access.StatePending {
 			text += fmt.Sprintf("\nStep 1 of %d: %s.", len(r.Steps), esc(ruleLabel(r.Steps[0].Rule)))
 			extra = append(extra, slack.NewActionBlock("cancel:"+truncate(r.ID, 200), button(actCancel, r.ID, "Cancel request", "")))
@@ -163,6 +173,14 @@ func RequesterNotice(kind NoticeKind, r access.Request, now time.Time, loc *time
 		}
 	case NoticeApproved:
 		text = ":white_check_mark: Your request for " + w + id + " was approved. Access is being set up; you will hear when it is in place."
+		if r.Scheduled() {
+			// Approved now for a later start (scheduled access).
+			text = ":white_check_mark: Your request for " + w + id + " was approved for its scheduled start. Access begins *" +
+				when(r.StartAt, loc) + "* and lasts " + policy.FormatDuration(r.Duration) + " from then; you will hear when it is in place."
+			if r.State == access.StateScheduled {
+				extra = append(extra, slack.NewActionBlock("cancel:"+truncate(r.ID, 200), button(actCancel, r.ID, "Cancel before it starts", "")))
+			}
+		}
 	case NoticeDenied:
 		text = ":x: Your request for " + w + id + " was denied"
 		for _, st := range r.Steps {
@@ -183,11 +201,31 @@ func RequesterNotice(kind NoticeKind, r access.Request, now time.Time, loc *time
 		text = ":hourglass: Your request for " + w + id + " timed out without a decision. You can ask again with `/access`."
 	case NoticeActive:
 		text = ":unlock: You now have " + w + id + " until *" + when(r.EndsAt, loc) + "* (" + left(now, r.EndsAt) + ")."
+		if r.Scheduled() {
+			text = ":unlock: Your scheduled access began: you now have " + w + id + " from *" + when(r.AccessStart(), loc) +
+				"* until *" + when(r.EndsAt, loc) + "* (" + left(now, r.EndsAt) + ")."
+		}
 	case NoticeExpiring:
 		text = ":alarm_clock: " + w + id + " ends *" + when(r.EndsAt, loc) + "* (in " + left(now, r.EndsAt) + ")."
 		extra = append(extra, slack.NewActionBlock("extend:"+truncate(r.ID, 200),
 			button(actExtend, r.ID, "Extend", slack.StylePrimary), button(actGiveUp, r.ID, "Give up now", "")))
 	case NoticeEnded:
+		switch {
+		case r.NeverStarted() && r.EndReason == access.ReasonOffboarded:
+			text = ":no_entry_sign: " + w + id + ", scheduled to start " + when(r.StartAt, loc) + ", was withdrawn before it began: your identity-provider account is no longer active. Nothing was granted."
+		case r.NeverStarted():
+			by := "an admin"
+			if r.EndedBy.Email != "" {
+				by = person(r.EndedBy)
+				if r.EndedBy.Same(r.Requester) {
+					by = "you"
+				}
+			}
+			text = ":no_entry_sign: " + w + id + ", scheduled to start " + when(r.StartAt, loc) + ", was cancelled by " + by + " before it began. Nothing was granted, so nothing had to be removed."
+		}
+		if text != "" {
+			break
+		}
 		switch r.EndReason {
 		case access.ReasonExpired:
 			text = ":lock: " + w + id + " has ended: it expired at " + when(r.EndsAt, loc) + ". The identity provider confirmed the removal."
@@ -205,6 +243,11 @@ func RequesterNotice(kind NoticeKind, r access.Request, now time.Time, loc *time
 		}
 	case NoticeFailed:
 		text = ":warning: " + w + id + " could not be set up in the identity provider. The security team has been alerted; nothing was granted."
+		if r.Scheduled() && r.ProvisionedAt.IsZero() && strings.HasPrefix(r.FailReason, "at its scheduled start") {
+			// The re-check at the start refused it (handlers.startScheduled).
+			why := strings.TrimPrefix(r.FailReason, "at its scheduled start, ")
+			text = ":warning: " + w + id + " was not granted at its scheduled start: " + esc(why) + ". The security team has been told."
+		}
 	}
 	blocks := append([]slack.Block{section(text)}, extra...)
 	return Message{Text: slackText(text), Blocks: blocks}
@@ -272,6 +315,9 @@ func ListMessage(rs []access.Request, now time.Time, loc *time.Location) Message
 		if r.State == access.StateActive {
 			line += ", ends " + when(r.EndsAt, loc) + " (" + left(now, r.EndsAt) + " left)"
 		}
+		if r.State == access.StateScheduled {
+			line += ": starts " + when(r.StartAt, loc) + " (in " + left(now, r.StartAt) + "), for " + policy.FormatDuration(r.Duration)
+		}
 		blocks = append(blocks, section(line))
 	}
 	if len(blocks) == 0 {
@@ -286,7 +332,7 @@ func ListMessage(rs []access.Request, now time.Time, loc *time.Location) Message
 // subcommands, with problem explaining what was wrong).
 func HelpMessage(problem string) Message {
 	text := "*keycard* — time-bound access to application roles.\n" +
-		"• `/access` — request a role (opens a form)\n" +
+		"• `/access` — request a role (opens a form: start now, or pick a later start)\n" +
 		"• `/access list` — your grants and open requests\n" +
 		"• `/access revoke <id>` — end a grant early (its holder or an admin)\n" +
 		"• `/access help` — this help\n" +

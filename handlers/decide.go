@@ -151,7 +151,7 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 	if refusal != nil {
 		return r, refusal
 	}
-	if r.State == access.StateProvisioning {
+	if r.State == access.StateProvisioning || r.State == access.StateScheduled {
 		s.metrics.Approval.Observe(r.DecidedAt.Sub(r.CreatedAt).Seconds())
 	}
 	return r, nil
@@ -344,7 +344,10 @@ func lastDecision(r *access.Request) string {
 	return ""
 }
 
-// Cancel withdraws a pending request; only its requester may.
+// Cancel withdraws a pending request; only its requester may. A request
+// already approved for a scheduled start that has not come is withdrawn
+// too: revoked by its requester (it was decided, so it is no longer merely
+// cancelled), with nothing to remove.
 func (s *Service) Cancel(ctx context.Context, id, slackID, email string) (access.Request, error) {
 	u, err := s.identifyActor(ctx, slackID, email)
 	if err != nil {
@@ -358,6 +361,9 @@ func (s *Service) Cancel(ctx context.Context, id, slackID, email string) (access
 		}
 		if !r.Requester.Same(u.Person()) {
 			return access.Errorf(access.CodeForbidden, "Only the requester can cancel %s.", id)
+		}
+		if r.State == access.StateScheduled {
+			return withdraw(tx, &r, access.ReasonRevoked, personOf(u, slackID), u.Email, "cancelled by the requester before the scheduled start")
 		}
 		if err := r.Cancel(tx.Now()); err != nil {
 			return err

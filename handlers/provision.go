@@ -402,7 +402,11 @@ func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Ch
 	if err != nil {
 		return err
 	}
-	s.metrics.Provision.Observe(now.Sub(r.DecidedAt).Seconds())
+	from := r.DecidedAt
+	if r.StartAt.After(from) {
+		from = r.StartAt // scheduled access: provisioning waited for the start by design
+	}
+	s.metrics.Provision.Observe(now.Sub(from).Seconds())
 	if r.Extends != "" {
 		old, err := tx.Request(r.Extends)
 		if err != nil {
@@ -563,6 +567,9 @@ func (s *Service) backoff(attempt int) time.Duration {
 // holder on that group — extensions included — and cancels pending
 // extensions, so the membership really goes.
 func endGrant(tx Tx, r *access.Request, reason access.Reason, by access.Person, actor string) error {
+	if r.State == access.StateScheduled {
+		return withdraw(tx, r, reason, by, actor, "") // scheduled.go: before its start, nothing to remove
+	}
 	now := tx.Now()
 	wasProvisioning := r.State == access.StateProvisioning
 	if r.BeginEnding(reason, by, now) != nil {
@@ -616,7 +623,7 @@ func endAccess(tx Tx, r *access.Request, reason access.Reason, by access.Person,
 			continue
 		}
 		switch {
-		case m.State == access.StateActive || m.State == access.StateProvisioning:
+		case m.State == access.StateActive || m.State == access.StateProvisioning || m.State == access.StateScheduled:
 			switch err := endGrant(tx, m, reason, by, actor); {
 			case err == nil:
 				ended = append(ended, m.ID)

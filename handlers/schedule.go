@@ -16,7 +16,8 @@ const dueBatch = 256
 const escalateRetry = time.Minute
 
 // Tick handles everything due at the clock's now — pending requests timing
-// out, reminders, escalations, expiring-soon notices and expiries — and
+// out, reminders, escalations, scheduled starts, expiring-soon notices and
+// expiries — and
 // returns when the next thing is due (zero: nothing scheduled). At start it
 // catches up on everything that fell due while keycard was down. Cost is
 // O(due): the store indexes requests by their next due time.
@@ -84,6 +85,8 @@ func (s *Service) handleDue(ctx context.Context, r *access.Request, now time.Tim
 				return err
 			})
 		}
+	case access.StateScheduled:
+		return s.startScheduled(ctx, r) // scheduled.go
 	case access.StateActive:
 		switch {
 		case !r.EndsAt.IsZero() && !r.EndsAt.After(now):

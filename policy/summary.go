@@ -55,6 +55,11 @@ func Summary(s *Set) string {
 			}
 			b.WriteString("\n")
 		}
+		if p.ScheduleAhead > 0 {
+			fmt.Fprintf(&b, "  start: now or scheduled up to %s ahead\n", FormatDuration(p.ScheduleAhead))
+		} else {
+			b.WriteString("  start: when approved (no scheduled start)\n")
+		}
 		if p.ExtendMaxTotal > 0 {
 			fmt.Fprintf(&b, "  extensions: up to %s in total\n", FormatDuration(p.ExtendMaxTotal))
 		} else {
@@ -272,6 +277,7 @@ func policyMap(s *Set) namedFields {
 			{"escalate_after", durOrEmpty(p.EscalateAfter)},
 			{"escalate_to", describeRules(p.EscalateTo)},
 			{"extend.max_total", durOrEmpty(p.ExtendMaxTotal)},
+			{"schedule_ahead", FormatDuration(p.ScheduleAhead)},
 		}
 		nf.order = append(nf.order, p.Name)
 		nf.m[p.Name] = nonEmpty(f)

@@ -148,6 +148,10 @@ func encodeRequest(r *access.Request) ([]byte, error) {
 	e.uint(r.Rev)
 	e.str(r.Kind)       // added after Rev: older records end at Rev and decode with Kind ""
 	e.time(r.StartedAt) // added after Kind: older records end at Kind and decode with a zero StartedAt
+	// Added after StartedAt (scheduled access): older records end at
+	// StartedAt and decode with zero StartAt and StartRetryAt.
+	e.time(r.StartAt)
+	e.time(r.StartRetryAt)
 	return e.b, nil
 }
 
@@ -335,7 +339,7 @@ func carve[T any](pool *[]T, n, size int) []T {
 // Interned values of the enumerated fields: a decoded state used as a map
 // key (the export's per-status counts) then holds a constant, not a chunk.
 var (
-	knownStates = []access.State{access.StatePending, access.StateProvisioning, access.StateActive,
+	knownStates = []access.State{access.StatePending, access.StateScheduled, access.StateProvisioning, access.StateActive,
 		access.StateDeprovisioning, access.StateExpired, access.StateRevoked, access.StateDenied,
 		access.StateCancelled, access.StateTimedOut, access.StateFailed}
 	knownDecisions = []access.Decision{access.DecisionApproved, access.DecisionDenied}
@@ -418,6 +422,11 @@ func decodeRequestInto(r *access.Request, v []byte, arena *requestArena) error {
 	}
 	if d.err == nil && d.off < len(d.buf) {
 		r.StartedAt = d.time()
+	}
+	r.StartAt, r.StartRetryAt = time.Time{}, time.Time{}
+	if d.err == nil && d.off < len(d.buf) {
+		r.StartAt = d.time()
+		r.StartRetryAt = d.time()
 	}
 	if d.err == nil && d.off != len(d.buf) {
 		d.err = fmt.Errorf("request encoding: %d trailing bytes", len(d.buf)-d.off)

@@ -75,6 +75,7 @@ func TestRequestCodecRoundTrip(t *testing.T) {
 		{"offset times keep their offset", access.Request{ID: "REQ-1", CreatedAt: time.Date(2026, 3, 1, 10, 0, 0, 5, paris)}},
 		{"times before 1970 and far ahead", access.Request{RootStart: time.Date(1900, 1, 1, 0, 0, 0, 1, time.UTC), EndsAt: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)}},
 		{"steps without candidates", access.Request{Steps: []access.Step{{Rule: "auto"}}, Current: -1}},
+		{"scheduled start", access.Request{ID: "REQ-2", State: access.StateScheduled, StartAt: time.Date(2026, 3, 7, 2, 0, 0, 0, paris), StartRetryAt: time.Date(2026, 3, 7, 1, 1, 0, 0, time.UTC)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,10 +116,11 @@ func TestDecodeRequestRefusesCorruptValues(t *testing.T) {
 	}
 	// A record written before Request.Kind existed ends right after Rev
 	// (Kind "" encodes as one length byte), one written before StartedAt
-	// right after Kind (a zero time is one byte): those cuts are valid old
-	// records.
+	// right after Kind (a zero time is one byte), one written before
+	// StartAt right after StartedAt (StartAt and StartRetryAt are two more
+	// zero bytes): those cuts are valid old records.
 	for cut := 1; cut < len(v); cut++ {
-		if cut == len(v)-1 || cut == len(v)-2 {
+		if cut == len(v)-2 || cut == len(v)-3 || cut == len(v)-4 {
 			continue
 		}
 		tests = append(tests, struct {
@@ -337,7 +339,7 @@ func TestDecodeRecordWithoutKind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old, err := decodeRequest(v[:len(v)-1])
+	old, err := decodeRequest(v[:len(v)-4]) // Kind, StartedAt, StartAt, StartRetryAt: one byte each when empty
 	if err != nil || old.Kind != "" || old.ID != r.ID {
 		t.Fatalf("legacy record: %+v %v", old.ID, err)
 	}
