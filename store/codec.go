@@ -148,6 +148,22 @@ func encodeRequest(r *access.Request) ([]byte, error) {
 	e.uint(r.Rev)
 	e.str(r.Kind)       // added after Rev: older records end at Rev and decode with Kind ""
 	e.time(r.StartedAt) // added after Kind: older records end at Kind and decode with a zero StartedAt
+	// Decisions taken under a delegation (issue 15 item 2), added after
+	// StartedAt and written only when some step has one: older records, and
+	// every record without a delegated decision, end at StartedAt.
+	delegated := false
+	for i := range r.Steps {
+		if s := &r.Steps[i]; s.OnBehalfOf != (access.Person{}) || s.Delegation != "" {
+			delegated = true
+		}
+	}
+	if delegated {
+		e.uint(uint64(len(r.Steps)))
+		for i := range r.Steps {
+			e.person(r.Steps[i].OnBehalfOf)
+			e.str(r.Steps[i].Delegation)
+		}
+	}
 	return e.b, nil
 }
 
@@ -400,6 +416,7 @@ func decodeRequestInto(r *access.Request, v []byte, arena *requestArena) error {
 			if format >= requestFormatBinary {
 				s.EscalatedAt = d.time()
 			}
+			s.OnBehalfOf, s.Delegation = access.Person{}, "" // read after StartedAt, when present
 		}
 	}
 	r.Current = int(d.int())
@@ -418,6 +435,15 @@ func decodeRequestInto(r *access.Request, v []byte, arena *requestArena) error {
 	}
 	if d.err == nil && d.off < len(d.buf) {
 		r.StartedAt = d.time()
+	}
+	if d.err == nil && d.off < len(d.buf) {
+		if n := d.count(); d.err == nil && n != len(r.Steps) {
+			d.err = fmt.Errorf("request encoding: delegated decisions for %d steps, the request has %d", n, len(r.Steps))
+		}
+		for i := 0; d.err == nil && i < len(r.Steps); i++ {
+			r.Steps[i].OnBehalfOf = d.person()
+			r.Steps[i].Delegation = d.str()
+		}
 	}
 	if d.err == nil && d.off != len(d.buf) {
 		d.err = fmt.Errorf("request encoding: %d trailing bytes", len(d.buf)-d.off)
