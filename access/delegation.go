@@ -68,7 +68,7 @@ type DelegationDetail struct {
 }
 
 // DetailOf is d's audit detail.
-func (d *Delegation) DetailOf() DelegationDetail {
+func (d Delegation) DetailOf() DelegationDetail {
 	return DelegationDetail{Delegation: d.ID, From: d.From.Email, To: d.To.Email, Until: d.Until.UTC(), Reason: d.Reason,
 		EndedAt: d.EndedAt.UTC(), EndReason: d.EndReason}
 }

@@ -145,12 +145,14 @@ func (b *Bot) homeData(ctx context.Context, email string, u access.User, loc *ti
 	if h.Waiting, err = b.core.WaitingOn(email); err != nil {
 		b.log.Error("home: waiting", "err", err)
 	}
-	if admin, err := b.core.IsAdmin(ctx, u); err == nil && admin {
+	admin, err := b.core.IsAdmin(ctx, u)
+	if err == nil && admin {
 		h.Admin = true
 		if h.AllPrivileged, err = b.core.Active(true); err != nil {
 			b.log.Error("home: privileged grants", "err", err)
 		}
 	}
+	b.homeDelegations(&h, email)
 	return h
 }
 

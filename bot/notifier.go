@@ -110,6 +110,8 @@ func (b *Bot) notify(ctx context.Context, e access.Event, homes map[string]acces
 		return b.postAlert(ctx, e)
 	case access.EvPolicyStaged:
 		return b.postPolicyStaged(ctx, e)
+	case access.EvDelegationCreated, access.EvDelegationEnded:
+		return b.notifyDelegation(ctx, e, homes) // delegate.go
 	}
 	if e.RequestID == "" {
 		return nil
@@ -283,6 +285,10 @@ func (b *Bot) syncApprovals(ctx context.Context, r access.Request) error {
 			if err := b.dmRecorded(ctx, access.MessageRef{RequestID: r.ID, Kind: refApproval, Step: r.Current, SlackUser: sid}, ApprovalMessage(r, r.Current, getInfo(), b.people.loc(ctx, sid))); err != nil {
 				return err
 			}
+		}
+		// The candidates' delegates get their copy (delegate.go).
+		if err := b.syncDelegates(ctx, r, refs, getInfo); err != nil {
+			return err
 		}
 	}
 	closed := map[string]bool{}
