@@ -35,11 +35,11 @@ import (
 // Delegation documents (Tx.PutDoc kinds): every delegation ever made, and
 // the index of those not yet ended, by delegator.
 const (
-	DocDelegation        = "delegation"           // id DLG-<n>
-	docDelegationInForce = "delegation.in_force"  // id: the delegator's lowercase email; value: the delegation id
-	delegationSeqCursor  = "delegation.seq"       // the last n of DLG-<n>
-	MaxDelegationDays    = 90                     // the latest end date is today + 90 days
-	MaxDelegationReason  = 300                    // characters
+	DocDelegation        = "delegation"          // id DLG-<n>
+	docDelegationInForce = "delegation.in_force" // id: the delegator's lowercase email; value: the delegation id
+	delegationSeqCursor  = "delegation.seq"      // the last n of DLG-<n>
+	MaxDelegationDays    = 90                    // the latest end date is today + 90 days
+	MaxDelegationReason  = 300                   // characters
 )
 
 // DelegateInput is a /access delegate command: the delegator (the Slack

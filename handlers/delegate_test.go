@@ -49,7 +49,7 @@ func mustLoc(t *testing.T, name string) *time.Location {
 // The end date is the last day of the delegation, read in the delegator's
 // time zone: today is allowed, yesterday and more than 90 days ahead are not.
 func TestDelegationEnd(t *testing.T) {
-	now := t0 // 2026-11-02 09:00 UTC
+	now := t0                                  // 2026-11-02 09:00 UTC
 	honolulu := mustLoc(t, "Pacific/Honolulu") // 23:00 on 1 November there
 	tokyo := mustLoc(t, "Asia/Tokyo")          // 18:00 on 2 November there
 	cases := []struct {
