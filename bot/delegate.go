@@ -370,3 +370,38 @@ func (b *Bot) homeDelegations(h *Home, email string) {
 		}
 	}
 }
+
+// delegateHomes adds to homes the delegates of r's candidates, whose App
+// Home lists what waits for them as delegates.
+func (b *Bot) delegateHomes(r access.Request, homes map[string]access.Person) {
+	if r.State != access.StatePending || r.Step() == nil {
+		return
+	}
+	dels, err := b.core.DelegationsInForce()
+	if err != nil {
+		b.log.Warn("delegations for the App Home refresh", "err", err)
+		return
+	}
+	for _, d := range delegatesOf(r, r.Step(), dels) {
+		homes[strings.ToLower(d.To.Email)] = d.To
+	}
+}
+
+// remindDelegates re-pings the current step's candidates' delegates with
+// the reminder the candidates got.
+func (b *Bot) remindDelegates(ctx context.Context, r access.Request, refs []access.MessageRef, kind string, info RequesterInfo) error {
+	dels, err := b.core.DelegationsInForce()
+	if err != nil {
+		return err
+	}
+	for _, d := range delegatesOf(r, r.Step(), dels) {
+		sid, err := b.slackIDOf(ctx, d.To)
+		if err != nil || hasRef(refs, kind, sid) {
+			continue
+		}
+		if err := b.dmRecorded(ctx, access.MessageRef{RequestID: r.ID, Kind: kind, Step: r.Current, SlackUser: sid}, ReminderMessage(r, r.Current, info, b.people.loc(ctx, sid))); err != nil {
+			return err
+		}
+	}
+	return nil
+}

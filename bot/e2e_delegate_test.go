@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"strings"
 	"testing"
+	"time"
 
 	"keycard/access"
 	"keycard/internal/slackemu"
@@ -124,4 +125,83 @@ func TestE2EDelegation(t *testing.T) {
 	if n := len(e.events(access.EvDelegationCreated)) + len(e.events(access.EvDelegationEnded)); n != 2 {
 		t.Errorf("%d delegation created/ended events, want 2", n)
 	}
+}
+
+// A delegate's Deny opens the reason modal, as the delegator's would, and
+// the denial records for whom it was decided. A delegation that ends while
+// the delegate's DM is out makes the click a clear, audited refusal.
+func TestE2EDelegateDeniesAndLapses(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.emu.SlashCommand(e.ctx, uBob, "/access", "delegate frank@example.com until 2026-03-02"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("bob's confirmation", func(s *slackemu.Server) bool { return ephemeralContains(s, uBob, "DLG-1") })
+	r := e.submit(uAnn, "prod-db-admin", "2h", "schema migration")
+	mf := e.approvalDM(uFrank)
+	e.click(uFrank, mf, "keycard_deny")
+	var v slackemu.View
+	e.waitFor("frank's deny modal", func(s *slackemu.Server) bool {
+		views := s.OpenViews(uFrank)
+		if len(views) == 0 {
+			return false
+		}
+		v = views[len(views)-1]
+		return v.CallbackID == "keycard_deny"
+	})
+	// Bob's delegation ends (midnight in New York) before Frank submits.
+	e.clock.Advance(20 * time.Hour) // 2026-03-03T05:00Z
+	ack, err := e.emu.SubmitView(e.ctx, uFrank, v.ID, slackemu.Values{"reason": {"keycard_deny_reason": {Text: "Use the read-only role"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := ack.Errors(); len(errs) == 0 || !strings.Contains(strings.Join(mapValues(errs), " "), "ended at 2026-03-03T05:00:00Z") {
+		t.Fatalf("deny after the delegation ended: %v", errs)
+	}
+	if st := e.state(r.ID); st != access.StatePending {
+		t.Fatalf("state %s after a lapsed delegate's deny", st)
+	}
+	if n := len(e.events(access.EvDecisionRefused)); n != 1 {
+		t.Fatalf("%d decision.refused events, want 1", n)
+	}
+
+	// A new delegation: Frank's Deny now counts, for Bob.
+	if _, err := e.emu.SlashCommand(e.ctx, uBob, "/access", "delegate frank@example.com until 2026-03-04"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("bob's second confirmation", func(s *slackemu.Server) bool { return ephemeralContains(s, uBob, "DLG-2") })
+	e.click(uFrank, mf, "keycard_deny")
+	e.waitFor("frank's second deny modal", func(s *slackemu.Server) bool {
+		views := s.OpenViews(uFrank)
+		if len(views) == 0 {
+			return false
+		}
+		v = views[len(views)-1]
+		return v.CallbackID == "keycard_deny"
+	})
+	ack, err = e.emu.SubmitView(e.ctx, uFrank, v.ID, slackemu.Values{"reason": {"keycard_deny_reason": {Text: "Use the read-only role"}}})
+	if err != nil || len(ack.Errors()) > 0 {
+		t.Fatalf("deny: %v %v", err, ack.Errors())
+	}
+	got, err := e.svc.Get(r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.events(access.EvDelegationEnded)); n != 1 {
+		t.Errorf("%d delegation.ended events, want 1 (DLG-1's expiry, recorded when DLG-2 took its place)", n)
+	}
+	if got.State != access.StateDenied || got.Steps[0].OnBehalfOf.Email != "bob@example.com" || got.Steps[0].Delegation != "DLG-2" || got.Steps[0].Comment != "Use the read-only role" {
+		t.Fatalf("denial recorded as %s %+v", got.State, got.Steps[0])
+	}
+	e.waitFor("ann told who denied for whom", func(s *slackemu.Server) bool {
+		m, ok := findDM(s, uAnn, "was denied")
+		return ok && strings.Contains(m.PlainText(), "DLG-2")
+	})
+}
+
+func mapValues(m map[string]string) []string {
+	var out []string
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
 }

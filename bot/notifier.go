@@ -134,6 +134,7 @@ func (b *Bot) notify(ctx context.Context, e access.Event, homes map[string]acces
 			homes[strings.ToLower(c.Email)] = c
 		}
 	}
+	b.delegateHomes(r, homes) // delegate.go
 	switch e.Type {
 	case access.EvRequestSubmitted:
 		if err := b.notice(ctx, e, r, NoticeSubmitted); err != nil {
@@ -353,7 +354,7 @@ func (b *Bot) remind(ctx context.Context, e access.Event, r access.Request) erro
 			return err
 		}
 	}
-	return nil
+	return b.remindDelegates(ctx, r, refs, kind, info) // delegate.go
 }
 
 // breakGlass tells the security channel and every approver of the normal

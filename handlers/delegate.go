@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"keycard/access"
 )
@@ -99,8 +100,8 @@ func (s *Service) Delegate(ctx context.Context, in DelegateInput) (access.Delega
 		return access.Delegation{}, err
 	}
 	reason := strings.TrimSpace(in.Reason)
-	if len(reason) > MaxDelegationReason {
-		return refuse(access.Errorf(access.CodeInvalid, "The reason is %d characters long; the limit is %d.", len(reason), MaxDelegationReason))
+	if n := utf8.RuneCountInString(reason); n > MaxDelegationReason {
+		return refuse(access.Errorf(access.CodeInvalid, "The reason is %d characters long; the limit is %d.", n, MaxDelegationReason))
 	}
 	until, err := DelegationEnd(in.Until, in.Loc, s.clock.Now())
 	if err != nil {
@@ -143,6 +144,13 @@ func (s *Service) Delegate(ctx context.Context, in DelegateInput) (access.Delega
 		for i := range dels {
 			o := &dels[i]
 			if !o.InForce(now) {
+				if o.From.Same(from) && !o.Until.After(now) {
+					// Its expiry was not recorded yet, and the index entry
+					// is about to be taken: record it now, at its end.
+					if err := endDelegation(tx, o, access.DelegationEndExpired, access.ActorScheduler, o.Until); err != nil {
+						return err
+					}
+				}
 				continue
 			}
 			switch {
