@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -98,12 +99,14 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 		}
 		var why error
 		as, why = mayDecideAs(&r, actor, in.Step, dels, tx.Now())
-		if why != nil && access.CodeOf(why) == access.CodeForbidden && r.State == access.StatePending && r.Step() != nil && !r.Step().IsCandidate(actor) && !actor.Same(r.Requester) {
+		if errors.Is(why, errNotCandidate) {
 			// A delegation that ended (off, replaced, expired and recorded)
 			// while the DM was out: say so rather than "not an approver".
-			if d, err := lapsedDelegation(tx, &r, actor); err != nil {
+			d, err := lapsedDelegation(tx, &r, actor)
+			if err != nil {
 				return err
-			} else if d != nil && !strings.Contains(access.MessageOf(why), "delegat") {
+			}
+			if d != nil {
 				why = lapsedMessage(d)
 			}
 		}
@@ -201,6 +204,10 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 	return r, nil
 }
 
+// errNotCandidate marks mayDecide's refusal of someone who is not a
+// candidate of the step (nor deciding for one).
+var errNotCandidate = errors.New("not a candidate of the step")
+
 // mayDecide says why actor may not decide r's current step now for
 // principal (actor themselves, or the candidate whose delegate actor is),
 // or nil.
@@ -231,7 +238,7 @@ func mayDecide(r *access.Request, actor, principal access.Person, step int) erro
 		return access.Errorf(access.CodeConflict, "This request has no step waiting for a decision.")
 	}
 	if !st.IsCandidate(principal) {
-		return access.Errorf(access.CodeForbidden, "You are not an approver of step %d (%s) of this request.", r.Current+1, st.Rule)
+		return access.Wrap(access.CodeForbidden, errNotCandidate, "You are not an approver of step %d (%s) of this request.", r.Current+1, st.Rule)
 	}
 	for i := 0; i < r.Current; i++ {
 		prev := &r.Steps[i]
