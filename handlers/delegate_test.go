@@ -217,9 +217,8 @@ func TestDelegationExpiry(t *testing.T) {
 }
 
 // putChainedDelegation writes a delegation straight into the store, past
-// Delegate's creation rules (as two concurrent creations might on a
-// database that does not serialise them): the click must refuse the chain
-// on its own.
+// Delegate's creation rules (a store edited by hand, a rule changed later):
+// the click must refuse the chain on its own, as defence in depth.
 func (e *env) putChainedDelegation(id, from, to string) {
 	e.t.Helper()
 	d := access.Delegation{ID: id, From: access.Person{Email: from}, To: access.Person{Email: to}, CreatedAt: e.clock.Now(), Until: e.clock.Now().Add(72 * time.Hour)}
