@@ -154,7 +154,7 @@ const usage = `usage:
   keycard policy apply --by EMAIL [--emergency --reason TEXT]
                                      reload the policy in the running keycard (staged for a second
                                      admin's approval when the policy says change_approval: true)
-  keycard export [--kind access|events|holders|policies|jobs|campaign|who-can] [--policy P] [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--db PATH]
+  keycard export [--kind access|events|holders|policies|jobs|campaign|who-can|delegations] [--policy P] [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--db PATH]
                                      CSV to stdout (--events is short for --kind events)
   keycard audit verify [--db PATH]   check the audit hash chain; exit 1 on any break
   keycard backup [--db PATH] [--dir DIR]

@@ -27,7 +27,7 @@ func exportCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	fs := flag.NewFlagSet("export", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	kind := fs.String("kind", "access", "access, events, holders, policies, jobs or campaign")
+	kind := fs.String("kind", "access", "access, events, holders, policies, jobs, campaign, who-can or delegations")
 	events := fs.Bool("events", false, "short for --kind events")
 	pol := fs.String("policy", "", "only this policy")
 	from := fs.String("from", "", "first day, YYYY-MM-DD (default: 90 days ago)")

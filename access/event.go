@@ -50,6 +50,10 @@ const (
 	EvAlert             EventType = "alert"              // something the security channel must see
 	EvAlertAcknowledged EventType = "alert.acknowledged" // detail: alert_seq, who
 	EvAlertResolved     EventType = "alert.resolved"     // detail: alert_seq, outcome
+
+	EvDelegationCreated EventType = "delegation.created" // detail: DelegationDetail
+	EvDelegationEnded   EventType = "delegation.ended"   // detail: DelegationDetail with reason
+	EvDelegationRefused EventType = "delegation.refused" // a person's /access delegate was refused; detail: why
 )
 
 // System actors (Event.Actor when no person acted).

@@ -101,6 +101,11 @@ type Step struct {
 	DecidedAt   time.Time `json:"decided_at,omitempty"`
 	Comment     string    `json:"comment,omitempty"` // deny reason or note
 	Reminded    time.Time `json:"reminded,omitempty"`
+	// OnBehalfOf is the candidate DecidedBy decided for, under delegation
+	// Delegation (its id), when DecidedBy was not a candidate themselves but
+	// OnBehalfOf's delegate (issue 15 item 2). Empty for a direct decision.
+	OnBehalfOf Person `json:"on_behalf_of,omitzero"`
+	Delegation string `json:"delegation,omitempty"`
 }
 
 // IsCandidate reports whether p may decide this step.

@@ -100,6 +100,7 @@ func (r *Request) AsOf(t time.Time) Request {
 		}
 		if st.Decision != DecisionNone && !before(st.DecidedAt) {
 			st.Decision, st.DecidedBy, st.DecidedAt, st.Comment = DecisionNone, Person{}, time.Time{}, ""
+			st.OnBehalfOf, st.Delegation = Person{}, ""
 		}
 		if st.Decision == DecisionNone && c.Current == len(c.Steps) {
 			c.Current = i

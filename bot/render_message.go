@@ -75,7 +75,7 @@ func ApprovalMessage(r access.Request, step int, info RequesterInfo, loc *time.L
 	blocks = append(blocks, section("*Justification*\n"+just))
 	for i := 0; i < step && i < len(r.Steps); i++ {
 		if p := r.Steps[i]; p.Decision == access.DecisionApproved {
-			blocks = append(blocks, contextLine(fmt.Sprintf("Step %d (%s) approved by %s", i+1, esc(ruleLabel(p.Rule)), person(p.DecidedBy))))
+			blocks = append(blocks, contextLine(fmt.Sprintf("Step %d (%s) approved by %s", i+1, esc(ruleLabel(p.Rule)), decider(p))))
 		}
 	}
 	text := fmt.Sprintf("%s asks for %s for %s (step %d of %d)", r.Requester.Label(), what(&r), policy.FormatDuration(r.Duration), step+1, len(r.Steps))
@@ -102,9 +102,9 @@ func stepOutcome(r *access.Request, step int, loc *time.Location) string {
 		st := r.Steps[step]
 		switch st.Decision {
 		case access.DecisionApproved:
-			return ":white_check_mark: Approved by " + person(st.DecidedBy) + " · " + when(st.DecidedAt, loc)
+			return ":white_check_mark: Approved by " + decider(st) + " · " + when(st.DecidedAt, loc)
 		case access.DecisionDenied:
-			s := ":x: Denied by " + person(st.DecidedBy) + " · " + when(st.DecidedAt, loc)
+			s := ":x: Denied by " + decider(st) + " · " + when(st.DecidedAt, loc)
 			if st.Comment != "" {
 				s += "\n>" + esc(st.Comment)
 			}
@@ -164,7 +164,7 @@ func RequesterNotice(kind NoticeKind, r access.Request, now time.Time, loc *time
 		k := r.Current // the step just decided is the one before the current
 		if k > 0 && k <= len(r.Steps) {
 			st := r.Steps[k-1]
-			text = fmt.Sprintf(":white_check_mark: Step %d of %d of your request for %s%s was approved by %s.", k, len(r.Steps), w, id, person(st.DecidedBy))
+			text = fmt.Sprintf(":white_check_mark: Step %d of %d of your request for %s%s was approved by %s.", k, len(r.Steps), w, id, decider(st))
 		} else {
 			text = ":white_check_mark: A step of your request for " + w + id + " was approved."
 		}
@@ -185,7 +185,7 @@ func RequesterNotice(kind NoticeKind, r access.Request, now time.Time, loc *time
 		text = ":x: Your request for " + w + id + " was denied"
 		for _, st := range r.Steps {
 			if st.Decision == access.DecisionDenied {
-				text += " by " + person(st.DecidedBy)
+				text += " by " + decider(st)
 				if st.Comment != "" {
 					text += ".\n>" + esc(st.Comment)
 				}
@@ -335,6 +335,7 @@ func HelpMessage(problem string) Message {
 		"• `/access` — request a role (opens a form: start now, or pick a later start)\n" +
 		"• `/access list` — your grants and open requests\n" +
 		"• `/access revoke <id>` — end a grant early (its holder or an admin)\n" +
+		"• `/access delegate @person until YYYY-MM-DD [reason]` — while you are away, @person also gets your approval requests and may decide them for you, to the end of that day in your Slack time zone (at most 90 days); `/access delegate off` ends it\n" +
 		"• `/access help` — this help\n" +
 		"• `/export [policy] [from] [to]` — auditors: access evidence as CSV (dates YYYY-MM-DD, default the last 90 days)\n" +
 		"• `/export events [from] [to]` — auditors: the raw audit events"

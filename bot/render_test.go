@@ -78,6 +78,11 @@ var (
 	dave  = access.Person{Email: "dave@example.com", Name: "Dave Sec", IdPID: "00u-dave"}
 )
 
+// testDelegation is bob's delegation to dave, with hostile text.
+func testDelegation() access.Delegation {
+	return access.Delegation{ID: "DLG-7", From: bob, To: dave, Reason: "Parental leave <b>&</b>", CreatedAt: t0, Until: time.Date(2026, 3, 10, 23, 0, 0, 0, time.UTC)}
+}
+
 func testRequest() access.Request {
 	return access.Request{ID: "REQ-0001", Policy: "prod-db-admin", PolicyVersion: "abc", App: "Production Database", Role: "Admin",
 		Privileged: true, Requester: ann, Duration: 4 * time.Hour, Justification: "INC-42: <script> & on-call fix",
@@ -154,6 +159,9 @@ func TestRenderMessages(t *testing.T) {
 	expired.State, expired.EndReason = access.StateExpired, access.ReasonExpired
 	revoked := active
 	revoked.State, revoked.EndReason, revoked.EndedBy, revoked.EndedAt = access.StateRevoked, access.ReasonRevoked, dave, t0.Add(time.Hour)
+	delegated := step1
+	delegated.Steps = append([]access.Step(nil), step1.Steps...)
+	delegated.Steps[0].DecidedBy, delegated.Steps[0].OnBehalfOf, delegated.Steps[0].Delegation = dave, bob, "DLG-7"
 	long := r
 	long.Justification = strings.Repeat("very long reason ", 400)
 	// Scheduled access: asked at t0 to start Saturday 02:00 Berlin time.
@@ -204,6 +212,14 @@ func TestRenderMessages(t *testing.T) {
 		{"list_empty", ListMessage(nil, t0, time.UTC)},
 		{"list_scheduled", ListMessage([]access.Request{schedApproved}, t0.Add(10*time.Minute), berlin)},
 		{"help_unknown", HelpMessage("Unknown subcommand “frobnicate”.")},
+		{"approval_delegate_pending", DelegateApprovalMessage(r, 0, info, berlin, testDelegation())},
+		{"approval_step1_delegated", ApprovalMessage(delegated, 0, info, berlin)},
+		{"notice_step_approved_delegated", RequesterNotice(NoticeStepApproved, delegated, t0, berlin)},
+		{"delegation_created", DelegationCreatedMessage(testDelegation(), berlin)},
+		{"delegation_off", DelegationOffMessage(testDelegation())},
+		{"delegate_notice_created", DelegateNotice(access.EvDelegationCreated, testDelegation().DetailOf(), bob, berlin)},
+		{"delegate_notice_ended", DelegateNotice(access.EvDelegationEnded, access.DelegationDetail{Delegation: "DLG-7", From: bob.Email, To: dave.Email,
+			Until: testDelegation().Until, EndedAt: t0.Add(time.Hour), EndReason: access.DelegationEndOff}, bob, berlin)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -239,7 +255,8 @@ func TestRenderHome(t *testing.T) {
 	}{
 		{"home_empty", Home{Now: t0, Loc: berlin}},
 		{"home_full", Home{Now: t0.Add(time.Hour), Loc: berlin, Mine: []access.Request{active, r}, Waiting: []access.Request{waiting},
-			Admin: true, AllPrivileged: []access.Request{active}}},
+			Admin: true, AllPrivileged: []access.Request{active}, Delegations: []access.Delegation{testDelegation()}}},
+		{"home_delegate", Home{Now: t0, Loc: berlin, Delegations: []access.Delegation{testDelegation()}}},
 		{"home_capped", Home{Now: t0, Loc: time.UTC, Mine: many, Admin: true, AllPrivileged: many}},
 		{"home_problem", Home{Now: t0, Problem: "Your Slack profile has no email address."}},
 		{"home_scheduled", Home{Now: t0, Loc: berlin, Mine: []access.Request{scheduled}}},

@@ -111,6 +111,24 @@ func appendRecord(b []byte, r *access.Request) []byte {
 		flag |= 2
 	}
 	b = append(b, flag)
+	// Decisions under a delegation (issue 15 item 2) show in approval_chain,
+	// so they are attested too. The section is written only when some step
+	// has one: every record without one encodes exactly as before, so the
+	// digests already in the chain still match, and a record with one
+	// cannot encode like a record without (its bytes continue).
+	delegated := false
+	for i := range r.Steps {
+		if r.Steps[i].OnBehalfOf.Email != "" || r.Steps[i].Delegation != "" {
+			delegated = true
+		}
+	}
+	if delegated {
+		b = append(b, 'D')
+		for i := range r.Steps {
+			str(r.Steps[i].OnBehalfOf.Email)
+			str(r.Steps[i].Delegation)
+		}
+	}
 	return b
 }
 

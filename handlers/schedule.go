@@ -22,6 +22,10 @@ const escalateRetry = time.Minute
 // catches up on everything that fell due while keycard was down. Cost is
 // O(due): the store indexes requests by their next due time.
 func (s *Service) Tick(ctx context.Context) (time.Time, error) {
+	nextDelegation, err := s.expireDelegations() // delegate.go
+	if err != nil {
+		return time.Time{}, err
+	}
 	for ctx.Err() == nil {
 		now := s.clock.Now()
 		var due []access.Request
@@ -41,10 +45,10 @@ func (s *Service) Tick(ctx context.Context) (time.Time, error) {
 			break
 		}
 	}
-	var next time.Time
-	err := s.store.View(func(tx Tx) error {
+	next := nextDelegation
+	err = s.store.View(func(tx Tx) error {
 		t, ok := tx.NextDue()
-		if ok {
+		if ok && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
 		return nil

@@ -152,6 +152,17 @@ func encodeRequest(r *access.Request) ([]byte, error) {
 	// StartedAt and decode with zero StartAt and StartRetryAt.
 	e.time(r.StartAt)
 	e.time(r.StartRetryAt)
+	// Decisions taken under a delegation (issue 15 item 2), added after
+	// StartRetryAt and written only when some step has one: older records,
+	// and every record without a delegated decision, end at StartRetryAt.
+	// A count of 0 stands for "none" when a later section follows.
+	if delegatedSteps(r) {
+		e.uint(uint64(len(r.Steps)))
+		for i := range r.Steps {
+			e.person(r.Steps[i].OnBehalfOf)
+			e.str(r.Steps[i].Delegation)
+		}
+	}
 	return e.b, nil
 }
 
@@ -404,6 +415,7 @@ func decodeRequestInto(r *access.Request, v []byte, arena *requestArena) error {
 			if format >= requestFormatBinary {
 				s.EscalatedAt = d.time()
 			}
+			s.OnBehalfOf, s.Delegation = access.Person{}, "" // read after StartedAt, when present
 		}
 	}
 	r.Current = int(d.int())
@@ -427,6 +439,16 @@ func decodeRequestInto(r *access.Request, v []byte, arena *requestArena) error {
 	if d.err == nil && d.off < len(d.buf) {
 		r.StartAt = d.time()
 		r.StartRetryAt = d.time()
+	}
+	if d.err == nil && d.off < len(d.buf) {
+		n := d.count()
+		if d.err == nil && n != 0 && n != len(r.Steps) {
+			d.err = fmt.Errorf("request encoding: delegated decisions for %d steps, the request has %d", n, len(r.Steps))
+		}
+		for i := 0; d.err == nil && n != 0 && i < len(r.Steps); i++ {
+			r.Steps[i].OnBehalfOf = d.person()
+			r.Steps[i].Delegation = d.str()
+		}
 	}
 	if d.err == nil && d.off != len(d.buf) {
 		d.err = fmt.Errorf("request encoding: %d trailing bytes", len(d.buf)-d.off)
@@ -502,4 +524,15 @@ func requestsByNumber(btx *bolt.Tx) error {
 		return err
 	}
 	return btx.DeleteBucket(bLegacyRequests)
+}
+
+// delegatedSteps reports whether some step of r was decided under a
+// delegation (the codec's optional delegation section).
+func delegatedSteps(r *access.Request) bool {
+	for i := range r.Steps {
+		if s := &r.Steps[i]; s.OnBehalfOf != (access.Person{}) || s.Delegation != "" {
+			return true
+		}
+	}
+	return false
 }
