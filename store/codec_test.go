@@ -111,7 +111,7 @@ func TestDecodeRequestRefusesCorruptValues(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"unknown format", []byte{9, 1, 2}},
-		{"trailing bytes", append(append([]byte(nil), v...), 0)},
+		{"trailing bytes", append(append([]byte(nil), v...), 0, 0)}, // an empty delegation section (0), then a stray byte
 		{"huge slice count", []byte{requestFormatBinary, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}},
 	}
 	// A record written before Request.Kind existed ends right after Rev
