@@ -351,7 +351,7 @@ func (s *Service) expireDelegations() (time.Time, error) {
 			}
 			continue
 		}
-		err := s.update(func(tx Tx) error {
+		err := s.updateLead(func(tx Tx) error { // the scheduler's work: fenced
 			var cur access.Delegation
 			ok, err := tx.Doc(DocDelegation, d.ID, &cur)
 			if err != nil || !ok || !cur.EndedAt.IsZero() || cur.Until.After(tx.Now()) {
