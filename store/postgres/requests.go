@@ -31,6 +31,11 @@ const (
 		WHERE w.email = $1 ORDER BY w.created_ns, w.id`
 	sqlInState = `SELECT ` + requestCols + ` FROM keycard_requests
 		WHERE state = ANY($1::text[]) ORDER BY created_ns, id`
+	// sqlRequestPage is ForEachRequest's page: the creation index read
+	// from just after ($2, $3) up to $1, one index range.
+	sqlRequestPage = `SELECT ` + requestCols + ` FROM keycard_requests
+		WHERE created_ns < $1 AND (created_ns, id) > ($2, $3::text COLLATE "C")
+		ORDER BY created_ns, id LIMIT $4`
 )
 
 func decodeRow(rows pgx.Rows) (access.Request, error) {
@@ -260,18 +265,22 @@ func (tx *Tx) CountInState(state access.State) (map[string]int, error) {
 // (CreatedAt, ID) order, reading keyset pages of the creation index, so an
 // export runs in bounded memory. ErrStop from fn ends the walk. The request
 // passed to fn is valid only during the call, as with bbolt.
+//
+// Every page, the first included, is the same range read "after the last
+// key": (MinInt64, "") sorts before every row (ids are never empty). An
+// "is this the first page" parameter OR-ed into the condition would keep
+// the row comparison out of the index condition in a generic plan, which
+// PostgreSQL may choose for a prepared statement after five executions:
+// every page would then scan the index from the start, quadratic in the
+// rows (pgstore_test TestForEachRequestPagesUseTheIndex).
 func (tx *Tx) ForEachRequest(createdBefore time.Time, fn func(*access.Request) error) error {
 	end := ns(createdBefore)
 	afterNs, afterID := int64(math.MinInt64), ""
-	first := true
 	for {
-		page, err := tx.requests(`SELECT `+requestCols+` FROM keycard_requests
-			WHERE created_ns < $1 AND ($4 OR (created_ns, id) > ($2, $3::text COLLATE "C"))
-			ORDER BY created_ns, id LIMIT $5`, end, afterNs, afterID, first, chunk)
+		page, err := tx.requests(sqlRequestPage, end, afterNs, afterID, chunk)
 		if err != nil {
 			return err
 		}
-		first = false
 		for i := range page {
 			if err := fn(&page[i]); err != nil {
 				return stopped(err)
