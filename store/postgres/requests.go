@@ -10,6 +10,7 @@ import (
 	"keycard/store"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // firstRequestNumber: ids start at REQ-1001, as in the bbolt store.
@@ -276,20 +277,62 @@ func (tx *Tx) CountInState(state access.State) (map[string]int, error) {
 func (tx *Tx) ForEachRequest(createdBefore time.Time, fn func(*access.Request) error) error {
 	end := ns(createdBefore)
 	afterNs, afterID := int64(math.MinInt64), ""
+	var page rawPage
+	var dec store.RequestDecoder
 	for {
-		page, err := tx.requests(sqlRequestPage, end, afterNs, afterID, chunk)
+		page.reset()
+		err := tx.each(sqlRequestPage, []any{end, afterNs, afterID, chunk}, func(rows pgx.Rows) error {
+			var body pgtype.DriverBytes
+			if err := rows.Scan(&body); err != nil {
+				return err
+			}
+			page.add(0, body)
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		for i := range page {
-			if err := fn(&page[i]); err != nil {
+		for i := range page.len() {
+			_, body := page.row(i)
+			r, err := dec.Decode(body)
+			if err != nil {
+				return fmt.Errorf("store: request: %w", err)
+			}
+			tx.remember(r.ID, r.Rev)
+			afterNs, afterID = ns(r.CreatedAt), r.ID
+			if err := fn(r); err != nil {
 				return stopped(err)
 			}
 		}
-		if len(page) < chunk {
+		if page.len() < chunk {
 			return nil
 		}
-		last := page[len(page)-1]
-		afterNs, afterID = ns(last.CreatedAt), last.ID
 	}
+}
+
+// rawPage holds one keyset page of a long walk as raw values in one reused
+// buffer (a number and a byte value a row), so the walk allocates nothing
+// per row; the values are only valid until the next reset.
+type rawPage struct {
+	nums []int64
+	ends []int
+	data []byte
+}
+
+func (p *rawPage) reset() { p.nums, p.ends, p.data = p.nums[:0], p.ends[:0], p.data[:0] }
+
+func (p *rawPage) add(n int64, v []byte) {
+	p.data = append(p.data, v...)
+	p.nums = append(p.nums, n)
+	p.ends = append(p.ends, len(p.data))
+}
+
+func (p *rawPage) len() int { return len(p.ends) }
+
+func (p *rawPage) row(i int) (int64, []byte) {
+	start := 0
+	if i > 0 {
+		start = p.ends[i-1]
+	}
+	return p.nums[i], p.data[start:p.ends[i]:p.ends[i]]
 }
