@@ -205,10 +205,10 @@ func requestNumber(id string) (uint64, bool) {
 // (16 MiB for a million) keeps the export's memory bounded, and 128 bits
 // leave no practical second preimage. Request numbers are dense from 1001,
 // so the index is an array in fixed blocks allocated as numbers appear: a
-// million requests take 245 blocks of 4,096 (33 MiB, 135 KiB for a small
-// store) and growing never copies (a
-// doubling slice held the old and new arrays at once: 48 MiB plus garbage
-// at a million, internal/bench BenchmarkPostgresExport).
+// million requests take 245 blocks of 4,096 (33 MiB; 135 KiB for a small
+// store) and growing never copies (a doubling slice held the old and new
+// arrays at once: 48 MiB plus garbage at a million, internal/bench
+// BenchmarkPostgresExport).
 type recordIndex struct {
 	blocks []*recordBlock // by request number >> recordBlockBits; nil: none in it
 	sparse map[uint64]recordAt
