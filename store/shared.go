@@ -178,3 +178,21 @@ func EventDetailFields(v []byte) (requestID, detail []byte, err error) {
 	}
 	return requestID, detail, nil
 }
+
+// RequestDecoder decodes a walk's requests one after another into one
+// reused access.Request whose strings and slices are carved from chunks
+// that are never written again (codec.go's requestArena), as the bbolt
+// store's own walk does: a few allocations per hundred rows instead of
+// several per row. A value copy of a decoded request stays valid after the
+// next Decode. The zero value is ready.
+type RequestDecoder struct {
+	arena requestArena
+	r     access.Request
+}
+
+// Decode parses EncodeRequest's bytes into the decoder's request, which is
+// overwritten by the next call; the result shares nothing with v.
+func (d *RequestDecoder) Decode(v []byte) (*access.Request, error) {
+	err := decodeRequestInto(&d.r, v, &d.arena)
+	return &d.r, err
+}
