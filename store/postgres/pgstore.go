@@ -118,10 +118,10 @@ func retryable(err error) bool {
 // run more than once (see the package doc).
 func (db *DB) Update(now time.Time, fn func(*Tx) error) error {
 	now = now.UTC()
-	var undo undoLog
+	var undo store.UndoLog
 	var err error
 	for attempt := 0; ; attempt++ {
-		undo.run()
+		undo.Run()
 		var tx *Tx
 		tx, err = db.attempt(now, &undo, fn)
 		if err == nil {
@@ -137,11 +137,11 @@ func (db *DB) Update(now time.Time, fn func(*Tx) error) error {
 		d := time.Duration(1+min(attempt, 6)) * time.Millisecond
 		time.Sleep(d/2 + rand.N(d))
 	}
-	undo.run()
+	undo.Run()
 	return err
 }
 
-func (db *DB) attempt(now time.Time, undo *undoLog, fn func(*Tx) error) (*Tx, error) {
+func (db *DB) attempt(now time.Time, undo *store.UndoLog, fn func(*Tx) error) (*Tx, error) {
 	tx, err := db.begin(beginSerializable)
 	if err != nil {
 		return nil, err
@@ -191,13 +191,7 @@ func (db *DB) View(fn func(*Tx) error) error {
 
 // StaticMembers is Tx.StaticMembers in its own read transaction.
 func (db *DB) StaticMembers(connector, group string) ([]string, error) {
-	var out []string
-	err := db.View(func(tx *Tx) error {
-		var err error
-		out, err = tx.StaticMembers(connector, group)
-		return err
-	})
-	return out, err
+	return store.Read(db.View, func(tx *Tx) ([]string, error) { return tx.StaticMembers(connector, group) })
 }
 
 // SetStaticMember is Tx.SetStaticMember in its own write transaction.
@@ -221,7 +215,7 @@ type Tx struct {
 	begun    bool     // BEGIN has been sent
 	pending  []queued // deferred writes, sent with the next statement
 	now      time.Time
-	undo     *undoLog
+	undo     *store.UndoLog
 	write    bool
 	dbErr    error             // the first database error, so a swallowed 40001 still retries
 	revs     map[string]uint64 // stored Rev of the requests this transaction read or wrote
@@ -388,23 +382,6 @@ func (tx *Tx) rollback() {
 }
 
 func (tx *Tx) release() { tx.conn.Release() }
-
-// undoLog restores caller-visible fields the store assigned when a run does
-// not commit.
-type undoLog []func()
-
-func (u *undoLog) add(f func()) {
-	if u != nil {
-		*u = append(*u, f)
-	}
-}
-
-func (u *undoLog) run() {
-	for i := len(*u) - 1; i >= 0; i-- {
-		(*u)[i]()
-	}
-	*u = (*u)[:0]
-}
 
 var (
 	minKeyTime = time.Unix(0, math.MinInt64)

@@ -112,7 +112,7 @@ func (tx *Tx) PutRequest(r *access.Request) error {
 		}
 		r.Rev++
 	}
-	tx.undo.add(func() { r.ID, r.Rev, r.CreatedAt = origID, origRev, origCreated })
+	tx.undo.Add(func() { r.ID, r.Rev, r.CreatedAt = origID, origRev, origCreated })
 
 	body, err := store.EncodeRequest(r)
 	if err != nil {
@@ -139,33 +139,11 @@ func (tx *Tx) PutRequest(r *access.Request) error {
 			connector = $6, grp = $7, holds = $8, due_ns = $9, body = $10 WHERE id = $1`, args...)
 	}
 	tx.remember(r.ID, r.Rev)
-	if emails := waitingEmails(r); len(emails) > 0 {
+	if emails := store.WaitingEmails(r); len(emails) > 0 {
 		tx.later(`INSERT INTO keycard_waiting (email, created_ns, id)
 			SELECT unnest($1::text[]), $2, $3`, emails, ns(r.CreatedAt), r.ID)
 	}
 	return nil
-}
-
-// waitingEmails are the distinct candidates of a pending request's step.
-func waitingEmails(r *access.Request) []string {
-	if r.State != access.StatePending {
-		return nil
-	}
-	s := r.Step()
-	if s == nil {
-		return nil
-	}
-	var out []string
-	seen := map[string]bool{}
-	for _, c := range s.Candidates {
-		email := lowerEmail(c.Email)
-		if email == "" || seen[email] {
-			continue
-		}
-		seen[email] = true
-		out = append(out, email)
-	}
-	return out
 }
 
 func (tx *Tx) requests(sql string, args ...any) ([]access.Request, error) {
