@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -142,4 +143,65 @@ func (g *GroupCache) ForgetOn(name string, err error) {
 	if access.CodeOf(err) == access.CodeNotFound {
 		g.Forget(name)
 	}
+}
+
+// ValidateBaseURL checks an identity provider's base URL the way SPEC
+// requires: https://, except http:// on a loopback address for tests and
+// emulators; scheme and host only. It returns the URL without a trailing
+// slash. name starts every message ("okta org URL"), emptyHint ends the
+// one for an empty value (" (set OKTA_CLIENT_ORGURL)" or ""), and example
+// is the shape a wrong value is told to follow.
+func ValidateBaseURL(raw, name, emptyHint, example string) (string, error) {
+	s := strings.TrimRight(strings.TrimSpace(raw), "/")
+	if s == "" {
+		return "", access.Errorf(access.CodeInvalid, "%s is empty%s", name, emptyHint)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", access.Wrap(access.CodeInvalid, err, "%s %q is not a URL", name, s)
+	}
+	switch {
+	case u.Host == "" || u.Hostname() == "":
+		return "", access.Errorf(access.CodeInvalid, "%s %q has no host", name, s)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Path != "":
+		return "", access.Errorf(access.CodeInvalid, "%s %q must be scheme and host only, like %s", name, s, example)
+	case u.Scheme == "https":
+		return s, nil
+	case u.Scheme == "http" && IsLoopback(u.Hostname()):
+		return s, nil
+	case u.Scheme == "http":
+		return "", access.Errorf(access.CodeInvalid, "%s %q must use https:// (plain http is allowed only on a loopback address)", name, s)
+	}
+	return "", access.Errorf(access.CodeInvalid, "%s %q must use https://", name, s)
+}
+
+// Hold keeps a provider's last Retry-After across calls: the header applies
+// to the app, not to the one request that drew it, so no call is sent
+// before it. The zero value holds nothing; safe for concurrent use.
+type Hold struct {
+	mu        sync.Mutex
+	notBefore time.Time
+}
+
+// Until holds calls until t, but never longer than maxHold after now: a
+// header far in the future (a bad clock, a hostile proxy) must not stop
+// every call, removals included, past the caller's own retry cap.
+func (h *Hold) Until(t, now time.Time, maxHold time.Duration) {
+	if lim := now.Add(maxHold); t.After(lim) {
+		t = lim
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t.After(h.notBefore) {
+		h.notBefore = t
+	}
+}
+
+// Pending is how long calls are still held at now (0 or less: not held)
+// and when the hold ends.
+func (h *Hold) Pending(now time.Time) (time.Duration, time.Time) {
+	h.mu.Lock()
+	nb := h.notBefore
+	h.mu.Unlock()
+	return nb.Sub(now), nb
 }

@@ -91,27 +91,7 @@ type Connector struct {
 // without a trailing slash (the SDK concatenates OrgUrl and path, so a
 // trailing slash would produce `//api/v1/...`).
 func ValidateOrgURL(raw string) (string, error) {
-	s := strings.TrimRight(strings.TrimSpace(raw), "/")
-	if s == "" {
-		return "", access.Errorf(access.CodeInvalid, "okta org URL is empty (set OKTA_CLIENT_ORGURL)")
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return "", access.Wrap(access.CodeInvalid, err, "okta org URL %q is not a URL", s)
-	}
-	switch {
-	case u.Host == "" || u.Hostname() == "":
-		return "", access.Errorf(access.CodeInvalid, "okta org URL %q has no host", s)
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Path != "":
-		return "", access.Errorf(access.CodeInvalid, "okta org URL %q must be scheme and host only, like https://acme.okta.com", s)
-	case u.Scheme == "https":
-		return s, nil
-	case u.Scheme == "http" && connectors.IsLoopback(u.Hostname()):
-		return s, nil
-	case u.Scheme == "http":
-		return "", access.Errorf(access.CodeInvalid, "okta org URL %q must use https:// (plain http is allowed only on a loopback address)", s)
-	}
-	return "", access.Errorf(access.CodeInvalid, "okta org URL %q must use https://", s)
+	return connectors.ValidateBaseURL(raw, "okta org URL", " (set OKTA_CLIENT_ORGURL)", "https://acme.okta.com")
 }
 
 // New builds a Connector. Every SDK knob is set explicitly, because
