@@ -94,16 +94,11 @@ type eventRow struct {
 }
 
 func (tx *Tx) eventPage(sql string, args ...any) ([]eventRow, error) {
-	var out []eventRow
-	err := tx.each(sql, args, func(rows pgx.Rows) error {
+	return collect(tx, sql, args, func(rows pgx.Rows) (eventRow, error) {
 		var r eventRow
-		if err := rows.Scan(&r.seq, &r.at, &r.body); err != nil {
-			return err
-		}
-		out = append(out, r)
-		return nil
+		err := rows.Scan(&r.seq, &r.at, &r.body)
+		return r, err
 	})
-	return out, err
 }
 
 func emit(page []eventRow, fn func(access.Event) error) (bool, error) {

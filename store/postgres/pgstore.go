@@ -350,6 +350,24 @@ func (tx *Tx) each(sql string, args []any, scan func(pgx.Rows) error) error {
 	return tx.note(err)
 }
 
+// collect runs a query through each and returns one value per row, made by
+// row (which scans it); nil with the first error.
+func collect[T any](tx *Tx, sql string, args []any, row func(pgx.Rows) (T, error)) ([]T, error) {
+	var out []T
+	err := tx.each(sql, args, func(rows pgx.Rows) error {
+		v, err := row(rows)
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // commit sends the deferred writes and COMMIT in one batch. A transaction
 // that never sent a statement has nothing to commit. PostgreSQL answers
 // COMMIT of a failed transaction with ROLLBACK, not an error: that is one.

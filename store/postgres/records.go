@@ -184,21 +184,14 @@ func (tx *Tx) PutMessageRef(ref access.MessageRef) error {
 // MessageRefs returns every message ref of a request, ordered by kind, step
 // and Slack user.
 func (tx *Tx) MessageRefs(requestID string) ([]access.MessageRef, error) {
-	var out []access.MessageRef
-	err := tx.each(`SELECT body FROM keycard_message_refs WHERE request_id = $1 ORDER BY kind, step, slack_user`,
-		[]any{requestID}, func(rows pgx.Rows) error {
+	return collect(tx, `SELECT body FROM keycard_message_refs WHERE request_id = $1 ORDER BY kind, step, slack_user`,
+		[]any{requestID}, func(rows pgx.Rows) (access.MessageRef, error) {
 			var v []byte
 			if err := rows.Scan(&v); err != nil {
-				return err
+				return access.MessageRef{}, err
 			}
-			ref, err := store.DecodeMessageRef(requestID, v)
-			if err != nil {
-				return err
-			}
-			out = append(out, ref)
-			return nil
+			return store.DecodeMessageRef(requestID, v)
 		})
-	return out, err
 }
 
 // Cursor reads a named position; "" when unset.
@@ -258,17 +251,12 @@ func (tx *Tx) Seen(key string, ttl time.Duration) (bool, error) {
 
 // StaticMembers lists the user ids in a static connector's group, sorted.
 func (tx *Tx) StaticMembers(connector, group string) ([]string, error) {
-	var out []string
-	err := tx.each(`SELECT user_id FROM keycard_static WHERE connector = $1 AND grp = $2 ORDER BY user_id`,
-		[]any{connector, group}, func(rows pgx.Rows) error {
+	return collect(tx, `SELECT user_id FROM keycard_static WHERE connector = $1 AND grp = $2 ORDER BY user_id`,
+		[]any{connector, group}, func(rows pgx.Rows) (string, error) {
 			var u string
-			if err := rows.Scan(&u); err != nil {
-				return err
-			}
-			out = append(out, u)
-			return nil
+			err := rows.Scan(&u)
+			return u, err
 		})
-	return out, err
 }
 
 // SetStaticMember adds or removes a user id in a static connector's group;

@@ -147,20 +147,14 @@ func (tx *Tx) PutRequest(r *access.Request) error {
 }
 
 func (tx *Tx) requests(sql string, args ...any) ([]access.Request, error) {
-	var out []access.Request
-	err := tx.each(sql, args, func(rows pgx.Rows) error {
+	return collect(tx, sql, args, func(rows pgx.Rows) (access.Request, error) {
 		r, err := decodeRow(rows)
 		if err != nil {
-			return fmt.Errorf("store: request: %w", err)
+			return r, fmt.Errorf("store: request: %w", err)
 		}
 		tx.remember(r.ID, r.Rev)
-		out = append(out, r)
-		return nil
+		return r, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // Due returns up to limit requests (all when limit <= 0) whose NextDue is at
