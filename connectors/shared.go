@@ -16,6 +16,23 @@ import (
 // secret, the loopback test for plain http, filling defaults, a timer sleep,
 // the HTTP client copy and the group name → id cache.
 
+// Defaults the network connectors share: the same bounds hold whatever the
+// provider, so they are set once here (each connector package re-exports
+// them under its own name).
+const (
+	// DefaultTimeout bounds one HTTP exchange (one page, one attempt).
+	DefaultTimeout = 10 * time.Second
+	// DefaultGroupCacheTTL bounds how long a group name → id mapping is
+	// trusted: ids never change; the TTL catches a group deleted and
+	// re-created under the same name.
+	DefaultGroupCacheTTL = 5 * time.Minute
+	// MaxHold bounds how long one Retry-After (or Okta's
+	// X-Rate-Limit-Reset) keeps keycard from sending anything to the
+	// provider: a bad header must not stall deprovisioning, and handlers
+	// caps removals at the same order (issue 10).
+	MaxHold = 15 * time.Minute
+)
+
 // Redact is how a connector's Config prints a secret in String, GoString
 // and LogValue: "(none)" when it is empty, "[redacted]" otherwise.
 func Redact(secret string) string {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"keycard/access"
+	"keycard/connectors"
 )
 
 // maxBody bounds one Graph answer read into memory (a page of 999 users
@@ -300,7 +301,7 @@ func asAPI(err error, target **apiError) bool { return errors.As(err, target) }
 // this long after the answer, calls are refused without being sent. A
 // header far in the future (a bad clock, a hostile proxy) must not stop
 // every call, removals included, for longer.
-const MaxHold = 15 * time.Minute
+const MaxHold = connectors.MaxHold
 
 // waitTurn honours the last Retry-After (held across calls: Graph's
 // Retry-After applies to the app, not to the one request that drew it): it

@@ -26,17 +26,14 @@ const (
 	DefaultAPIURL = "https://console.jumpcloud.com"
 	EUAPIURL      = "https://console.eu.jumpcloud.com"
 
-	DefaultTimeout    = 10 * time.Second
+	DefaultTimeout    = connectors.DefaultTimeout
 	DefaultMaxRetries = 3
 	DefaultMaxWait    = 10 * time.Second
 	DefaultBackoff    = 500 * time.Millisecond
 	// DefaultMaxHold bounds how long one 429's Retry-After keeps every call
 	// from being sent (see Config.MaxHold).
-	DefaultMaxHold = 15 * time.Minute
-	// DefaultGroupCacheTTL bounds how long a group name → id mapping is
-	// trusted (ids never change; this catches a group re-created under the
-	// same name).
-	DefaultGroupCacheTTL = 5 * time.Minute
+	DefaultMaxHold       = connectors.MaxHold
+	DefaultGroupCacheTTL = connectors.DefaultGroupCacheTTL
 
 	// pageLimit is JumpCloud's largest page (limit ≤ 100 on v1 and v2).
 	pageLimit = 100

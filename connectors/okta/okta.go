@@ -24,11 +24,8 @@ import (
 // Defaults.
 const (
 	DefaultManagerAttribute = "managerId"
-	DefaultTimeout          = 10 * time.Second
-	// DefaultGroupCacheTTL bounds how long a group name → id mapping is
-	// trusted. Okta group ids never change; the TTL only catches a group
-	// deleted and re-created under the same name.
-	DefaultGroupCacheTTL = 5 * time.Minute
+	DefaultTimeout          = connectors.DefaultTimeout
+	DefaultGroupCacheTTL    = connectors.DefaultGroupCacheTTL
 	// pageLimit is the page size for list calls: Okta's documented default
 	// for /users is 200 and it advises ≤200 for /groups.
 	pageLimit = 200
@@ -181,7 +178,7 @@ type rateNote struct {
 // MaxHold bounds how long one 429's X-Rate-Limit-Reset keeps keycard from
 // sending anything to Okta (a bad header must not stall deprovisioning:
 // handlers caps removals at the same order, issue 10).
-const MaxHold = 15 * time.Minute
+const MaxHold = connectors.MaxHold
 
 // rateLimitRecorder is the RoundTripper that fills rateNote from Okta's
 // X-Rate-Limit-Reset (UTC epoch seconds), and holds every later request
