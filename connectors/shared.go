@@ -13,8 +13,9 @@ import (
 )
 
 // What the network connectors (okta, entra, jumpcloud) share: redacting a
-// secret, the loopback test for plain http, filling defaults, a timer sleep,
-// the HTTP client copy and the group name → id cache.
+// secret, the loopback test for plain http and the base URL rule, the
+// shared defaults and filling them, a timer sleep, the HTTP client copy, the
+// group name → id cache and the Retry-After hold kept across calls.
 
 // Defaults the network connectors share: the same bounds hold whatever the
 // provider, so they are set once here (each connector package re-exports
