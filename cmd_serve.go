@@ -24,7 +24,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	level, _ := server.ParseLevel(cfg.LogLevel)
 	log := newLogger(stderr, level, cfg.LogFormat)
-	srv, err := server.New(cfg, server.Deps{Logger: log, Clock: access.SystemClock{}})
+	srv, err := server.NewContext(ctx, cfg, server.Deps{Logger: log, Clock: access.SystemClock{}})
 	if err != nil {
 		return err
 	}

@@ -51,6 +51,11 @@ type Config struct {
 	NotifyEvery time.Duration
 	// DedupeTTL is how long envelope ids and clicks are remembered (default 24h).
 	DedupeTTL time.Duration
+	// Leading, when set, says whether this replica runs the notifier now
+	// (several replicas on PostgreSQL: only the leader sends the DMs and
+	// channel posts; its cursor writes are fenced by Core.SetCursor). Nil:
+	// always (one replica). Every replica still answers its envelopes.
+	Leading func() bool
 }
 
 // SocketReadLimit bounds one Socket Mode message (1 MiB). Slack's envelopes

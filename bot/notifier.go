@@ -28,6 +28,17 @@ var errBatchFull = errors.New("notifier batch full")
 
 func (b *Bot) runNotifier(ctx context.Context) {
 	for {
+		if b.cfg.Leading != nil && !b.cfg.Leading() {
+			// A standby: wait for the lease (its change wakes Core.Wake) or
+			// the next poll.
+			select {
+			case <-ctx.Done():
+				return
+			case <-b.core.Wake():
+			case <-b.cfg.Clock.After(b.cfg.NotifyEvery):
+			}
+			continue
+		}
 		n, err := b.notifyOnce(ctx)
 		if ctx.Err() != nil {
 			return
@@ -72,8 +83,13 @@ func (b *Bot) notifyOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	homes := map[string]access.Person{}
-	for _, e := range batch {
+	for i, e := range batch {
 		for attempt := 0; ; attempt++ {
+			if b.cfg.Leading != nil && !b.cfg.Leading() {
+				// This replica's term ended: the new leader goes on from
+				// the cursor (at most this event is sent twice).
+				return i, nil
+			}
 			ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
 			err := b.notify(ectx, e, homes)
 			cancel()

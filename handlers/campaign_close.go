@@ -66,7 +66,7 @@ func (s *Service) trackRemediation(id string) error {
 	}); err != nil || !pending {
 		return err
 	}
-	return s.update(func(tx Tx) error {
+	return s.updateLead(func(tx Tx) error {
 		items, err := campaignItems(tx, id)
 		if err != nil {
 			return err
@@ -99,7 +99,7 @@ func (s *Service) trackRemediation(id string) error {
 // tickCampaign handles one open campaign at now.
 func (s *Service) tickCampaign(id string) (time.Time, error) {
 	var next time.Time
-	err := s.update(func(tx Tx) error {
+	err := s.updateLead(func(tx Tx) error {
 		var c Campaign
 		if _, err := tx.Doc(DocCampaign, id, &c); err != nil {
 			return err
@@ -266,7 +266,7 @@ func (s *Service) postSummary(ctx context.Context, pub Publisher, c Campaign) er
 	if err != nil {
 		return err
 	}
-	return s.update(func(tx Tx) error {
+	return s.updateLead(func(tx Tx) error {
 		var cur Campaign
 		if _, err := tx.Doc(DocCampaign, c.ID, &cur); err != nil {
 			return err

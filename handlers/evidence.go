@@ -86,7 +86,7 @@ func recordPolicyVersion(tx Tx, v PolicyVersion) error {
 // RecordJobRun stores a job-ledger entry (the scheduler calls it when a run
 // starts, ends, or is found missed).
 func (s *Service) RecordJobRun(j JobRun) error {
-	return s.store.Update(s.clock.Now(), func(tx Tx) error { return tx.PutDoc(DocJobRun, j.ID(), j) })
+	return s.store.Update(s.clock.Now(), s.fenced(func(tx Tx) error { return tx.PutDoc(DocJobRun, j.ID(), j) }))
 }
 
 // JobRuns lists a job's ledger in slot order ("" = every job).
@@ -269,7 +269,7 @@ func (s *Service) TakeBaselines(ctx context.Context) error {
 			}
 		}
 		sort.Strings(b.Members)
-		if err := s.store.Update(s.clock.Now(), func(tx Tx) error {
+		if err := s.updateLead(func(tx Tx) error {
 			if ok, err := tx.Doc(DocBaseline, k.connector+"/"+k.group, &Baseline{}); err != nil || ok {
 				return err
 			}

@@ -224,7 +224,7 @@ func (s *Service) lastSlot(job string) (time.Time, error) {
 
 // recordMissed writes a ledger entry per missed slot and one alert.
 func (s *Service) recordMissed(job string, missed []time.Time, skipped int, ran time.Time) error {
-	return s.update(func(tx Tx) error {
+	return s.updateLead(func(tx Tx) error {
 		for i, t := range missed {
 			run := JobRun{Job: job, Slot: t.UTC(), Outcome: RunMissed, Detail: "keycard was not running at the scheduled time; only the latest missed run (" + ts(ran) + ") was made up"}
 			if i == 0 && skipped > 0 {

@@ -31,3 +31,38 @@ func (SoleReplica) Fence(Tx) error { return nil }
 
 // Age is always zero.
 func (SoleReplica) Age() time.Duration { return 0 }
+
+// Leadership is this replica's role (SoleReplica with bbolt).
+func (s *Service) Leadership() Leadership { return s.lead }
+
+// IsLeader reports whether this replica runs the singleton work now.
+func (s *Service) IsLeader() bool { return s.lead.IsLeader() }
+
+// LeadershipChanged is called when this replica becomes leader or stops
+// being one. On becoming leader every loop is woken at once, so work that
+// fell due while no one led (a killed leader's term) is caught up now
+// rather than at the loops' next timer.
+func (s *Service) LeadershipChanged(leading bool) {
+	if leading {
+		s.nudge()
+	}
+}
+
+// fenced wraps a transaction body of singleton work: the lease is checked
+// first, in the same transaction, so a replica whose term ended commits
+// nothing (access.CodeConflict) even when it was paused past its lease.
+func (s *Service) fenced(fn func(Tx) error) func(Tx) error {
+	return func(tx Tx) error {
+		if err := s.lead.Fence(tx); err != nil {
+			return err
+		}
+		return fn(tx)
+	}
+}
+
+// updateLead is update for singleton work (fenced).
+func (s *Service) updateLead(fn func(Tx) error) error { return s.update(s.fenced(fn)) }
+
+// Unwrap gives the store's own transaction (the PostgreSQL lease fences
+// through it).
+func (tx *attestingTx) Unwrap() Tx { return tx.Tx }

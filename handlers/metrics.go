@@ -100,6 +100,8 @@ var (
 	descSocket      = prometheus.NewDesc("keycard_slack_socket_connected", "1 while the Slack Socket Mode connection is up, else 0.", nil, nil)
 	descStreamLag   = prometheus.NewDesc("keycard_audit_stream_lag_events", "Audit events the SIEM receiver has not acknowledged yet (only with KEYCARD_AUDIT_STREAM_URL).", nil, nil)
 	descStreamAge   = prometheus.NewDesc("keycard_audit_stream_oldest_undelivered_age_seconds", "Age of the oldest audit event not yet delivered to the SIEM (0 when caught up).", nil, nil)
+	descLeader      = prometheus.NewDesc("keycard_leader", "1 while this replica leads (runs the scheduler, the outbox worker, the notifier and the other singleton work), 0 on a standby; always 1 with bbolt.", nil, nil)
+	descLeaseAge    = prometheus.NewDesc("keycard_lease_age_seconds", "Seconds since this replica last read or renewed the leader lease in PostgreSQL (grows while the database is unreachable; 0 with bbolt).", nil, nil)
 	descStreamFail  = prometheus.NewDesc("keycard_audit_stream_failures_total", "Failed deliveries to the SIEM receiver since start.", nil, nil)
 )
 
@@ -116,7 +118,7 @@ type scrapeCollector struct {
 }
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descOutboxDepth, descOutboxAge, descActive, descPending, descAuditHead, descJob, descExpiryLag} {
+	for _, d := range []*prometheus.Desc{descOutboxDepth, descOutboxAge, descActive, descPending, descAuditHead, descJob, descExpiryLag, descLeader, descLeaseAge} {
 		ch <- d
 	}
 	if c.connected != nil {
@@ -135,6 +137,14 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descSocket, prometheus.GaugeValue, up)
 	}
+	// The role comes from the lease's clock, not the store: it is reported
+	// even when the database is not.
+	lead := 0.0
+	if c.s.lead.IsLeader() {
+		lead = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descLeader, prometheus.GaugeValue, lead)
+	ch <- prometheus.MustNewConstMetric(descLeaseAge, prometheus.GaugeValue, c.s.lead.Age().Seconds())
 	g, err := c.s.readGauges(c.jobs)
 	if err != nil {
 		// The scrape fails (HTTP 500) rather than report zeros that look healthy.

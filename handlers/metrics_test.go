@@ -115,6 +115,12 @@ keycard_expiry_lag_seconds ` + lag + `
 # HELP keycard_job_last_success_timestamp_seconds Unix time of each scheduled job's last success.
 # TYPE keycard_job_last_success_timestamp_seconds gauge
 keycard_job_last_success_timestamp_seconds{job="backup"} ` + itoa(backup.Unix()) + `
+# HELP keycard_lease_age_seconds Seconds since this replica last read or renewed the leader lease in PostgreSQL (grows while the database is unreachable; 0 with bbolt).
+# TYPE keycard_lease_age_seconds gauge
+keycard_lease_age_seconds 0
+# HELP keycard_leader 1 while this replica leads (runs the scheduler, the outbox worker, the notifier and the other singleton work), 0 on a standby; always 1 with bbolt.
+# TYPE keycard_leader gauge
+keycard_leader 1
 # HELP keycard_outbox_depth Provisioning operations waiting in the outbox.
 # TYPE keycard_outbox_depth gauge
 keycard_outbox_depth 0

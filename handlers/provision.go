@@ -163,7 +163,7 @@ func (s *Service) execute(ctx context.Context, op access.Op) error {
 // grant's removal is finished without touching the IdP, so a membership the
 // person holds otherwise (standing) is left alone.
 func (s *Service) dropAdd(op access.Op) error {
-	return s.update(func(tx Tx) error {
+	return s.updateLead(func(tx Tx) error {
 		cur, err := tx.Op(op.ID)
 		if access.CodeOf(err) == access.CodeNotFound {
 			return nil
@@ -203,7 +203,7 @@ func (s *Service) dropAdd(op access.Op) error {
 // sent.
 func (s *Service) markAttempt(op access.Op) (access.Op, error) {
 	var out access.Op
-	err := s.update(func(tx Tx) error {
+	err := s.updateLead(func(tx Tx) error {
 		cur, err := tx.Op(op.ID)
 		if err != nil {
 			return err
@@ -261,7 +261,7 @@ func (s *Service) standing(ctx context.Context, prov access.Provisioner, op acce
 // already confirms membership) but does not own the membership, so its end
 // removes nothing.
 func (s *Service) keepStanding(op access.Op) error {
-	return s.update(func(tx Tx) error {
+	return s.updateLead(func(tx Tx) error {
 		r, err := takeOp(tx, op)
 		if err != nil {
 			return err
@@ -281,7 +281,7 @@ func (s *Service) keepStanding(op access.Op) error {
 // reports whether it did so.
 func (s *Service) expireUnconfirmed(op access.Op) (bool, error) {
 	done := false
-	err := s.update(func(tx Tx) error {
+	err := s.updateLead(func(tx Tx) error {
 		r, err := tx.Request(op.RequestID)
 		if err != nil {
 			return err
@@ -332,7 +332,7 @@ func otherHolders(tx Tx, r *access.Request) ([]access.Request, error) {
 // confirmation answers a retry of an add sent before (op.FirstAttemptAt)
 // whose outcome keycard could not know: the clock starts at that attempt.
 func (s *Service) confirmed(op access.Op, ch access.Change, note string, assumed bool) error {
-	return s.update(func(tx Tx) error {
+	return s.updateLead(func(tx Tx) error {
 		r, err := takeOp(tx, op)
 		if err != nil {
 			return err
@@ -460,7 +460,7 @@ func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Ch
 // one call may end in a 429 after an attempt that applied.
 func (s *Service) failed(op access.Op, cause error) error {
 	s.log.Warn("provisioning attempt failed", "op", op.ID, "kind", op.Kind, "request", op.RequestID, "group", op.Group, "attempt", op.Attempts+1, "err", cause)
-	return s.update(func(tx Tx) error {
+	return s.updateLead(func(tx Tx) error {
 		cur, err := tx.Op(op.ID)
 		if err != nil {
 			return err

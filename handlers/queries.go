@@ -93,9 +93,10 @@ func (s *Service) Cursor(name string) (string, error) {
 	return v, err
 }
 
-// SetCursor stores a named cursor.
+// SetCursor stores a named cursor. Only singleton work keeps cursors (the
+// notifier, the job ledger, the leaver feeds), so the write is fenced.
 func (s *Service) SetCursor(name, value string) error {
-	return s.store.Update(s.clock.Now(), func(tx Tx) error { return tx.SetCursor(name, value) })
+	return s.store.Update(s.clock.Now(), s.fenced(func(tx Tx) error { return tx.SetCursor(name, value) }))
 }
 
 // Extend asks for more time on an active grant: a new request through the

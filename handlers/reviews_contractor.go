@@ -104,7 +104,7 @@ func (s *Service) runContractorExpiry(ctx context.Context, _ Publisher, slot tim
 			a.Manager = m.Person()
 		}
 		gg := g
-		err = s.update(func(tx Tx) error {
+		err = s.updateLead(func(tx Tx) error {
 			if ok, err := tx.Doc(DocContractorAsk, g.ID, &ContractorAsk{}); err != nil || ok {
 				return err
 			}

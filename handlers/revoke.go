@@ -61,7 +61,7 @@ const docDeactivationHandled = "deactivation_handled"
 // nothing left to end and records nothing.
 func (s *Service) Offboard(ctx context.Context, who access.User, why Trigger) (int, error) {
 	n := 0
-	err := s.update(func(tx Tx) error {
+	err := s.updateLead(func(tx Tx) error {
 		if why.IdPEventID != "" {
 			var done Trigger
 			if ok, err := tx.Doc(docDeactivationHandled, why.IdPEventID, &done); err != nil || ok {

@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// Run drives the provisioning worker and the scheduler until ctx ends: it
+// Run drives the provisioning worker and the scheduler until ctx ends, on
+// the leader only (Options.Leadership; every commit they make is fenced): it
 // catches up at once (grants that expired while keycard was down, ops a
 // crash interrupted), then sleeps until the next due time or until a write
 // wakes it. It waits on the service's clock (time.After in production); tests
@@ -13,14 +14,21 @@ import (
 func (s *Service) Run(ctx context.Context) error {
 	const idle = time.Minute // re-check at least this often (clock jumps, missed wakes)
 	for {
-		nextTick, err := s.Tick(ctx)
-		if err != nil && ctx.Err() == nil {
-			s.log.Error("scheduler sweep failed", "err", err)
+		leading := s.lead.IsLeader()
+		var nextTick, nextOp time.Time
+		if leading {
+			var err error
+			nextTick, err = s.Tick(ctx)
+			if err != nil && ctx.Err() == nil {
+				s.log.Error("scheduler sweep failed", "err", err)
+			}
+			nextOp, err = s.RunOutbox(ctx)
+			if err != nil && ctx.Err() == nil {
+				s.log.Error("provisioning worker failed", "err", err)
+			}
 		}
-		nextOp, err := s.RunOutbox(ctx)
-		if err != nil && ctx.Err() == nil {
-			s.log.Error("provisioning worker failed", "err", err)
-		}
+		// Refusal summaries are this replica's own (its in-memory limiter),
+		// so every replica flushes them, leader or not.
 		if err := s.FlushRefusals(ctx.Err() != nil); err != nil {
 			s.log.Error("refusal summaries not audited", "err", err)
 		}
@@ -28,6 +36,13 @@ func (s *Service) Run(ctx context.Context) error {
 			return nil
 		}
 		wait := pause(s.clock.Now(), idle, nextTick, nextOp)
+		if s.opt.Poll > 0 && wait > s.opt.Poll {
+			// Other replicas' commits do not wake this loop: a short poll
+			// finds the ops they enqueued and the due times they set. A
+			// standby polls too, so it notices at once when it leads (the
+			// lease also wakes it: LeadershipChanged).
+			wait = s.opt.Poll
+		}
 		select {
 		case <-ctx.Done():
 			if err := s.FlushRefusals(true); err != nil {

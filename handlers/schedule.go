@@ -56,7 +56,7 @@ func (s *Service) handleDue(ctx context.Context, r *access.Request, now time.Tim
 	case access.StatePending:
 		switch {
 		case !r.ExpiresAt.IsZero() && !r.ExpiresAt.After(now):
-			return s.transition(r.ID, func(tx Tx, r *access.Request) error {
+			return s.scheduled(r.ID, func(tx Tx, r *access.Request) error {
 				if err := r.TimeOut(tx.Now()); err != nil {
 					return err // moved on, or the deadline moved: transition treats a conflict as done
 				}
@@ -69,7 +69,7 @@ func (s *Service) handleDue(ctx context.Context, r *access.Request, now time.Tim
 		case !r.EscalateAt.IsZero() && !r.EscalateAt.After(now):
 			return s.escalate(ctx, r)
 		case !r.RemindAt.IsZero() && !r.RemindAt.After(now):
-			return s.transition(r.ID, func(tx Tx, r *access.Request) error {
+			return s.scheduled(r.ID, func(tx Tx, r *access.Request) error {
 				var next time.Time
 				if p, ok := s.Policy().Policy(r.Policy); ok && p.RemindAfter > 0 {
 					next = tx.Now().Add(p.RemindAfter)
@@ -87,14 +87,14 @@ func (s *Service) handleDue(ctx context.Context, r *access.Request, now time.Tim
 	case access.StateActive:
 		switch {
 		case !r.EndsAt.IsZero() && !r.EndsAt.After(now):
-			return s.transition(r.ID, func(tx Tx, r *access.Request) error {
+			return s.scheduled(r.ID, func(tx Tx, r *access.Request) error {
 				if r.State != access.StateActive || r.EndsAt.After(tx.Now()) {
 					return errStale
 				}
 				return endGrant(tx, r, access.ReasonExpired, access.Person{}, access.ActorScheduler)
 			})
 		case !r.WarnAt.IsZero() && !r.WarnAt.After(now):
-			return s.transition(r.ID, func(tx Tx, r *access.Request) error {
+			return s.scheduled(r.ID, func(tx Tx, r *access.Request) error {
 				if r.State != access.StateActive || r.WarnAt.IsZero() || r.WarnAt.After(tx.Now()) {
 					return errStale
 				}
@@ -126,6 +126,28 @@ func (s *Service) transition(id string, fn func(Tx, *access.Request) error) erro
 	return err
 }
 
+// scheduled is transition for the scheduler: fenced by the lease, and a
+// fence refusal is returned (not treated as done like a request that moved
+// on), so a deposed leader's sweep stops instead of spinning on work it may
+// no longer commit.
+func (s *Service) scheduled(id string, fn func(Tx, *access.Request) error) error {
+	var deposed error
+	err := s.transition(id, func(tx Tx, r *access.Request) error {
+		deposed = nil
+		if err := s.lead.Fence(tx); err != nil {
+			if access.CodeOf(err) == access.CodeConflict {
+				deposed = err
+			}
+			return err
+		}
+		return fn(tx, r)
+	})
+	if deposed != nil {
+		return deposed
+	}
+	return err
+}
+
 // escalate adds the policy's escalate_to approvers to the stalled step.
 func (s *Service) escalate(ctx context.Context, r *access.Request) error {
 	set := s.Policy()
@@ -146,7 +168,7 @@ func (s *Service) escalate(ctx context.Context, r *access.Request) error {
 		} else if err != nil {
 			// The IdP is failing: try again in a minute, not at every sweep
 			// (the request would stay due and the loop would spin on it).
-			return s.transition(r.ID, func(tx Tx, r *access.Request) error {
+			return s.scheduled(r.ID, func(tx Tx, r *access.Request) error {
 				if r.State != access.StatePending || r.EscalateAt.IsZero() {
 					return errStale
 				}
@@ -155,7 +177,7 @@ func (s *Service) escalate(ctx context.Context, r *access.Request) error {
 			})
 		}
 	}
-	return s.transition(r.ID, func(tx Tx, r *access.Request) error {
+	return s.scheduled(r.ID, func(tx Tx, r *access.Request) error {
 		added, err := r.Escalate(extra, tx.Now())
 		if err != nil {
 			return err // moved on, or not due: transition treats a conflict as done
@@ -172,6 +194,8 @@ func (s *Service) escalate(ctx context.Context, r *access.Request) error {
 // policy running and is audited (policy.rejected) with the reason; a changed
 // file is audited as policy.changed with old and new hash and what changed.
 func (s *Service) ReloadPolicy(load func() (*policy.Set, error), actor string) (*policy.Set, error) {
+	s.policyMu.Lock()
+	defer s.policyMu.Unlock()
 	old := s.Policy()
 	next, err := load()
 	if err != nil {

@@ -53,6 +53,15 @@ type Options struct {
 	// is built and a narrowed scope holds at once. An error refuses the
 	// change and the policy in force stays.
 	Reconnect func(*policy.Set) error
+	// Leadership says whether this replica runs the singleton work and
+	// fences its commits (default SoleReplica: bbolt, one process).
+	Leadership Leadership
+	// Poll, when positive, is how often the leader re-reads the store for
+	// work that another replica committed (an approval handled on a standby
+	// enqueues an outbox op; a grant it made sets a new due time): the
+	// standby's commit wakes only its own loops. Zero with one replica,
+	// where every commit wakes the loops directly.
+	Poll time.Duration
 }
 
 // Service runs keycard's lifecycle.
@@ -63,8 +72,14 @@ type Service struct {
 	clock    access.Clock
 	opt      Options
 	log      *slog.Logger
+	lead     Leadership
 
 	pol atomic.Pointer[policy.Set]
+	// policyMu orders the changes of the policy in force on this replica
+	// (a reload or an approved change here, a sync from another replica),
+	// so a sync that read an older version cannot swap it in after a newer
+	// one took effect.
+	policyMu sync.Mutex
 
 	// mismatches limits identity.mismatch events (alerts) per Slack id.
 	mismatches refusalLimiter
@@ -127,7 +142,10 @@ func New(st Store, conns Connectors, set *policy.Set, clock access.Clock, opt Op
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{store: attestingStore{st}, conns: conns, clock: clock, opt: opt, log: opt.Logger,
+	if opt.Leadership == nil {
+		opt.Leadership = SoleReplica{}
+	}
+	s := &Service{lead: opt.Leadership, store: attestingStore{st}, conns: conns, clock: clock, opt: opt, log: opt.Logger,
 		rand: opt.Rand, wake: make(chan struct{}, 1), notify: make(chan struct{}, 1), stream: make(chan struct{}, 1), groupCache: map[string]groupEntry{}, recent: map[string][]time.Time{}, metrics: newMetrics()}
 	s.mismatches.burst, s.mismatches.window, s.mismatches.keyName = MismatchBurst, MismatchWindow, "slack_id"
 	s.pol.Store(set)

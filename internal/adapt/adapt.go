@@ -32,8 +32,15 @@ func (a adapter) View(fn func(handlers.Tx) error) error {
 	return a.db.View(func(tx *store.Tx) error { return fn(tx) })
 }
 
+// StaticStore is where the static connector keeps the memberships keycard
+// made: *store.DB (bbolt) or *pgstore.DB.
+type StaticStore interface {
+	StaticMembers(connector, group string) ([]string, error)
+	SetStaticMember(now time.Time, connector, group, userID string, member bool) error
+}
+
 // Memberships adapts the store to the static connector's port.
-type Memberships struct{ DB *store.DB }
+type Memberships struct{ DB StaticStore }
 
 // StaticMembers lists the stored members of a static group.
 func (m Memberships) StaticMembers(connector, group string) ([]string, error) {
@@ -47,7 +54,7 @@ func (m Memberships) SetStaticMember(connector, group, userID string, member boo
 
 // Static builds the static connector the policy file describes, its
 // keycard-made memberships kept in db.
-func Static(name string, c *policy.Connector, db *store.DB, clock access.Clock) (*static.Connector, error) {
+func Static(name string, c *policy.Connector, db StaticStore, clock access.Clock) (*static.Connector, error) {
 	users := make([]static.User, 0, len(c.Users))
 	for _, u := range c.Users {
 		users = append(users, static.User{Email: u.Email, Name: u.Name, Manager: u.Manager, Status: u.Status, Attributes: u.Attributes})

@@ -47,6 +47,14 @@ type Config struct {
 	BackupDir     string        `envconfig:"KEYCARD_BACKUP_DIR"`
 	BackupEvery   time.Duration `envconfig:"KEYCARD_BACKUP_EVERY" default:"24h"`
 	BackupKeep    int           `envconfig:"KEYCARD_BACKUP_KEEP" default:"14"`
+	// DatabaseURL, when set, keeps all state in PostgreSQL instead of the
+	// bbolt file at DB, so several replicas can share it. A Secret: the URL
+	// carries the password.
+	DatabaseURL Secret `envconfig:"KEYCARD_DATABASE_URL"`
+	// LeaseTTL is the leader lease's length with PostgreSQL: a killed
+	// leader is replaced within LeaseTTL + LeaseTTL/3 (13.3 s at the
+	// default), inside SPEC's 15 seconds. Tests shorten it.
+	LeaseTTL time.Duration `envconfig:"KEYCARD_LEASE_TTL" default:"10s"`
 
 	// IdPHTTPClient, when set, carries the Entra ID connector's HTTPS (token
 	// authority and Graph) instead of a client over the system trust store:
@@ -84,6 +92,18 @@ func LoadConfig() (Config, error) {
 	}
 	if cfg.BackupEvery <= 0 {
 		return cfg, fmt.Errorf("KEYCARD_BACKUP_EVERY: %s is not a positive duration", cfg.BackupEvery)
+	}
+	if cfg.DatabaseURL != "" {
+		// Never repeat the value: it carries the password.
+		if u, err := url.Parse(string(cfg.DatabaseURL)); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+			return cfg, fmt.Errorf("KEYCARD_DATABASE_URL is malformed: want postgres://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=verify-full")
+		}
+		if cfg.BackupDir != "" {
+			return cfg, fmt.Errorf("KEYCARD_BACKUP_DIR: keycard's own backups are bbolt files; with KEYCARD_DATABASE_URL back PostgreSQL up with pg_dump or your provider's snapshots (docs/ha.md) and unset KEYCARD_BACKUP_DIR")
+		}
+	}
+	if cfg.LeaseTTL < time.Second || cfg.LeaseTTL > time.Minute {
+		return cfg, fmt.Errorf("KEYCARD_LEASE_TTL: %s is not between 1s and 1m (default 10s: a dead leader is replaced within 4/3 of it)", cfg.LeaseTTL)
 	}
 	if u, err := url.Parse(cfg.SlackAPIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return cfg, fmt.Errorf("SLACK_API_URL: %q is not an http(s) URL like https://slack.com/api/", cfg.SlackAPIURL)

@@ -15,14 +15,13 @@ import (
 	"keycard/internal/adapt"
 	"keycard/internal/buildinfo"
 	"keycard/policy"
-	"keycard/store"
 )
 
 // BuildConnectors makes every connector the policy names. An okta connector
 // needs OKTA_CLIENT_ORGURL and OKTA_CLIENT_TOKEN, an entra connector the
 // AZURE_* variables, a jumpcloud connector JUMPCLOUD_API_KEY. Building makes
 // no network call: checkConnectors proves the credentials at start.
-func BuildConnectors(set *policy.Set, cfg Config, db *store.DB, clock access.Clock) (*ConnectorSet, error) {
+func BuildConnectors(set *policy.Set, cfg Config, db adapt.StaticStore, clock access.Clock) (*ConnectorSet, error) {
 	out := &ConnectorSet{Set: connectors.NewSet(), feeds: map[string]handlers.DeactivationFeed{}, checks: map[string]checker{}}
 	for _, name := range sortedKeys(set.Connectors) {
 		c := set.Connectors[name]
@@ -96,7 +95,7 @@ func BuildConnectors(set *policy.Set, cfg Config, db *store.DB, clock access.Clo
 // built, and every connector it names is wrapped with its new scope, so a
 // narrowed scope is enforced from the next call. When any connector cannot
 // be built nothing changes and the policy change is refused.
-func reconnect(conns *ConnectorSet, cfg Config, db *store.DB, clock access.Clock) func(*policy.Set) error {
+func reconnect(conns *ConnectorSet, cfg Config, db adapt.StaticStore, clock access.Clock) func(*policy.Set) error {
 	return func(next *policy.Set) error {
 		fresh, err := BuildConnectors(next, cfg, db, clock)
 		if err != nil {

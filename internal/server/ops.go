@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -51,12 +52,18 @@ func backupLoop(ctx context.Context, svc *handlers.Service, db *store.DB, cfg ba
 
 // opsServer serves /healthz, /readyz, /metrics and POST /backup.
 type opsServer struct {
-	svc       *handlers.Service
-	db        *store.DB
-	backup    backupConfig
-	connected func() bool // Slack socket connected
-	hasIdP    bool        // an IdP connector (not static) must have answered recently
-	started   time.Time
+	svc *handlers.Service
+	// ping proves the store answers (a read transaction).
+	ping func() error
+	// backupTo writes a hot backup (bbolt's store.DB.Backup); nil with
+	// PostgreSQL, whose backups are the operator's pg_dump.
+	backupTo func(dir string, keep int, now time.Time, through func(io.Writer) io.Writer) (string, error)
+	backup   backupConfig
+	// replicated: PostgreSQL, where /readyz names this replica's role.
+	replicated bool
+	connected  func() bool // Slack socket connected
+	hasIdP     bool        // an IdP connector (not static) must have answered recently
+	started    time.Time
 	// policyPath is the policy file POST /policy/apply reloads.
 	policyPath string
 	// token guards the POST endpoints: only someone who can read the file
@@ -74,10 +81,20 @@ func (o *opsServer) handler() http.Handler {
 	return mux
 }
 
+// readyz is 200 when this replica can serve Slack: its store answers, its
+// socket is up and its IdP answered lately. Its body is "ready" and the
+// role ("role: leader" or "role: standby"; always leader with bbolt), also
+// in the X-Keycard-Role header: a standby is ready too — it answers
+// whatever Slack delivers to it; only the singleton work waits for the
+// lease.
 func (o *opsServer) readyz(w http.ResponseWriter, r *http.Request) {
 	var problems []string
-	if err := o.db.View(func(*store.Tx) error { return nil }); err != nil {
-		problems = append(problems, "store: "+err.Error())
+	if err := o.ping(); err != nil {
+		what := "store: "
+		if o.replicated {
+			what = "database: PostgreSQL unreachable: "
+		}
+		problems = append(problems, what+err.Error())
 	}
 	if o.connected != nil && !o.connected() {
 		problems = append(problems, "slack: socket not connected")
@@ -89,19 +106,28 @@ func (o *opsServer) readyz(w http.ResponseWriter, r *http.Request) {
 			problems = append(problems, "idp: no successful answer in the last 15 minutes")
 		}
 	}
+	role := "standby"
+	if o.svc.IsLeader() {
+		role = "leader"
+	}
+	w.Header().Set("X-Keycard-Role", role)
 	if len(problems) > 0 {
-		http.Error(w, strings.Join(problems, "\n"), http.StatusServiceUnavailable)
+		http.Error(w, strings.Join(problems, "\n")+"\nrole: "+role, http.StatusServiceUnavailable)
 		return
 	}
-	fmt.Fprintln(w, "ready")
+	fmt.Fprintf(w, "ready\nrole: %s\n", role)
 }
 
 func (o *opsServer) backupNow(w http.ResponseWriter, r *http.Request) {
+	if o.backupTo == nil {
+		http.Error(w, "keycard keeps its state in PostgreSQL (KEYCARD_DATABASE_URL): back it up with pg_dump or your provider's snapshots (docs/ha.md)", http.StatusConflict)
+		return
+	}
 	if o.backup.Dir == "" {
 		http.Error(w, "KEYCARD_BACKUP_DIR is not set", http.StatusConflict)
 		return
 	}
-	path, err := o.db.Backup(o.backup.Dir, o.backup.Keep, o.svc.Clock().Now(), nil)
+	path, err := o.backupTo(o.backup.Dir, o.backup.Keep, o.svc.Clock().Now(), nil)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return

@@ -152,7 +152,7 @@ func TestMetricsExposition(t *testing.T) {
 	}
 	svc := handlers.New(adapt.Store(db), nil, nil, clock, handlers.Options{})
 	svc.MarkJob("backup")
-	o := &opsServer{svc: svc, db: db, started: clock.Now(), connected: func() bool { return true }}
+	o := &opsServer{svc: svc, ping: func() error { return db.View(func(*store.Tx) error { return nil }) }, backupTo: db.Backup, started: clock.Now(), connected: func() bool { return true }}
 	srv := httptest.NewServer(o.handler())
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/metrics")
@@ -186,6 +186,8 @@ func TestMetricsExposition(t *testing.T) {
 		{"keycard_job_last_success_timestamp_seconds", dto.MetricType_GAUGE, "job=backup", float64(clock.Now().Unix())},
 		{"keycard_expiry_lag_seconds", dto.MetricType_GAUGE, "", 90},
 		{"keycard_slack_socket_connected", dto.MetricType_GAUGE, "", 1},
+		{"keycard_leader", dto.MetricType_GAUGE, "", 1}, // bbolt: the sole replica leads
+		{"keycard_lease_age_seconds", dto.MetricType_GAUGE, "", 0},
 		{"go_goroutines", dto.MetricType_GAUGE, "", -1}, // -1: any value
 		{"process_cpu_seconds_total", dto.MetricType_COUNTER, "", -1},
 	} {
@@ -270,7 +272,7 @@ func TestPolicyApplyEndpoint(t *testing.T) {
 	if st, _ := os.Stat(OpsTokenPath(path)); st.Mode().Perm() != 0o600 {
 		t.Fatalf("ops token file mode %v", st.Mode())
 	}
-	o := &opsServer{svc: svc, db: db, policyPath: pol, token: token}
+	o := &opsServer{svc: svc, ping: func() error { return db.View(func(*store.Tx) error { return nil }) }, backupTo: db.Backup, policyPath: pol, token: token}
 	bearer := token
 	post := func(form string) (int, string) {
 		rec := httptest.NewRecorder()

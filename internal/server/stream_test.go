@@ -49,7 +49,7 @@ func TestServeStreamsAuditEvents(t *testing.T) {
 	d := Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clock}
 	ctx, cancel := context.WithCancel(context.Background())
 	g, gctx := errgroup.WithContext(ctx)
-	if err := startAuditStream(gctx, g, svc, adapt.Store(db), d); err != nil {
+	if err := startAuditStream(gctx, g, func(fn func(context.Context) error) { g.Go(func() error { return fn(gctx) }) }, svc, adapt.Store(db), d); err != nil {
 		t.Fatal(err)
 	}
 	if err := svc.RecordPolicyLoaded(access.ActorKeycard); err != nil {

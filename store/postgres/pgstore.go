@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"keycard/access"
@@ -98,6 +101,18 @@ func (db *DB) Where() string { return db.where }
 // Close closes the pool. Open transactions must have finished.
 func (db *DB) Close() error { db.pool.Close(); return nil }
 
+// Ping proves the server answers now (readiness): one round trip on a
+// pooled connection, bounded by timeout. A lost server is
+// access.CodeUnavailable.
+func (db *DB) Ping(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(db.ctx, timeout)
+	defer cancel()
+	if err := db.pool.Ping(ctx); err != nil {
+		return access.Wrap(access.CodeUnavailable, err, "PostgreSQL at %s does not answer: %s", db.where, safeErr(err))
+	}
+	return nil
+}
+
 // Pool is the connection pool, for callers that need PostgreSQL itself
 // (leases, LISTEN/NOTIFY, benchmarks).
 func (db *DB) Pool() *pgxpool.Pool { return db.pool }
@@ -138,7 +153,39 @@ func (db *DB) Update(now time.Time, fn func(*Tx) error) error {
 		time.Sleep(d/2 + rand.N(d))
 	}
 	undo.Run()
-	return err
+	return lost(err)
+}
+
+// Unavailable is what a person is told when the database cannot be
+// reached (SPEC "Beyond one machine": a database lost mid-run).
+const Unavailable = "keycard is unavailable, try again in a minute."
+
+// lost turns a lost or refused connection (the server gone, restarting or
+// out of connections; a network error; a dead socket) into
+// access.CodeUnavailable, whose message a person may see: nothing was
+// committed, and trying again later is right. Anything else — the caller's
+// own errors, constraint and data errors — passes through unchanged.
+func lost(err error) error {
+	if err == nil || access.CodeOf(err) == access.CodeUnavailable {
+		return err
+	}
+	var pe *pgconn.PgError
+	var ne net.Error
+	var ce *pgconn.ConnectError
+	switch {
+	case errors.As(err, &pe):
+		// Class 08 connection exception; 57P01-57P03 admin shutdown, crash
+		// shutdown, cannot connect now; 53300 too many connections.
+		if !strings.HasPrefix(pe.Code, "08") && pe.Code != "57P01" && pe.Code != "57P02" && pe.Code != "57P03" && pe.Code != "53300" {
+			return err
+		}
+	case errors.As(err, &ce), errors.As(err, &ne), errors.Is(err, pgconn.ErrConnClosed), pgconn.Timeout(err),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE):
+	default:
+		return err
+	}
+	return access.Wrap(access.CodeUnavailable, err, Unavailable)
 }
 
 func (db *DB) attempt(now time.Time, undo *store.UndoLog, fn func(*Tx) error) (*Tx, error) {
@@ -169,7 +216,7 @@ const (
 func (db *DB) begin(sql string) (*Tx, error) {
 	conn, err := db.pool.Acquire(db.ctx)
 	if err != nil {
-		return nil, access.Wrap(access.CodeUnavailable, err, "keycard cannot reach its database: %s", safeErr(err))
+		return nil, access.Wrap(access.CodeUnavailable, err, Unavailable)
 	}
 	return &Tx{ctx: db.ctx, conn: conn, beginSQL: sql}, nil
 }
@@ -186,7 +233,7 @@ func (db *DB) View(fn func(*Tx) error) error {
 	}
 	defer tx.release()
 	defer tx.rollback()
-	return fn(tx)
+	return lost(fn(tx))
 }
 
 // StaticMembers is Tx.StaticMembers in its own read transaction.
