@@ -262,10 +262,7 @@ func (s *Service) standing(ctx context.Context, prov access.Provisioner, op acce
 // removes nothing.
 func (s *Service) keepStanding(op access.Op) error {
 	return s.updateLead(func(tx Tx) error {
-		if err := tx.DeleteOp(op.ID); err != nil {
-			return err
-		}
-		r, err := tx.Request(op.RequestID)
+		r, err := takeOp(tx, op)
 		if err != nil {
 			return err
 		}
@@ -336,10 +333,7 @@ func otherHolders(tx Tx, r *access.Request) ([]access.Request, error) {
 // whose outcome keycard could not know: the clock starts at that attempt.
 func (s *Service) confirmed(op access.Op, ch access.Change, note string, assumed bool) error {
 	return s.updateLead(func(tx Tx) error {
-		if err := tx.DeleteOp(op.ID); err != nil {
-			return err
-		}
-		r, err := tx.Request(op.RequestID)
+		r, err := takeOp(tx, op)
 		if err != nil {
 			return err
 		}
@@ -359,6 +353,15 @@ func (s *Service) confirmed(op access.Op, ch access.Change, note string, assumed
 		}
 		return nil
 	})
+}
+
+// takeOp removes a finished op from the outbox in tx and reads its request,
+// for the op's outcome to be applied in the same transaction.
+func takeOp(tx Tx, op access.Op) (access.Request, error) {
+	if err := tx.DeleteOp(op.ID); err != nil {
+		return access.Request{}, err
+	}
+	return tx.Request(op.RequestID)
 }
 
 // removalDone ends a deprovisioning grant in tx once its removal is done

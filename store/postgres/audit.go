@@ -95,16 +95,11 @@ type eventRow struct {
 }
 
 func (tx *Tx) eventPage(sql string, args ...any) ([]eventRow, error) {
-	var out []eventRow
-	err := tx.each(sql, args, func(rows pgx.Rows) error {
+	return collect(tx, sql, args, func(rows pgx.Rows) (eventRow, error) {
 		var r eventRow
-		if err := rows.Scan(&r.seq, &r.at, &r.body); err != nil {
-			return err
-		}
-		out = append(out, r)
-		return nil
+		err := rows.Scan(&r.seq, &r.at, &r.body)
+		return r, err
 	})
-	return out, err
 }
 
 func emit(page []eventRow, fn func(access.Event) error) (bool, error) {
@@ -162,29 +157,15 @@ func (tx *Tx) EventsBetween(from, to time.Time, fn func(access.Event) error) err
 	if last == nil {
 		return nil
 	}
-	// The first seq in [1, last+1) whose event's time is not before from.
-	lo, hi := int64(1), *last+1
-	for lo < hi {
-		mid := lo + (hi-lo)/2
+	first, err := store.FirstSeqFrom(uint64(*last), from, func(seq uint64) ([]byte, error) {
 		var v []byte
-		ok, err := tx.one("SELECT body FROM keycard_audit_events WHERE seq = $1", []any{mid}, &v)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("store: audit event %d is missing (the events table has a gap)", mid)
-		}
-		at, err := store.EventTime(v)
-		if err != nil {
-			return fmt.Errorf("store: event %d: %w", mid, err)
-		}
-		if at.Before(from) {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
+		_, err := tx.one("SELECT body FROM keycard_audit_events WHERE seq = $1", []any{int64(seq)}, &v)
+		return v, err
+	})
+	if err != nil {
+		return err
 	}
-	want := lo
+	want := int64(first)
 	for {
 		page, err := tx.eventPage("SELECT seq, at_ns, body FROM keycard_audit_events WHERE seq >= $1 ORDER BY seq LIMIT $2", want, chunk)
 		if err != nil {

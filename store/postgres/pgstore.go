@@ -145,10 +145,10 @@ func retryable(err error) bool {
 // run more than once (see the package doc).
 func (db *DB) Update(now time.Time, fn func(*Tx) error) error {
 	now = now.UTC()
-	var undo undoLog
+	var undo store.UndoLog
 	var err error
 	for attempt := 0; ; attempt++ {
-		undo.run()
+		undo.Run()
 		var tx *Tx
 		tx, err = db.attempt(now, &undo, fn)
 		if err == nil {
@@ -164,7 +164,7 @@ func (db *DB) Update(now time.Time, fn func(*Tx) error) error {
 		d := time.Duration(1+min(attempt, 6)) * time.Millisecond
 		time.Sleep(d/2 + rand.N(d))
 	}
-	undo.run()
+	undo.Run()
 	return lost(err)
 }
 
@@ -200,7 +200,7 @@ func lost(err error) error {
 	return access.Wrap(access.CodeUnavailable, err, Unavailable)
 }
 
-func (db *DB) attempt(now time.Time, undo *undoLog, fn func(*Tx) error) (*Tx, error) {
+func (db *DB) attempt(now time.Time, undo *store.UndoLog, fn func(*Tx) error) (*Tx, error) {
 	ctx, cancel := context.WithTimeout(db.ctx, db.txTimeout)
 	defer cancel()
 	tx, err := db.begin(ctx, beginSerializable)
@@ -252,13 +252,7 @@ func (db *DB) View(fn func(*Tx) error) error {
 
 // StaticMembers is Tx.StaticMembers in its own read transaction.
 func (db *DB) StaticMembers(connector, group string) ([]string, error) {
-	var out []string
-	err := db.View(func(tx *Tx) error {
-		var err error
-		out, err = tx.StaticMembers(connector, group)
-		return err
-	})
-	return out, err
+	return store.Read(db.View, func(tx *Tx) ([]string, error) { return tx.StaticMembers(connector, group) })
 }
 
 // SetStaticMember is Tx.SetStaticMember in its own write transaction.
@@ -282,7 +276,7 @@ type Tx struct {
 	begun    bool     // BEGIN has been sent
 	pending  []queued // deferred writes, sent with the next statement
 	now      time.Time
-	undo     *undoLog
+	undo     *store.UndoLog
 	write    bool
 	dbErr    error             // the first database error, so a swallowed 40001 still retries
 	revs     map[string]uint64 // stored Rev of the requests this transaction read or wrote
@@ -417,6 +411,24 @@ func (tx *Tx) each(sql string, args []any, scan func(pgx.Rows) error) error {
 	return tx.note(err)
 }
 
+// collect runs a query through each and returns one value per row, made by
+// row (which scans it); nil with the first error.
+func collect[T any](tx *Tx, sql string, args []any, row func(pgx.Rows) (T, error)) ([]T, error) {
+	var out []T
+	err := tx.each(sql, args, func(rows pgx.Rows) error {
+		v, err := row(rows)
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // commit sends the deferred writes and COMMIT in one batch. A transaction
 // that never sent a statement has nothing to commit. PostgreSQL answers
 // COMMIT of a failed transaction with ROLLBACK, not an error: that is one.
@@ -452,23 +464,6 @@ func (tx *Tx) rollback() {
 }
 
 func (tx *Tx) release() { tx.conn.Release() }
-
-// undoLog restores caller-visible fields the store assigned when a run does
-// not commit.
-type undoLog []func()
-
-func (u *undoLog) add(f func()) {
-	if u != nil {
-		*u = append(*u, f)
-	}
-}
-
-func (u *undoLog) run() {
-	for i := len(*u) - 1; i >= 0; i-- {
-		(*u)[i]()
-	}
-	*u = (*u)[:0]
-}
 
 var (
 	minKeyTime = time.Unix(0, math.MinInt64)

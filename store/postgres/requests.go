@@ -118,7 +118,7 @@ func (tx *Tx) PutRequest(r *access.Request) error {
 		}
 		r.Rev++
 	}
-	tx.undo.add(func() { r.ID, r.Rev, r.CreatedAt = origID, origRev, origCreated })
+	tx.undo.Add(func() { r.ID, r.Rev, r.CreatedAt = origID, origRev, origCreated })
 
 	body, err := store.EncodeRequest(r)
 	if err != nil {
@@ -145,50 +145,22 @@ func (tx *Tx) PutRequest(r *access.Request) error {
 			connector = $6, grp = $7, holds = $8, due_ns = $9, body = $10 WHERE id = $1`, args...)
 	}
 	tx.remember(r.ID, r.Rev)
-	if emails := waitingEmails(r); len(emails) > 0 {
+	if emails := store.WaitingEmails(r); len(emails) > 0 {
 		tx.later(`INSERT INTO keycard_waiting (email, created_ns, id)
 			SELECT unnest($1::text[]), $2, $3`, emails, ns(r.CreatedAt), r.ID)
 	}
 	return nil
 }
 
-// waitingEmails are the distinct candidates of a pending request's step.
-func waitingEmails(r *access.Request) []string {
-	if r.State != access.StatePending {
-		return nil
-	}
-	s := r.Step()
-	if s == nil {
-		return nil
-	}
-	var out []string
-	seen := map[string]bool{}
-	for _, c := range s.Candidates {
-		email := lowerEmail(c.Email)
-		if email == "" || seen[email] {
-			continue
-		}
-		seen[email] = true
-		out = append(out, email)
-	}
-	return out
-}
-
 func (tx *Tx) requests(sql string, args ...any) ([]access.Request, error) {
-	var out []access.Request
-	err := tx.each(sql, args, func(rows pgx.Rows) error {
+	return collect(tx, sql, args, func(rows pgx.Rows) (access.Request, error) {
 		r, err := decodeRow(rows)
 		if err != nil {
-			return fmt.Errorf("store: request: %w", err)
+			return r, fmt.Errorf("store: request: %w", err)
 		}
 		tx.remember(r.ID, r.Rev)
-		out = append(out, r)
-		return nil
+		return r, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // Due returns up to limit requests (all when limit <= 0) whose NextDue is at
