@@ -602,6 +602,10 @@ func checkApprovalDMs(t *testing.T, emu *slackemu.Server, killed []killRec) int 
 	t.Helper()
 	first := map[string]time.Time{} // channel "/" request|step -> first post
 	reposts, total := 0, 0
+	who := map[string]string{} // DM channel -> Slack id
+	for _, p := range people {
+		who[emu.DMChannel(p.slackID)] = p.slackID
+	}
 	for _, m := range emu.Posts() {
 		var value string
 		for _, b := range m.Buttons() {
@@ -626,8 +630,8 @@ func checkApprovalDMs(t *testing.T, emu *slackemu.Server, killed []killRec) int 
 			reposts++
 			continue
 		}
-		t.Errorf("approver in %s got a second approval DM for %s at %s (first at %s) with no leader kill between",
-			m.Channel, value, at.Format("15:04:05.000"), f.Format("15:04:05.000"))
+		t.Errorf("%s got a second approval DM for %s (request|step) at %s, the first at %s, with no leader kill between",
+			who[m.Channel], value, at.Format("15:04:05.000"), f.Format("15:04:05.000"))
 	}
 	t.Logf("approval DMs: %d posted, %d steps, %d re-posted across a kill", total, len(first), reposts)
 	return reposts
