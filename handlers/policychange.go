@@ -140,6 +140,8 @@ func (s *Service) ApprovePolicy(ctx context.Context, slackID, email, hash string
 // apply swaps the policy in force and records the version, in one
 // transaction with its audit event and the removal of any staged version.
 func (s *Service) apply(old, next *policy.Set, changes []string, by string, extra map[string]any) error {
+	s.policyMu.Lock()
+	defer s.policyMu.Unlock()
 	detail := map[string]any{"old": old.Hash, "new": next.Hash, "changes": changes}
 	for k, v := range extra {
 		detail[k] = v

@@ -27,6 +27,8 @@ import (
 // recorded without its text is read from its path when the file there still
 // has the recorded hash.
 func (s *Service) SyncPolicy() (bool, error) {
+	s.policyMu.Lock()
+	defer s.policyMu.Unlock()
 	cur := s.Policy()
 	var hash string
 	var last PolicyVersion

@@ -194,6 +194,8 @@ func (s *Service) escalate(ctx context.Context, r *access.Request) error {
 // policy running and is audited (policy.rejected) with the reason; a changed
 // file is audited as policy.changed with old and new hash and what changed.
 func (s *Service) ReloadPolicy(load func() (*policy.Set, error), actor string) (*policy.Set, error) {
+	s.policyMu.Lock()
+	defer s.policyMu.Unlock()
 	old := s.Policy()
 	next, err := load()
 	if err != nil {

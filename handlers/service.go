@@ -75,6 +75,11 @@ type Service struct {
 	lead     Leadership
 
 	pol atomic.Pointer[policy.Set]
+	// policyMu orders the changes of the policy in force on this replica
+	// (a reload or an approved change here, a sync from another replica),
+	// so a sync that read an older version cannot swap it in after a newer
+	// one took effect.
+	policyMu sync.Mutex
 
 	// mismatches limits identity.mismatch events (alerts) per Slack id.
 	mismatches refusalLimiter

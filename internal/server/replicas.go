@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -31,7 +30,7 @@ import (
 // worker (handlers.Service.Run, gated on the lease), the notifier (bot
 // Config.Leading), the offboarding feeds and sweep, the review jobs, the
 // baselines and the audit stream (started for each term and cancelled when
-// it ends: terms). Each of their commits checks the lease in the same
+// it ends: runLeader). Each of their commits checks the lease in the same
 // transaction (handlers.Leadership.Fence), so a replica that lost its term —
 // cut off from the database, or paused past its lease — commits nothing
 // more, and the work is done again by the new leader (connector calls are
@@ -63,6 +62,9 @@ func newPostgres(ctx context.Context, cfg Config, d Deps, file *policy.Set) (*Se
 	if err := checkNoSplit(cfg.DB, db); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if takeover := cfg.LeaseTTL + cfg.LeaseTTL/3; takeover > 15*time.Second {
+		d.Logger.Warn("KEYCARD_LEASE_TTL is longer than 11.25s: a dead leader may be replaced later than the 15 seconds keycard promises", "lease_ttl", cfg.LeaseTTL, "takeover_within", takeover)
 	}
 	s := &Server{cfg: cfg, d: d, pg: db, st: adapt.Postgres(db), roles: make(chan struct{}, 1)}
 	s.leader = pgstore.NewLeader(db, LeaseName, holderID(), pgstore.LeaderOptions{TTL: cfg.LeaseTTL, Clock: d.Clock, After: d.Clock.After,
@@ -173,23 +175,20 @@ func holderID() string {
 	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
-// terms runs the singleton jobs for each of this replica's terms as leader.
-type terms struct {
-	log  *slog.Logger
+// leaderJobs are the singleton jobs run for each of this replica's terms as leader.
+type leaderJobs struct {
 	jobs []func(context.Context) error
 }
 
-func newTerms(log *slog.Logger) *terms { return &terms{log: log} }
-
 // add registers a job (before Run's supervisor starts).
-func (t *terms) add(fn func(context.Context) error) { t.jobs = append(t.jobs, fn) }
+func (t *leaderJobs) add(fn func(context.Context) error) { t.jobs = append(t.jobs, fn) }
 
 // runLeader keeps the lease and starts the singleton jobs when this replica
 // becomes leader, cancelling them (and waiting for them) when it stops
 // being leader. It also checks the role on the clock every TTL/5 while
 // leading: a term ends by the clock (pgstore.Leader.IsLeader) even when the
 // renewal it waits on hangs. A job's error is fatal, as before.
-func (s *Server) runLeader(ctx context.Context, t *terms) error {
+func (s *Server) runLeader(ctx context.Context, t *leaderJobs) error {
 	svc, log := s.svc, s.d.Logger
 	lctx, stopLease := context.WithCancel(ctx)
 	leaseDone := make(chan struct{})

@@ -84,6 +84,24 @@ func (r *replica) readyz() (int, string) {
 	return rec.Code, rec.Body.String()
 }
 
+// get is the body of a GET on the replica's ops listener.
+func (r *replica) get(path string) string {
+	o := &opsServer{svc: r.svc(), ping: r.srv.ping, replicated: r.srv.pg != nil}
+	rec := httptest.NewRecorder()
+	o.handler().ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+	return rec.Body.String()
+}
+
+// post is a POST with the replica's ops token.
+func (r *replica) post(path string) (int, string) {
+	o := &opsServer{svc: r.svc(), ping: r.srv.ping, replicated: r.srv.pg != nil, token: r.srv.token}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("POST", path, nil)
+	req.Header.Set("Authorization", "Bearer "+r.srv.token)
+	o.handler().ServeHTTP(rec, req)
+	return rec.Code, rec.Body.String()
+}
+
 // replicaWorld is a PostgreSQL database, the Slack and Okta emulators and
 // one fake clock that every replica's timers wait on.
 type replicaWorld struct {
@@ -278,6 +296,18 @@ func TestReplicas(t *testing.T) {
 		if code, body := c.r.readyz(); code != 200 || !strings.Contains(body, c.role) {
 			t.Fatalf("%s /readyz: %d %q, want 200 with %q", c.r.name, code, body, c.role)
 		}
+	}
+
+	for _, c := range []struct {
+		r      *replica
+		leader string
+	}{{a, "keycard_leader 1"}, {b, "keycard_leader 0"}} {
+		if m := c.r.get("/metrics"); !strings.Contains(m, c.leader+"\n") || !strings.Contains(m, "keycard_lease_age_seconds ") {
+			t.Fatalf("%s /metrics lacks %q or the lease age", c.r.name, c.leader)
+		}
+	}
+	if code, body := a.post("/backup"); code != 409 || !strings.Contains(body, "pg_dump") {
+		t.Fatalf("POST /backup with PostgreSQL: %d %q", code, body)
 	}
 
 	// A request made and approved through Slack, whichever replica gets
@@ -686,4 +716,24 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestReplicaResumesAfterOutage: one replica on PostgreSQL loses its
+// database: it stops leading by its own clock (nobody else may lead
+// either), readiness fails; when the database is back it leads again and is
+// ready, with no restart.
+func TestReplicaResumesAfterOutage(t *testing.T) {
+	w := newReplicaWorld(t)
+	proxy := newCutProxy(t, w.url)
+	a := w.start("a", proxy.url)
+	defer a.stop(t)
+	w.until("a to lead", func() bool { return a.svc().IsLeader() })
+	proxy.cut()
+	w.until("a to step down", func() bool { return !a.svc().IsLeader() })
+	if code, body := a.readyz(); code != 503 || !strings.Contains(body, "role: standby") {
+		t.Fatalf("/readyz during the outage: %d %q", code, body)
+	}
+	proxy.restore()
+	w.until("a to lead again", func() bool { return a.svc().IsLeader() })
+	w.until("a ready again", func() bool { code, _ := a.readyz(); return code == 200 })
 }

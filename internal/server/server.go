@@ -177,9 +177,9 @@ func (s *Server) Run(ctx context.Context) error {
 	// single runs singleton work: always with bbolt (one process holds the
 	// file), only during this replica's terms as leader with PostgreSQL.
 	single := func(fn func(context.Context) error) { g.Go(func() error { return fn(ctx) }) }
-	var terms *terms
+	var terms *leaderJobs
 	if s.leader != nil {
-		terms = newTerms(d.Logger)
+		terms = &leaderJobs{}
 		single = terms.add
 		// Every replica follows a reload made on another one.
 		g.Go(func() error { return svc.RunPolicySync(ctx, replicaPoll) })
