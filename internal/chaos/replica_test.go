@@ -527,7 +527,13 @@ func checkAddsOnce(t *testing.T, o *org, all map[string]access.Request) {
 			t.Errorf("no grant provisioned twice: %s (%s) was added to Okta %d times: %v", id, all[id].State, len(at), at)
 		}
 	}
-	t.Logf("membership adds checked: %d, for %d grants", n, len(adds))
+	puts := 0 // membership PUTs, repeated ones included (a takeover redoes an add in flight; Okta's PUT is idempotent)
+	for _, rq := range o.fake.Requests() {
+		if rq.Method == http.MethodPut && strings.HasPrefix(rq.Path, "/api/v1/groups/") {
+			puts++
+		}
+	}
+	t.Logf("membership adds checked: %d, for %d grants (%d membership PUTs sent)", n, len(adds), puts)
 }
 
 // checkDecisions: every decision keycard acknowledged, on a replica that
