@@ -98,7 +98,6 @@ type cluster struct {
 	emu      *slackemu.Server
 	reps     []*replicaProc
 	http     *http.Client
-	ttl      time.Duration
 	mu       sync.Mutex
 	twoLeads []string // sweeps in which two replicas said they lead
 }
@@ -296,7 +295,7 @@ func TestReplicaChaos(t *testing.T) {
 	if err := os.WriteFile(pol, []byte(policyYAML("{default: 3s, max: 10s}")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{t: t, emu: emu, http: &http.Client{Timeout: time.Second}, ttl: ttl}
+	c := &cluster{t: t, emu: emu, http: &http.Client{Timeout: time.Second}}
 	defer c.killAll()
 	for i := range replicaCount {
 		name := "replica" + strconv.Itoa(i+1)
