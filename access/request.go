@@ -96,6 +96,23 @@ type Step struct {
 	DecidedAt   time.Time `json:"decided_at,omitempty"`
 	Comment     string    `json:"comment,omitempty"` // deny reason or note
 	Reminded    time.Time `json:"reminded,omitempty"`
+	// MFA is set when the policy asks for approval_mfa on this step: an
+	// Approve counts only after the approver passes an IdP challenge.
+	MFA bool `json:"mfa,omitempty"`
+	// Challenge is the MFA push in flight for this step (nil when none).
+	Challenge *Challenge `json:"challenge,omitempty"`
+	// MFAFactor names the factor that verified the approval ("okta:push"),
+	// set with Decision approved on a step with MFA.
+	MFAFactor string `json:"mfa_factor,omitempty"`
+}
+
+// Challenge is a pending MFA push sent to an approver who clicked Approve.
+type Challenge struct {
+	Approver Person    `json:"approver"`
+	Factor   string    `json:"factor"`      // e.g. "okta:push"
+	Ref      string    `json:"ref"`         // the connector's handle to poll (opaque)
+	SentAt   time.Time `json:"sent_at"`
+	Comment  string    `json:"comment,omitempty"` // the approval note, applied on success
 }
 
 // IsCandidate reports whether p may decide this step.
