@@ -109,8 +109,8 @@ type Step struct {
 // Challenge is a pending MFA push sent to an approver who clicked Approve.
 type Challenge struct {
 	Approver Person    `json:"approver"`
-	Factor   string    `json:"factor"`      // e.g. "okta:push"
-	Ref      string    `json:"ref"`         // the connector's handle to poll (opaque)
+	Factor   string    `json:"factor"` // e.g. "okta:push"
+	Ref      string    `json:"ref"`    // the connector's handle to poll (opaque)
 	SentAt   time.Time `json:"sent_at"`
 	Comment  string    `json:"comment,omitempty"` // the approval note, applied on success
 }
