@@ -104,14 +104,21 @@ type Step struct {
 	// MFAFactor names the factor that verified the approval ("okta:push"),
 	// set with Decision approved on a step with MFA.
 	MFAFactor string `json:"mfa_factor,omitempty"`
+	// MFANote says how the last challenge of this step failed (rejected,
+	// timed out), for the approval DM; cleared by the next challenge.
+	MFANote string `json:"mfa_note,omitempty"`
 }
 
 // Challenge is a pending MFA push sent to an approver who clicked Approve.
 type Challenge struct {
 	Approver Person    `json:"approver"`
-	Factor   string    `json:"factor"` // e.g. "okta:push"
-	Ref      string    `json:"ref"`    // the connector's handle to poll (opaque)
+	Factor   string    `json:"factor"`  // e.g. "okta:push"
+	Ref      string    `json:"ref"`     // the connector's handle to poll (opaque)
+	UserID   string    `json:"user_id"` // the approver's id at the challenging connector
 	SentAt   time.Time `json:"sent_at"`
+	// Deadline is when keycard stops waiting even if the IdP cannot be
+	// asked: the challenge then counts as timed out.
+	Deadline time.Time `json:"deadline"`
 	Comment  string    `json:"comment,omitempty"` // the approval note, applied on success
 }
 
@@ -152,7 +159,10 @@ type Request struct {
 	ExpiresAt  time.Time `json:"expires_at,omitempty"`  // request_ttl: pending -> timed_out
 	RemindAt   time.Time `json:"remind_at,omitempty"`   // next reminder of the current step
 	EscalateAt time.Time `json:"escalate_at,omitempty"` // escalate_after
-	DecidedAt  time.Time `json:"decided_at,omitempty"`  // final approval or denial, cancel, timeout
+	// MFAPollAt is when the scheduler next asks the IdP about the current
+	// step's MFA challenge (zero: none pending).
+	MFAPollAt time.Time `json:"mfa_poll_at,omitempty"`
+	DecidedAt time.Time `json:"decided_at,omitempty"` // final approval or denial, cancel, timeout
 
 	ProvisionedAt   time.Time `json:"provisioned_at,omitempty"`   // IdP confirmed the add: the clock starts
 	EndsAt          time.Time `json:"ends_at,omitempty"`          // when the grant ends (or ended)
@@ -210,6 +220,7 @@ func (r *Request) NextDue() time.Time {
 		min(r.ExpiresAt)
 		min(r.RemindAt)
 		min(r.EscalateAt)
+		min(r.MFAPollAt)
 	case StateActive:
 		min(r.WarnAt)
 		min(r.EndsAt)

@@ -65,6 +65,18 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 			}
 		}
 	}
+	// approval_mfa: once the click is checked, the push goes out before the
+	// transaction (no network call inside one), unless one is in flight
+	// (the transaction then refuses the second click).
+	var challenge *access.Challenge
+	if st := seen.Step(); in.Approve && checked && orphan == "" && recheck == nil && st != nil && st.MFA &&
+		seen.ChallengePending(s.clock.Now()) == nil {
+		c, err := s.sendChallenge(ctx, &seen, actor, comment)
+		if err != nil {
+			return access.Request{}, err
+		}
+		challenge = &c
+	}
 	var r access.Request
 	var refusal error
 	var ticket refusalTicket // the refusal's audit admission, decided once
@@ -125,25 +137,16 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 			_, err := tx.Append(event(access.EvRequestDenied, actor.Email, &r, map[string]any{"step": r.Current + 1, "rule": rule, "reason": comment}))
 			return err
 		}
+		if r.Step().MFA {
+			// approval_mfa: the click sends a push; the step is decided
+			// when the scheduler sees the approver pass it.
+			return s.beginChallenge(tx, &r, actor, challenge)
+		}
 		complete, err := r.ApproveStep(actor, comment, now)
 		if err != nil {
 			return err
 		}
-		if !complete {
-			p, ok := s.Policy().Policy(r.Policy)
-			if ok && p.RemindAfter > 0 {
-				r.RemindAt = now.Add(p.RemindAfter)
-			}
-			if ok && p.EscalateAfter > 0 && len(p.EscalateTo) > 0 {
-				r.EscalateAt = now.Add(p.EscalateAfter)
-			}
-			if err := tx.PutRequest(&r); err != nil {
-				return err
-			}
-			_, err := tx.Append(event(access.EvStepApproved, actor.Email, &r, map[string]any{"step": r.Current, "of": len(r.Steps), "rule": rule, "comment": comment}))
-			return err
-		}
-		return approve(tx, &r, actor.Email, fmt.Sprintf("step %d of %d", r.Current+1, len(r.Steps)))
+		return s.stepApproved(tx, &r, actor.Email, rule, comment, "", complete)
 	})
 	if err != nil {
 		return access.Request{}, err
@@ -155,6 +158,37 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 		s.metrics.Approval.Observe(r.DecidedAt.Sub(r.CreatedAt).Seconds())
 	}
 	return r, nil
+}
+
+// stepApproved stores r after ApproveStep (or a passed MFA challenge) and
+// appends its event: step.approved with the next deadlines, or the request's
+// approval when the chain is complete. factor is the MFA factor that
+// verified the approval, "" without MFA.
+func (s *Service) stepApproved(tx Tx, r *access.Request, actor, rule, comment, factor string, complete bool) error {
+	now := tx.Now()
+	if !complete {
+		p, ok := s.Policy().Policy(r.Policy)
+		if ok && p.RemindAfter > 0 {
+			r.RemindAt = now.Add(p.RemindAfter)
+		}
+		if ok && p.EscalateAfter > 0 && len(p.EscalateTo) > 0 {
+			r.EscalateAt = now.Add(p.EscalateAfter)
+		}
+		if err := tx.PutRequest(r); err != nil {
+			return err
+		}
+		detail := map[string]any{"step": r.Current, "of": len(r.Steps), "rule": rule, "comment": comment}
+		if factor != "" {
+			detail["mfa"] = factor
+		}
+		_, err := tx.Append(event(access.EvStepApproved, actor, r, detail))
+		return err
+	}
+	how := fmt.Sprintf("step %d of %d", r.Current+1, len(r.Steps))
+	if factor != "" {
+		how += ", MFA-verified (" + factor + ")"
+	}
+	return approve(tx, r, actor, how)
 }
 
 // mayDecide says why actor may not decide r's current step now, or nil.
