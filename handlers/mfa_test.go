@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -287,4 +288,47 @@ func TestMFARefusals(t *testing.T) {
 			t.Fatalf("step %+v", st)
 		}
 	})
+}
+
+// The access export's approval_chain says which approvals were MFA-verified
+// and by which factor, and which steps still need MFA.
+func TestMFAExportGolden(t *testing.T) {
+	e, idp := newMFAEnv(t)
+	full, _ := e.submit("ann@example.com", "prod-db-admin", 2*time.Hour, "migration")
+	for i, who := range []string{"bob@example.com", "carol@example.com"} {
+		if _, err := e.decide(full.ID, i, who, true, "ok"); err != nil {
+			t.Fatal(err)
+		}
+		idp.answer(access.ChallengeSuccess)
+		e.clock.Advance(handlers.MFAPollEvery)
+		e.settle()
+	}
+	e.clock.Advance(time.Minute)
+	e.idp.addUser("zed@example.com", "Zed Eng", "bob@example.com", map[string]string{"department": "Engineering"})
+	rejected, err := e.submit("zed@example.com", "prod-db-admin", time.Hour, "second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.decide(rejected.ID, 0, "bob@example.com", true, ""); err != nil {
+		t.Fatal(err)
+	}
+	idp.answer(access.ChallengeRejected)
+	e.clock.Advance(handlers.MFAPollEvery)
+	e.settle()
+	p, err := handlers.Period("2026-11-02", "2026-11-02", e.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	res, err := e.svc.ExportAccess(&buf, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Records == nil || res.Records.Checked != 2 || res.Records.Unattested != 0 {
+		t.Fatalf("record check %+v: every MFA state change must be attested by the chain", res.Records)
+	}
+	golden(t, "access_mfa.golden.csv", buf.Bytes())
+	if !strings.Contains(buf.String(), "approved by bob@example.com at 2026-11-02T09:00:05Z (ok); MFA-verified (fake:push)") {
+		t.Errorf("no MFA-verified approval in:\n%s", buf.String())
+	}
 }
