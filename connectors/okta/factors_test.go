@@ -119,3 +119,25 @@ func TestChallengeRefusals(t *testing.T) {
 		}
 	})
 }
+
+// FuzzTransactionOf: Okta's _links.poll is outside input; whatever it says,
+// the transaction id is either refused or a single path segment of the
+// user's and factor's transaction.
+func FuzzTransactionOf(f *testing.F) {
+	f.Add("https://acme.okta.com/api/v1/users/00u1/factors/opf1/transactions/v2mst.abc", "00u1", "opf1")
+	f.Add("https://acme.okta.com/api/v1/users/00u2/factors/opf1/transactions/v2mst.abc", "00u1", "opf1")
+	f.Add("/api/v1/users/00u1/factors/opf1/transactions/..", "00u1", "opf1")
+	f.Add("%zz", "00u1", "opf1")
+	f.Fuzz(func(t *testing.T, href, user, factor string) {
+		tx, err := transactionOf(href, user, factor)
+		if err != nil {
+			if access.CodeOf(err) != access.CodeUnavailable {
+				t.Fatalf("code %s", access.CodeOf(err))
+			}
+			return
+		}
+		if !pathSafe(tx) || !pathSafe(user) || !pathSafe(factor) {
+			t.Fatalf("unsafe %q %q %q from %q", tx, user, factor, href)
+		}
+	})
+}
