@@ -72,6 +72,12 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 	if st := seen.Step(); in.Approve && checked && orphan == "" && recheck == nil && st != nil && st.MFA &&
 		seen.ChallengePending(s.clock.Now()) == nil {
 		c, err := s.sendChallenge(ctx, &seen, actor, comment)
+		if access.CodeOf(err) == access.CodeInvalid || access.CodeOf(err) == access.CodeNotFound {
+			// No push can reach this approver (no Okta Verify factor): the
+			// person acted and was refused, so it is audited.
+			_ = s.audit(event(access.EvMFAFailed, actor.Email, &seen, map[string]any{
+				"step": seen.Current + 1, "rule": st.Rule, "outcome": "not_sent", "why": access.MessageOf(err)}))
+		}
 		if err != nil {
 			return access.Request{}, err
 		}

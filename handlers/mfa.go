@@ -142,7 +142,9 @@ func (s *Service) pollChallenge(ctx context.Context, r *access.Request, now time
 			return tx.PutRequest(r)
 		})
 	}
-	return s.scheduled(r.ID, func(tx Tx, r *access.Request) error {
+	var approvedIn time.Duration // request to approval, when this poll completed the chain
+	err := s.scheduled(r.ID, func(tx Tx, r *access.Request) error {
+		approvedIn = 0
 		st := r.Step()
 		rule := ""
 		if st != nil {
@@ -153,7 +155,13 @@ func (s *Service) pollChallenge(ctx context.Context, r *access.Request, now time
 			return err // moved on: transition treats a conflict as done
 		}
 		if res == access.ChallengeSuccess {
-			return s.stepApproved(tx, r, got.Approver.Email, rule, got.Comment, got.Factor, complete)
+			if err := s.stepApproved(tx, r, got.Approver.Email, rule, got.Comment, got.Factor, complete); err != nil {
+				return err
+			}
+			if r.State == access.StateProvisioning {
+				approvedIn = r.DecidedAt.Sub(r.CreatedAt)
+			}
+			return nil
 		}
 		if err := tx.PutRequest(r); err != nil {
 			return err
@@ -162,4 +170,8 @@ func (s *Service) pollChallenge(ctx context.Context, r *access.Request, now time
 			"step": r.Current + 1, "rule": rule, "factor": got.Factor, "outcome": string(res)}))
 		return err
 	})
+	if err == nil && approvedIn > 0 {
+		s.metrics.Approval.Observe(approvedIn.Seconds())
+	}
+	return err
 }

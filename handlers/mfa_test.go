@@ -257,6 +257,9 @@ func TestMFARefusals(t *testing.T) {
 		if st := e.get(r.ID).Steps[0]; st.Challenge != nil || st.Decision != access.DecisionNone {
 			t.Fatalf("step %+v", st)
 		}
+		if ev := e.events(r.ID); ev[len(ev)-1] != "mfa.failed" {
+			t.Fatalf("the refused Approve is not audited: %v", ev)
+		}
 	})
 	t.Run("an IdP outage while polling ends in timeout, not approval", func(t *testing.T) {
 		e, idp := newMFAEnv(t)
