@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -13,7 +14,6 @@ import (
 
 	"keycard/access"
 	"keycard/handlers"
-	"keycard/internal/adapt"
 	"keycard/internal/server"
 	"keycard/policy"
 	"keycard/store"
@@ -52,14 +52,16 @@ func cliUser() string {
 // cliEnv is what command-line tools need: the store and, when the policy
 // file is readable, the connectors (holders snapshots read the IdP).
 type cliEnv struct {
-	db  *store.DB
+	db  *cliStore
 	svc *handlers.Service
 }
 
 func (e *cliEnv) Close() { e.db.Close() }
 
-func openCLI(dbPath string) (*cliEnv, error) {
-	db, err := openDB(dbPath)
+// openCLI opens the store the flags name (the bbolt file, or PostgreSQL with
+// KEYCARD_DATABASE_URL) and builds the service over it.
+func openCLI(ctx context.Context, sf *storeFlags) (*cliEnv, error) {
+	db, err := sf.open(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +79,7 @@ func openCLI(dbPath string) (*cliEnv, error) {
 			db.Close()
 			return nil, err
 		}
-		cs, err := server.BuildConnectors(set, cfg, db, clock)
+		cs, err := server.BuildConnectors(set, cfg, db.Static(), clock)
 		if err != nil {
 			db.Close()
 			return nil, err
@@ -85,7 +87,7 @@ func openCLI(dbPath string) (*cliEnv, error) {
 		conns = cs
 		inst = server.Instance(set, cfg)
 	}
-	svc := handlers.New(adapt.Store(db), conns, set, clock, handlers.Options{Verify: server.Verifier(db), Instance: inst})
+	svc := handlers.New(db.Store(), conns, set, clock, handlers.Options{Verify: server.Verifier(db.Chain()), Instance: inst})
 	return &cliEnv{db: db, svc: svc}, nil
 }
 
@@ -144,7 +146,7 @@ func unexpectedArg(fs *flag.FlagSet, args []string, err error) string {
 	return err.Error()
 }
 
-const usage = `usage:
+const usage = `usage (--database-url defaults to KEYCARD_DATABASE_URL: when set, the tools read PostgreSQL, not the bbolt file):
   keycard [serve]                    run the bot (needs SLACK_BOT_TOKEN, SLACK_APP_TOKEN)
   keycard policy check [FILE]        validate the policy file and summarise each policy
   keycard policy who-can [--policy P] [--user EMAIL] [--policy-file NEW]
@@ -154,11 +156,16 @@ const usage = `usage:
   keycard policy apply --by EMAIL [--emergency --reason TEXT]
                                      reload the policy in the running keycard (staged for a second
                                      admin's approval when the policy says change_approval: true)
-  keycard export [--kind access|events|holders|policies|jobs|campaign|who-can] [--policy P] [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--db PATH]
+  keycard export [--kind access|events|holders|policies|jobs|campaign|who-can|delegations] [--policy P] [--from YYYY-MM-DD] [--to YYYY-MM-DD]
+                 [--db PATH | --database-url URL]
                                      CSV to stdout (--events is short for --kind events)
-  keycard audit verify [--db PATH]   check the audit hash chain; exit 1 on any break
+  keycard export verify MANIFEST [--csv FILE] [--db PATH | --database-url URL]
+                                     re-check an export against its manifest and the audit chain
+  keycard audit verify [--db PATH | --database-url URL]
+                                     check the audit hash chain; exit 1 on any break
   keycard backup [--db PATH] [--dir DIR]
-                                     hot copy of the database (asks a running keycard over KEYCARD_HTTP_ADDR)
+                                     hot copy of the bbolt file (asks a running keycard over KEYCARD_HTTP_ADDR);
+                                     refused with PostgreSQL: use pg_dump
   keycard migrate --to URL [--db PATH]
                                      copy the bbolt file into an empty PostgreSQL database, verified
   keycard demo                       the whole lifecycle offline, against a built-in Slack emulator

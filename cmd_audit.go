@@ -1,40 +1,41 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"keycard/access"
-	"keycard/store"
+	"keycard/handlers"
 )
 
-// auditCmd: keycard audit verify [--db PATH].
-func auditCmd(args []string, stdout, stderr io.Writer) error {
+// auditCmd: keycard audit verify [--db PATH | --database-url URL]; with
+// KEYCARD_DATABASE_URL it verifies the chain in PostgreSQL.
+func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "verify" {
-		return usageError("audit: expected `audit verify [--db PATH]`")
+		return usageError("audit: expected `audit verify [--db PATH | --database-url URL]`")
 	}
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	dbPath := fs.String("db", envOr("KEYCARD_DB", "keycard.db"), "database file")
+	sf := addStoreFlags(fs, "database file")
 	if err := fs.Parse(args[1:]); err != nil {
 		return usageError("audit verify: %v", err)
 	}
-	if _, err := os.Stat(*dbPath); err != nil {
-		return err
+	if fs.NArg() > 0 {
+		return usageError("audit verify: unexpected %q", fs.Arg(0))
 	}
-	db, err := openDB(*dbPath)
+	db, err := sf.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	var total int64 = -1
-	if err := db.View(func(tx *store.Tx) error { seq, _, _ := tx.Head(); total = int64(seq); return nil }); err != nil {
+	if err := db.Store().View(func(tx handlers.Tx) error { seq, _, _ := tx.Head(); total = int64(seq); return nil }); err != nil {
 		return err
 	}
 	bar := newProgress(stderr, total, "events", false)
-	res, err := db.Verify(1, func(access.Event) error { bar.Add(1); return nil })
+	res, err := db.Chain().Verify(1, func(access.Event) error { bar.Add(1); return nil })
 	bar.Done()
 	if err != nil {
 		return err

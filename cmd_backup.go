@@ -17,17 +17,24 @@ import (
 
 // backupCmd: keycard backup [--db PATH] [--dir DIR]. With keycard serve
 // running (the file is locked), it asks the running server over
-// KEYCARD_HTTP_ADDR instead.
+// KEYCARD_HTTP_ADDR instead. With PostgreSQL (KEYCARD_DATABASE_URL or
+// --database-url) it refuses: that database is backed up with pg_dump.
 func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	dbPath := fs.String("db", envOr("KEYCARD_DB", "keycard.db"), "database file")
+	sf := addStoreFlags(fs, "database file")
+	dbPath := sf.db
 	dirFlag := fs.String("dir", os.Getenv("KEYCARD_BACKUP_DIR"), "where the backup goes")
 	if err := fs.Parse(args); err != nil {
 		return usageError("backup: unexpected %q", unexpectedArg(fs, args, err))
 	}
 	if fs.NArg() > 0 {
 		return usageError("backup: unexpected %q", fs.Arg(0))
+	}
+	if pg, err := sf.postgres(); err != nil {
+		return err
+	} else if pg {
+		return pgBackupRefusal()
 	}
 	dir := *dirFlag
 	if dir == "" {

@@ -120,7 +120,7 @@ func demoCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	db.Close()
 	d.say("Erin re-checks what she downloaded: keycard export verify " + filepath.Base(d.manifest))
-	return exportVerifyCmd([]string{d.manifest, "--db", cfg.DB}, stdout)
+	return exportVerifyCmd(d.ctx, []string{d.manifest, "--db", cfg.DB, "--database-url="}, stdout) // the demo's own bbolt file, whatever KEYCARD_DATABASE_URL says
 }
 
 // demo is the script's state: what has already been shown per screen.

@@ -14,27 +14,26 @@ import (
 
 	"keycard/access"
 	"keycard/handlers"
-	"keycard/internal/adapt"
 	"keycard/internal/server"
 )
 
 // exportCmd: keycard export [--kind K] [--policy P] [--from D] [--to D]
 // [--as-of T] [--campaign ID] [--db PATH] [--out FILE] [--manifest FILE],
 // and keycard export verify MANIFEST.
-func exportCmd(args []string, stdout, stderr io.Writer) error {
+func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "verify" {
-		return exportVerifyCmd(args[1:], stdout)
+		return exportVerifyCmd(ctx, args[1:], stdout)
 	}
 	fs := flag.NewFlagSet("export", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	kind := fs.String("kind", "access", "access, events, holders, policies, jobs or campaign")
+	kind := fs.String("kind", "access", "access, events, holders, policies, jobs, campaign, who-can or delegations")
 	events := fs.Bool("events", false, "short for --kind events")
 	pol := fs.String("policy", "", "only this policy")
 	from := fs.String("from", "", "first day, YYYY-MM-DD (default: 90 days ago)")
 	to := fs.String("to", "", "last day included, YYYY-MM-DD (default: today)")
 	asOf := fs.String("as-of", "", "holders: the moment, RFC 3339 or YYYY-MM-DD (default: now)")
 	campaign := fs.String("campaign", "", "campaign: its id")
-	dbPath := fs.String("db", envOr("KEYCARD_DB", "keycard.db"), "database file")
+	sf := addStoreFlags(fs, "database file")
 	outPath := fs.String("out", "", "write the CSV to this file instead of stdout")
 	manifestPath := fs.String("manifest", "", "write the evidence manifest (JSON) to this file")
 	if err := fs.Parse(args); err != nil {
@@ -62,7 +61,7 @@ func exportCmd(args []string, stdout, stderr io.Writer) error {
 			return usageError("export: --as-of: %v", err)
 		}
 	}
-	env, err := openCLI(*dbPath)
+	env, err := openCLI(ctx, sf)
 	if err != nil {
 		return err
 	}
@@ -80,7 +79,7 @@ func exportCmd(args []string, stdout, stderr io.Writer) error {
 	bar := newProgress(stderr, -1, "rows", false)
 	defer bar.Done()
 	w := bufio.NewWriterSize(bar.Lines(out), 64<<10)
-	m, err := env.svc.Export(context.Background(), w, handlers.ExportRequest{Kind: *kind, Params: p, By: cliUser(), FileName: name,
+	m, err := env.svc.Export(ctx, w, handlers.ExportRequest{Kind: *kind, Params: p, By: cliUser(), FileName: name,
 		Invocation: "keycard export " + strings.Join(args, " ")})
 	if err != nil {
 		return err
@@ -101,10 +100,10 @@ func exportCmd(args []string, stdout, stderr io.Writer) error {
 
 // exportVerifyCmd re-checks an export against its manifest: the CSV (named
 // in the manifest, beside it, or --csv), its counts, and the audit chain.
-func exportVerifyCmd(args []string, stdout io.Writer) error {
+func exportVerifyCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("export verify", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	dbPath := fs.String("db", envOr("KEYCARD_DB", "keycard.db"), "database file")
+	sf := addStoreFlags(fs, "database file")
 	csvPath := fs.String("csv", "", "the CSV (default: the manifest's csv.name beside the manifest)")
 	var positional []string
 	for len(args) > 0 {
@@ -136,13 +135,14 @@ func exportVerifyCmd(args []string, stdout io.Writer) error {
 		return fmt.Errorf("the CSV the manifest describes: %w", err)
 	}
 	defer f.Close()
-	db, err := openDB(*dbPath)
+	db, err := sf.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	svc := handlers.New(adapt.Store(db), nil, nil, access.SystemClock{}, handlers.Options{})
-	problems, err := handlers.VerifyManifest(m, f, server.ChainCheck(db), svc.Recorded)
+	st := db.Store()
+	svc := handlers.New(st, nil, nil, access.SystemClock{}, handlers.Options{})
+	problems, err := handlers.VerifyManifest(m, f, chainCheck(st, server.Verifier(db.Chain())), svc.Recorded)
 	if err != nil {
 		return err
 	}

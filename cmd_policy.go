@@ -241,7 +241,7 @@ func policyWhoCanCmd(ctx context.Context, args []string, stdout io.Writer) error
 	user := fs.String("user", "", "only this person (EMAIL)")
 	proposed := fs.String("policy-file", "", "a proposed policy file: print what it would change")
 	path := fs.String("file", envOr("KEYCARD_POLICY", "policy.yaml"), "the running policy file")
-	dbPath := fs.String("db", envOr("KEYCARD_DB", "keycard.db"), "database (a static directory's keycard-granted members)")
+	sf := addStoreFlags(fs, "database (a static directory's keycard-granted members)")
 	if err := fs.Parse(args); err != nil {
 		return usageError("policy who-can: unexpected %q", unexpectedArg(fs, args, err))
 	}
@@ -257,22 +257,29 @@ func policyWhoCanCmd(ctx context.Context, args []string, stdout io.Writer) error
 		return err
 	}
 	// A static directory reads keycard's own grants from the store: the
-	// database when there is one, else an empty scratch store.
-	dbFile := *dbPath
-	if _, err := os.Stat(dbFile); err != nil {
+	// database (bbolt or PostgreSQL) when there is one, else an empty
+	// scratch store.
+	pg, err := sf.postgres()
+	if err != nil {
+		return err
+	}
+	if _, statErr := os.Stat(*sf.db); statErr != nil && !pg {
 		dir, err := os.MkdirTemp("", "keycard-who-can-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		dbFile = filepath.Join(dir, "scratch.db")
+		*sf.db = filepath.Join(dir, "scratch.db")
+		if f, err := os.OpenFile(*sf.db, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err == nil {
+			f.Close() // an empty file: store.Open initialises it
+		}
 	}
-	db, err := openDB(dbFile)
+	db, err := sf.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	conns, err := server.BuildConnectors(set, cfg, db, access.SystemClock{})
+	conns, err := server.BuildConnectors(set, cfg, db.Static(), access.SystemClock{})
 	if err != nil {
 		return err
 	}

@@ -32,9 +32,9 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "policy":
 		err = policyCmd(ctx, args, stdout)
 	case "export":
-		err = exportCmd(args, stdout, stderr)
+		err = exportCmd(ctx, args, stdout, stderr)
 	case "audit":
-		err = auditCmd(args, stdout, stderr)
+		err = auditCmd(ctx, args, stdout, stderr)
 	case "backup":
 		err = backupCmd(ctx, args, stdout, stderr)
 	case "migrate":

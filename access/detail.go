@@ -38,6 +38,9 @@ type Submitted struct {
 	Extends       string     `json:"extends,omitempty"` // the grant an extension extends
 	Justification string     `json:"justification"`
 	Steps         []string   `json:"steps"` // each step's rule and number of candidates
+	// StartAt is the scheduled start asked for (RFC 3339, UTC); absent: as
+	// soon as approved.
+	StartAt string `json:"start_at,omitempty"`
 	// BreakGlassChain is set for a break-glass request.
 	*BreakGlassChain
 }

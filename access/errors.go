@@ -39,6 +39,7 @@ const (
 	CodeNoEmail          Code = "no_email"
 	CodeIdentityMismatch Code = "identity_mismatch"
 	CodeOverTotal        Code = "over_total" // extension past extend.max_total
+	CodeBadStart         Code = "bad_start"  // a scheduled start in the past or beyond schedule_ahead
 	CodeRateLimitedUser  Code = "user_rate_limited"
 )
 

@@ -27,12 +27,13 @@ const (
 	EvMFAChallenged    EventType = "mfa.challenged"    // an Approve on an approval_mfa step sent a push; detail: step, factor
 	EvMFAFailed        EventType = "mfa.failed"        // the push was rejected or timed out; the step stays undecided; detail: outcome
 
+	EvGrantStarting     EventType = "grant.starting"     // a scheduled grant's start came: re-checked, IdP add queued
 	EvGrantActive       EventType = "grant.active"       // IdP confirmed the add; the clock starts
 	EvGrantFailed       EventType = "grant.failed"       // provisioning gave up
 	EvGrantExpiring     EventType = "grant.expiring"     // expiring-soon notice due
 	EvGrantEnding       EventType = "grant.ending"       // ended by keycard; removal queued (detail: reason)
 	EvGrantExpired      EventType = "grant.expired"      // IdP confirmed removal after expiry
-	EvGrantRevoked      EventType = "grant.revoked"      // IdP confirmed removal after revoke/offboarding
+	EvGrantRevoked      EventType = "grant.revoked"      // IdP confirmed removal after revoke/offboarding (or, before a scheduled start, none was needed)
 	EvGrantExtended     EventType = "grant.extended"     // an approved extension took over this grant
 	EvProvisionRetrying EventType = "provision.retrying" // an IdP call failed; detail: attempt, error
 	EvProvisionAlert    EventType = "provision.alert"    // a removal keeps failing: people must look
@@ -51,6 +52,10 @@ const (
 	EvAlert             EventType = "alert"              // something the security channel must see
 	EvAlertAcknowledged EventType = "alert.acknowledged" // detail: alert_seq, who
 	EvAlertResolved     EventType = "alert.resolved"     // detail: alert_seq, outcome
+
+	EvDelegationCreated EventType = "delegation.created" // detail: DelegationDetail
+	EvDelegationEnded   EventType = "delegation.ended"   // detail: DelegationDetail with reason
+	EvDelegationRefused EventType = "delegation.refused" // a person's /access delegate was refused; detail: why
 )
 
 // System actors (Event.Actor when no person acted).

@@ -10,12 +10,15 @@ import (
 // end. SPEC "Lifecycle":
 //
 //	pending -> provisioning -> active -> deprovisioning -> expired | revoked
+//	pending -> scheduled -> provisioning (a start in the future: scheduled access)
 //	pending -> denied | cancelled | timed_out ; provisioning -> failed
+//	scheduled -> revoked (withdrawn before its start: nothing to remove) | failed
 type State string
 
 // States.
 const (
 	StatePending        State = "pending"
+	StateScheduled      State = "scheduled"      // approved for a later start (StartAt); nothing queued at the IdP yet
 	StateProvisioning   State = "provisioning"   // approved; IdP add queued, not yet confirmed
 	StateActive         State = "active"         // IdP confirmed the membership; the clock runs
 	StateDeprovisioning State = "deprovisioning" // ended; IdP removal queued, not yet confirmed
@@ -45,10 +48,12 @@ func (s State) HoldsMembership() bool {
 
 // ExportStatus is the status column of the access export. A grant is never
 // shown as ended while the IdP may still hold the membership, and an approved
-// request whose access is not yet confirmed is still pending.
+// request whose access is not yet confirmed is still pending — so is one
+// approved for a scheduled start that has not come yet (SPEC: the status
+// column knows no other word for it).
 func (r *Request) ExportStatus() string {
 	switch r.State {
-	case StateProvisioning:
+	case StateProvisioning, StateScheduled:
 		return string(StatePending)
 	case StateDeprovisioning:
 		return string(StateActive)
@@ -107,6 +112,11 @@ type Step struct {
 	// MFANote says how the last challenge of this step failed (rejected,
 	// timed out), for the approval DM; cleared by the next challenge.
 	MFANote string `json:"mfa_note,omitempty"`
+	// OnBehalfOf is the candidate DecidedBy decided for, under delegation
+	// Delegation (its id), when DecidedBy was not a candidate themselves but
+	// OnBehalfOf's delegate (issue 15 item 2). Empty for a direct decision.
+	OnBehalfOf Person `json:"on_behalf_of,omitzero"`
+	Delegation string `json:"delegation,omitempty"`
 }
 
 // Challenge is a pending MFA push sent to an approver who clicked Approve.
@@ -120,6 +130,10 @@ type Challenge struct {
 	// asked: the challenge then counts as timed out.
 	Deadline time.Time `json:"deadline"`
 	Comment  string    `json:"comment,omitempty"` // the approval note, applied on success
+	// OnBehalfOf and Delegation: the approver is a delegate deciding for
+	// OnBehalfOf under that delegation (checked at the click).
+	OnBehalfOf Person `json:"on_behalf_of,omitzero"`
+	Delegation string `json:"delegation,omitempty"`
 }
 
 // IsCandidate reports whether p may decide this step.
@@ -149,6 +163,14 @@ type Request struct {
 	Extends       string        `json:"extends,omitempty"`     // id of the grant this request extends
 	ExtendedBy    string        `json:"extended_by,omitempty"` // id of the approved extension of this grant
 	RootStart     time.Time     `json:"root_start,omitempty"`  // start of the first grant of an extension chain
+	// StartAt is the start the requester asked for (scheduled access); zero
+	// means as soon as it is approved. Approved before StartAt, the request
+	// waits in StateScheduled and is provisioned at StartAt: the grant's
+	// clock starts when the IdP confirms the add, at or after StartAt.
+	StartAt time.Time `json:"start_at,omitempty"`
+	// StartRetryAt is when the scheduler next tries a due start whose
+	// re-check could not reach the identity provider (zero: at StartAt).
+	StartRetryAt time.Time `json:"start_retry_at,omitempty"`
 
 	Steps   []Step `json:"steps"`
 	Current int    `json:"current"` // index of the step being decided
@@ -205,7 +227,8 @@ func (r *Request) Step() *Step {
 }
 
 // NextDue is the earliest time at which the request needs attention from the
-// scheduler (timeout, reminder, escalation, expiring-soon notice, expiry), or
+// scheduler (timeout, reminder, escalation, a scheduled start,
+// expiring-soon notice, expiry), or
 // the zero time when nothing is scheduled. The store indexes requests by it,
 // so "what is due" is an index read that costs O(due).
 func (r *Request) NextDue() time.Time {
@@ -221,6 +244,12 @@ func (r *Request) NextDue() time.Time {
 		min(r.RemindAt)
 		min(r.EscalateAt)
 		min(r.MFAPollAt)
+	case StateScheduled:
+		if !r.StartRetryAt.IsZero() {
+			min(r.StartRetryAt)
+		} else {
+			min(r.StartAt)
+		}
 	case StateActive:
 		min(r.WarnAt)
 		min(r.EndsAt)
@@ -237,6 +266,12 @@ func (r *Request) Approvers() []Person {
 		}
 	}
 	return out
+}
+
+// Scheduled reports whether r asked to start later than it was approved:
+// scheduled access (whether or not the start has come yet).
+func (r *Request) Scheduled() bool {
+	return !r.StartAt.IsZero() && (r.DecidedAt.IsZero() || r.StartAt.After(r.DecidedAt))
 }
 
 // Holder returns the grant's holder (the requester).

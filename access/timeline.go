@@ -11,6 +11,9 @@ import "time"
 func (r *Request) LifecycleEnd() time.Time {
 	switch r.State {
 	case StateExpired, StateRevoked:
+		if r.NeverStarted() {
+			return r.EndedAt // withdrawn before its scheduled start: nothing to remove
+		}
 		return r.DeprovisionedAt
 	case StateDenied, StateCancelled, StateTimedOut:
 		return r.DecidedAt
@@ -97,6 +100,7 @@ func (r *Request) AsOf(t time.Time) Request {
 		}
 		if st.Decision != DecisionNone && !before(st.DecidedAt) {
 			st.Decision, st.DecidedBy, st.DecidedAt, st.Comment, st.MFAFactor = DecisionNone, Person{}, time.Time{}, "", ""
+			st.OnBehalfOf, st.Delegation = Person{}, ""
 		}
 		if st.Challenge != nil && !before(st.Challenge.SentAt) {
 			st.Challenge = nil // sent after t
@@ -109,6 +113,8 @@ func (r *Request) AsOf(t time.Time) Request {
 	case before(r.DeprovisionedAt):
 		// Ended and confirmed before t: as stored.
 	case before(r.EndedAt) && r.State == StateFailed:
+	case before(r.EndedAt) && r.NeverStarted():
+		// Withdrawn before its scheduled start, and nothing to remove: as stored.
 	case before(r.EndedAt):
 		c.State = StateDeprovisioning // ended, removal not yet confirmed
 		c.DeprovisionedAt = time.Time{}
@@ -118,6 +124,11 @@ func (r *Request) AsOf(t time.Time) Request {
 	case before(r.DecidedAt):
 		if r.State != StateDenied && r.State != StateCancelled && r.State != StateTimedOut {
 			c.State = StateProvisioning
+			// Approved for a later start: scheduled until the start came
+			// (or, withdrawn before it, until it ended).
+			if r.Scheduled() && (!before(r.StartAt) || r.NeverStarted()) {
+				c.State = StateScheduled
+			}
 			c.ProvisionedAt, c.EndsAt = time.Time{}, time.Time{}
 			c.EndedAt, c.DeprovisionedAt, c.EndReason, c.EndedBy = time.Time{}, time.Time{}, "", Person{}
 		}

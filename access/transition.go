@@ -11,7 +11,9 @@ import "time"
 // same transaction.
 //
 //	pending      -> pending (ApproveStep, not the last; Remind; Escalate) | provisioning (Approve)
+//	             |  scheduled (Approve, StartAt still ahead)
 //	             |  denied (Deny) | cancelled (Cancel) | timed_out (TimeOut)
+//	scheduled    -> provisioning (Start, at StartAt) | revoked (Withdraw) | failed (Fail)
 //	provisioning -> active (Activate) | failed (Fail) | deprovisioning (BeginEnding)
 //	active       -> deprovisioning (BeginEnding); Extend hands it to an extension
 //	deprovisioning -> expired | revoked (End, by EndReason)
@@ -74,7 +76,9 @@ func (r *Request) Deny(by Person, comment string, now time.Time) error {
 }
 
 // Approve moves a pending request whose every step is approved (or that has
-// none: auto approval) to provisioning: the IdP add is to be queued.
+// none: auto approval) to provisioning: the IdP add is to be queued. A
+// request whose StartAt is still ahead moves to scheduled instead: nothing
+// is queued until Start.
 func (r *Request) Approve(now time.Time) error {
 	if r.State != StatePending {
 		return r.refuse()
@@ -84,11 +88,63 @@ func (r *Request) Approve(now time.Time) error {
 			return Errorf(CodeInvalid, "%s cannot be approved: step %d of %d is not approved.", r.ID, i+1, len(r.Steps))
 		}
 	}
-	if err := r.closePending(StateProvisioning, now); err != nil {
+	to := StateProvisioning
+	if r.StartAt.After(now) {
+		to = StateScheduled
+	}
+	if err := r.closePending(to, now); err != nil {
 		return err
 	}
 	r.Current = len(r.Steps)
 	return nil
+}
+
+// Start moves a scheduled request whose start has come to provisioning: the
+// IdP add is to be queued now. Before StartAt it is refused (CodeConflict).
+func (r *Request) Start(now time.Time) error {
+	if r.State != StateScheduled {
+		return r.refuse()
+	}
+	if r.StartAt.After(now) {
+		return Errorf(CodeConflict, "%s is not due to start until %s.", r.ID, r.StartAt.UTC().Format(time.RFC3339))
+	}
+	r.State = StateProvisioning
+	r.StartRetryAt = time.Time{}
+	return nil
+}
+
+// DelayStart records that a due start could not be checked (the identity
+// provider did not answer) and is to be tried again at next. StartAt, the
+// start the requester asked for, never moves.
+func (r *Request) DelayStart(next time.Time) error {
+	if r.State != StateScheduled {
+		return r.refuse()
+	}
+	r.StartRetryAt = next
+	return nil
+}
+
+// Withdraw ends a scheduled grant before its start, for reason, by a person
+// (or by keycard: by is zero). Nothing was ever added at the IdP, so
+// nothing is removed: the grant is revoked at once, with no access_start,
+// no access_end and no deprovisioned_at.
+func (r *Request) Withdraw(reason Reason, by Person, now time.Time) error {
+	if r.State != StateScheduled {
+		return r.refuse()
+	}
+	r.State = StateRevoked
+	r.EndReason = reason
+	r.EndedBy = by
+	r.EndedAt = now
+	r.StartRetryAt = time.Time{}
+	return nil
+}
+
+// NeverStarted reports whether r is a grant that ended before its access
+// began: approved for a scheduled start and withdrawn (or failed) first.
+func (r *Request) NeverStarted() bool {
+	return r.ProvisionedAt.IsZero() && r.DeprovisionedAt.IsZero() && !r.EndedAt.IsZero() &&
+		(r.State == StateRevoked || r.State == StateExpired)
 }
 
 // Cancel withdraws a pending request (its requester, offboarding, a policy
@@ -124,12 +180,14 @@ func (r *Request) Activate(now time.Time, idpEventID string, assumedFrom time.Ti
 	return start, nil
 }
 
-// Fail records that provisioning gave up at now: nothing was granted.
+// Fail records that provisioning gave up at now (or, for a scheduled grant,
+// that the re-check at its start refused it): nothing was granted.
 func (r *Request) Fail(why string, now time.Time) error {
-	if r.State != StateProvisioning {
+	if r.State != StateProvisioning && r.State != StateScheduled {
 		return r.refuse()
 	}
 	r.State = StateFailed
+	r.StartRetryAt = time.Time{}
 	r.FailReason = why
 	r.EndsAt = time.Time{}
 	r.EndedAt = now // when provisioning gave up

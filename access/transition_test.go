@@ -49,7 +49,13 @@ func TestTransitionTable(t *testing.T) {
 		{"Activate", func(r *access.Request) error { _, err := r.Activate(now, "ev1", time.Time{}); return err },
 			map[access.State]access.State{access.StateProvisioning: access.StateActive}},
 		{"Fail", func(r *access.Request) error { return r.Fail("boom", now) },
-			map[access.State]access.State{access.StateProvisioning: access.StateFailed}},
+			map[access.State]access.State{access.StateProvisioning: access.StateFailed, access.StateScheduled: access.StateFailed}},
+		{"Start", func(r *access.Request) error { return r.Start(now) },
+			map[access.State]access.State{access.StateScheduled: access.StateProvisioning}},
+		{"DelayStart", func(r *access.Request) error { return r.DelayStart(late) },
+			map[access.State]access.State{access.StateScheduled: access.StateScheduled}},
+		{"Withdraw", func(r *access.Request) error { return r.Withdraw(access.ReasonRevoked, bob, now) },
+			map[access.State]access.State{access.StateScheduled: access.StateRevoked}},
 		{"BeginEnding", func(r *access.Request) error { return r.BeginEnding(access.ReasonRevoked, bob, now) },
 			map[access.State]access.State{access.StateProvisioning: access.StateDeprovisioning, access.StateActive: access.StateDeprovisioning}},
 		{"End", func(r *access.Request) error { return r.End(now, "ev2") },
@@ -61,7 +67,7 @@ func TestTransitionTable(t *testing.T) {
 		{"Escalate", func(r *access.Request) error { _, err := r.Escalate([]access.Person{carol}, late); return err },
 			map[access.State]access.State{access.StatePending: access.StatePending}},
 	}
-	states := []access.State{access.StatePending, access.StateProvisioning, access.StateActive, access.StateDeprovisioning,
+	states := []access.State{access.StatePending, access.StateScheduled, access.StateProvisioning, access.StateActive, access.StateDeprovisioning,
 		access.StateExpired, access.StateRevoked, access.StateDenied, access.StateCancelled, access.StateTimedOut, access.StateFailed}
 	for _, tr := range transitions {
 		for _, from := range states {

@@ -50,7 +50,7 @@ func (b *Bot) onDenyClick(ctx context.Context, in *inbound) {
 		b.tell(ctx, in, access.MessageOf(err))
 		return
 	}
-	if r.State != access.StatePending || step != r.Current || !r.Step().IsCandidate(access.Person{Email: pr.Email}) {
+	if r.State != access.StatePending || step != r.Current || !b.mayAsk(r, access.Person{Email: pr.Email}) {
 		// Let handlers say exactly why (and audit a refused click).
 		b.enqueue("deny refused", func(ctx context.Context) { _ = b.decide(ctx, in, id, step, false, "") })
 		return
@@ -59,6 +59,30 @@ func (b *Bot) onDenyClick(ctx context.Context, in *inbound) {
 		b.log.Error("views.open deny modal", "err", err)
 		b.tell(ctx, in, "Slack did not open the deny form ("+err.Error()+"); click Deny again.")
 	}
+}
+
+// mayAsk reports whether p is asked to decide r's current step: a
+// candidate, or a candidate's delegate by a delegation in force. It only
+// chooses between the deny-reason modal and handlers' refusal; handlers
+// checks again against the store.
+func (b *Bot) mayAsk(r access.Request, p access.Person) bool {
+	st := r.Step()
+	if st == nil {
+		return false
+	}
+	if st.IsCandidate(p) {
+		return true
+	}
+	dels, err := b.core.DelegationsInForce()
+	if err != nil {
+		return false
+	}
+	for _, d := range dels {
+		if d.To.Same(p) && st.IsCandidate(d.From) {
+			return true
+		}
+	}
+	return false
 }
 
 // onCancel withdraws the clicker's own pending request.
@@ -74,6 +98,10 @@ func (b *Bot) onCancel(ctx context.Context, in *inbound) {
 		return
 	}
 	b.nudge()
+	if r.NeverStarted() {
+		b.tell(ctx, in, fmt.Sprintf("Cancelled %s (%s) before its scheduled start: nothing had been granted, so nothing is removed.", r.ID, what(&r)))
+		return
+	}
 	b.tell(ctx, in, fmt.Sprintf("Cancelled your request %s for %s.", r.ID, what(&r)))
 }
 
@@ -145,12 +173,14 @@ func (b *Bot) homeData(ctx context.Context, email string, u access.User, loc *ti
 	if h.Waiting, err = b.core.WaitingOn(email); err != nil {
 		b.log.Error("home: waiting", "err", err)
 	}
-	if admin, err := b.core.IsAdmin(ctx, u); err == nil && admin {
+	admin, err := b.core.IsAdmin(ctx, u)
+	if err == nil && admin {
 		h.Admin = true
 		if h.AllPrivileged, err = b.core.Active(true); err != nil {
 			b.log.Error("home: privileged grants", "err", err)
 		}
 	}
+	b.homeDelegations(&h, email)
 	return h
 }
 

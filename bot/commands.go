@@ -19,7 +19,7 @@ func (b *Bot) ackAccessCommand(in *inbound) any {
 		return nil
 	}
 	switch strings.ToLower(fields[0]) {
-	case "list", "revoke", "review":
+	case "list", "revoke", "review", "delegate":
 		return nil
 	case "help":
 		return ephemeralPayload(HelpMessage(""))
@@ -32,8 +32,8 @@ func ephemeralPayload(m Message) map[string]any {
 		"blocks": capBlocks(m.Blocks, maxMessageBlocks, moreLine)}
 }
 
-// onAccessCommand runs /access, /access list, /access revoke <id> and
-// /access review start [policy…].
+// onAccessCommand runs /access, /access list, /access revoke <id>,
+// /access review start [policy…] and /access delegate.
 func (b *Bot) onAccessCommand(ctx context.Context, in *inbound) {
 	fields := strings.Fields(in.cmd.Text)
 	if len(fields) == 0 {
@@ -51,6 +51,8 @@ func (b *Bot) onAccessCommand(ctx context.Context, in *inbound) {
 		b.enqueue("access revoke", func(ctx context.Context) { b.revoke(ctx, in, fields[1]) })
 	case "review":
 		b.accessReview(ctx, in, fields)
+	case "delegate": // delegate.go
+		b.enqueue("access delegate", func(ctx context.Context) { b.accessDelegate(ctx, in) })
 	}
 }
 
@@ -81,6 +83,10 @@ func (b *Bot) revoke(ctx context.Context, in *inbound, id string) {
 		return
 	}
 	b.nudge()
+	if r.NeverStarted() {
+		b.tell(ctx, in, fmt.Sprintf("Revoked %s (%s) before its scheduled start: nothing had been granted, so nothing is removed.", r.ID, what(&r)))
+		return
+	}
 	b.tell(ctx, in, fmt.Sprintf("Revoking %s (%s): the access is being removed; the holder will be told when the identity provider confirms.", r.ID, what(&r)))
 }
 
@@ -107,7 +113,7 @@ func (b *Bot) requestForm(ctx context.Context, slackID, selected string) Request
 		return RequestForm{Problem: access.MessageOf(err)}
 	}
 	ps := b.core.Requestable(w.user)
-	f := RequestForm{Policies: ps}
+	f := RequestForm{Policies: ps, Loc: w.Loc}
 	for _, p := range ps {
 		if p.Name == selected {
 			f.Selected = p

@@ -22,6 +22,11 @@ type Core interface {
 	// MayExtend is Extend's authorization, at the click before the modal.
 	MayExtend(ctx context.Context, grantID, slackID, email string) (access.Request, error)
 
+	// Delegation (handlers/delegate.go): create, end, and list those in force.
+	Delegate(ctx context.Context, in handlers.DelegateInput) (access.Delegation, error)
+	EndDelegation(ctx context.Context, slackID, email string) (access.Delegation, error)
+	DelegationsInForce() ([]access.Delegation, error)
+
 	Get(id string) (access.Request, error)
 	Mine(email string) ([]access.Request, error)
 	WaitingOn(email string) ([]access.Request, error)

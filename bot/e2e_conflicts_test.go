@@ -3,8 +3,11 @@ package bot_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"keycard/access"
+	"keycard/handlers"
+	"keycard/internal/adapt"
 	"keycard/internal/slackemu"
 )
 
@@ -71,4 +74,54 @@ func TestE2EConflictGoesToAdmins(t *testing.T) {
 	}
 	e.click(uFrank, m, "keycard_approve")
 	e.waitFor("approved", func(*slackemu.Server) bool { return e.state(r.ID) == access.StateProvisioning })
+}
+
+// The weekly admin report names each separation-of-duties set someone
+// holds anyway and who: Dave is a standing member of both groups of a
+// conflicting set. Ann's prod-db-admin grant approved for a later start
+// is not access yet: the report lists no grant of hers and no conflict.
+func TestE2EAdminReportShowsConflicts(t *testing.T) {
+	pol := strings.Replace(reviewPolicy, "{name: app-grafana-viewers, members: []}", "{name: app-grafana-viewers, members: [dave@example.com]}", 1) +
+		"conflicts: [[prod-db-admin, grafana-viewer]]\n"
+	e := &reviewEnv{env: boot(t, world{policy: pol, channels: []string{"security-alerts", "security-reviews", "compliance"},
+		users: []slackemu.User{
+			{ID: uAnn, Name: "ann", RealName: "Ann Lee", Email: "ann@example.com"},
+			{ID: uBob, Name: "bob", RealName: "Bob Stone", Email: "bob@example.com"},
+			{ID: uCarol, Name: "carol", RealName: "Carol Diaz", Email: "carol@example.com"},
+			{ID: uDave, Name: "dave", RealName: "Dave Kim", Email: "dave@example.com"},
+			{ID: uFrank, Name: "frank", RealName: "Frank Ortiz", Email: "frank@example.com"},
+		}})}
+	e.mem = adapt.Memberships{DB: e.db}
+	if err := e.svc.TakeBaselines(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.svc.Submit(e.ctx, handlers.SubmitInput{SlackID: uAnn, Email: "ann@example.com", Policy: "prod-db-admin",
+		Justification: "CHG-9", StartAt: e.clock.Now().Add(48 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, who := range [][2]string{{uBob, "bob@example.com"}, {uCarol, "carol@example.com"}} {
+		if _, err := e.svc.Decide(e.ctx, handlers.DecideInput{RequestID: r.ID, Step: i, SlackID: who[0], Email: who[1], Approve: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e.state(r.ID) != access.StateScheduled {
+		t.Fatalf("state %s", e.state(r.ID))
+	}
+	if err := e.svc.RunJobNow(e.ctx, e.bot, handlers.JobAdminReport, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the report", func(*slackemu.Server) bool {
+		return strings.Contains(e.channelText("security-reviews"), "Privileged access report")
+	})
+	text := e.channelText("security-reviews")
+	for _, want := range []string{"*1* conflicting set held anyway", "Separation of duties", "prod-db-admin + grafana-viewer",
+		"Dave Kim (dave@example.com) — prod-db-admin: standing membership of prod-db-admins; grafana-viewer: standing membership of app-grafana-viewers"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "Ann Lee") || strings.Contains(text, r.ID) {
+		t.Errorf("a grant that has not started is in the report:\n%s", text)
+	}
 }

@@ -20,17 +20,18 @@ type exportArgs struct {
 }
 
 const exportUsage = "Usage: `/export [policy] [from] [to]`, `/export events [from] [to]`, `/export holders [as-of]`, " +
-	"`/export policies`, `/export jobs [from] [to]`, `/export campaign <id>`, `/export who-can [policy]`; dates YYYY-MM-DD."
+	"`/export policies`, `/export jobs [from] [to]`, `/export campaign <id>`, `/export who-can [policy]`, `/export delegations [from] [to]`; dates YYYY-MM-DD."
 
 // parseExport reads the /export text (SPEC "Commands"): dates are
 // YYYY-MM-DD in UTC, `to` inclusive, default the 90 days up to now for the
-// access and events exports and the whole history for policies and jobs.
+// access and events exports and the whole history for policies, jobs and
+// delegations.
 func parseExport(text string, now time.Time, policyExists func(string) bool) (exportArgs, error) {
 	a := exportArgs{kind: handlers.KindAccess}
 	f := strings.Fields(text)
 	if len(f) > 0 {
 		switch k := strings.ToLower(f[0]); k {
-		case handlers.KindEvents, handlers.KindPolicies, handlers.KindJobs:
+		case handlers.KindEvents, handlers.KindPolicies, handlers.KindJobs, handlers.KindDelegations:
 			a.kind = k
 			f = f[1:]
 		case handlers.KindHolders:

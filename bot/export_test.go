@@ -32,6 +32,8 @@ func TestParseExport(t *testing.T) {
 		{"who-can", "who-can", "who-can", "", time.Time{}, time.Time{}, ""},
 		{"who-can one policy", "who-can prod-db-admin", "who-can", "prod-db-admin", time.Time{}, time.Time{}, ""},
 		{"who-can unknown policy", "who-can nope", "", "", time.Time{}, time.Time{}, access.CodeUnknownPolicy},
+		{"delegations: all history", "delegations", "delegations", "", time.Time{}, time.Time{}, ""},
+		{"delegations in a period", "delegations 2026-01-01 2026-01-31", "delegations", "", day("2026-01-01"), day("2026-02-01"), ""},
 		{"too many", "events 2025-01-01 2025-02-01 2025-03-01", "", "", time.Time{}, time.Time{}, access.CodeInvalid},
 	}
 	for _, c := range cases {

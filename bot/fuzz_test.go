@@ -9,6 +9,7 @@ import (
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
 
+	"keycard/access"
 	"keycard/handlers"
 )
 
@@ -26,7 +27,8 @@ func FuzzSlashText(f *testing.F) {
 		a, err := parseExport(text, now, exists)
 		if err == nil {
 			switch a.kind {
-			case handlers.KindAccess, handlers.KindEvents, handlers.KindHolders, handlers.KindPolicies, handlers.KindJobs, handlers.KindCampaign:
+			case handlers.KindAccess, handlers.KindEvents, handlers.KindHolders, handlers.KindPolicies, handlers.KindJobs, handlers.KindCampaign,
+				handlers.KindWhoCan, handlers.KindDelegations:
 			default:
 				t.Fatalf("%q parsed to unknown kind %q", text, a.kind)
 			}
@@ -58,6 +60,9 @@ func FuzzInteractionPayload(f *testing.F) {
 		`{"type":"block_suggestion","user":{"id":"U1"},"action_id":"keycard_role_search","value":"pro"}`,
 		`{"type":"view_closed","user":{"id":"U1"},"view":{"id":"V1"}}`,
 		`{"type":"block_actions","actions":[{"action_id":"keycard_deny","value":"REQ-1|-9999999999999999999999"}]}`,
+		`{"type":"view_submission","user":{"id":"U1"},"view":{"id":"V1","callback_id":"keycard_request","state":{"values":{"start":{"keycard_start":{"type":"radio_buttons","selected_option":{"value":"later"}}},"start_at":{"keycard_start_at":{"type":"datetimepicker","selected_date_time":1772845200}}}}}}`,
+		`{"type":"view_submission","user":{"id":"U1"},"view":{"id":"V1","callback_id":"keycard_request","state":{"values":{"start":{"keycard_start":{"type":"radio_buttons","selected_option":{"value":"later"}}},"start_at":{"keycard_start_at":{"type":"datetimepicker","selected_date_time":-9223372036854775808}}}}}}`,
+		`{"type":"view_submission","user":{"id":"U1"},"view":{"id":"V1","callback_id":"keycard_request","state":{"values":{"start":{"keycard_start":{"type":"radio_buttons","selected_option":{"value":"later"}}},"start_at":{"keycard_start_at":{"type":"datetimepicker","selected_date_time":null}}}}}}`,
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))
@@ -81,6 +86,66 @@ func FuzzInteractionPayload(f *testing.F) {
 		if v := &in.cb.View; v != nil {
 			_, _ = stateValue(v, blkRole, actRoleStat)
 			_ = hasBlock(v, blkJustify)
+			// "Start later" gives a time or a problem, never both; "now" neither.
+			start, problem := readStart(v)
+			later := v.State != nil && v.State.Values[blkStart][actStart].SelectedOption.Value == startLater
+			if later && start.IsZero() == (problem == "") || !later && (!start.IsZero() || problem != "") {
+				t.Fatalf("later %v: start %v, problem %q", later, start, problem)
+			}
+		}
+	})
+}
+
+// FuzzDelegateText: whatever follows /access delegate, parsing never
+// panics; what it accepts is off, or exactly one well-formed person (a
+// Slack user id or an email) with a date word; and the date, read in any
+// of a few time zones, is either refused or an end after now and at most
+// 91 days ahead. The committed corpus is testdata/fuzz/FuzzDelegateText.
+func FuzzDelegateText(f *testing.F) {
+	for _, s := range []string{"delegate off", "delegate OFF", "delegate", "delegate <@U0BOB|bob> until 2026-03-06 Conference week",
+		"delegate <@W123> until 2026-03-02", "delegate <mailto:carol@example.com|carol@example.com> until 2026-06-01 leave",
+		"delegate carol@example.com until 2026-03-31", "delegate @carol until 2026-03-06", "delegate <@U0BOB until 2026-03-06",
+		"delegate <@u0bob> until 2026-03-06", "delegate <@U0BOB> 2026-03-06", "delegate <@U0BOB> until", "delegate <@U0BOB> until 2026-02-30",
+		"delegate <@U0BOB> until 2027-12-31", "delegate <@U0BOB>until 2026-03-06", "delegate <@U0BOB> until\t2026-03-06\n\u202e", "delegate <>",
+		"delegate <mailto:|> until 2026-03-06", "delegate a@b@c.d until 2026-03-06", "delegate <@U0BOB|a>b> until 2026-03-06 x"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	zones := []*time.Location{time.UTC, time.FixedZone("UTC-12", -12*3600), time.FixedZone("UTC+14", 14*3600)}
+	f.Fuzz(func(t *testing.T, text string) {
+		a, err := parseDelegate(text)
+		if err != nil {
+			if access.MessageOf(err) == "" {
+				t.Fatalf("%q refused without a message", text)
+			}
+			return
+		}
+		if a.off {
+			if a.slackID != "" || a.email != "" || a.until != "" {
+				t.Fatalf("%q: off with arguments %+v", text, a)
+			}
+			return
+		}
+		if (a.slackID == "") == (a.email == "") {
+			t.Fatalf("%q: want exactly one of a Slack id and an email, got %+v", text, a)
+		}
+		if a.slackID != "" && !slackUserID(a.slackID) {
+			t.Fatalf("%q: bad Slack id %q", text, a.slackID)
+		}
+		if a.email != "" && (!strings.Contains(a.email, "@") || strings.ContainsAny(a.email, " \t\r\n<>|")) {
+			t.Fatalf("%q: bad email %q", text, a.email)
+		}
+		if a.until == "" || strings.ContainsAny(a.until, " \t\r\n") {
+			t.Fatalf("%q: bad date word %q", text, a.until)
+		}
+		for _, loc := range zones {
+			end, err := handlers.DelegationEnd(a.until, loc, now)
+			if err != nil {
+				continue
+			}
+			if !end.After(now) || end.Sub(now) > 92*24*time.Hour {
+				t.Fatalf("%q in %s: end %v is not after now or too far", text, loc, end)
+			}
 		}
 	})
 }

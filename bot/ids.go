@@ -30,6 +30,8 @@ const (
 	actDenyInput  = "keycard_deny_reason"
 	actOpenForm   = "keycard_open_request" // "Request access" button on the App Home
 	actBreakGlass = "keycard_break_glass"  // the request modal's break-glass checkbox
+	actStart      = "keycard_start"        // the request modal's "start now / later" radio (input only, no dispatch)
+	actStartAt    = "keycard_start_at"     // the request modal's datetimepicker (input only)
 )
 
 // Block ids of input blocks: keys of response_action "errors", so they must
@@ -40,6 +42,8 @@ const (
 	blkJustify    = "justification"
 	blkReason     = "reason"
 	blkBreakGlass = "break_glass" // shown only for policies with break_glass: true
+	blkStart      = "start"       // shown only for policies with schedule_ahead > 0
+	blkStartAt    = "start_at"
 )
 
 // Event types of the Events API the bot handles.

@@ -126,6 +126,8 @@ func (b *Bot) notify(ctx context.Context, e access.Event, homes map[string]acces
 		return b.postAlert(ctx, e)
 	case access.EvPolicyStaged:
 		return b.postPolicyStaged(ctx, e)
+	case access.EvDelegationCreated, access.EvDelegationEnded:
+		return b.notifyDelegation(ctx, e, homes) // delegate.go
 	}
 	if e.RequestID == "" {
 		return nil
@@ -148,6 +150,7 @@ func (b *Bot) notify(ctx context.Context, e access.Event, homes map[string]acces
 			homes[strings.ToLower(c.Email)] = c
 		}
 	}
+	b.delegateHomes(r, homes) // delegate.go
 	switch e.Type {
 	case access.EvRequestSubmitted:
 		if err := b.notice(ctx, e, r, NoticeSubmitted); err != nil {
@@ -339,6 +342,10 @@ func (b *Bot) syncApprovals(ctx context.Context, r access.Request) error {
 				return err
 			}
 		}
+		// The candidates' delegates get their copy (delegate.go).
+		if err := b.syncDelegates(ctx, r, refs, getInfo); err != nil {
+			return err
+		}
 	}
 	closed := map[string]bool{}
 	for _, ref := range refs {
@@ -402,7 +409,7 @@ func (b *Bot) remind(ctx context.Context, e access.Event, r access.Request) erro
 			return err
 		}
 	}
-	return nil
+	return b.remindDelegates(ctx, r, refs, kind, info) // delegate.go
 }
 
 // breakGlass tells the security channel and every approver of the normal

@@ -174,6 +174,8 @@ func stateWords(r *access.Request) string {
 			return fmt.Sprintf("waiting for step %d of %d (%s)", r.Current+1, len(r.Steps), ruleLabel(st.Rule))
 		}
 		return "waiting"
+	case access.StateScheduled:
+		return "approved; waiting for its scheduled start"
 	case access.StateProvisioning:
 		return "approved; being provisioned"
 	case access.StateActive:
@@ -183,6 +185,9 @@ func stateWords(r *access.Request) string {
 	case access.StateExpired:
 		return "expired"
 	case access.StateRevoked:
+		if r.NeverStarted() {
+			return "withdrawn before its start"
+		}
 		if r.EndReason == access.ReasonOffboarded {
 			return "ended (offboarded)"
 		}

@@ -22,6 +22,9 @@ type Home struct {
 	// active privileged grant.
 	Admin         bool
 	AllPrivileged []access.Request
+	// Delegations in force: for admins every one, for anyone else those
+	// from or to them (delegate.go).
+	Delegations []access.Delegation
 	// Problem replaces the content when the viewer cannot be identified.
 	Problem string
 }
@@ -46,7 +49,7 @@ func HomeView(h Home) slack.HomeTabViewRequest {
 		switch {
 		case r.State.HoldsMembership():
 			active = append(active, r)
-		case r.State == access.StatePending:
+		case r.State == access.StatePending, r.State == access.StateScheduled:
 			pending = append(pending, r)
 		}
 	}
@@ -69,7 +72,12 @@ func HomeView(h Home) slack.HomeTabViewRequest {
 
 	blocks = append(blocks, slack.NewDividerBlock(), section("*Your open requests*"))
 	blocks = append(blocks, listBlocks(pending, "No open requests.", func(r *access.Request) []slack.Block {
-		return []slack.Block{slack.NewSectionBlock(md("*"+esc(what(r))+"* `"+r.ID+"` for "+policy.FormatDuration(r.Duration)+" — "+stateWords(r), maxSectionText),
+		line := "*" + esc(what(r)) + "* `" + r.ID + "` for " + policy.FormatDuration(r.Duration)
+		if !r.StartAt.IsZero() {
+			line += " from " + when(r.StartAt, h.Loc)
+		}
+		line += " — " + stateWords(r)
+		return []slack.Block{slack.NewSectionBlock(md(line, maxSectionText),
 			nil, slack.NewAccessory(button(actCancel, r.ID, "Cancel", "")))}
 	})...)
 
@@ -78,6 +86,8 @@ func HomeView(h Home) slack.HomeTabViewRequest {
 		return []slack.Block{section(fmt.Sprintf("%s asks for *%s* for %s — step %d of %d. Decide in the DM keycard sent you.",
 			person(r.Requester), esc(what(r)), policy.FormatDuration(r.Duration), r.Current+1, len(r.Steps)))}
 	})...)
+
+	blocks = append(blocks, delegationBlocks(h)...)
 
 	if h.Admin {
 		blocks = append(blocks, slack.NewDividerBlock(), section("*All active privileged access* (admin)"))
@@ -88,6 +98,34 @@ func HomeView(h Home) slack.HomeTabViewRequest {
 	}
 	blocks = append(blocks, contextLine("Updated "+when(h.Now, h.Loc)))
 	return slack.HomeTabViewRequest{Type: slack.VTHomeTab, Blocks: slack.Blocks{BlockSet: capBlocks(blocks, maxViewBlocks, moreLine)}}
+}
+
+// delegationBlocks lists the delegations in force: every one for an admin
+// (the section shows even when empty), the viewer's own for anyone else
+// (only when there is one).
+func delegationBlocks(h Home) []slack.Block {
+	title := "*Your delegations*"
+	if h.Admin {
+		title = "*Delegations in force* (admin)"
+	} else if len(h.Delegations) == 0 {
+		return nil
+	}
+	out := []slack.Block{slack.NewDividerBlock(), section(title)}
+	if len(h.Delegations) == 0 {
+		return append(out, contextLine("No delegation is in force."))
+	}
+	for i, d := range h.Delegations {
+		if i == homeSectionCap {
+			out = append(out, contextLine(moreLine(len(h.Delegations)-homeSectionCap)))
+			break
+		}
+		line := person(d.From) + " → " + person(d.To) + " until " + when(d.Until, h.Loc) + " · `" + d.ID + "`"
+		if d.Reason != "" {
+			line += "\n" + esc(d.Reason)
+		}
+		out = append(out, section(line))
+	}
+	return append(out, contextLine("A delegate gets the delegator's approval requests and may decide them in their place. `/access delegate @person until YYYY-MM-DD` or `/access delegate off`."))
 }
 
 // listBlocks renders up to homeSectionCap items, then a "…and N more" line.

@@ -62,6 +62,9 @@ func ApprovalMessage(r access.Request, step int, info RequesterInfo, loc *time.L
 	if r.Extends != "" {
 		fields = append(fields, "*Extends*\n`"+r.Extends+"`")
 	}
+	if !r.StartAt.IsZero() {
+		fields = append(fields, "*Starts*\n"+when(r.StartAt, loc)+" (scheduled)")
+	}
 	blocks = append(blocks, fieldsSection(fields...))
 	just := r.Justification
 	if just == "" {
@@ -72,10 +75,13 @@ func ApprovalMessage(r access.Request, step int, info RequesterInfo, loc *time.L
 	blocks = append(blocks, section("*Justification*\n"+just))
 	for i := 0; i < step && i < len(r.Steps); i++ {
 		if p := r.Steps[i]; p.Decision == access.DecisionApproved {
-			blocks = append(blocks, contextLine(fmt.Sprintf("Step %d (%s) approved by %s", i+1, esc(ruleLabel(p.Rule)), person(p.DecidedBy))))
+			blocks = append(blocks, contextLine(fmt.Sprintf("Step %d (%s) approved by %s", i+1, esc(ruleLabel(p.Rule)), decider(p))))
 		}
 	}
 	text := fmt.Sprintf("%s asks for %s for %s (step %d of %d)", r.Requester.Label(), what(&r), policy.FormatDuration(r.Duration), step+1, len(r.Steps))
+	if !r.StartAt.IsZero() {
+		text = fmt.Sprintf("%s asks for %s for %s from %s (step %d of %d)", r.Requester.Label(), what(&r), policy.FormatDuration(r.Duration), when(r.StartAt, loc), step+1, len(r.Steps))
+	}
 	if r.State == access.StatePending && r.Current == step && st.Decision == access.DecisionNone {
 		blocks = append(blocks, slack.NewActionBlock("decide:"+truncate(r.ID, 200),
 			button(actApprove, decisionValue(r.ID, step), "Approve", slack.StylePrimary),
@@ -104,13 +110,13 @@ func stepOutcome(r *access.Request, step int, loc *time.Location) string {
 		st := r.Steps[step]
 		switch st.Decision {
 		case access.DecisionApproved:
-			s := ":white_check_mark: Approved by " + person(st.DecidedBy) + " · " + when(st.DecidedAt, loc)
+			s := ":white_check_mark: Approved by " + decider(st) + " · " + when(st.DecidedAt, loc)
 			if st.MFAFactor != "" {
 				s += " · MFA-verified (" + esc(st.MFAFactor) + ")"
 			}
 			return s
 		case access.DecisionDenied:
-			s := ":x: Denied by " + person(st.DecidedBy) + " · " + when(st.DecidedAt, loc)
+			s := ":x: Denied by " + decider(st) + " · " + when(st.DecidedAt, loc)
 			if st.Comment != "" {
 				s += "\n>" + esc(st.Comment)
 			}
@@ -154,7 +160,11 @@ func RequesterNotice(kind NoticeKind, r access.Request, now time.Time, loc *time
 	var extra []slack.Block
 	switch kind {
 	case NoticeSubmitted:
-		text = ":inbox_tray: Your request for " + w + " for *" + policy.FormatDuration(r.Duration) + "* was submitted" + id + "."
+		text = ":inbox_tray: Your request for " + w + " for *" + policy.FormatDuration(r.Duration) + "*"
+		if !r.StartAt.IsZero() {
+			text += " starting *" + when(r.StartAt, loc) + "*"
+		}
+		text += " was submitted" + id + "."
 		if st := r.Step(); st != nil && r.State == access.StatePending {
 			text += fmt.Sprintf("\nStep 1 of %d: %s.", len(r.Steps), esc(ruleLabel(r.Steps[0].Rule)))
 			extra = append(extra, slack.NewActionBlock("cancel:"+truncate(r.ID, 200), button(actCancel, r.ID, "Cancel request", "")))
@@ -166,7 +176,7 @@ func RequesterNotice(kind NoticeKind, r access.Request, now time.Time, loc *time
 		k := r.Current // the step just decided is the one before the current
 		if k > 0 && k <= len(r.Steps) {
 			st := r.Steps[k-1]
-			text = fmt.Sprintf(":white_check_mark: Step %d of %d of your request for %s%s was approved by %s.", k, len(r.Steps), w, id, person(st.DecidedBy))
+			text = fmt.Sprintf(":white_check_mark: Step %d of %d of your request for %s%s was approved by %s.", k, len(r.Steps), w, id, decider(st))
 		} else {
 			text = ":white_check_mark: A step of your request for " + w + id + " was approved."
 		}
@@ -175,11 +185,19 @@ func RequesterNotice(kind NoticeKind, r access.Request, now time.Time, loc *time
 		}
 	case NoticeApproved:
 		text = ":white_check_mark: Your request for " + w + id + " was approved. Access is being set up; you will hear when it is in place."
+		if r.Scheduled() {
+			// Approved now for a later start (scheduled access).
+			text = ":white_check_mark: Your request for " + w + id + " was approved for its scheduled start. Access begins *" +
+				when(r.StartAt, loc) + "* and lasts " + policy.FormatDuration(r.Duration) + " from then; you will hear when it is in place."
+			if r.State == access.StateScheduled {
+				extra = append(extra, slack.NewActionBlock("cancel:"+truncate(r.ID, 200), button(actCancel, r.ID, "Cancel before it starts", "")))
+			}
+		}
 	case NoticeDenied:
 		text = ":x: Your request for " + w + id + " was denied"
 		for _, st := range r.Steps {
 			if st.Decision == access.DecisionDenied {
-				text += " by " + person(st.DecidedBy)
+				text += " by " + decider(st)
 				if st.Comment != "" {
 					text += ".\n>" + esc(st.Comment)
 				}
@@ -195,11 +213,31 @@ func RequesterNotice(kind NoticeKind, r access.Request, now time.Time, loc *time
 		text = ":hourglass: Your request for " + w + id + " timed out without a decision. You can ask again with `/access`."
 	case NoticeActive:
 		text = ":unlock: You now have " + w + id + " until *" + when(r.EndsAt, loc) + "* (" + left(now, r.EndsAt) + ")."
+		if r.Scheduled() {
+			text = ":unlock: Your scheduled access began: you now have " + w + id + " from *" + when(r.AccessStart(), loc) +
+				"* until *" + when(r.EndsAt, loc) + "* (" + left(now, r.EndsAt) + ")."
+		}
 	case NoticeExpiring:
 		text = ":alarm_clock: " + w + id + " ends *" + when(r.EndsAt, loc) + "* (in " + left(now, r.EndsAt) + ")."
 		extra = append(extra, slack.NewActionBlock("extend:"+truncate(r.ID, 200),
 			button(actExtend, r.ID, "Extend", slack.StylePrimary), button(actGiveUp, r.ID, "Give up now", "")))
 	case NoticeEnded:
+		switch {
+		case r.NeverStarted() && r.EndReason == access.ReasonOffboarded:
+			text = ":no_entry_sign: " + w + id + ", scheduled to start " + when(r.StartAt, loc) + ", was withdrawn before it began: your identity-provider account is no longer active. Nothing was granted."
+		case r.NeverStarted():
+			by := "an admin"
+			if r.EndedBy.Email != "" {
+				by = person(r.EndedBy)
+				if r.EndedBy.Same(r.Requester) {
+					by = "you"
+				}
+			}
+			text = ":no_entry_sign: " + w + id + ", scheduled to start " + when(r.StartAt, loc) + ", was cancelled by " + by + " before it began. Nothing was granted, so nothing had to be removed."
+		}
+		if text != "" {
+			break
+		}
 		switch r.EndReason {
 		case access.ReasonExpired:
 			text = ":lock: " + w + id + " has ended: it expired at " + when(r.EndsAt, loc) + ". The identity provider confirmed the removal."
@@ -217,6 +255,11 @@ func RequesterNotice(kind NoticeKind, r access.Request, now time.Time, loc *time
 		}
 	case NoticeFailed:
 		text = ":warning: " + w + id + " could not be set up in the identity provider. The security team has been alerted; nothing was granted."
+		if r.Scheduled() && r.ProvisionedAt.IsZero() && strings.HasPrefix(r.FailReason, "at its scheduled start") {
+			// The re-check at the start refused it (handlers.startScheduled).
+			why := strings.TrimPrefix(r.FailReason, "at its scheduled start, ")
+			text = ":warning: " + w + id + " was not granted at its scheduled start: " + esc(why) + ". The security team has been told."
+		}
 	}
 	blocks := append([]slack.Block{section(text)}, extra...)
 	return Message{Text: slackText(text), Blocks: blocks}
@@ -284,6 +327,9 @@ func ListMessage(rs []access.Request, now time.Time, loc *time.Location) Message
 		if r.State == access.StateActive {
 			line += ", ends " + when(r.EndsAt, loc) + " (" + left(now, r.EndsAt) + " left)"
 		}
+		if r.State == access.StateScheduled {
+			line += ": starts " + when(r.StartAt, loc) + " (in " + left(now, r.StartAt) + "), for " + policy.FormatDuration(r.Duration)
+		}
 		blocks = append(blocks, section(line))
 	}
 	if len(blocks) == 0 {
@@ -298,9 +344,10 @@ func ListMessage(rs []access.Request, now time.Time, loc *time.Location) Message
 // subcommands, with problem explaining what was wrong).
 func HelpMessage(problem string) Message {
 	text := "*keycard* — time-bound access to application roles.\n" +
-		"• `/access` — request a role (opens a form)\n" +
+		"• `/access` — request a role (opens a form: start now, or pick a later start)\n" +
 		"• `/access list` — your grants and open requests\n" +
 		"• `/access revoke <id>` — end a grant early (its holder or an admin)\n" +
+		"• `/access delegate @person until YYYY-MM-DD [reason]` — while you are away, @person also gets your approval requests and may decide them for you, to the end of that day in your Slack time zone (at most 90 days); `/access delegate off` ends it\n" +
 		"• `/access help` — this help\n" +
 		"• `/export [policy] [from] [to]` — auditors: access evidence as CSV (dates YYYY-MM-DD, default the last 90 days)\n" +
 		"• `/export events [from] [to]` — auditors: the raw audit events"

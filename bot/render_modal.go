@@ -3,6 +3,7 @@ package bot
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/slack-go/slack"
 
@@ -21,6 +22,10 @@ type RequestForm struct {
 	// Problem is shown above the form (e.g. a refusal that came back after
 	// the modal was acknowledged).
 	Problem string
+	// Loc is the requester's time zone (users.info tz): the scheduled
+	// start is explained in it. Slack's datetimepicker itself shows the
+	// requester's local time and submits a Unix timestamp.
+	Loc *time.Location
 }
 
 func modal(callbackID, title, submit string, blocks []slack.Block) slack.ModalViewRequest {
@@ -133,11 +138,43 @@ func RequestModal(f RequestForm) slack.ModalViewRequest {
 	justBlock.Optional = !p.JustificationRequired
 	blocks = append(blocks, justBlock)
 
+	if p.ScheduleAhead > 0 {
+		blocks = append(blocks, startBlocks(p, f.Loc)...)
+	}
 	if p.BreakGlass {
 		blocks = append(blocks, breakGlassBlock(p))
 	}
 	blocks = append(blocks, contextLine(approvalSummary(p)))
 	return modal(cbRequest, "Request access", "Submit", blocks)
+}
+
+// The start choices of the request modal's radio buttons.
+const (
+	startNow   = "now"
+	startLater = "later"
+)
+
+// startBlocks offer "Start now" (the default) or a start date and time
+// (scheduled access, up to the policy's schedule_ahead). Slack's
+// datetimepicker shows the person's own local time and submits a Unix
+// timestamp (selected_date_time), so no time zone is parsed here; the hint
+// names the zone keycard will use in its messages.
+func startBlocks(p *policy.Policy, loc *time.Location) []slack.Block {
+	if loc == nil {
+		loc = time.UTC
+	}
+	now := slack.NewOptionBlockObject(startNow, plain("Start now", maxOptionText), plain("As soon as it is approved", maxOptionText))
+	later := slack.NewOptionBlockObject(startLater, plain("Start at a date and time", maxOptionText),
+		plain("Up to "+policy.FormatDuration(p.ScheduleAhead)+" ahead; approval happens now", maxOptionText))
+	radio := slack.NewRadioButtonsBlockElement(actStart, now, later)
+	radio.InitialOption = now
+	when := slack.NewInputBlock(blkStart, plain("When", 2000), nil, radio)
+	picker := slack.NewDateTimePickerBlockElement(actStartAt)
+	at := slack.NewInputBlock(blkStartAt, plain("Start at", 2000),
+		plain("Only with \"Start at a date and time\". In your time zone ("+loc.String()+"); access is set up then, and its "+
+			policy.FormatDuration(p.DefaultDuration)+" (or what you chose) counts from then.", 2000), picker)
+	at.Optional = true
+	return []slack.Block{when, at}
 }
 
 // breakGlassValue is the value of the break-glass checkbox's one option.
@@ -185,9 +222,14 @@ func LoadingModal(title string) slack.ModalViewRequest {
 	return modal(cbNotice, title, "", []slack.Block{section(":hourglass_flowing_sand: One moment…")})
 }
 
-// SubmittedModal confirms a submitted request.
-func SubmittedModal(r access.Request) slack.ModalViewRequest {
-	text := "*" + esc(what(&r)) + "* for *" + policy.FormatDuration(r.Duration) + "* — request `" + r.ID + "` is " + stateWords(&r) + "."
+// SubmittedModal confirms a submitted request; a scheduled start is shown
+// in loc, the requester's time zone.
+func SubmittedModal(r access.Request, loc *time.Location) slack.ModalViewRequest {
+	text := "*" + esc(what(&r)) + "* for *" + policy.FormatDuration(r.Duration) + "*"
+	if !r.StartAt.IsZero() {
+		text += " starting *" + when(r.StartAt, loc) + "*"
+	}
+	text += " — request `" + r.ID + "` is " + stateWords(&r) + "."
 	if r.State == access.StatePending {
 		text += "\nYou will get a DM as each step is decided."
 	}

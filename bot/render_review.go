@@ -52,18 +52,28 @@ func ReportMessage(r handlers.Report, loc *time.Location) Message {
 
 // AdminReportMessage is the admin access report: privileged grants by app
 // and role (holder, approvers, started, ends), the privileged access
-// keycard did not grant, and where the policies and the IdP disagree.
+// keycard did not grant, the people holding a whole separation-of-duties
+// set anyway (policy `conflicts:`), and where the policies and the IdP
+// disagree.
 func AdminReportMessage(rep handlers.AdminReport, loc *time.Location) Message {
 	n := 0
 	for _, g := range rep.Groups {
 		n += len(g.Grants)
 	}
 	title := "Privileged access report — " + rep.At.In(loc).Format("Mon 2 Jan 2006")
-	blocks := []slack.Block{header(title),
-		section(fmt.Sprintf("*%d* active privileged grants in *%d* roles; *%d* members of privileged groups that keycard did not grant.", n, len(rep.Groups), len(rep.Unmanaged)))}
-	// Each role takes 3 blocks; leave room for the unmanaged (3), sync (3)
-	// and footer (1) blocks within Slack's 50.
-	const roleBlocksEnd = maxMessageBlocks - 8
+	summary := fmt.Sprintf("*%d* active privileged grants in *%d* roles; *%d* members of privileged groups that keycard did not grant.", n, len(rep.Groups), len(rep.Unmanaged))
+	if len(rep.Conflicts) > 0 {
+		summary += fmt.Sprintf("\n:warning: *%d* conflicting %s held anyway: separation of duties says nobody may hold those policies at once.",
+			len(rep.Conflicts), map[bool]string{true: "set", false: "sets"}[len(rep.Conflicts) == 1])
+	}
+	blocks := []slack.Block{header(title), section(summary)}
+	// Each role takes 3 blocks; leave room for the unmanaged (3), the
+	// conflicts (3, when there are any), sync (3) and footer (1) blocks
+	// within Slack's 50.
+	roleBlocksEnd := maxMessageBlocks - 8
+	if len(rep.Conflicts) > 0 {
+		roleBlocksEnd -= 3
+	}
 	for i, g := range rep.Groups {
 		if len(blocks)+3 > roleBlocksEnd {
 			blocks = append(blocks, contextLine(fmt.Sprintf("…and %d more roles in the attached CSV.", len(rep.Groups)-i)))
@@ -90,6 +100,11 @@ func AdminReportMessage(rep handlers.AdminReport, loc *time.Location) Message {
 		}
 		blocks = append(blocks, slack.NewDividerBlock(), section("*Access keycard did not grant* (standing or added outside keycard)"), linesSection(lines))
 	}
+	if len(rep.Conflicts) > 0 {
+		blocks = append(blocks, slack.NewDividerBlock(),
+			section("*Separation of duties: conflicting sets held anyway* (policy `conflicts:`; standing membership counts)"),
+			linesSection(conflictLines(rep.Conflicts)))
+	}
 	if !rep.Sync.Empty() || len(rep.Sync.Unchecked) > 0 {
 		var lines []string
 		for _, g := range rep.Sync.Uncovered {
@@ -104,7 +119,37 @@ func AdminReportMessage(rep handlers.AdminReport, loc *time.Location) Message {
 		blocks = append(blocks, slack.NewDividerBlock(), section("*Policies and the identity provider disagree*"), linesSection(lines))
 	}
 	blocks = append(blocks, contextLine(fmt.Sprintf("The full list (%d rows) is in the attached CSV, with its manifest.", rep.Rows)))
-	return Message{Text: fmt.Sprintf("%s: %d privileged grants, %d members keycard did not grant", title, n, len(rep.Unmanaged)), Blocks: blocks}
+	text := fmt.Sprintf("%s: %d privileged grants, %d members keycard did not grant", title, n, len(rep.Unmanaged))
+	if len(rep.Conflicts) > 0 {
+		text += fmt.Sprintf(", %d holding a conflicting set", len(rep.Conflicts))
+	}
+	return Message{Text: text, Blocks: blocks}
+}
+
+// conflictLines names each conflicting set, then the people holding all of
+// it and through what (a keycard grant, a standing or unmanaged
+// membership), in the order the report found them.
+func conflictLines(cs []handlers.ConflictHolder) []string {
+	var order []string
+	by := map[string][]handlers.ConflictHolder{}
+	for _, c := range cs {
+		if _, ok := by[c.Conflict]; !ok {
+			order = append(order, c.Conflict)
+		}
+		by[c.Conflict] = append(by[c.Conflict], c)
+	}
+	var lines []string
+	for _, name := range order {
+		lines = append(lines, "• *"+esc(name)+"* — held by:")
+		for _, h := range by[name] {
+			who := esc(h.Email)
+			if h.Name != "" && h.Name != h.Email {
+				who = esc(h.Name) + " (" + esc(h.Email) + ")"
+			}
+			lines = append(lines, "    ◦ "+who+" — "+esc(strings.Join(h.Through, "; ")))
+		}
+	}
+	return lines
 }
 
 // ComplianceMessage is the monthly compliance package's post.

@@ -1,6 +1,8 @@
 package bot
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +36,15 @@ func TestRenderReview(t *testing.T) {
 		{"report_admin", AdminReportMessage(handlers.AdminReport{At: t0, Groups: []handlers.GrantGroup{{App: "Production Database", Role: "Admin", Grants: []access.Request{grant}}},
 			Unmanaged: []handlers.HolderRow{{Email: "dave@example.com", Group: "prod-db-admins", Source: handlers.SourceStanding}},
 			Sync:      handlers.PolicySync{Uncovered: []handlers.ConnectorGroup{{Connector: "okta", Group: "app-legacy"}}}, Rows: 2}, berlin)},
+		{"report_admin_conflicts", AdminReportMessage(handlers.AdminReport{At: t0, Groups: []handlers.GrantGroup{{App: "Production Database", Role: "Admin", Grants: []access.Request{grant}}},
+			Conflicts: []handlers.ConflictHolder{
+				{Email: "dave@example.com", Name: "Dave Sec", Conflict: "payments-admin + payments-auditor",
+					Through: []string{"payments-admin: standing membership of pay-admins", "payments-auditor: keycard grant REQ-1007"}},
+				{Email: "erin@example.com", Name: "Erin Audit", Conflict: "payments-admin + payments-auditor",
+					Through: []string{"payments-admin: keycard grant REQ-1009", "payments-auditor: unmanaged membership of pay-auditors"}},
+				{Email: "ann@example.com", Name: "Ann Lee", Conflict: "deploy-approver + prod-deployer",
+					Through: []string{"deploy-approver: keycard grant REQ-1001", "prod-deployer: standing membership of prod-deployers"}},
+			}, Rows: 2}, berlin)},
 		{"report_admin_capped", AdminReportMessage(handlers.AdminReport{At: t0, Groups: []handlers.GrantGroup{{App: "Production Database", Role: "Admin", Grants: many}}, Rows: 40}, time.UTC)},
 		{"report_compliance", ComplianceMessage(handlers.ComplianceReport{From: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC),
 			AccessRows: 12, EventRows: 80, HeadSeq: 80, HeadHash: strings.Repeat("cd", 32), PolicyHash: strings.Repeat("ef", 32), ChainChecked: true})},
@@ -66,6 +77,22 @@ func TestRenderAdminReportWithinLimits(t *testing.T) {
 	m := AdminReportMessage(handlers.AdminReport{At: t0, Groups: groups}, time.UTC)
 	if len(m.Blocks) > maxMessageBlocks {
 		t.Fatalf("%d blocks", len(m.Blocks))
+	}
+	// With conflicts, unmanaged members and a sync problem all present, the
+	// conflicts still fit and are shown.
+	var conflicts []handlers.ConflictHolder
+	for i := range 200 {
+		conflicts = append(conflicts, handlers.ConflictHolder{Email: fmt.Sprintf("p%d@example.com", i), Conflict: "a + b", Through: []string{long}})
+	}
+	m = AdminReportMessage(handlers.AdminReport{At: t0, Groups: groups, Conflicts: conflicts,
+		Unmanaged: []handlers.HolderRow{{Email: "x@example.com", Group: "g", Source: handlers.SourceStanding}},
+		Sync:      handlers.PolicySync{Unchecked: []string{"okta"}}}, time.UTC)
+	if len(m.Blocks) > maxMessageBlocks {
+		t.Fatalf("%d blocks with conflicts", len(m.Blocks))
+	}
+	b, _ := json.Marshal(m.Blocks)
+	if !strings.Contains(string(b), "Separation of duties") || !strings.Contains(string(b), "Policies and the identity provider disagree") {
+		t.Fatal("a section was squeezed out")
 	}
 }
 

@@ -78,6 +78,11 @@ var (
 	dave  = access.Person{Email: "dave@example.com", Name: "Dave Sec", IdPID: "00u-dave"}
 )
 
+// testDelegation is bob's delegation to dave, with hostile text.
+func testDelegation() access.Delegation {
+	return access.Delegation{ID: "DLG-7", From: bob, To: dave, Reason: "Parental leave <b>&</b>", CreatedAt: t0, Until: time.Date(2026, 3, 10, 23, 0, 0, 0, time.UTC)}
+}
+
 func testRequest() access.Request {
 	return access.Request{ID: "REQ-0001", Policy: "prod-db-admin", PolicyVersion: "abc", App: "Production Database", Role: "Admin",
 		Privileged: true, Requester: ann, Duration: 4 * time.Hour, Justification: "INC-42: <script> & on-call fix",
@@ -100,6 +105,10 @@ func TestRenderModals(t *testing.T) {
 	r := testRequest()
 	active := r
 	active.State, active.ProvisionedAt, active.EndsAt = access.StateActive, t0, t0.Add(4*time.Hour)
+	schedulable := *ps[1]
+	schedulable.ScheduleAhead = 14 * 24 * time.Hour
+	scheduled := r
+	scheduled.StartAt = time.Date(2026, 3, 7, 1, 0, 0, 0, time.UTC) // Saturday 02:00 in Berlin
 	cases := []struct {
 		name string
 		view slack.ModalViewRequest
@@ -111,7 +120,9 @@ func TestRenderModals(t *testing.T) {
 		{"modal_request_search", RequestModal(RequestForm{Policies: many})},
 		{"modal_request_break_glass", RequestModal(RequestForm{Policies: append(ps[:2:2], &breakGlass), Selected: &breakGlass})},
 		{"modal_loading", LoadingModal("Request access")},
-		{"modal_submitted", SubmittedModal(r)},
+		{"modal_submitted", SubmittedModal(r, berlin)},
+		{"modal_request_schedulable", RequestModal(RequestForm{Policies: ps, Selected: &schedulable, Loc: berlin})},
+		{"modal_submitted_scheduled", SubmittedModal(scheduled, berlin)},
 		{"modal_deny", DenyModal(r, 1)},
 		{"modal_extend", ExtendModal(active, ps[1], "")},
 	}
@@ -162,8 +173,24 @@ func TestRenderMessages(t *testing.T) {
 	mfaDone := step1
 	mfaDone.Steps = append([]access.Step(nil), step1.Steps...)
 	mfaDone.Steps[0].MFA, mfaDone.Steps[0].MFAFactor = true, "okta:push"
+	delegated := step1
+	delegated.Steps = append([]access.Step(nil), step1.Steps...)
+	delegated.Steps[0].DecidedBy, delegated.Steps[0].OnBehalfOf, delegated.Steps[0].Delegation = dave, bob, "DLG-7"
 	long := r
 	long.Justification = strings.Repeat("very long reason ", 400)
+	// Scheduled access: asked at t0 to start Saturday 02:00 Berlin time.
+	sched := r
+	sched.StartAt = time.Date(2026, 3, 7, 1, 0, 0, 0, time.UTC)
+	schedApproved := sched
+	schedApproved.Steps = []access.Step{{Rule: "manager", Candidates: []access.Person{bob}, Decision: access.DecisionApproved, DecidedBy: bob, DecidedAt: t0.Add(10 * time.Minute)}}
+	schedApproved.Current, schedApproved.State, schedApproved.DecidedAt = 1, access.StateScheduled, t0.Add(10*time.Minute)
+	schedActive := schedApproved
+	schedActive.State, schedActive.ProvisionedAt, schedActive.EndsAt = access.StateActive, sched.StartAt, sched.StartAt.Add(4*time.Hour)
+	schedRefused := schedApproved
+	schedRefused.State, schedRefused.EndedAt = access.StateFailed, sched.StartAt
+	schedRefused.FailReason = "at its scheduled start, ann@example.com is no longer eligible for policy prod-db-admin (allows: engineers)"
+	schedWithdrawn := schedApproved
+	schedWithdrawn.State, schedWithdrawn.EndReason, schedWithdrawn.EndedBy, schedWithdrawn.EndedAt = access.StateRevoked, access.ReasonRevoked, ann, t0.Add(time.Hour)
 	mismatch := access.Event{Seq: 9, Time: t0, Type: access.EvIdentityMismatch, Subject: "ann@example.com",
 		Detail: `{"message":"The Slack user's email now points to a different identity-provider account than the one pinned."}`}
 	mismatchAlert, err := access.AlertOf(mismatch)
@@ -191,11 +218,26 @@ func TestRenderMessages(t *testing.T) {
 		{"notice_expired", RequesterNotice(NoticeEnded, expired, expired.EndsAt, berlin)},
 		{"notice_revoked", RequesterNotice(NoticeEnded, revoked, revoked.EndedAt, berlin)},
 		{"notice_failed", RequesterNotice(NoticeFailed, active, t0, berlin)},
+		{"approval_scheduled_pending", ApprovalMessage(sched, 0, info, berlin)},
+		{"notice_submitted_scheduled", RequesterNotice(NoticeSubmitted, sched, t0, berlin)},
+		{"notice_approved_scheduled", RequesterNotice(NoticeApproved, schedApproved, t0.Add(10*time.Minute), berlin)},
+		{"notice_active_scheduled", RequesterNotice(NoticeActive, schedActive, schedActive.ProvisionedAt, berlin)},
+		{"notice_scheduled_refused_at_start", RequesterNotice(NoticeFailed, schedRefused, sched.StartAt, berlin)},
+		{"notice_scheduled_cancelled", RequesterNotice(NoticeEnded, schedWithdrawn, schedWithdrawn.EndedAt, berlin)},
 		{"alert_identity_mismatch", AlertMessage(mismatch, mismatchAlert, time.UTC)},
 		{"break_glass", BreakGlassNotice(r, time.UTC)},
 		{"list", ListMessage([]access.Request{active, r, expired}, active.ProvisionedAt, berlin)},
 		{"list_empty", ListMessage(nil, t0, time.UTC)},
+		{"list_scheduled", ListMessage([]access.Request{schedApproved}, t0.Add(10*time.Minute), berlin)},
 		{"help_unknown", HelpMessage("Unknown subcommand “frobnicate”.")},
+		{"approval_delegate_pending", DelegateApprovalMessage(r, 0, info, berlin, testDelegation())},
+		{"approval_step1_delegated", ApprovalMessage(delegated, 0, info, berlin)},
+		{"notice_step_approved_delegated", RequesterNotice(NoticeStepApproved, delegated, t0, berlin)},
+		{"delegation_created", DelegationCreatedMessage(testDelegation(), berlin)},
+		{"delegation_off", DelegationOffMessage(testDelegation())},
+		{"delegate_notice_created", DelegateNotice(access.EvDelegationCreated, testDelegation().DetailOf(), bob, berlin)},
+		{"delegate_notice_ended", DelegateNotice(access.EvDelegationEnded, access.DelegationDetail{Delegation: "DLG-7", From: bob.Email, To: dave.Email,
+			Until: testDelegation().Until, EndedAt: t0.Add(time.Hour), EndReason: access.DelegationEndOff}, bob, berlin)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -216,6 +258,9 @@ func TestRenderHome(t *testing.T) {
 	active.ID, active.State, active.ProvisionedAt, active.EndsAt = "REQ-0002", access.StateActive, t0, t0.Add(3*time.Hour)
 	waiting := r
 	waiting.ID, waiting.Requester = "REQ-0003", carol
+	scheduled := r
+	scheduled.ID, scheduled.State, scheduled.DecidedAt, scheduled.Current = "REQ-0004", access.StateScheduled, t0, 2
+	scheduled.StartAt = time.Date(2026, 3, 7, 1, 0, 0, 0, time.UTC)
 	var many []access.Request
 	for i := range 40 {
 		x := active
@@ -228,9 +273,11 @@ func TestRenderHome(t *testing.T) {
 	}{
 		{"home_empty", Home{Now: t0, Loc: berlin}},
 		{"home_full", Home{Now: t0.Add(time.Hour), Loc: berlin, Mine: []access.Request{active, r}, Waiting: []access.Request{waiting},
-			Admin: true, AllPrivileged: []access.Request{active}}},
+			Admin: true, AllPrivileged: []access.Request{active}, Delegations: []access.Delegation{testDelegation()}}},
+		{"home_delegate", Home{Now: t0, Loc: berlin, Delegations: []access.Delegation{testDelegation()}}},
 		{"home_capped", Home{Now: t0, Loc: time.UTC, Mine: many, Admin: true, AllPrivileged: many}},
 		{"home_problem", Home{Now: t0, Problem: "Your Slack profile has no email address."}},
+		{"home_scheduled", Home{Now: t0, Loc: berlin, Mine: []access.Request{scheduled}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

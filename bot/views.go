@@ -29,7 +29,9 @@ type formInput struct {
 	duration      time.Duration
 	durationBlock string
 	justification string
-	breakGlass    bool // the request modal's break-glass box is ticked
+	breakGlass    bool           // the request modal's break-glass box is ticked
+	startAt       time.Time      // a scheduled start; zero: start now
+	loc           *time.Location // the submitter's time zone, for the confirmation
 }
 
 func stateValue(v *slack.View, block, action string) (slack.BlockAction, bool) {
@@ -85,6 +87,13 @@ func (b *Bot) readForm(v *slack.View, policyName string) (formInput, *policy.Pol
 			in.breakGlass = in.breakGlass || o.Value == breakGlassValue
 		}
 	}
+	if p.ScheduleAhead > 0 {
+		start, problem := readStart(v)
+		in.startAt = start
+		if problem != "" {
+			errs[blkStartAt] = problem
+		}
+	}
 	switch {
 	case in.justification == "" && in.breakGlass:
 		errs[blkJustify] = "Break-glass access needs a justification: say what is on fire."
@@ -94,6 +103,22 @@ func (b *Bot) readForm(v *slack.View, policyName string) (formInput, *policy.Pol
 		errs[blkJustify] = "Please keep the justification under 2000 characters."
 	}
 	return in, p, errs
+}
+
+// readStart reads the request modal's start: zero for "Start now" (the
+// default), else the datetimepicker's selected_date_time, a Unix timestamp
+// (Slack's picker shows the person's local time and sends the instant).
+// problem is set when "Start at a date and time" has no time picked. The
+// bounds (past, schedule_ahead) are the use case's check, so that a
+// refusal is audited.
+func readStart(v *slack.View) (start time.Time, problem string) {
+	if a, ok := stateValue(v, blkStart, actStart); !ok || a.SelectedOption.Value != startLater {
+		return time.Time{}, ""
+	}
+	if at, ok := stateValue(v, blkStartAt, actStartAt); ok && at.SelectedDateTime > 0 {
+		return time.Unix(at.SelectedDateTime, 0).UTC(), ""
+	}
+	return time.Time{}, "Pick the date and time your access should start, or choose Start now."
 }
 
 func hasBlock(v *slack.View, blockID string) bool {
@@ -113,6 +138,8 @@ func errorBlock(code access.Code, in formInput, v *slack.View) string {
 		block = in.durationBlock
 	case access.CodeNeedJustify, access.CodeInvalid:
 		block = blkJustify
+	case access.CodeBadStart:
+		block = blkStartAt
 	}
 	if !hasBlock(v, block) {
 		block = blkRole
@@ -164,9 +191,10 @@ func (b *Bot) onRequestSubmit(ctx context.Context, in *inbound, ack func(any)) {
 		ack(slack.NewErrorsViewSubmissionResponse(map[string]string{blkRole: access.MessageOf(err)}))
 		return
 	}
+	form.loc = pr.Loc
 	submit := func() (access.Request, error) {
 		return b.core.Submit(ctx, handlers.SubmitInput{SlackID: in.user, Email: pr.Email, Policy: p.Name,
-			Duration: form.duration, Justification: form.justification, BreakGlass: form.breakGlass})
+			Duration: form.duration, Justification: form.justification, BreakGlass: form.breakGlass, StartAt: form.startAt})
 	}
 	b.finishSubmission(ctx, in, form, ack, submit, func(problem string) slack.ModalViewRequest {
 		f := b.requestForm(ctx, in.user, p.Name)
@@ -229,7 +257,7 @@ func (b *Bot) finishSubmission(ctx context.Context, in *inbound, form formInput,
 			return
 		}
 		b.nudge()
-		sub := SubmittedModal(r)
+		sub := SubmittedModal(r, form.loc)
 		ack(slack.NewUpdateViewSubmissionResponse(&sub))
 		return
 	}
@@ -241,7 +269,7 @@ func (b *Bot) finishSubmission(ctx context.Context, in *inbound, form formInput,
 		return
 	}
 	b.nudge()
-	b.updateView(ctx, v.ID, SubmittedModal(res.r))
+	b.updateView(ctx, v.ID, SubmittedModal(res.r, form.loc))
 }
 
 // onDenySubmit denies with the optional reason; a refusal (not an

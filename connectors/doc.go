@@ -3,7 +3,8 @@
 // suite they all pass (connectortest), and what every connector shares:
 // the scope ceiling and the registry main builds from the policy (scope.go,
 // set.go), and the helpers of the network connectors (shared.go: Redact,
-// IsLoopback, the defaults, TimerSleep, HTTPClient, GroupCache).
+// IsLoopback, ValidateBaseURL, the defaults, TimerSleep, HTTPClient,
+// GroupCache, Hold).
 //
 // Every connector does the same five things (SPEC "Identity providers"):
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -12,8 +13,26 @@ import (
 )
 
 // What the network connectors (okta, entra, jumpcloud) share: redacting a
-// secret, the loopback test for plain http, filling defaults, a timer sleep,
-// the HTTP client copy and the group name → id cache.
+// secret, the loopback test for plain http and the base URL rule, the
+// shared defaults and filling them, a timer sleep, the HTTP client copy, the
+// group name → id cache and the Retry-After hold kept across calls.
+
+// Defaults the network connectors share: the same bounds hold whatever the
+// provider, so they are set once here (each connector package re-exports
+// them under its own name).
+const (
+	// DefaultTimeout bounds one HTTP exchange (one page, one attempt).
+	DefaultTimeout = 10 * time.Second
+	// DefaultGroupCacheTTL bounds how long a group name → id mapping is
+	// trusted: ids never change; the TTL catches a group deleted and
+	// re-created under the same name.
+	DefaultGroupCacheTTL = 5 * time.Minute
+	// MaxHold bounds how long one Retry-After (or Okta's
+	// X-Rate-Limit-Reset) keeps keycard from sending anything to the
+	// provider: a bad header must not stall deprovisioning, and handlers
+	// caps removals at the same order (issue 10).
+	MaxHold = 15 * time.Minute
+)
 
 // Redact is how a connector's Config prints a secret in String, GoString
 // and LogValue: "(none)" when it is empty, "[redacted]" otherwise.
@@ -142,4 +161,65 @@ func (g *GroupCache) ForgetOn(name string, err error) {
 	if access.CodeOf(err) == access.CodeNotFound {
 		g.Forget(name)
 	}
+}
+
+// ValidateBaseURL checks an identity provider's base URL the way SPEC
+// requires: https://, except http:// on a loopback address for tests and
+// emulators; scheme and host only. It returns the URL without a trailing
+// slash. name starts every message ("okta org URL"), emptyHint ends the
+// one for an empty value (" (set OKTA_CLIENT_ORGURL)" or ""), and example
+// is the shape a wrong value is told to follow.
+func ValidateBaseURL(raw, name, emptyHint, example string) (string, error) {
+	s := strings.TrimRight(strings.TrimSpace(raw), "/")
+	if s == "" {
+		return "", access.Errorf(access.CodeInvalid, "%s is empty%s", name, emptyHint)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", access.Wrap(access.CodeInvalid, err, "%s %q is not a URL", name, s)
+	}
+	switch {
+	case u.Host == "" || u.Hostname() == "":
+		return "", access.Errorf(access.CodeInvalid, "%s %q has no host", name, s)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Path != "":
+		return "", access.Errorf(access.CodeInvalid, "%s %q must be scheme and host only, like %s", name, s, example)
+	case u.Scheme == "https":
+		return s, nil
+	case u.Scheme == "http" && IsLoopback(u.Hostname()):
+		return s, nil
+	case u.Scheme == "http":
+		return "", access.Errorf(access.CodeInvalid, "%s %q must use https:// (plain http is allowed only on a loopback address)", name, s)
+	}
+	return "", access.Errorf(access.CodeInvalid, "%s %q must use https://", name, s)
+}
+
+// Hold keeps a provider's last Retry-After across calls: the header applies
+// to the app, not to the one request that drew it, so no call is sent
+// before it. The zero value holds nothing; safe for concurrent use.
+type Hold struct {
+	mu        sync.Mutex
+	notBefore time.Time
+}
+
+// Until holds calls until t, but never longer than maxHold after now: a
+// header far in the future (a bad clock, a hostile proxy) must not stop
+// every call, removals included, past the caller's own retry cap.
+func (h *Hold) Until(t, now time.Time, maxHold time.Duration) {
+	if lim := now.Add(maxHold); t.After(lim) {
+		t = lim
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t.After(h.notBefore) {
+		h.notBefore = t
+	}
+}
+
+// Pending is how long calls are still held at now (0 or less: not held)
+// and when the hold ends.
+func (h *Hold) Pending(now time.Time) (time.Duration, time.Time) {
+	h.mu.Lock()
+	nb := h.notBefore
+	h.mu.Unlock()
+	return nb.Sub(now), nb
 }

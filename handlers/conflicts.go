@@ -98,7 +98,7 @@ func (s *Service) heldPolicies(ctx context.Context, set *policy.Set, u access.Us
 			return err
 		}
 		for _, m := range mine {
-			if want[m.Policy] && (m.State == access.StatePending || m.State.HoldsMembership()) && !held.has(m.Policy) {
+			if want[m.Policy] && (m.State == access.StatePending || m.State == access.StateScheduled || m.State.HoldsMembership()) && !held.has(m.Policy) {
 				held[m.Policy] = fmt.Sprintf("keycard request %s (%s)", m.ID, m.State)
 			}
 		}

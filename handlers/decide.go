@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -41,25 +42,40 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 	// only at submission).
 	var seen access.Request
 	var polHash string // the policy version in the store at the check; the update refuses if it moved
+	var seenAs actingFor
+	var seenWhy error
 	if err := s.store.View(func(tx Tx) error {
 		var err error
 		if polHash, err = tx.Cursor("policy.hash"); err != nil {
 			return err
 		}
-		seen, err = tx.Request(in.RequestID)
-		return err
+		if seen, err = tx.Request(in.RequestID); err != nil {
+			return err
+		}
+		dels, err := delegationsIndexed(tx)
+		if err != nil {
+			return err
+		}
+		seenAs, seenWhy = mayDecideAs(&seen, actor, in.Step, dels, s.clock.Now())
+		return nil
 	}); err != nil {
 		return access.Request{}, err
 	}
 	var orphan string // why the policy in force no longer holds the request
 	var recheck error // the IdP/policy re-check's refusal
 	// checked: the snapshot let the clicker decide, so the re-checks ran.
-	checked := mayDecide(&seen, actor, in.Step) == nil
+	// A delegate's click is re-checked for the person they decide for: that
+	// person must still be an approver of the step now.
+	checked := seenWhy == nil
 	if checked {
 		if orphan = orphaned(s.Policy(), &seen); orphan == "" {
-			if err := s.stillApprover(ctx, &seen, actor); err != nil {
+			if err := s.stillApprover(ctx, &seen, seenAs.principal); err != nil {
 				if access.CodeOf(err) != access.CodeForbidden {
 					return access.Request{}, err // never approve on an IdP error
+				}
+				if seenAs.delegation != nil {
+					err = access.Errorf(access.CodeForbidden, "%s, for whom you would decide as their delegate, is no longer an approver of step %d (%s) as the identity provider and the policy in force stand now, so you cannot decide it.",
+						seenAs.principal.Label(), seen.Current+1, seen.Step().Rule)
 				}
 				recheck = err
 			}
@@ -86,19 +102,39 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 	var r access.Request
 	var refusal error
 	var ticket refusalTicket // the refusal's audit admission, decided once
+	var as actingFor
 	err = s.update(func(tx Tx) error {
 		var err error
 		r, err = tx.Request(in.RequestID)
 		if err != nil {
 			return err
 		}
-		why := mayDecide(&r, actor, in.Step)
+		// The delegation is read again here: it must be in force at the
+		// click's commit, not only when the DM was sent or the snapshot read.
+		dels, err := delegationsIndexed(tx)
+		if err != nil {
+			return err
+		}
+		var why error
+		as, why = mayDecideAs(&r, actor, in.Step, dels, tx.Now())
+		if errors.Is(why, errNotCandidate) {
+			// A delegation that ended (off, replaced, expired and recorded)
+			// while the DM was out: say so rather than "not an approver".
+			d, err := lapsedDelegation(tx, &r, actor)
+			if err != nil {
+				return err
+			}
+			if d != nil {
+				why = lapsedMessage(d)
+			}
+		}
 		if why == nil && (r.Current != seen.Current || r.State != seen.State) {
 			why = access.Errorf(access.CodeConflict, "This request moved on while keycard checked your click; look at it again.")
 		}
-		if why == nil && !checked {
+		if why == nil && (!checked || !as.principal.Same(seenAs.principal) || (as.delegation == nil) != (seenAs.delegation == nil)) {
 			// The snapshot refused the clicker, so the IdP re-check did not
-			// run, but the request changed since (an escalation committed):
+			// run, but the request changed since (an escalation committed),
+			// or the clicker now decides for someone else than was checked:
 			// never approve without the re-check.
 			why = access.Errorf(access.CodeConflict, "The request changed while keycard checked your click; try again.")
 		}
@@ -133,26 +169,35 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 		}
 		now := tx.Now()
 		rule := r.Step().Rule
+		idx := r.Current
 		if !in.Approve {
 			if err := r.Deny(actor, comment, now); err != nil {
+				return err
+			}
+			if err := recordDelegated(tx, &r, idx, as); err != nil {
 				return err
 			}
 			if err := tx.PutRequest(&r); err != nil {
 				return err
 			}
-			_, err := tx.Append(event(access.EvRequestDenied, actor.Email, &r, map[string]any{"step": r.Current + 1, "rule": rule, "reason": comment}))
+			_, err := tx.Append(event(access.EvRequestDenied, actor.Email, &r, delegatedDetail(map[string]any{"step": r.Current + 1, "rule": rule, "reason": comment}, as)))
 			return err
 		}
 		if r.Step().MFA {
 			// approval_mfa: the click sends a push; the step is decided
 			// when the scheduler sees the approver pass it.
+			// A delegate's push goes to the delegate (the clicker); whom
+			// they decide for rides on the challenge to its outcome.
+			if as.delegation != nil {
+				challenge.OnBehalfOf, challenge.Delegation = as.principal, as.delegation.ID
+			}
 			return s.beginChallenge(tx, &r, actor, challenge)
 		}
 		complete, err := r.ApproveStep(actor, comment, now)
 		if err != nil {
 			return err
 		}
-		return s.stepApproved(tx, &r, actor.Email, rule, comment, "", complete)
+		return s.stepApproved(tx, &r, idx, actor.Email, rule, comment, "", complete, as)
 	})
 	if err != nil {
 		return access.Request{}, err
@@ -160,7 +205,7 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 	if refusal != nil {
 		return r, refusal
 	}
-	if r.State == access.StateProvisioning {
+	if r.State == access.StateProvisioning || r.State == access.StateScheduled {
 		s.metrics.Approval.Observe(r.DecidedAt.Sub(r.CreatedAt).Seconds())
 	}
 	return r, nil
@@ -169,8 +214,12 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 // stepApproved stores r after ApproveStep (or a passed MFA challenge) and
 // appends its event: step.approved with the next deadlines, or the request's
 // approval when the chain is complete. factor is the MFA factor that
-// verified the approval, "" without MFA.
-func (s *Service) stepApproved(tx Tx, r *access.Request, actor, rule, comment, factor string, complete bool) error {
+// verified the approval, "" without MFA; as is whom the approver decided
+// step idx for (a delegation), recorded on the step and in the events.
+func (s *Service) stepApproved(tx Tx, r *access.Request, idx int, actor, rule, comment, factor string, complete bool, as actingFor) error {
+	if err := recordDelegated(tx, r, idx, as); err != nil {
+		return err
+	}
 	now := tx.Now()
 	if !complete {
 		p, ok := s.Policy().Policy(r.Policy)
@@ -187,18 +236,27 @@ func (s *Service) stepApproved(tx Tx, r *access.Request, actor, rule, comment, f
 		if factor != "" {
 			detail["mfa"] = factor
 		}
-		_, err := tx.Append(event(access.EvStepApproved, actor, r, detail))
+		_, err := tx.Append(event(access.EvStepApproved, actor, r, delegatedDetail(detail, as)))
 		return err
 	}
 	how := fmt.Sprintf("step %d of %d", r.Current+1, len(r.Steps))
+	if as.delegation != nil {
+		how += fmt.Sprintf(" for %s (delegation %s from %s to %s)", as.principal.Email, as.delegation.ID, as.delegation.From.Email, as.delegation.To.Email)
+	}
 	if factor != "" {
 		how += ", MFA-verified (" + factor + ")"
 	}
 	return approve(tx, r, actor, how)
 }
 
-// mayDecide says why actor may not decide r's current step now, or nil.
-func mayDecide(r *access.Request, actor access.Person, step int) error {
+// errNotCandidate marks mayDecide's refusal of someone who is not a
+// candidate of the step (nor deciding for one).
+var errNotCandidate = errors.New("not a candidate of the step")
+
+// mayDecide says why actor may not decide r's current step now for
+// principal (actor themselves, or the candidate whose delegate actor is),
+// or nil.
+func mayDecide(r *access.Request, actor, principal access.Person, step int) error {
 	if r.State != access.StatePending {
 		last := lastDecision(r)
 		if last != "" {
@@ -206,13 +264,17 @@ func mayDecide(r *access.Request, actor access.Person, step int) error {
 		}
 		return access.Errorf(access.CodeConflict, "This request is already %s.", r.ExportStatus())
 	}
+	delegated := !principal.Same(actor)
 	if actor.Same(r.Requester) {
+		if delegated {
+			return access.Errorf(access.CodeForbidden, "You cannot decide your own request, not even as %s's delegate.", principal.Label())
+		}
 		return access.Errorf(access.CodeForbidden, "You cannot decide your own request.")
 	}
 	if step >= 0 && step != r.Current {
 		if step < r.Current && step < len(r.Steps) && r.Steps[step].Decision != access.DecisionNone {
 			d := r.Steps[step]
-			return access.Errorf(access.CodeConflict, "Step %d was already %s by %s.", step+1, d.Decision, d.DecidedBy.Label())
+			return access.Errorf(access.CodeConflict, "Step %d was already %s by %s.", step+1, d.Decision, d.DeciderLabel())
 		}
 		return access.Errorf(access.CodeConflict, "This button is out of date: the request is at step %d of %d.", r.Current+1, len(r.Steps))
 	}
@@ -220,12 +282,16 @@ func mayDecide(r *access.Request, actor access.Person, step int) error {
 	if st == nil {
 		return access.Errorf(access.CodeConflict, "This request has no step waiting for a decision.")
 	}
-	if !st.IsCandidate(actor) {
-		return access.Errorf(access.CodeForbidden, "You are not an approver of step %d (%s) of this request.", r.Current+1, st.Rule)
+	if !st.IsCandidate(principal) {
+		return access.Wrap(access.CodeForbidden, errNotCandidate, "You are not an approver of step %d (%s) of this request.", r.Current+1, st.Rule)
 	}
 	for i := 0; i < r.Current; i++ {
-		if r.Steps[i].DecidedBy.Same(actor) {
+		prev := &r.Steps[i]
+		if prev.DecidedBy.Same(actor) || (prev.OnBehalfOf.Email != "" && prev.OnBehalfOf.Same(actor)) {
 			return access.Errorf(access.CodeForbidden, "You already approved step %d of this request; another person must decide step %d.", i+1, r.Current+1)
+		}
+		if delegated && (prev.DecidedBy.Same(principal) || (prev.OnBehalfOf.Email != "" && prev.OnBehalfOf.Same(principal))) {
+			return access.Errorf(access.CodeForbidden, "%s already approved step %d of this request, so their delegate cannot decide step %d; another approver must.", principal.Label(), i+1, r.Current+1)
 		}
 	}
 	return nil
@@ -378,13 +444,16 @@ func (s *Service) stillApprover(ctx context.Context, r *access.Request, actor ac
 func lastDecision(r *access.Request) string {
 	for i := len(r.Steps) - 1; i >= 0; i-- {
 		if d := r.Steps[i]; d.Decision != access.DecisionNone {
-			return fmt.Sprintf("%s by %s", d.Decision, d.DecidedBy.Label())
+			return fmt.Sprintf("%s by %s", d.Decision, d.DeciderLabel())
 		}
 	}
 	return ""
 }
 
-// Cancel withdraws a pending request; only its requester may.
+// Cancel withdraws a pending request; only its requester may. A request
+// already approved for a scheduled start that has not come is withdrawn
+// too: revoked by its requester (it was decided, so it is no longer merely
+// cancelled), with nothing to remove.
 func (s *Service) Cancel(ctx context.Context, id, slackID, email string) (access.Request, error) {
 	u, err := s.identifyActor(ctx, slackID, email)
 	if err != nil {
@@ -398,6 +467,9 @@ func (s *Service) Cancel(ctx context.Context, id, slackID, email string) (access
 		}
 		if !r.Requester.Same(u.Person()) {
 			return access.Errorf(access.CodeForbidden, "Only the requester can cancel %s.", id)
+		}
+		if r.State == access.StateScheduled {
+			return withdraw(tx, &r, access.ReasonRevoked, personOf(u, slackID), u.Email, "cancelled by the requester before the scheduled start")
 		}
 		if err := r.Cancel(tx.Now()); err != nil {
 			return err

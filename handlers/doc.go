@@ -13,7 +13,9 @@
 // Where things happen, by file:
 //   - requests: submit.go (the request), decide.go (an approval), schedule.go
 //     (expiry, reminders, escalation), provision.go (provisioning and its
-//     retries, the outbox worker), revoke.go, offboard.go, run.go (the loop).
+//     retries, the outbox worker), revoke.go, offboard.go, run.go (the loop);
+//     delegate.go (out-of-office delegation: its rules, who a click decides
+//     for, expiry), delegation_export.go.
 //   - access-review campaigns: campaign.go (the documents), campaign_open.go
 //     (the frozen population and its reviewers), campaign_review.go (Keep,
 //     Revoke, Flag), campaign_close.go (reminders, on_timeout, close and

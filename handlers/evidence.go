@@ -1,10 +1,12 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -369,15 +371,9 @@ func (s *Service) Holders(ctx context.Context, at time.Time) ([]HolderRow, map[s
 			}
 		}
 	}
-	sort.SliceStable(rows, func(i, j int) bool {
-		a, b := rows[i], rows[j]
-		if a.Connector != b.Connector {
-			return a.Connector < b.Connector
-		}
-		if a.Group != b.Group {
-			return a.Group < b.Group
-		}
-		return strings.ToLower(a.Email) < strings.ToLower(b.Email)
+	slices.SortStableFunc(rows, func(a, b HolderRow) int {
+		return cmp.Or(cmp.Compare(a.Connector, b.Connector), cmp.Compare(a.Group, b.Group),
+			cmp.Compare(strings.ToLower(a.Email), strings.ToLower(b.Email)))
 	})
 	notInIdP := 0
 	for _, r := range rows {

@@ -267,6 +267,18 @@ func appendSteps(b []byte, r *access.Request) []byte {
 			b = append(b, st.Decision...)
 			b = append(b, " by "...)
 			b = append(b, st.DecidedBy.Email...)
+			if st.OnBehalfOf.Email != "" {
+				// "bob@x for ann@x (delegation DLG-3 from ann@x to bob@x)"
+				b = append(b, " for "...)
+				b = append(b, st.OnBehalfOf.Email...)
+				b = append(b, " (delegation "...)
+				b = append(b, st.Delegation...)
+				b = append(b, " from "...)
+				b = append(b, st.OnBehalfOf.Email...)
+				b = append(b, " to "...)
+				b = append(b, st.DecidedBy.Email...)
+				b = append(b, ')')
+			}
 			b = append(b, " at "...)
 			b = csvw.AppendTS(b, st.DecidedAt)
 			if st.Comment != "" {

@@ -37,14 +37,15 @@ type exportKind struct {
 // the scheduled reports and a campaign's close all go through Export and
 // this table.
 var exportKinds = map[string]exportKind{
-	KindAccess:     {write: (*Service).exportAccess, columns: AccessHeader, countsColumn: "status", inclusion: AccessInclusion, restated: true},
-	KindEvents:     {write: (*Service).exportEvents, columns: EventsHeader, countsColumn: "type", inclusion: EventsInclusion, restated: true},
-	KindHolders:    {write: (*Service).exportHolders, columns: HoldersHeader, countsColumn: "source", inclusion: holdersInclusion},
-	KindPrivileged: {write: (*Service).exportPrivileged, columns: HoldersHeader, countsColumn: "source", inclusion: privilegedInclusion},
-	KindPolicies:   {write: (*Service).exportPolicies, columns: PoliciesHeader, countsColumn: "in_force_to", inclusion: policiesInclusion},
-	KindJobs:       {write: (*Service).exportJobs, columns: JobsHeader, countsColumn: "outcome", inclusion: jobsInclusion},
-	KindCampaign:   {write: (*Service).exportCampaign, columns: CampaignHeader, countsColumn: "decision", inclusion: campaignInclusion},
-	KindWhoCan:     {write: (*Service).exportWhoCan, columns: WhoCanHeader, countsColumn: "eligible", inclusion: whoCanInclusion}, // whocan.go
+	KindAccess:      {write: (*Service).exportAccess, columns: AccessHeader, countsColumn: "status", inclusion: AccessInclusion, restated: true},
+	KindEvents:      {write: (*Service).exportEvents, columns: EventsHeader, countsColumn: "type", inclusion: EventsInclusion, restated: true},
+	KindHolders:     {write: (*Service).exportHolders, columns: HoldersHeader, countsColumn: "source", inclusion: holdersInclusion},
+	KindPrivileged:  {write: (*Service).exportPrivileged, columns: HoldersHeader, countsColumn: "source", inclusion: privilegedInclusion},
+	KindPolicies:    {write: (*Service).exportPolicies, columns: PoliciesHeader, countsColumn: "in_force_to", inclusion: policiesInclusion},
+	KindJobs:        {write: (*Service).exportJobs, columns: JobsHeader, countsColumn: "outcome", inclusion: jobsInclusion},
+	KindCampaign:    {write: (*Service).exportCampaign, columns: CampaignHeader, countsColumn: "decision", inclusion: campaignInclusion},
+	KindWhoCan:      {write: (*Service).exportWhoCan, columns: WhoCanHeader, countsColumn: "eligible", inclusion: whoCanInclusion},              // whocan.go
+	KindDelegations: {write: (*Service).exportDelegations, columns: DelegationsHeader, countsColumn: "status", inclusion: delegationsInclusion}, // delegation_export.go
 }
 
 // exportAccess is the access report: the rows, and the period's

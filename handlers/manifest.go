@@ -129,7 +129,7 @@ func (s *Service) Export(ctx context.Context, w io.Writer, req ExportRequest) (M
 	p := req.Params
 	kind, ok := exportKinds[req.Kind]
 	if !ok {
-		return m, access.Wrap(access.CodeInvalid, ErrUnknownKind, "There is no %q export; kinds: access, events, holders, policies, jobs, campaign, who-can.", req.Kind)
+		return m, access.Wrap(access.CodeInvalid, ErrUnknownKind, "There is no %q export; kinds: access, events, holders, policies, jobs, campaign, who-can, delegations.", req.Kind)
 	}
 	m.Columns, m.CountsColumn = kind.columns, kind.countsColumn
 	res, err := kind.write(s, ctx, cw, p)

@@ -150,12 +150,25 @@ func (s *Service) pollChallenge(ctx context.Context, r *access.Request, now time
 		if st != nil {
 			rule = st.Rule
 		}
+		idx := r.Current
 		got, complete, err := r.FinishChallenge(c.Ref, res, tx.Now())
 		if err != nil {
 			return err // moved on: transition treats a conflict as done
 		}
 		if res == access.ChallengeSuccess {
-			if err := s.stepApproved(tx, r, got.Approver.Email, rule, got.Comment, got.Factor, complete); err != nil {
+			var as actingFor // a delegate's push: the delegation checked at the click
+			if got.Delegation != "" {
+				var d access.Delegation
+				ok, err := tx.Doc(DocDelegation, got.Delegation, &d)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return access.Errorf(access.CodeConflict, "Delegation %s is gone.", got.Delegation)
+				}
+				as = actingFor{principal: got.OnBehalfOf, delegation: &d}
+			}
+			if err := s.stepApproved(tx, r, idx, got.Approver.Email, rule, got.Comment, got.Factor, complete, as); err != nil {
 				return err
 			}
 			if r.State == access.StateProvisioning {

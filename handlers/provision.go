@@ -262,10 +262,7 @@ func (s *Service) standing(ctx context.Context, prov access.Provisioner, op acce
 // removes nothing.
 func (s *Service) keepStanding(op access.Op) error {
 	return s.updateLead(func(tx Tx) error {
-		if err := tx.DeleteOp(op.ID); err != nil {
-			return err
-		}
-		r, err := tx.Request(op.RequestID)
+		r, err := takeOp(tx, op)
 		if err != nil {
 			return err
 		}
@@ -336,10 +333,7 @@ func otherHolders(tx Tx, r *access.Request) ([]access.Request, error) {
 // whose outcome keycard could not know: the clock starts at that attempt.
 func (s *Service) confirmed(op access.Op, ch access.Change, note string, assumed bool) error {
 	return s.updateLead(func(tx Tx) error {
-		if err := tx.DeleteOp(op.ID); err != nil {
-			return err
-		}
-		r, err := tx.Request(op.RequestID)
+		r, err := takeOp(tx, op)
 		if err != nil {
 			return err
 		}
@@ -359,6 +353,15 @@ func (s *Service) confirmed(op access.Op, ch access.Change, note string, assumed
 		}
 		return nil
 	})
+}
+
+// takeOp removes a finished op from the outbox in tx and reads its request,
+// for the op's outcome to be applied in the same transaction.
+func takeOp(tx Tx, op access.Op) (access.Request, error) {
+	if err := tx.DeleteOp(op.ID); err != nil {
+		return access.Request{}, err
+	}
+	return tx.Request(op.RequestID)
 }
 
 // removalDone ends a deprovisioning grant in tx once its removal is done
@@ -402,7 +405,11 @@ func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Ch
 	if err != nil {
 		return err
 	}
-	s.metrics.Provision.Observe(now.Sub(r.DecidedAt).Seconds())
+	from := r.DecidedAt
+	if r.StartAt.After(from) {
+		from = r.StartAt // scheduled access: provisioning waited for the start by design
+	}
+	s.metrics.Provision.Observe(now.Sub(from).Seconds())
 	if r.Extends != "" {
 		old, err := tx.Request(r.Extends)
 		if err != nil {
@@ -563,6 +570,9 @@ func (s *Service) backoff(attempt int) time.Duration {
 // holder on that group — extensions included — and cancels pending
 // extensions, so the membership really goes.
 func endGrant(tx Tx, r *access.Request, reason access.Reason, by access.Person, actor string) error {
+	if r.State == access.StateScheduled {
+		return withdraw(tx, r, reason, by, actor, "") // scheduled.go: before its start, nothing to remove
+	}
 	now := tx.Now()
 	wasProvisioning := r.State == access.StateProvisioning
 	if r.BeginEnding(reason, by, now) != nil {
@@ -616,7 +626,7 @@ func endAccess(tx Tx, r *access.Request, reason access.Reason, by access.Person,
 			continue
 		}
 		switch {
-		case m.State == access.StateActive || m.State == access.StateProvisioning:
+		case m.State == access.StateActive || m.State == access.StateProvisioning || m.State == access.StateScheduled:
 			switch err := endGrant(tx, m, reason, by, actor); {
 			case err == nil:
 				ended = append(ended, m.ID)

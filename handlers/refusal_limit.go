@@ -116,7 +116,7 @@ func (l *refusalLimiter) drain(now time.Time, all bool) []pendingSummary {
 }
 
 func isRefusal(t access.EventType) bool {
-	return t == access.EvDecisionRefused || t == access.EvExportRefused
+	return t == access.EvDecisionRefused || t == access.EvExportRefused || t == access.EvDelegationRefused
 }
 
 // summary is the event that records p's suppressed count.

@@ -106,6 +106,12 @@ func (s *Service) Offboard(ctx context.Context, who access.User, why Trigger) (i
 					return err
 				}
 				n++
+			case access.StateScheduled:
+				// Not started: nothing was added, so nothing is removed.
+				if err := withdraw(tx, &r, access.ReasonOffboarded, access.Person{}, access.ActorKeycard, "requester offboarded before the scheduled start"); err != nil {
+					return err
+				}
+				n++
 			case access.StatePending:
 				if err := r.Cancel(now); err != nil {
 					return err
@@ -133,7 +139,7 @@ func (s *Service) Offboard(ctx context.Context, who access.User, why Trigger) (i
 }
 
 // requestsOf lists a person's live requests and grants (pending,
-// provisioning, active) by email and by IdP id: the IdP may have renamed
+// scheduled, provisioning, active) by email and by IdP id: the IdP may have renamed
 // them since they asked, and offboarding must still find everything.
 func requestsOf(tx Tx, who access.User) ([]access.Request, error) {
 	byEmail, err := tx.RequestsOfUser(who.Email)
@@ -147,7 +153,7 @@ func requestsOf(tx Tx, who access.User) ([]access.Request, error) {
 			return
 		}
 		switch r.State {
-		case access.StatePending, access.StateProvisioning, access.StateActive:
+		case access.StatePending, access.StateScheduled, access.StateProvisioning, access.StateActive:
 			seen[r.ID] = true
 			out = append(out, r)
 		}
@@ -156,7 +162,7 @@ func requestsOf(tx Tx, who access.User) ([]access.Request, error) {
 		add(r)
 	}
 	if who.ID != "" {
-		live, err := tx.InState(access.StatePending, access.StateProvisioning, access.StateActive)
+		live, err := tx.InState(access.StatePending, access.StateScheduled, access.StateProvisioning, access.StateActive)
 		if err != nil {
 			return nil, err
 		}

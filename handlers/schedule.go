@@ -16,11 +16,16 @@ const dueBatch = 256
 const escalateRetry = time.Minute
 
 // Tick handles everything due at the clock's now — pending requests timing
-// out, reminders, escalations, expiring-soon notices and expiries — and
+// out, reminders, escalations, scheduled starts, expiring-soon notices and
+// expiries — and
 // returns when the next thing is due (zero: nothing scheduled). At start it
 // catches up on everything that fell due while keycard was down. Cost is
 // O(due): the store indexes requests by their next due time.
 func (s *Service) Tick(ctx context.Context) (time.Time, error) {
+	nextDelegation, err := s.expireDelegations() // delegate.go
+	if err != nil {
+		return time.Time{}, err
+	}
 	for ctx.Err() == nil {
 		now := s.clock.Now()
 		var due []access.Request
@@ -40,10 +45,10 @@ func (s *Service) Tick(ctx context.Context) (time.Time, error) {
 			break
 		}
 	}
-	var next time.Time
-	err := s.store.View(func(tx Tx) error {
+	next := nextDelegation
+	err = s.store.View(func(tx Tx) error {
 		t, ok := tx.NextDue()
-		if ok {
+		if ok && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
 		return nil
@@ -86,6 +91,8 @@ func (s *Service) handleDue(ctx context.Context, r *access.Request, now time.Tim
 				return err
 			})
 		}
+	case access.StateScheduled:
+		return s.startScheduled(ctx, r) // scheduled.go
 	case access.StateActive:
 		switch {
 		case !r.EndsAt.IsZero() && !r.EndsAt.After(now):

@@ -25,6 +25,9 @@ type SubmitInput struct {
 	Justification string
 	BreakGlass    bool
 	Extends       string // grant id when this is an extension
+	// StartAt is a scheduled start (the modal's date and time); zero: as
+	// soon as approved. Bounded by the policy's schedule_ahead.
+	StartAt time.Time
 }
 
 // Submit validates a request and records it. Every refusal names its reason
@@ -74,6 +77,10 @@ func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (ac
 	if err := p.CheckDuration(d); err != nil {
 		return access.Request{}, err
 	}
+	start, err := s.checkStart(p, in)
+	if err != nil {
+		return access.Request{}, err
+	}
 	just := strings.TrimSpace(in.Justification)
 	if len(just) > MaxJustification {
 		return access.Request{}, access.Errorf(access.CodeInvalid, "The justification is %d characters long; the limit is %d.", len(just), MaxJustification)
@@ -112,6 +119,8 @@ func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (ac
 			switch {
 			case m.State == access.StatePending:
 				return access.Errorf(access.CodeDuplicate, "You already have a pending request for %s %s (%s).", p.App, p.Role, m.ID)
+			case m.State == access.StateScheduled:
+				return scheduledAlready(p, m)
 			case in.Extends != "" && m.ID == in.Extends:
 				if m.State != access.StateActive {
 					return access.Errorf(access.CodeConflict, "Grant %s is %s, so it cannot be extended.", m.ID, m.ExportStatus())
@@ -182,7 +191,7 @@ func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (ac
 	r := access.Request{
 		Policy: p.Name, PolicyVersion: set.Hash, App: p.App, Role: p.Role, Connector: p.ConnectorName(), Group: p.Group,
 		Privileged: p.Privileged, Requester: personOf(u, in.SlackID), Duration: d, Justification: just,
-		BreakGlass: in.BreakGlass, Steps: steps, State: access.StatePending,
+		BreakGlass: in.BreakGlass, Steps: steps, State: access.StatePending, StartAt: start,
 	}
 	if extends != nil {
 		r.Extends = extends.ID
@@ -205,6 +214,8 @@ func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (ac
 			switch {
 			case m.State == access.StatePending:
 				return access.Errorf(access.CodeDuplicate, "You already have a pending request for %s %s (%s).", p.App, p.Role, m.ID)
+			case m.State == access.StateScheduled:
+				return scheduledAlready(p, &m)
 			case extends == nil && (m.State == access.StateProvisioning || m.State == access.StateActive):
 				// Two auto-approved submissions racing: the first is already granted.
 				return access.Errorf(access.CodeAlreadyActive, "You already hold %s %s (%s).", p.App, p.Role, m.ID)
@@ -225,6 +236,9 @@ func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (ac
 		// chain, not only into the request record (issue 10).
 		detail := access.Submitted{Duration: policy.FormatDuration(d), Steps: stepRules(r.Steps), Justification: r.Justification, Asked: askedOf(r.Steps),
 			Extends: r.Extends}
+		if !r.StartAt.IsZero() {
+			detail.StartAt = r.StartAt.UTC().Format(time.RFC3339)
+		}
 		if in.BreakGlass {
 			detail.BreakGlassChain = &access.BreakGlassChain{BreakGlass: true, NormalChain: normal}
 		}
@@ -248,8 +262,41 @@ func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (ac
 	return r, nil
 }
 
+// checkStart checks a requested start (scheduled access) against the
+// policy's schedule_ahead at now and returns the start to store: zero for
+// "now", including a start a moment ago (policy.StartTolerance: the form
+// took that long). An extension continues its grant and break-glass access
+// is for now, so neither may be scheduled.
+func (s *Service) checkStart(p *policy.Policy, in SubmitInput) (time.Time, error) {
+	if in.StartAt.IsZero() {
+		return time.Time{}, nil
+	}
+	now := s.clock.Now()
+	if err := p.CheckStart(in.StartAt, now); err != nil {
+		return time.Time{}, err
+	}
+	switch {
+	case !in.StartAt.After(now):
+		return time.Time{}, nil
+	case in.BreakGlass:
+		return time.Time{}, access.Errorf(access.CodeBadStart, "Break-glass access starts now; choose Start now, or ask through the usual approval for a later start.")
+	case in.Extends != "":
+		return time.Time{}, access.Errorf(access.CodeBadStart, "An extension continues where the grant ends; it cannot have a start of its own.")
+	}
+	return in.StartAt.UTC(), nil
+}
+
+// scheduledAlready refuses a second request for a policy whose grant is
+// approved and waiting for its scheduled start.
+func scheduledAlready(p *policy.Policy, m *access.Request) error {
+	return access.Errorf(access.CodeAlreadyActive, "You already have %s %s approved to start at %s (%s). Cancel it first to ask for another time.",
+		p.App, p.Role, m.StartAt.UTC().Format("2006-01-02 15:04 MST"), m.ID)
+}
+
 // approve moves a request whose chain is complete to provisioning and queues
-// the IdP add, in the caller's transaction.
+// the IdP add, in the caller's transaction; a request whose start is still
+// ahead is scheduled instead, and the scheduler queues the add at the start
+// (Service.startScheduled).
 func approve(tx Tx, r *access.Request, actor, how string) error {
 	now := tx.Now()
 	if err := r.Approve(now); err != nil {
@@ -258,8 +305,15 @@ func approve(tx Tx, r *access.Request, actor, how string) error {
 	if err := tx.PutRequest(r); err != nil {
 		return err
 	}
-	if _, err := tx.Append(event(access.EvRequestApproved, actor, r, map[string]string{"how": how})); err != nil {
+	detail := map[string]string{"how": how}
+	if r.State == access.StateScheduled {
+		detail["start_at"] = r.StartAt.UTC().Format(time.RFC3339)
+	}
+	if _, err := tx.Append(event(access.EvRequestApproved, actor, r, detail)); err != nil {
 		return err
+	}
+	if r.State == access.StateScheduled {
+		return nil
 	}
 	return tx.Enqueue(&access.Op{Kind: access.OpAdd, RequestID: r.ID, Connector: r.Connector, Group: r.Group,
 		UserID: r.Requester.IdPID, Email: r.Requester.Email, NextAt: now})

@@ -1,9 +1,11 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -139,15 +141,8 @@ func diffWhoCan(before, after []WhoCanRow) []WhoCanChange {
 			out = append(out, WhoCanChange{WhoCanRemoved, r})
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.UserEmail != b.UserEmail {
-			return a.UserEmail < b.UserEmail
-		}
-		if a.Policy != b.Policy {
-			return a.Policy < b.Policy
-		}
-		return a.Step < b.Step
+	slices.SortStableFunc(out, func(a, b WhoCanChange) int {
+		return cmp.Or(cmp.Compare(a.UserEmail, b.UserEmail), cmp.Compare(a.Policy, b.Policy), cmp.Compare(a.Step, b.Step))
 	})
 	return out
 }

@@ -76,6 +76,26 @@ func (s *Set) Requestable(u access.User) []*Policy {
 	return out
 }
 
+// CheckStart checks a requested start (scheduled access) at now: zero is
+// "as soon as approved"; otherwise it may be at most StartTolerance in the
+// past and at most schedule_ahead ahead. The message names the bound.
+func (p *Policy) CheckStart(start, now time.Time) error {
+	switch {
+	case start.IsZero():
+		return nil
+	case start.Before(now.Add(-StartTolerance)):
+		return access.Errorf(access.CodeBadStart, "The start you picked (%s) is in the past; pick a later time or start now.",
+			start.UTC().Format("2006-01-02 15:04 MST"))
+	case start.Sub(now) > p.ScheduleAhead && p.ScheduleAhead == 0:
+		return access.Errorf(access.CodeBadStart, "%s %s cannot be scheduled ahead (policy %s has schedule_ahead 0s); start now instead.",
+			p.App, p.Role, p.Name)
+	case start.Sub(now) > p.ScheduleAhead:
+		return access.Errorf(access.CodeBadStart, "%s %s can start at most %s ahead (policy %s, schedule_ahead); you picked %s, %s from now.",
+			p.App, p.Role, FormatDuration(p.ScheduleAhead), p.Name, start.UTC().Format("2006-01-02 15:04 MST"), FormatDuration(start.Sub(now).Round(time.Minute)))
+	}
+	return nil
+}
+
 // CheckDuration refuses a requested duration that is not positive
 // (CodeBadDuration) or longer than the policy's max (CodeOverMax).
 func (p *Policy) CheckDuration(d time.Duration) error {

@@ -85,6 +85,39 @@ func TestFormatDuration(t *testing.T) {
 	}
 }
 
+func TestCheckStart(t *testing.T) {
+	now := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
+	p := &Policy{Name: "prod-db-admin", App: "Production Database", Role: "Admin", ScheduleAhead: 14 * 24 * time.Hour}
+	none := &Policy{Name: "grafana", App: "Grafana", Role: "Viewer"}
+	cases := []struct {
+		name  string
+		p     *Policy
+		start time.Time
+		code  access.Code
+		says  string
+	}{
+		{"start now", p, time.Time{}, "", ""},
+		{"in 2 days", p, now.Add(48 * time.Hour), "", ""},
+		{"exactly schedule_ahead", p, now.Add(14 * 24 * time.Hour), "", ""},
+		{"beyond schedule_ahead", p, now.Add(15 * 24 * time.Hour), access.CodeBadStart, "at most 2w ahead (policy prod-db-admin, schedule_ahead)"},
+		{"a minute ago: the form took time", p, now.Add(-time.Minute), "", ""},
+		{"in the past", p, now.Add(-time.Hour), access.CodeBadStart, "in the past"},
+		{"schedule_ahead 0s: start now only", none, now.Add(time.Hour), access.CodeBadStart, "schedule_ahead 0s"},
+		{"schedule_ahead 0s, start now", none, time.Time{}, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.p.CheckStart(c.start, now)
+			if got := access.CodeOf(err); got != c.code {
+				t.Fatalf("code = %q, want %q (%v)", got, c.code, err)
+			}
+			if c.says != "" && !strings.Contains(access.MessageOf(err), c.says) {
+				t.Errorf("message %q does not say %q", access.MessageOf(err), c.says)
+			}
+		})
+	}
+}
+
 func TestCheckDuration(t *testing.T) {
 	p := &Policy{App: "Production Database", Role: "Admin", DefaultDuration: 4 * time.Hour, MaxDuration: 8 * time.Hour}
 	cases := []struct {

@@ -15,7 +15,8 @@ func (d *decoder) policy(s *Set, i int, n *yaml.Node) *Policy {
 	field := fmt.Sprintf("policies[%d]", i)
 	f, ok := d.mapping(n, field, "name", "app", "role", "group", "connector", "privileged", "eligible",
 		"approval", "duration", "justification", "break_glass", "request_ttl", "remind_after",
-		"escalate_after", "escalate_to", "extend", "approval_mfa")
+		"escalate_after", "escalate_to", "extend", "approval_mfa",
+		"schedule_ahead")
 	if !ok {
 		return nil
 	}
@@ -127,6 +128,11 @@ func (d *decoder) policy(s *Set, i int, n *yaml.Node) *Policy {
 	p.RequestTTL = d.duration(f, field, "request_ttl", DefaultRequestTTL)
 	p.RemindAfter = d.duration(f, field, "remind_after", DefaultRemindAfter)
 	p.EscalateAfter = d.duration(f, field, "escalate_after", 0)
+	p.ScheduleAhead = d.duration(f, field, "schedule_ahead", DefaultScheduleAhead)
+	if n := f.get("schedule_ahead"); n != nil && p.ScheduleAhead > MaxScheduleAhead {
+		d.errf(n, field+".schedule_ahead", "%s is too far ahead: at most %s (an approval should not wait that long for its access)",
+			FormatDuration(p.ScheduleAhead), FormatDuration(MaxScheduleAhead))
+	}
 	if en := f.get("escalate_to"); en != nil {
 		if en.Kind != yaml.SequenceNode || len(en.Content) == 0 {
 			d.errf(en, field+".escalate_to", "expected a non-empty list of approver rules, got %s", kindName(en))

@@ -9,11 +9,18 @@ import (
 
 // Defaults of optional keys (SPEC "Policy file (YAML)" and "Lifecycle").
 const (
-	DefaultExpiryWarning    = 15 * time.Minute // SPEC: "Shortly before the end (default 15 minutes)"
-	DefaultOffboardingSLA   = 24 * time.Hour   // the removal SLA auditors commonly test against (notes/soc2.md)
-	DefaultOffboardingCheck = 5 * time.Minute  // holder status sweep interval
-	DefaultRequestTTL       = 24 * time.Hour   // SPEC: request_ttl default 24h
-	DefaultRemindAfter      = 1 * time.Hour    // SPEC: remind_after default 1h
+	DefaultExpiryWarning    = 15 * time.Minute    // SPEC: "Shortly before the end (default 15 minutes)"
+	DefaultOffboardingSLA   = 24 * time.Hour      // the removal SLA auditors commonly test against (notes/soc2.md)
+	DefaultOffboardingCheck = 5 * time.Minute     // holder status sweep interval
+	DefaultRequestTTL       = 24 * time.Hour      // SPEC: request_ttl default 24h
+	DefaultRemindAfter      = 1 * time.Hour       // SPEC: remind_after default 1h
+	DefaultScheduleAhead    = 14 * 24 * time.Hour // SPEC: schedule_ahead default 14d
+	// MaxScheduleAhead bounds schedule_ahead: an approval given a year
+	// before its access starts no longer says much about the need.
+	MaxScheduleAhead = 365 * 24 * time.Hour
+	// StartTolerance is how far in the past a requested start may be and
+	// still mean "now": the time it took to fill in the form.
+	StartTolerance          = 5 * time.Minute
 	DefaultCertificationDue = 14 * 24 * time.Hour
 	DefaultManagerAttribute = "managerId" // Okta's base profile attribute for the manager's id
 	// MaxBreakGlass is the longest duration.max a break_glass policy may have:
@@ -124,6 +131,10 @@ type Policy struct {
 	RemindAfter           time.Duration // default 1h
 	EscalateAfter         time.Duration // 0 = off
 	EscalateTo            []Rule
+	// ScheduleAhead is how far ahead a request may ask its access to
+	// start (scheduled access); default 14d. 0 (schedule_ahead: 0s) means
+	// every request starts when it is approved.
+	ScheduleAhead time.Duration
 	// ExtendMaxTotal is the longest a grant may last counting its extensions;
 	// 0 means no total limit (each extension is still at most MaxDuration).
 	ExtendMaxTotal time.Duration

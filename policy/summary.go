@@ -55,6 +55,11 @@ func Summary(s *Set) string {
 			}
 			b.WriteString("\n")
 		}
+		if p.ScheduleAhead > 0 {
+			fmt.Fprintf(&b, "  start: now or scheduled up to %s ahead\n", FormatDuration(p.ScheduleAhead))
+		} else {
+			b.WriteString("  start: when approved (no scheduled start)\n")
+		}
 		if p.ExtendMaxTotal > 0 {
 			fmt.Fprintf(&b, "  extensions: up to %s in total\n", FormatDuration(p.ExtendMaxTotal))
 		} else {
@@ -284,6 +289,7 @@ func policyMap(s *Set) namedFields {
 			{"escalate_to", describeRules(p.EscalateTo)},
 			{"extend.max_total", durOrEmpty(p.ExtendMaxTotal)},
 			{"approval_mfa", map[bool]string{true: "true"}[p.ApprovalMFA]},
+			{"schedule_ahead", FormatDuration(p.ScheduleAhead)},
 		}
 		nf.order = append(nf.order, p.Name)
 		nf.m[p.Name] = nonEmpty(f)

@@ -181,24 +181,11 @@ func (tx *Tx) EventsBetween(from, to time.Time, fn func(access.Event) error) err
 	if k == nil {
 		return nil
 	}
-	last := binary.BigEndian.Uint64(k)
-	// The first seq in [1, last+1) whose event's time is not before from.
-	lo, hi := uint64(1), last+1
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		v := events.Get(u64(mid))
-		if v == nil {
-			return fmt.Errorf("store: audit event %d is missing (the events bucket has a gap)", mid)
-		}
-		at, err := eventTime(v)
-		if err != nil {
-			return fmt.Errorf("store: event %d: %w", mid, err)
-		}
-		if at.Before(from) {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
+	lo, err := FirstSeqFrom(binary.BigEndian.Uint64(k), from, func(seq uint64) ([]byte, error) {
+		return events.Get(u64(seq)), nil
+	})
+	if err != nil {
+		return err
 	}
 	want := lo
 	for k, v := c.Seek(u64(lo)); k != nil; k, v = c.Next() {

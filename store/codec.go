@@ -148,9 +148,27 @@ func encodeRequest(r *access.Request) ([]byte, error) {
 	e.uint(r.Rev)
 	e.str(r.Kind)       // added after Rev: older records end at Rev and decode with Kind ""
 	e.time(r.StartedAt) // added after Kind: older records end at Kind and decode with a zero StartedAt
-	if hasMFA(r) {
-		// Added after StartedAt, only when a step asks for MFA: records
-		// without it end at StartedAt and decode with no MFA state.
+	// Added after StartedAt (scheduled access): older records end at
+	// StartedAt and decode with zero StartAt and StartRetryAt.
+	e.time(r.StartAt)
+	e.time(r.StartRetryAt)
+	// Decisions taken under a delegation (issue 15 item 2), added after
+	// StartRetryAt and written only when some step has one or the MFA
+	// section follows (then as a count of 0 when none): older records, and
+	// every record with neither, end at StartRetryAt.
+	mfa := hasMFA(r)
+	if delegatedSteps(r) {
+		e.uint(uint64(len(r.Steps)))
+		for i := range r.Steps {
+			e.person(r.Steps[i].OnBehalfOf)
+			e.str(r.Steps[i].Delegation)
+		}
+	} else if mfa {
+		e.uint(0)
+	}
+	if mfa {
+		// Added after the delegation section, only when a step asks for
+		// MFA: records without it end before and decode with no MFA state.
 		e.mfa(r)
 	}
 	return e.b, nil
@@ -198,6 +216,8 @@ func (e *requestEncoder) mfa(r *access.Request) {
 			e.time(c.SentAt)
 			e.time(c.Deadline)
 			e.str(c.Comment)
+			e.person(c.OnBehalfOf)
+			e.str(c.Delegation)
 		}
 	}
 }
@@ -219,6 +239,8 @@ func (d *requestDecoder) mfa(r *access.Request) {
 			c.SentAt = d.time()
 			c.Deadline = d.time()
 			c.Comment = d.str()
+			c.OnBehalfOf = d.person()
+			c.Delegation = d.str()
 			s.Challenge = c
 		}
 	}
@@ -408,7 +430,7 @@ func carve[T any](pool *[]T, n, size int) []T {
 // Interned values of the enumerated fields: a decoded state used as a map
 // key (the export's per-status counts) then holds a constant, not a chunk.
 var (
-	knownStates = []access.State{access.StatePending, access.StateProvisioning, access.StateActive,
+	knownStates = []access.State{access.StatePending, access.StateScheduled, access.StateProvisioning, access.StateActive,
 		access.StateDeprovisioning, access.StateExpired, access.StateRevoked, access.StateDenied,
 		access.StateCancelled, access.StateTimedOut, access.StateFailed}
 	knownDecisions = []access.Decision{access.DecisionApproved, access.DecisionDenied}
@@ -473,6 +495,7 @@ func decodeRequestInto(r *access.Request, v []byte, arena *requestArena) error {
 			if format >= requestFormatBinary {
 				s.EscalatedAt = d.time()
 			}
+			s.OnBehalfOf, s.Delegation = access.Person{}, "" // read after StartedAt, when present
 		}
 	}
 	r.Current = int(d.int())
@@ -491,6 +514,21 @@ func decodeRequestInto(r *access.Request, v []byte, arena *requestArena) error {
 	}
 	if d.err == nil && d.off < len(d.buf) {
 		r.StartedAt = d.time()
+	}
+	r.StartAt, r.StartRetryAt = time.Time{}, time.Time{}
+	if d.err == nil && d.off < len(d.buf) {
+		r.StartAt = d.time()
+		r.StartRetryAt = d.time()
+	}
+	if d.err == nil && d.off < len(d.buf) {
+		n := d.count()
+		if d.err == nil && n != 0 && n != len(r.Steps) {
+			d.err = fmt.Errorf("request encoding: delegated decisions for %d steps, the request has %d", n, len(r.Steps))
+		}
+		for i := 0; d.err == nil && n != 0 && i < len(r.Steps); i++ {
+			r.Steps[i].OnBehalfOf = d.person()
+			r.Steps[i].Delegation = d.str()
+		}
 	}
 	r.MFAPollAt = time.Time{}
 	if d.err == nil && d.off < len(d.buf) {
@@ -570,4 +608,15 @@ func requestsByNumber(btx *bolt.Tx) error {
 		return err
 	}
 	return btx.DeleteBucket(bLegacyRequests)
+}
+
+// delegatedSteps reports whether some step of r was decided under a
+// delegation (the codec's optional delegation section).
+func delegatedSteps(r *access.Request) bool {
+	for i := range r.Steps {
+		if s := &r.Steps[i]; s.OnBehalfOf != (access.Person{}) || s.Delegation != "" {
+			return true
+		}
+	}
+	return false
 }

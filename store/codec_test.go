@@ -83,7 +83,12 @@ func TestRequestCodecRoundTrip(t *testing.T) {
 			Steps: []access.Step{{Rule: "manager", MFA: true, Challenge: &access.Challenge{Approver: access.Person{Email: "bob@x"}, Factor: "okta:push",
 				Ref: "opf1/v2mst.1", UserID: "00ubob", SentAt: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), Deadline: time.Date(2026, 3, 1, 10, 6, 0, 0, time.UTC)}},
 				{Rule: "group:sec", MFA: true, MFANote: "The MFA push to Carol timed out unanswered."}}}},
+		{"approval_mfa push by a delegate after a delegated step, scheduled", access.Request{ID: "REQ-3", State: access.StatePending, StartAt: time.Date(2026, 3, 7, 2, 0, 0, 0, time.UTC),
+			Steps: []access.Step{{Rule: "manager", Decision: access.DecisionApproved, OnBehalfOf: access.Person{Email: "bob@x"}, Delegation: "DLG-1"},
+				{Rule: "group:sec", MFA: true, Challenge: &access.Challenge{Approver: access.Person{Email: "dave@x"}, Factor: "okta:push", Ref: "r", UserID: "00udave",
+					OnBehalfOf: access.Person{Email: "carol@x"}, Delegation: "DLG-2"}}}}},
 		{"approval_mfa step approved", access.Request{Steps: []access.Step{{Rule: "manager", MFA: true, Decision: access.DecisionApproved, MFAFactor: "okta:push"}}}},
+		{"scheduled start", access.Request{ID: "REQ-2", State: access.StateScheduled, StartAt: time.Date(2026, 3, 7, 2, 0, 0, 0, paris), StartRetryAt: time.Date(2026, 3, 7, 1, 1, 0, 0, time.UTC)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,15 +124,16 @@ func TestDecodeRequestRefusesCorruptValues(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"unknown format", []byte{9, 1, 2}},
-		{"trailing bytes", append(append([]byte(nil), v...), 0)},
+		{"trailing bytes", append(append([]byte(nil), v...), 0, 0)}, // an empty delegation section (0), then a stray byte
 		{"huge slice count", []byte{requestFormatBinary, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}},
 	}
 	// A record written before Request.Kind existed ends right after Rev
 	// (Kind "" encodes as one length byte), one written before StartedAt
-	// right after Kind (a zero time is one byte): those cuts are valid old
-	// records.
+	// right after Kind (a zero time is one byte), one written before
+	// StartAt right after StartedAt (StartAt and StartRetryAt are two more
+	// zero bytes): those cuts are valid old records.
 	for cut := 1; cut < len(v); cut++ {
-		if cut == len(v)-1 || cut == len(v)-2 {
+		if cut == len(v)-2 || cut == len(v)-3 || cut == len(v)-4 {
 			continue
 		}
 		tests = append(tests, struct {
@@ -346,7 +352,7 @@ func TestDecodeRecordWithoutKind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old, err := decodeRequest(v[:len(v)-1])
+	old, err := decodeRequest(v[:len(v)-4]) // Kind, StartedAt, StartAt, StartRetryAt: one byte each when empty
 	if err != nil || old.Kind != "" || old.ID != r.ID {
 		t.Fatalf("legacy record: %+v %v", old.ID, err)
 	}

@@ -26,6 +26,12 @@
 //	outbox         op id -> JSON
 //	pins, msgrefs, cursors, seen, idx_seen_exp, static
 //
+// What both backends apply lives once, in shared.go, and the PostgreSQL
+// store (store/postgres) calls it: the request and event encodings, the
+// audit chain check (VerifyChain, which DB.Verify also runs), the search
+// for a period's first event, the checks and JSON of pins, message refs,
+// outbox ops and documents, and the undo log of a retried transaction.
+//
 // bbolt's contract shapes the API (go.etcd.io/bbolt doc.go): bytes read from
 // the memory map are valid only inside their transaction, so every getter
 // copies; only one read-write transaction runs at a time, so no network call

@@ -2,12 +2,8 @@ package store
 
 import (
 	"bytes"
-	"encoding/json"
-	"fmt"
 
 	bolt "go.etcd.io/bbolt"
-
-	"keycard/access"
 )
 
 // bDocs holds one nested bucket per document kind. Documents are the
@@ -22,12 +18,9 @@ func (tx *Tx) PutDoc(kind, id string, v any) error {
 	if err := tx.writable(); err != nil {
 		return err
 	}
-	if kind == "" || id == "" {
-		return access.Errorf(access.CodeInvalid, "store: document kind and id must not be empty")
-	}
-	data, err := json.Marshal(v)
+	data, err := EncodeDoc(kind, id, v)
 	if err != nil {
-		return fmt.Errorf("store: encode %s %s: %w", kind, id, err)
+		return err
 	}
 	root, err := tx.tx.CreateBucketIfNotExists(bDocs)
 	if err != nil {
@@ -59,8 +52,8 @@ func (tx *Tx) Doc(kind, id string, v any) (bool, error) {
 	if data == nil {
 		return false, nil
 	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return false, fmt.Errorf("store: decode %s %s: %w", kind, id, err)
+	if err := DecodeDoc(kind, id, data, v); err != nil {
+		return false, err
 	}
 	return true, nil
 }

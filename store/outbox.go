@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -19,19 +18,13 @@ func (tx *Tx) Enqueue(op *access.Op) error {
 		return err
 	}
 	if op == nil {
-		return access.Errorf(access.CodeInvalid, "store: nil op")
+		return ErrNilOp
 	}
-	b := tx.tx.Bucket(bOutbox)
-	id, err := b.NextSequence()
+	id, err := tx.tx.Bucket(bOutbox).NextSequence()
 	if err != nil {
 		return fmt.Errorf("store: outbox sequence: %w", err)
 	}
-	origID, origCreated := op.ID, op.CreatedAt
-	tx.undo.add(func() { op.ID, op.CreatedAt = origID, origCreated })
-	op.ID = id
-	if op.CreatedAt.IsZero() {
-		op.CreatedAt = tx.now
-	}
+	tx.undo.Add(StampOp(op, id, tx.now))
 	if err := tx.putOp(*op); err != nil {
 		return err
 	}
@@ -39,9 +32,9 @@ func (tx *Tx) Enqueue(op *access.Op) error {
 }
 
 func (tx *Tx) putOp(op access.Op) error {
-	v, err := json.Marshal(op)
+	v, err := EncodeOp(op)
 	if err != nil {
-		return fmt.Errorf("store: encode op %d: %w", op.ID, err)
+		return err
 	}
 	if err := tx.tx.Bucket(bOutbox).Put(u64(op.ID), v); err != nil {
 		return fmt.Errorf("store: put op %d: %w", op.ID, err)
@@ -68,13 +61,9 @@ func (tx *Tx) addOutboxDepth(d int64) error {
 func (tx *Tx) Op(id uint64) (access.Op, error) {
 	v := tx.tx.Bucket(bOutbox).Get(u64(id))
 	if v == nil {
-		return access.Op{}, access.Errorf(access.CodeNotFound, "Provisioning operation %d was not found.", id)
+		return access.Op{}, OpNotFound(id)
 	}
-	var op access.Op
-	if err := json.Unmarshal(v, &op); err != nil {
-		return op, fmt.Errorf("store: op %d: %w", id, err)
-	}
-	return op, nil
+	return DecodeOp(id, v)
 }
 
 // PutOp rewrites an existing outbox item (attempts, next try, last error).
@@ -85,7 +74,7 @@ func (tx *Tx) PutOp(op access.Op) error {
 		return err
 	}
 	if tx.tx.Bucket(bOutbox).Get(u64(op.ID)) == nil {
-		return access.Errorf(access.CodeNotFound, "Provisioning operation %d was not found.", op.ID)
+		return OpNotFound(op.ID)
 	}
 	return tx.putOp(op)
 }
@@ -112,9 +101,9 @@ func (tx *Tx) DeleteOp(id uint64) error {
 func (tx *Tx) Ops(fn func(access.Op) error) error {
 	c := tx.tx.Bucket(bOutbox).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
-		var op access.Op
-		if err := json.Unmarshal(v, &op); err != nil {
-			return fmt.Errorf("store: op %d: %w", binary.BigEndian.Uint64(k), err)
+		op, err := DecodeOp(binary.BigEndian.Uint64(k), v)
+		if err != nil {
+			return err
 		}
 		if err := fn(op); err != nil {
 			if errors.Is(err, ErrStop) {
@@ -137,9 +126,9 @@ func (tx *Tx) OutboxStats() (depth int, oldest time.Time, err error) {
 	if k == nil {
 		return depth, time.Time{}, nil
 	}
-	var op access.Op
-	if err := json.Unmarshal(v, &op); err != nil {
-		return depth, time.Time{}, fmt.Errorf("store: op %d: %w", binary.BigEndian.Uint64(k), err)
+	op, err := DecodeOp(binary.BigEndian.Uint64(k), v)
+	if err != nil {
+		return depth, time.Time{}, err
 	}
 	return depth, op.CreatedAt, nil
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -16,11 +15,8 @@ func (tx *Tx) Pin(slackID string) (access.Pin, bool, error) {
 	if v == nil {
 		return access.Pin{}, false, nil
 	}
-	var p access.Pin
-	if err := json.Unmarshal(v, &p); err != nil {
-		return p, false, fmt.Errorf("store: pin %s: %w", slackID, err)
-	}
-	return p, true, nil
+	p, err := DecodePin(slackID, v)
+	return p, err == nil, err
 }
 
 // PutPin stores the pairing of a Slack user and an IdP user (SPEC "Identity
@@ -29,15 +25,9 @@ func (tx *Tx) PutPin(p access.Pin) error {
 	if err := tx.writable(); err != nil {
 		return err
 	}
-	if p.SlackID == "" {
-		return access.Errorf(access.CodeInvalid, "store: pin without a Slack user id")
-	}
-	if p.PinnedAt.IsZero() {
-		p.PinnedAt = tx.now
-	}
-	v, err := json.Marshal(p)
+	v, err := EncodePin(p, tx.now)
 	if err != nil {
-		return fmt.Errorf("store: encode pin: %w", err)
+		return err
 	}
 	return tx.tx.Bucket(bPins).Put([]byte(p.SlackID), v)
 }
@@ -58,12 +48,9 @@ func (tx *Tx) PutMessageRef(ref access.MessageRef) error {
 	if err := tx.writable(); err != nil {
 		return err
 	}
-	if ref.RequestID == "" {
-		return access.Errorf(access.CodeInvalid, "store: message ref without a request id")
-	}
-	v, err := json.Marshal(ref)
+	v, err := EncodeMessageRef(ref)
 	if err != nil {
-		return fmt.Errorf("store: encode message ref: %w", err)
+		return err
 	}
 	return tx.tx.Bucket(bMsgRefs).Put(messageRefKey(ref), v)
 }
@@ -73,9 +60,9 @@ func (tx *Tx) PutMessageRef(ref access.MessageRef) error {
 func (tx *Tx) MessageRefs(requestID string) ([]access.MessageRef, error) {
 	var out []access.MessageRef
 	err := scanPrefix(tx.tx.Bucket(bMsgRefs).Cursor(), prefixKey(requestID), func(_, v []byte) error {
-		var ref access.MessageRef
-		if err := json.Unmarshal(v, &ref); err != nil {
-			return fmt.Errorf("store: message ref of %s: %w", requestID, err)
+		ref, err := DecodeMessageRef(requestID, v)
+		if err != nil {
+			return err
 		}
 		out = append(out, ref)
 		return nil

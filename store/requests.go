@@ -90,7 +90,7 @@ func (tx *Tx) PutRequest(r *access.Request) error {
 		old = &prev
 		r.Rev++
 	}
-	tx.undo.add(func() { r.ID, r.Rev, r.CreatedAt = origID, origRev, origCreated })
+	tx.undo.Add(func() { r.ID, r.Rev, r.CreatedAt = origID, origRev, origCreated })
 
 	v, err := encodeRequest(r)
 	if err != nil {
@@ -146,18 +146,8 @@ func requestIndexes(r *access.Request) []indexEntry {
 	if r.State.HoldsMembership() {
 		out = append(out, indexEntry{bIdxHolders, with(prefixKey(r.Connector, r.Group))})
 	}
-	if r.State == access.StatePending {
-		if s := r.Step(); s != nil {
-			seen := map[string]bool{}
-			for _, c := range s.Candidates {
-				email := lowerEmail(c.Email)
-				if email == "" || seen[email] {
-					continue
-				}
-				seen[email] = true
-				out = append(out, indexEntry{bIdxWaiting, with(prefixKey(email))})
-			}
-		}
+	for _, email := range WaitingEmails(r) {
+		out = append(out, indexEntry{bIdxWaiting, with(prefixKey(email))})
 	}
 	return out
 }

@@ -145,12 +145,12 @@ func (db *DB) Path() string { return db.path }
 // (Request ID/Rev/CreatedAt, Op ID/CreatedAt) are restored, so a caller can
 // retry with the same values.
 func (db *DB) Update(now time.Time, fn func(*Tx) error) error {
-	var undo undoLog
+	var undo UndoLog
 	err := db.bolt.Update(func(btx *bolt.Tx) error {
 		return fn(&Tx{tx: btx, now: now.UTC(), undo: &undo})
 	})
 	if err != nil {
-		undo.run()
+		undo.Run()
 	}
 	return err
 }
@@ -161,13 +161,13 @@ func (db *DB) Update(now time.Time, fn func(*Tx) error) error {
 // fields it assigned in the previous run, so PutRequest's compare-and-swap
 // still matches on a retry.
 func (db *DB) Batch(now time.Time, fn func(*Tx) error) error {
-	var undo undoLog
+	var undo UndoLog
 	err := db.bolt.Batch(func(btx *bolt.Tx) error {
-		undo.run()
+		undo.Run()
 		return fn(&Tx{tx: btx, now: now.UTC(), undo: &undo})
 	})
 	if err != nil {
-		undo.run()
+		undo.Run()
 	}
 	return err
 }
@@ -193,13 +193,7 @@ func (db *DB) WriteTo(w io.Writer) (int64, error) {
 
 // StaticMembers is Tx.StaticMembers in its own read transaction.
 func (db *DB) StaticMembers(connector, group string) ([]string, error) {
-	var out []string
-	err := db.View(func(tx *Tx) error {
-		var err error
-		out, err = tx.StaticMembers(connector, group)
-		return err
-	})
-	return out, err
+	return Read(db.View, func(tx *Tx) ([]string, error) { return tx.StaticMembers(connector, group) })
 }
 
 // SetStaticMember is Tx.SetStaticMember in its own write transaction.
@@ -214,23 +208,25 @@ func (db *DB) SetStaticMember(now time.Time, connector, group, userID string, me
 type Tx struct {
 	tx   *bolt.Tx
 	now  time.Time
-	undo *undoLog
+	undo *UndoLog
 }
 
 // Now is the transaction's time (zero in View).
 func (tx *Tx) Now() time.Time { return tx.now }
 
-// undoLog restores caller-visible fields the store assigned when the
-// transaction does not commit.
-type undoLog []func()
+// UndoLog restores caller-visible fields the store assigned when the
+// transaction does not commit (both backends keep one per transaction).
+type UndoLog []func()
 
-func (u *undoLog) add(f func()) {
+// Add records f, which puts back a field the transaction assigned.
+func (u *UndoLog) Add(f func()) {
 	if u != nil {
 		*u = append(*u, f)
 	}
 }
 
-func (u *undoLog) run() {
+// Run puts every recorded field back, newest first, and empties the log.
+func (u *UndoLog) Run() {
 	for i := len(*u) - 1; i >= 0; i-- {
 		(*u)[i]()
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 
 	"keycard/access"
 
@@ -127,79 +126,44 @@ func lastCanonicalField(b []byte) ([]byte, bool) {
 // It reads in chunks of short read transactions and decodes nothing unless fn
 // is set, so it checks well over a million events per second.
 func (db *DB) Verify(from uint64, fn func(access.Event) error) (VerifyResult, error) {
-	if from == 0 {
-		from = 1
-	}
-	var res VerifyResult
-	w := chainWalker{seq: from - 1, time: math.MinInt64}
-	if from > 1 {
-		err := db.bolt.View(func(btx *bolt.Tx) error {
-			v := btx.Bucket(bEvents).Get(u64(from - 1))
-			if len(v) < 17+hashLen {
-				res.BadSeq = from - 1
-				res.Problem = fmt.Sprintf("event %d, the one before the start of the check, is missing or unreadable", from-1)
-				return nil
-			}
-			copy(w.prev[:], v[len(v)-hashLen:])
-			w.time = int64(binary.BigEndian.Uint64(v[9:17]))
-			return nil
-		})
-		if err != nil || res.Problem != "" {
-			return res, err
-		}
-	}
+	return VerifyChain(boltChain{db}, from, fn)
+}
 
-	var batch []access.Event
-	for done := false; !done; {
-		batch = batch[:0]
-		err := db.bolt.View(func(btx *bolt.Tx) error {
-			c := btx.Bucket(bEvents).Cursor()
-			k, v := c.Seek(u64(w.seq + 1))
-			for n := 0; k != nil && n < verifyChunk; n++ {
-				seq := binary.BigEndian.Uint64(k)
-				if bad, problem := w.check(seq, v); problem != "" {
-					res.BadSeq, res.Problem, done = bad, problem, true
-					return nil
-				}
-				if fn != nil {
-					e, err := decodeEvent(v)
-					if err != nil {
-						return fmt.Errorf("store: event %d: %w", seq, err)
-					}
-					batch = append(batch, e)
-				}
-				if res.First == 0 {
-					res.First = seq
-				}
-				res.Last = seq
-				res.Count++
-				k, v = c.Next()
-			}
-			if k != nil {
-				return nil // more in the next chunk
-			}
-			done = true
-			h, err := (&Tx{tx: btx}).readHead()
-			if err != nil {
+// boltChain is the bbolt log as VerifyChain reads it: each Chunk is one
+// short read transaction.
+type boltChain struct{ db *DB }
+
+// Value copies the stored value out: the walk keeps it past the transaction.
+func (c boltChain) Value(seq uint64) ([]byte, error) {
+	var v []byte
+	err := c.db.bolt.View(func(btx *bolt.Tx) error {
+		v = append([]byte(nil), btx.Bucket(bEvents).Get(u64(seq))...)
+		return nil
+	})
+	return v, err
+}
+
+func (c boltChain) Chunk(after uint64, n int, fn func(seq uint64, v []byte) error) (last bool, headSeq uint64, headHash [hashLen]byte, err error) {
+	err = c.db.bolt.View(func(btx *bolt.Tx) error {
+		cur := btx.Bucket(bEvents).Cursor()
+		k, v := cur.Seek(u64(after + 1))
+		for i := 0; k != nil && i < n; i++ {
+			if err := fn(binary.BigEndian.Uint64(k), v); err != nil {
 				return err
 			}
-			res.Head = h.hexHash()
-			batch = res.atHead(&w, h, batch)
-			return nil
-		})
+			k, v = cur.Next()
+		}
+		if k != nil {
+			return nil // more in the next chunk
+		}
+		h, err := (&Tx{tx: btx}).readHead()
 		if err != nil {
-			return res, err
+			return err
 		}
-		for _, e := range batch {
-			if err := fn(e); err != nil {
-				if errors.Is(err, ErrStop) {
-					return res, nil
-				}
-				return res, err
-			}
-		}
-	}
-	return res, nil
+		last, headSeq, headHash = true, h.seq, h.hash
+		return nil
+	})
+	return last, headSeq, headHash, err
 }
 
 // atHead checks that the head kept beside the log is the last event the walk

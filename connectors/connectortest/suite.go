@@ -258,28 +258,9 @@ func removeNonMember(t *testing.T, h Harness) {
 }
 
 func rateLimit(t *testing.T, h Harness) {
-	f := h.Faults()
-	if f == nil {
-		t.Skip("no wire to rate limit")
-	}
-	h.AddUser(Person{Email: "busy@example.com"})
-	c := h.Connector()
-	const after = 30 * time.Second
-	before := len(f.Requests())
-	f.RateLimitNext(after)
-	_, err := c.UserByEmail(ctxT(t), "busy@example.com")
-	reqs := f.Requests()[before:]
-	i := slices.IndexFunc(reqs, func(r Request) bool { return r.Status == 429 })
-	if i < 0 {
-		t.Fatalf("no 429 reached the connector: %+v", reqs)
-	}
-	allowed := reqs[i].At.Add(after)
-	for _, r := range reqs[i+1:] {
-		if r.At.Before(allowed) {
-			t.Fatalf("a request at %s, before the rate limit said (%s)", r.At, allowed)
-		}
-	}
-	switch {
+	f := wire(t, h, "rate limit")
+	reqs, i, allowed, errs := underRateLimit(t, h, f, 30*time.Second, 1)
+	switch err := errs[0]; {
 	case err == nil:
 		if len(reqs) == i+1 {
 			t.Fatal("the call succeeded without trying again")
@@ -302,34 +283,11 @@ func rateLimit(t *testing.T, h Harness) {
 // same instant, must not reach the provider before the header's time
 // either (the limit is the app's, not the one request's).
 func rateLimitAcrossCalls(t *testing.T, h Harness) {
-	f := h.Faults()
-	if f == nil {
-		t.Skip("no wire to rate limit")
-	}
+	f := wire(t, h, "rate limit")
 	if n, ok := h.(NoCrossCallHold); ok {
 		t.Skip(n.NoCrossCallHold())
 	}
-	h.AddUser(Person{Email: "busy@example.com"})
-	c := h.Connector()
-	const after = 10 * time.Minute
-	before := len(f.Requests())
-	f.RateLimitNext(after)
-	var errs []error
-	for range 2 {
-		_, err := c.UserByEmail(ctxT(t), "busy@example.com")
-		errs = append(errs, err)
-	}
-	reqs := f.Requests()[before:]
-	i := slices.IndexFunc(reqs, func(r Request) bool { return r.Status == 429 })
-	if i < 0 {
-		t.Fatalf("no 429 reached the connector: %+v", reqs)
-	}
-	allowed := reqs[i].At.Add(after)
-	for _, r := range reqs[i+1:] {
-		if r.At.Before(allowed) {
-			t.Fatalf("a request at %s, before the rate limit said (%s); calls: %v", r.At, allowed, errs)
-		}
-	}
+	_, _, _, errs := underRateLimit(t, h, f, 10*time.Minute, 2)
 	for n, err := range errs {
 		if err != nil && access.CodeOf(err) != access.CodeRateLimited {
 			t.Fatalf("call %d: %v (code %q), want success after the wait or rate_limited", n+1, err, access.CodeOf(err))
@@ -337,15 +295,41 @@ func rateLimitAcrossCalls(t *testing.T, h Harness) {
 	}
 }
 
+// underRateLimit makes calls lookups of one user after arming a 429 with
+// Retry-After after, and fails the test when the 429 did not reach the
+// connector or any request went out before the time it allowed. It returns
+// the requests sent, the index of the 429 among them, that time, and each
+// call's error.
+func underRateLimit(t *testing.T, h Harness, f Faults, after time.Duration, calls int) (reqs []Request, i int, allowed time.Time, errs []error) {
+	t.Helper()
+	h.AddUser(Person{Email: "busy@example.com"})
+	c := h.Connector()
+	before := len(f.Requests())
+	f.RateLimitNext(after)
+	for range calls {
+		_, err := c.UserByEmail(ctxT(t), "busy@example.com")
+		errs = append(errs, err)
+	}
+	reqs = f.Requests()[before:]
+	i = slices.IndexFunc(reqs, func(r Request) bool { return r.Status == 429 })
+	if i < 0 {
+		t.Fatalf("no 429 reached the connector: %+v", reqs)
+	}
+	allowed = reqs[i].At.Add(after)
+	for _, r := range reqs[i+1:] {
+		if r.At.Before(allowed) {
+			t.Fatalf("a request at %s, before the rate limit said (%s); calls: %v", r.At, allowed, errs)
+		}
+	}
+	return reqs, i, allowed, errs
+}
+
 // proxyPage: a 4xx text/html page from something in front of the provider
 // says nothing about the user or group. Read as the provider's 404 it
 // would make a live user "deleted" (and the holder sweep offboard them)
 // or report a removal done while the membership stays.
 func proxyPage(t *testing.T, h Harness) {
-	f := h.Faults()
-	if f == nil {
-		t.Skip("no wire to fault")
-	}
+	f := wire(t, h, "fault")
 	pf, ok := f.(PageFaults)
 	if !ok {
 		t.Skip("the harness's emulator cannot answer an HTML error page (no PageFaults)")
@@ -369,10 +353,7 @@ func proxyPage(t *testing.T, h Harness) {
 }
 
 func serverError(t *testing.T, h Harness) {
-	f := h.Faults()
-	if f == nil {
-		t.Skip("no wire to fail")
-	}
+	f := wire(t, h, "fail")
 	h.AddUser(Person{Email: "flaky@example.com"})
 	c := h.Connector()
 	before := len(f.Requests())
@@ -400,10 +381,7 @@ func serverError(t *testing.T, h Harness) {
 }
 
 func pastDeadline(t *testing.T, h Harness) {
-	f := h.Faults()
-	if f == nil {
-		t.Skip("no wire to stall")
-	}
+	f := wire(t, h, "stall")
 	h.AddUser(Person{Email: "slow@example.com"})
 	h.AddGroup("app-admins")
 	c := h.Connector()
@@ -515,4 +493,15 @@ func advance(h Harness, d time.Duration) {
 
 func hasUser(evs []Leaver, id string) bool {
 	return slices.ContainsFunc(evs, func(l Leaver) bool { return l.UserID == id })
+}
+
+// wire is the harness's fault injector; a harness without one (no wire to
+// fault) skips the test, saying what it could not do.
+func wire(t *testing.T, h Harness, what string) Faults {
+	t.Helper()
+	f := h.Faults()
+	if f == nil {
+		t.Skip("no wire to " + what)
+	}
+	return f
 }

@@ -19,7 +19,7 @@ import (
 const (
 	DefaultAuthorityHost = "https://login.microsoftonline.com/"
 	DefaultGraphURL      = "https://graph.microsoft.com/v1.0"
-	DefaultTimeout       = 10 * time.Second
+	DefaultTimeout       = connectors.DefaultTimeout
 	// DefaultMaxRetries bounds the retries of one call after 429/5xx.
 	DefaultMaxRetries = 4
 	// DefaultMaxWait is the longest Retry-After keycard waits inside one
@@ -28,10 +28,8 @@ const (
 	DefaultMaxWait = 30 * time.Second
 	// DefaultBackoff is the first pause after a 5xx without Retry-After;
 	// it doubles per attempt (1s, 2s, 4s, 8s).
-	DefaultBackoff = time.Second
-	// DefaultGroupCacheTTL bounds how long a group name → id mapping is
-	// trusted (a group deleted and re-created under the same name).
-	DefaultGroupCacheTTL = 5 * time.Minute
+	DefaultBackoff       = time.Second
+	DefaultGroupCacheTTL = connectors.DefaultGroupCacheTTL
 )
 
 // Config configures a Connector. Its String, GoString and LogValue never

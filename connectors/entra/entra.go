@@ -9,7 +9,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -38,8 +37,7 @@ type Connector struct {
 	sleep      connectors.SleepFunc
 	groups     connectors.GroupCache
 
-	mu        sync.Mutex
-	notBefore time.Time // the last Retry-After: nothing is sent before it
+	hold connectors.Hold // the last Retry-After: nothing is sent before it
 }
 
 // New builds a Connector. It makes no network call: Check does, at start.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"keycard/access"
+	"keycard/connectors"
 )
 
 // maxBody bounds one Graph answer read into memory (a page of 999 users
@@ -179,13 +180,13 @@ func (c *Connector) once(ctx context.Context, cl call, out any) (time.Duration, 
 			}
 			e := access.Wrap(access.CodeRateLimited, ae, "Microsoft Graph is throttling keycard (%s)", cl.what)
 			e.RetryAt = c.clock.Now().Add(wait)
-			c.holdUntil(e.RetryAt)
+			c.hold.Until(e.RetryAt, c.clock.Now(), MaxHold)
 			return wait, e
 		}
 		e := access.Wrap(access.CodeUnavailable, ae, "Microsoft Graph is unavailable (%s)", cl.what)
 		if ok {
 			e.RetryAt = c.clock.Now().Add(wait)
-			c.holdUntil(e.RetryAt)
+			c.hold.Until(e.RetryAt, c.clock.Now(), MaxHold)
 			return wait, e
 		}
 		return 0, e
@@ -300,34 +301,17 @@ func asAPI(err error, target **apiError) bool { return errors.As(err, target) }
 // this long after the answer, calls are refused without being sent. A
 // header far in the future (a bad clock, a hostile proxy) must not stop
 // every call, removals included, for longer.
-const MaxHold = 15 * time.Minute
+const MaxHold = connectors.MaxHold
 
-// holdUntil keeps calls from being sent before t (at most MaxHold from
-// now), across calls: Graph's Retry-After applies to the app, not to the
-// one request that drew it.
-func (c *Connector) holdUntil(t time.Time) {
-	if lim := c.clock.Now().Add(MaxHold); t.After(lim) {
-		t = lim
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if t.After(c.notBefore) {
-		c.notBefore = t
-	}
-}
-
-// waitTurn honours the last Retry-After: it waits it out when that is
-// within maxWait and ctx's deadline, else it refuses the call without
-// sending anything (CodeRateLimited with RetryAt).
+// waitTurn honours the last Retry-After (held across calls: Graph's
+// Retry-After applies to the app, not to the one request that drew it): it
+// waits it out when that is within maxWait and ctx's deadline, else it
+// refuses the call without sending anything (CodeRateLimited with RetryAt).
 func (c *Connector) waitTurn(ctx context.Context, what string) error {
-	c.mu.Lock()
-	nb := c.notBefore
-	c.mu.Unlock()
-	now := c.clock.Now()
-	if !now.Before(nb) {
+	wait, nb := c.hold.Pending(c.clock.Now())
+	if wait <= 0 {
 		return nil
 	}
-	wait := nb.Sub(now)
 	refuse := func(cause error) error {
 		e := access.Wrap(access.CodeRateLimited, cause, "Microsoft Graph asked keycard to wait (%s); retry after %s", what, nb.UTC().Format(time.RFC3339))
 		e.RetryAt = nb

@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"keycard/access"
@@ -27,17 +26,14 @@ const (
 	DefaultAPIURL = "https://console.jumpcloud.com"
 	EUAPIURL      = "https://console.eu.jumpcloud.com"
 
-	DefaultTimeout    = 10 * time.Second
+	DefaultTimeout    = connectors.DefaultTimeout
 	DefaultMaxRetries = 3
 	DefaultMaxWait    = 10 * time.Second
 	DefaultBackoff    = 500 * time.Millisecond
 	// DefaultMaxHold bounds how long one 429's Retry-After keeps every call
 	// from being sent (see Config.MaxHold).
-	DefaultMaxHold = 15 * time.Minute
-	// DefaultGroupCacheTTL bounds how long a group name → id mapping is
-	// trusted (ids never change; this catches a group re-created under the
-	// same name).
-	DefaultGroupCacheTTL = 5 * time.Minute
+	DefaultMaxHold       = connectors.MaxHold
+	DefaultGroupCacheTTL = connectors.DefaultGroupCacheTTL
 
 	// pageLimit is JumpCloud's largest page (limit ≤ 100 on v1 and v2).
 	pageLimit = 100
@@ -144,27 +140,7 @@ func isControlOrSpace(r rune) bool { return r <= ' ' || r == 0x7f }
 // except a loopback http:// address for tests and emulators; scheme and
 // host only. It returns the URL without a trailing slash.
 func ValidateAPIURL(raw string) (string, error) {
-	s := strings.TrimRight(strings.TrimSpace(raw), "/")
-	if s == "" {
-		return "", access.Errorf(access.CodeInvalid, "JumpCloud API URL is empty")
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return "", access.Wrap(access.CodeInvalid, err, "JumpCloud API URL %q is not a URL", s)
-	}
-	switch {
-	case u.Host == "" || u.Hostname() == "":
-		return "", access.Errorf(access.CodeInvalid, "JumpCloud API URL %q has no host", s)
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Path != "":
-		return "", access.Errorf(access.CodeInvalid, "JumpCloud API URL %q must be scheme and host only, like %s", s, DefaultAPIURL)
-	case u.Scheme == "https":
-		return s, nil
-	case u.Scheme == "http" && connectors.IsLoopback(u.Hostname()):
-		return s, nil
-	case u.Scheme == "http":
-		return "", access.Errorf(access.CodeInvalid, "JumpCloud API URL %q must use https:// (plain http is allowed only on a loopback address)", s)
-	}
-	return "", access.Errorf(access.CodeInvalid, "JumpCloud API URL %q must use https://", s)
+	return connectors.ValidateBaseURL(raw, "JumpCloud API URL", "", DefaultAPIURL)
 }
 
 // Connector is the JumpCloud directory and provisioner. It is unscoped: the
@@ -181,9 +157,8 @@ type Connector struct {
 	clock    access.Clock
 	sleep    connectors.SleepFunc
 
-	mu        sync.Mutex
-	notBefore time.Time // no request goes out before this (the last Retry-After)
-	groups    connectors.GroupCache
+	hold   connectors.Hold // no request goes out before the last Retry-After
+	groups connectors.GroupCache
 }
 
 // New builds a Connector; it makes no request (Check does).
@@ -340,7 +315,7 @@ func (c *Connector) do(ctx context.Context, what, method, path string, q url.Val
 		case status == http.StatusTooManyRequests:
 			wait := retryAfter(hdr, c.clock.Now())
 			until := c.clock.Now().Add(wait)
-			c.holdUntil(until)
+			c.hold.Until(until, c.clock.Now(), c.maxHold)
 			e := access.Wrap(access.CodeRateLimited, fmt.Errorf("jumpcloud: 429 %s, Retry-After %s", errorMessage(raw), wait),
 				"JumpCloud is rate limiting keycard (%s); retry after %s", what, until.UTC().Format(time.RFC3339))
 			e.RetryAt = until
@@ -466,39 +441,20 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 	return defaultRetryAfter
 }
 
-// holdUntil keeps calls from being sent before t, but never longer than
-// maxHold from now.
-func (c *Connector) holdUntil(t time.Time) {
-	if lim := c.clock.Now().Add(c.maxHold); t.After(lim) {
-		t = lim
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if t.After(c.notBefore) {
-		c.notBefore = t
-	}
-}
-
 // waitTurn keeps the last Retry-After: it waits it out when it is short
 // enough, else it refuses the call without sending anything.
 func (c *Connector) waitTurn(ctx context.Context, what string) error {
-	c.mu.Lock()
-	nb := c.notBefore
-	c.mu.Unlock()
-	now := c.clock.Now()
-	if !now.Before(nb) {
+	wait, nb := c.hold.Pending(c.clock.Now())
+	if wait <= 0 {
 		return nil
 	}
-	wait := nb.Sub(now)
-	if wait > c.maxWait {
-		e := access.Errorf(access.CodeRateLimited, "JumpCloud is rate limiting keycard (%s); retry after %s", what, nb.UTC().Format(time.RFC3339))
-		e.RetryAt = nb
-		return e
+	var cause error
+	if wait <= c.maxWait {
+		if cause = c.sleep(ctx, wait); cause == nil {
+			return nil
+		}
 	}
-	if err := c.sleep(ctx, wait); err != nil {
-		e := access.Wrap(access.CodeRateLimited, err, "JumpCloud is rate limiting keycard (%s); retry after %s", what, nb.UTC().Format(time.RFC3339))
-		e.RetryAt = nb
-		return e
-	}
-	return nil
+	e := access.Wrap(access.CodeRateLimited, cause, "JumpCloud is rate limiting keycard (%s); retry after %s", what, nb.UTC().Format(time.RFC3339))
+	e.RetryAt = nb
+	return e
 }

@@ -24,11 +24,8 @@ import (
 // Defaults.
 const (
 	DefaultManagerAttribute = "managerId"
-	DefaultTimeout          = 10 * time.Second
-	// DefaultGroupCacheTTL bounds how long a group name → id mapping is
-	// trusted. Okta group ids never change; the TTL only catches a group
-	// deleted and re-created under the same name.
-	DefaultGroupCacheTTL = 5 * time.Minute
+	DefaultTimeout          = connectors.DefaultTimeout
+	DefaultGroupCacheTTL    = connectors.DefaultGroupCacheTTL
 	// pageLimit is the page size for list calls: Okta's documented default
 	// for /users is 200 and it advises ≤200 for /groups.
 	pageLimit = 200
@@ -91,27 +88,7 @@ type Connector struct {
 // without a trailing slash (the SDK concatenates OrgUrl and path, so a
 // trailing slash would produce `//api/v1/...`).
 func ValidateOrgURL(raw string) (string, error) {
-	s := strings.TrimRight(strings.TrimSpace(raw), "/")
-	if s == "" {
-		return "", access.Errorf(access.CodeInvalid, "okta org URL is empty (set OKTA_CLIENT_ORGURL)")
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return "", access.Wrap(access.CodeInvalid, err, "okta org URL %q is not a URL", s)
-	}
-	switch {
-	case u.Host == "" || u.Hostname() == "":
-		return "", access.Errorf(access.CodeInvalid, "okta org URL %q has no host", s)
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Path != "":
-		return "", access.Errorf(access.CodeInvalid, "okta org URL %q must be scheme and host only, like https://acme.okta.com", s)
-	case u.Scheme == "https":
-		return s, nil
-	case u.Scheme == "http" && connectors.IsLoopback(u.Hostname()):
-		return s, nil
-	case u.Scheme == "http":
-		return "", access.Errorf(access.CodeInvalid, "okta org URL %q must use https:// (plain http is allowed only on a loopback address)", s)
-	}
-	return "", access.Errorf(access.CodeInvalid, "okta org URL %q must use https://", s)
+	return connectors.ValidateBaseURL(raw, "okta org URL", " (set OKTA_CLIENT_ORGURL)", "https://acme.okta.com")
 }
 
 // New builds a Connector. Every SDK knob is set explicitly, because
@@ -201,7 +178,7 @@ type rateNote struct {
 // MaxHold bounds how long one 429's X-Rate-Limit-Reset keeps keycard from
 // sending anything to Okta (a bad header must not stall deprovisioning:
 // handlers caps removals at the same order, issue 10).
-const MaxHold = 15 * time.Minute
+const MaxHold = connectors.MaxHold
 
 // rateLimitRecorder is the RoundTripper that fills rateNote from Okta's
 // X-Rate-Limit-Reset (UTC epoch seconds), and holds every later request

@@ -298,6 +298,16 @@ func validateElement(p *problems, e map[string]any, ptr string) {
 		validateOptions(p, list(e, "options"), ptr+"/options", maxChoiceOptions, 1)
 	case "overflow":
 		validateOptions(p, list(e, "options"), ptr+"/options", maxOverflowOptions, minOverflowOptions)
+	case "datetimepicker":
+		// Block Kit reference: initial_date_time is a UNIX timestamp in
+		// seconds, "in the format of 10 digits".
+		if v, ok := e["initial_date_time"]; ok {
+			n, isNum := v.(json.Number)
+			x, err := n.Int64()
+			if !isNum || err != nil || x < 1e9 || x >= 1e10 {
+				p.add(ptr+"/initial_date_time", "must be a UNIX timestamp in seconds (10 digits)")
+			}
+		}
 	case "plain_text_input":
 		if n, ok := e["max_length"].(json.Number); ok {
 			if v, err := n.Int64(); err != nil || v > maxTextInputLength || v < 1 {

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slack-go/slack"
 )
@@ -56,6 +57,9 @@ func TestMessageBlockLimits(t *testing.T) {
 		{"option text 76", "t", `[{"type":"actions","elements":[{"type":"static_select","action_id":"s","options":` + options(1, 76, 3) + `}]}]`, "invalid_blocks", "/options/0/text/text"},
 		{"option value 151", "t", `[{"type":"actions","elements":[{"type":"static_select","action_id":"s","options":` + options(1, 3, 151) + `}]}]`, "invalid_blocks", "/options/0/value"},
 		{"101 options", "t", `[{"type":"actions","elements":[{"type":"static_select","action_id":"s","options":` + options(101, 3, 4) + `}]}]`, "invalid_blocks", "no more than 100"},
+		{"datetimepicker 10-digit initial ok", "t", `[{"type":"actions","elements":[{"type":"datetimepicker","action_id":"d","initial_date_time":1772845200}]}]`, "", ""},
+		{"datetimepicker initial in milliseconds", "t", `[{"type":"actions","elements":[{"type":"datetimepicker","action_id":"d","initial_date_time":1772845200000}]}]`, "invalid_blocks", "/elements/0/initial_date_time"},
+		{"datetimepicker initial as text", "t", `[{"type":"actions","elements":[{"type":"datetimepicker","action_id":"d","initial_date_time":"2026-03-07T01:00:00Z"}]}]`, "invalid_blocks", "UNIX timestamp in seconds"},
 		{"block_id 256", "t", `[{"type":"divider","block_id":"` + long(256) + `"}]`, "invalid_blocks", "/blocks/0/block_id"},
 		{"duplicate block_id", "t", `[{"type":"divider","block_id":"a"},{"type":"divider","block_id":"a"}]`, "invalid_blocks", "duplicate block_id"},
 		{"action_id 256", "t", `[{"type":"actions","elements":[{"type":"button","action_id":"` + long(256) + `","text":{"type":"plain_text","text":"b"}}]}]`, "invalid_blocks", "action_id"},
@@ -163,5 +167,30 @@ func TestLimitsThroughSlackGo(t *testing.T) {
 				t.Fatalf("err = %v, want %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// A datetimepicker shows the user's own time zone: the wall-clock time a
+// person picks becomes the instant in their users.info tz.
+func TestLocalDateTime(t *testing.T) {
+	srv := New(Options{})
+	srv.AddUser(User{ID: "U1", Name: "alice", Email: "alice@example.com", TZ: "Europe/Berlin"})
+	srv.AddUser(User{ID: "U2", Name: "bob", Email: "bob@example.com"})
+	cases := []struct {
+		user, pick string
+		want       time.Time
+		err        bool
+	}{
+		{"U1", "2026-03-07 02:00", time.Date(2026, 3, 7, 1, 0, 0, 0, time.UTC), false},
+		{"U1", "2026-07-04 02:00", time.Date(2026, 7, 4, 0, 0, 0, 0, time.UTC), false}, // summer time
+		{"U2", "2026-03-07 02:00", time.Date(2026, 3, 7, 2, 0, 0, 0, time.UTC), false}, // no tz: UTC
+		{"U1", "Saturday 2am", time.Time{}, true},
+		{"U9", "2026-03-07 02:00", time.Time{}, true},
+	}
+	for _, c := range cases {
+		got, err := srv.LocalDateTime(c.user, c.pick)
+		if (err != nil) != c.err || (!c.err && got != c.want.Unix()) {
+			t.Errorf("LocalDateTime(%s, %q) = %v, %v; want %v", c.user, c.pick, time.Unix(got, 0).UTC(), err, c.want)
+		}
 	}
 }

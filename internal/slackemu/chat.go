@@ -138,6 +138,7 @@ func (s *Server) chatPostMessage(req *apiRequest) (map[string]any, *apiError) {
 		return nil, aerr
 	}
 	m := s.postLocked(ch, Message{User: s.opts.BotUserID, BotID: s.opts.BotID, Text: text, Blocks: blocks, ThreadTS: req.str("thread_ts")})
+	s.posts = append(s.posts, m.clone())
 	s.logf("chat.postMessage %s %s", ch, m.TS)
 	return map[string]any{"channel": ch, "ts": m.TS, "message": s.messageJSON(m)}, nil
 }
@@ -312,6 +313,19 @@ func (s *Server) Messages(channel string) []Message {
 	out := make([]Message, 0, len(s.messages[id]))
 	for _, m := range s.messages[id] {
 		out = append(out, m.clone())
+	}
+	return out
+}
+
+// Posts returns every message the bot posted with chat.postMessage, in
+// order, as it was when posted (later chat.update and chat.delete calls do
+// not change it): the log to count how often a person was messaged.
+func (s *Server) Posts() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Message, len(s.posts))
+	for i, m := range s.posts {
+		out[i] = m.clone()
 	}
 	return out
 }

@@ -20,6 +20,13 @@
 // deadline of Socket Mode envelopes with redelivery of unacknowledged Events
 // API envelopes (retry_attempt 1..3), and injected HTTP 429 rate limits.
 //
+// An app may hold several Socket Mode connections at once (every replica of
+// keycard holds its own): each envelope goes to exactly one of them, round
+// robin, and an unacknowledged Events API envelope is redelivered on another
+// connection than the one that let it lapse. Deliveries, Connections and
+// Posts (every chat.postMessage as posted) let a test say which socket got
+// what and how often a person was messaged.
+//
 // State changes wake WaitFor, so tests wait for asynchronous bot work on a
 // condition instead of sleeping.
 package slackemu

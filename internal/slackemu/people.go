@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Value is what a person enters into one input element of a modal. Set
@@ -21,6 +23,36 @@ type Value struct {
 	Users           []string // multi_users_select
 	Conversation    string   // conversations_select
 	Channel         string   // channels_select
+}
+
+// LocalDateTime is what a Slack client's datetimepicker submits when the
+// user picks wallClock ("2006-01-02 15:04"): the picker shows the user's
+// own time zone (their users.info tz, UTC when unset) and sends the
+// instant as a Unix timestamp in seconds (selected_date_time).
+func (s *Server) LocalDateTime(userID, wallClock string) (int64, error) {
+	s.mu.Lock()
+	u, ok := s.users[userID]
+	tz := ""
+	if ok {
+		tz = u.TZ
+	}
+	s.mu.Unlock()
+	if !ok {
+		return 0, fmt.Errorf("slackemu: user %s: %w", userID, ErrNotFound)
+	}
+	loc := time.UTC
+	if tz != "" {
+		l, err := time.LoadLocation(tz)
+		if err != nil {
+			return 0, fmt.Errorf("slackemu: user %s: time zone %q: %w", userID, tz, err)
+		}
+		loc = l
+	}
+	t, err := time.ParseInLocation("2006-01-02 15:04", wallClock, loc)
+	if err != nil {
+		return 0, fmt.Errorf("slackemu: %q is not a date and time like 2026-03-07 02:00: %w", wallClock, err)
+	}
+	return t.Unix(), nil
 }
 
 // Values are a modal's inputs: block_id -> action_id -> Value.
@@ -395,7 +427,7 @@ func (s *Server) ClickViewButton(ctx context.Context, userID, viewID, actionID s
 var selectTypes = []string{
 	"static_select", "external_select", "users_select", "conversations_select", "channels_select",
 	"radio_buttons", "multi_static_select", "multi_external_select", "checkboxes", "multi_users_select",
-	"multi_conversations_select", "multi_channels_select", "datepicker", "timepicker",
+	"multi_conversations_select", "multi_channels_select", "datepicker", "timepicker", "datetimepicker",
 }
 
 // SelectOption picks value in a select (or radio/checkbox/date picker) of
@@ -421,6 +453,16 @@ func (s *Server) SelectOption(ctx context.Context, userID, viewID, actionID, val
 	}
 	val := Value{Selected: value, SelectedOptions: []string{value}, User: value, Users: []string{value},
 		Conversation: value, Channel: value, Date: value, Time: value}
+	if e.typ() == "datetimepicker" {
+		// value is the Unix timestamp the picker submits (LocalDateTime
+		// turns the wall-clock time a person picks into one).
+		n, err := strconv.ParseInt(value, 10, 64)
+		if err != nil || n <= 0 {
+			s.mu.Unlock()
+			return Ack{}, fmt.Errorf("slackemu: datetimepicker %s: %q is not a Unix timestamp", actionID, value)
+		}
+		val.DateTime = n
+	}
 	st, err := stateFor(e, val)
 	if err != nil {
 		s.mu.Unlock()

@@ -136,6 +136,7 @@ type Server struct {
 	dmByUser  map[string]string
 
 	messages      map[string][]*Message
+	posts         []Message // every chat.postMessage as posted
 	ephemerals    map[string][]Message
 	responsePosts []ResponseURLPost
 	responseURLs  map[string]*responseTarget
@@ -150,6 +151,7 @@ type Server struct {
 
 	tickets    map[string]bool
 	conns      []*conn
+	connLog    []*Connection
 	accepted   int
 	rr         int
 	pending    map[string]chan Ack

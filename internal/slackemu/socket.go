@@ -78,9 +78,11 @@ type Delivery struct {
 	RetryAttempt int
 	RetryReason  string
 	EventID      string // events_api only
-	Payload      json.RawMessage
-	Acked        bool
-	AckPayload   json.RawMessage
+	// Conn is the Connection.ID of the socket the envelope was sent on.
+	Conn       int
+	Payload    json.RawMessage
+	Acked      bool
+	AckPayload json.RawMessage
 }
 
 type envelope struct {
@@ -93,7 +95,17 @@ type envelope struct {
 	eventID                string
 }
 
+// Connection is one Socket Mode connection the app opened: an app may hold
+// several at once (up to 10 per app token; every replica of a bot holds
+// its own), and Slack spreads envelopes over them (notes/slack.md §5).
+type Connection struct {
+	ID     int // 1, 2, ... in the order the sockets were accepted
+	Opened time.Time
+	Closed time.Time // zero while open
+}
+
 type conn struct {
+	info *Connection
 	ws   *websocket.Conn
 	send chan []byte
 	done chan struct{}
@@ -152,6 +164,8 @@ func (s *Server) handleSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &conn{ws: ws, send: make(chan []byte, 256), done: make(chan struct{})}
 	s.mu.Lock()
+	c.info = &Connection{ID: len(s.connLog) + 1, Opened: s.opts.Clock()}
+	s.connLog = append(s.connLog, c.info)
 	if !s.goLocked(func() { s.writeLoop(c) }) {
 		s.mu.Unlock()
 		_ = ws.Close()
@@ -207,6 +221,7 @@ func (s *Server) readLoop(c *conn) {
 				break
 			}
 		}
+		c.info.Closed = s.opts.Clock()
 		s.changedLocked()
 		s.mu.Unlock()
 		s.logf("socket closed")
@@ -282,26 +297,39 @@ func (s *Server) SetEnvelopeTeam(id string) {
 // deliver sends an envelope over one connection (round robin, as Slack
 // spreads envelopes over an app's sockets) and waits for its ack.
 func (s *Server) deliver(ctx context.Context, env *envelope) (Ack, error) {
+	a, _, err := s.deliverAvoiding(ctx, env, 0)
+	return a, err
+}
+
+// deliverAvoiding is deliver on a connection other than the one whose ID is
+// avoid, when another is open: Slack redelivers an envelope the app did not
+// acknowledge on one socket to another of its sockets, so one dead or stuck
+// replica does not swallow every retry. It returns the connection used.
+func (s *Server) deliverAvoiding(ctx context.Context, env *envelope, avoid int) (Ack, int, error) {
 	frame, err := json.Marshal(env)
 	if err != nil {
-		return Ack{}, fmt.Errorf("slackemu: encode envelope: %w", err)
+		return Ack{}, 0, fmt.Errorf("slackemu: encode envelope: %w", err)
 	}
 	s.mu.Lock()
 	if len(s.conns) == 0 {
 		s.mu.Unlock()
-		return Ack{}, ErrNotConnected
+		return Ack{}, 0, ErrNotConnected
 	}
 	s.rr = (s.rr + 1) % len(s.conns)
+	if len(s.conns) > 1 && s.conns[s.rr].info.ID == avoid {
+		s.rr = (s.rr + 1) % len(s.conns)
+	}
 	c := s.conns[s.rr]
 	ch := make(chan Ack, 1)
 	s.pending[env.EnvelopeID] = ch
 	s.envelopes[env.EnvelopeID] = env
 	s.deliveries = append(s.deliveries, Delivery{
 		EnvelopeID: env.EnvelopeID, Type: env.Type, RetryAttempt: env.RetryAttempt,
-		RetryReason: env.RetryReason, EventID: env.eventID, Payload: env.Payload,
+		RetryReason: env.RetryReason, EventID: env.eventID, Conn: c.info.ID, Payload: env.Payload,
 	})
 	s.changedLocked()
 	s.mu.Unlock()
+	used := c.info.ID
 	drop := func() {
 		s.mu.Lock()
 		if s.pending[env.EnvelopeID] == ch {
@@ -311,23 +339,23 @@ func (s *Server) deliver(ctx context.Context, env *envelope) (Ack, error) {
 	}
 	if !c.enqueue(frame) {
 		drop()
-		return Ack{}, ErrNotConnected
+		return Ack{}, used, ErrNotConnected
 	}
 	timer := time.NewTimer(s.opts.AckTimeout)
 	defer timer.Stop()
 	select {
 	case a := <-ch:
-		return a, nil
+		return a, used, nil
 	case <-timer.C:
 		drop()
 		s.logf("envelope %s (%s) not acked", env.EnvelopeID, env.Type)
-		return Ack{EnvelopeID: env.EnvelopeID}, ErrNoAck
+		return Ack{EnvelopeID: env.EnvelopeID}, used, ErrNoAck
 	case <-ctx.Done():
 		drop()
-		return Ack{EnvelopeID: env.EnvelopeID}, fmt.Errorf("slackemu: waiting for ack: %w", ctx.Err())
+		return Ack{EnvelopeID: env.EnvelopeID}, used, fmt.Errorf("slackemu: waiting for ack: %w", ctx.Err())
 	case <-s.ctx.Done():
 		drop()
-		return Ack{EnvelopeID: env.EnvelopeID}, ErrNotConnected
+		return Ack{EnvelopeID: env.EnvelopeID}, used, ErrNotConnected
 	}
 }
 
@@ -335,17 +363,19 @@ func (s *Server) deliver(ctx context.Context, env *envelope) (Ack, error) {
 // socket is open) it is redelivered in the background, on a new envelope
 // with retry_attempt+1, retry_reason "timeout" and the same event_id, up
 // to maxEventRetries times, waiting for a connection when there is none.
+// Each retry goes to another connection than the attempt before it when the
+// app holds more than one.
 func (s *Server) deliverEvent(ctx context.Context, env *envelope) (Ack, error) {
-	a, err := s.deliver(ctx, env)
+	a, used, err := s.deliverAvoiding(ctx, env, 0)
 	if errors.Is(err, ErrNoAck) || errors.Is(err, ErrNotConnected) {
 		s.mu.Lock()
-		s.goLocked(func() { s.retryEvent(env) })
+		s.goLocked(func() { s.retryEvent(env, used) })
 		s.mu.Unlock()
 	}
 	return a, err
 }
 
-func (s *Server) retryEvent(first *envelope) {
+func (s *Server) retryEvent(first *envelope, last int) {
 	for attempt := first.RetryAttempt + 1; attempt <= maxEventRetries; attempt++ {
 		if s.WaitConnected(s.ctx) != nil {
 			return
@@ -358,7 +388,7 @@ func (s *Server) retryEvent(first *envelope) {
 		}
 		env.Payload, env.eventID = first.Payload, first.eventID
 		env.RetryAttempt, env.RetryReason = attempt, "timeout"
-		if _, err := s.deliver(s.ctx, env); err == nil || s.ctx.Err() != nil {
+		if _, last, err = s.deliverAvoiding(s.ctx, env, last); err == nil || s.ctx.Err() != nil {
 			return
 		}
 	}
@@ -413,6 +443,18 @@ func (s *Server) Connected() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
+}
+
+// Connections lists every socket accepted so far, oldest first, with when
+// it opened and closed.
+func (s *Server) Connections() []Connection {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Connection, len(s.connLog))
+	for i, c := range s.connLog {
+		out[i] = *c
+	}
+	return out
 }
 
 // Connects is the number of sockets accepted since the server started; a

@@ -468,3 +468,98 @@ func TestViewStackAndHashes(t *testing.T) {
 		t.Run(tc.name, tc.run)
 	}
 }
+
+// TestSeveralConnections: an app holding several sockets (one per replica)
+// gets each envelope on exactly one of them, spread over all; an events_api
+// envelope one socket does not acknowledge is redelivered on another; and
+// Posts keeps each message as it was posted.
+func TestSeveralConnections(t *testing.T) {
+	srv, _ := newTestServer(t)
+	bot := func(name string, ackEvents bool) func(*socketmode.Client, socketmode.Event) {
+		return func(sm *socketmode.Client, evt socketmode.Event) {
+			switch evt.Type {
+			case socketmode.EventTypeSlashCommand:
+				_ = sm.Ack(*evt.Request, map[string]any{"text": name})
+			case socketmode.EventTypeEventsAPI:
+				if ackEvents {
+					_ = sm.Ack(*evt.Request)
+				}
+			}
+		}
+	}
+	api := startBot(t, srv, bot("a", false)) // connection 1 never acks events
+	startBot(t, srv, bot("b", true))
+	ctx := testCtx(t)
+	if err := srv.WaitFor(ctx, func(s *Server) bool { return s.Connected() == 2 }); err != nil {
+		t.Fatal(err)
+	}
+	answered := map[string]int{}
+	for range 6 {
+		ack, err := srv.SlashCommand(ctx, "U1", "/ping", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		answered[ack.Text()]++
+	}
+	byConn := map[int]int{}
+	seen := map[string]bool{}
+	for _, d := range srv.Deliveries() {
+		if seen[d.EnvelopeID] {
+			t.Errorf("envelope %s delivered twice", d.EnvelopeID)
+		}
+		seen[d.EnvelopeID] = true
+		byConn[d.Conn]++
+	}
+	if answered["a"] != 3 || answered["b"] != 3 || byConn[1] != 3 || byConn[2] != 3 {
+		t.Fatalf("answered by %v, delivered on %v: want 3 and 3", answered, byConn)
+	}
+
+	// Home opens until one lands on connection 1, which drops it: the
+	// retry must come on connection 2 and be acked there.
+	var first Delivery
+	for first.Conn != 1 {
+		n := len(srv.Deliveries())
+		_, err := srv.OpenHome(ctx, "U1")
+		first = srv.Deliveries()[n]
+		if (err == nil) != (first.Conn == 2) {
+			t.Fatalf("OpenHome on connection %d: %v", first.Conn, err)
+		}
+	}
+	var retry Delivery
+	if err := srv.WaitFor(ctx, func(s *Server) bool {
+		for _, d := range s.Deliveries() {
+			if d.EventID == first.EventID && d.RetryAttempt == 1 && d.Acked {
+				retry = d
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatalf("%v; deliveries = %+v", err, srv.Deliveries())
+	}
+	if retry.Conn != 2 {
+		t.Errorf("retry went to connection %d, want the other one (2)", retry.Conn)
+	}
+
+	_, ts, err := api.PostMessage("U2", slack.MsgOptionText("Approve REQ-1?", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := api.UpdateMessage("U2", ts, slack.MsgOptionText("Approved", false)); err != nil {
+		t.Fatal(err)
+	}
+	if p := srv.Posts(); len(p) != 1 || p[0].Text != "Approve REQ-1?" || p[0].TS != ts {
+		t.Errorf("Posts = %+v, want the one message as posted", p)
+	}
+
+	srv.DropConnections()
+	if err := srv.WaitFor(ctx, func(s *Server) bool {
+		c := s.Connections()
+		return len(c) >= 2 && !c[0].Closed.IsZero() && !c[1].Closed.IsZero()
+	}); err != nil {
+		t.Fatalf("%v: %+v", err, srv.Connections())
+	}
+	if c := srv.Connections(); c[0].ID != 1 || c[1].ID != 2 || c[0].Opened.IsZero() {
+		t.Errorf("Connections = %+v", c)
+	}
+}

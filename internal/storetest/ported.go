@@ -139,7 +139,18 @@ func testIndexesFollowLifecycle(t *testing.T, open Opener) {
 	}{
 		{"pending", func(r *access.Request) {}, want{access.StatePending, id, none, id, t0.Add(time.Hour), t0.Add(time.Hour)}},
 		{"pending, not yet due", func(r *access.Request) {}, want{access.StatePending, id, none, none, t0.Add(59 * time.Minute), t0.Add(time.Hour)}},
+		// Approved for a later start: due (and found by Due) at the start only.
+		{"scheduled", func(r *access.Request) {
+			r.Steps[0].Decision = access.DecisionApproved
+			r.Current = 1
+			r.State = access.StateScheduled
+			r.StartAt = t0.Add(3 * time.Hour)
+		}, want{access.StateScheduled, none, none, id, t0.Add(3 * time.Hour), t0.Add(3 * time.Hour)}},
+		{"scheduled, not yet due", func(r *access.Request) {}, want{access.StateScheduled, none, none, none, t0.Add(3*time.Hour - time.Minute), t0.Add(3 * time.Hour)}},
+		{"scheduled, start retried", func(r *access.Request) { r.StartRetryAt = t0.Add(3*time.Hour + time.Minute) },
+			want{access.StateScheduled, none, none, none, t0.Add(3 * time.Hour), t0.Add(3*time.Hour + time.Minute)}},
 		{"provisioning", func(r *access.Request) {
+			r.StartRetryAt = time.Time{}
 			r.Steps[0].Decision = access.DecisionApproved
 			r.Current = 1
 			r.State = access.StateProvisioning
@@ -162,7 +173,7 @@ func testIndexesFollowLifecycle(t *testing.T, open Opener) {
 			r.DeprovisionedAt = t0.Add(6 * time.Hour)
 		}, want{access.StateExpired, none, none, none, t0.Add(100 * time.Hour), t0.Add(48 * time.Hour)}},
 	}
-	all := []access.State{access.StatePending, access.StateProvisioning, access.StateActive, access.StateDeprovisioning, access.StateExpired}
+	all := []access.State{access.StatePending, access.StateScheduled, access.StateProvisioning, access.StateActive, access.StateDeprovisioning, access.StateExpired}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
 			st.change(r)

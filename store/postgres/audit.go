@@ -11,6 +11,7 @@ import (
 	"keycard/store"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const hashLen = sha256.Size
@@ -94,16 +95,11 @@ type eventRow struct {
 }
 
 func (tx *Tx) eventPage(sql string, args ...any) ([]eventRow, error) {
-	var out []eventRow
-	err := tx.each(sql, args, func(rows pgx.Rows) error {
+	return collect(tx, sql, args, func(rows pgx.Rows) (eventRow, error) {
 		var r eventRow
-		if err := rows.Scan(&r.seq, &r.at, &r.body); err != nil {
-			return err
-		}
-		out = append(out, r)
-		return nil
+		err := rows.Scan(&r.seq, &r.at, &r.body)
+		return r, err
 	})
-	return out, err
 }
 
 func emit(page []eventRow, fn func(access.Event) error) (bool, error) {
@@ -161,29 +157,15 @@ func (tx *Tx) EventsBetween(from, to time.Time, fn func(access.Event) error) err
 	if last == nil {
 		return nil
 	}
-	// The first seq in [1, last+1) whose event's time is not before from.
-	lo, hi := int64(1), *last+1
-	for lo < hi {
-		mid := lo + (hi-lo)/2
+	first, err := store.FirstSeqFrom(uint64(*last), from, func(seq uint64) ([]byte, error) {
 		var v []byte
-		ok, err := tx.one("SELECT body FROM keycard_audit_events WHERE seq = $1", []any{mid}, &v)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("store: audit event %d is missing (the events table has a gap)", mid)
-		}
-		at, err := store.EventTime(v)
-		if err != nil {
-			return fmt.Errorf("store: event %d: %w", mid, err)
-		}
-		if at.Before(from) {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
+		_, err := tx.one("SELECT body FROM keycard_audit_events WHERE seq = $1", []any{int64(seq)}, &v)
+		return v, err
+	})
+	if err != nil {
+		return err
 	}
-	want := lo
+	want := int64(first)
 	for {
 		page, err := tx.eventPage("SELECT seq, at_ns, body FROM keycard_audit_events WHERE seq >= $1 ORDER BY seq LIMIT $2", want, chunk)
 		if err != nil {
@@ -216,24 +198,36 @@ func (tx *Tx) EventsBetween(from, to time.Time, fn func(access.Event) error) err
 // bbolt store's). A missing seq is an error.
 func (tx *Tx) EventDetails(upTo uint64, fn func(seq uint64, requestID, detail []byte) error) error {
 	want := int64(1)
+	var page rawPage
 	for want <= int64(upTo) {
-		page, err := tx.eventPage("SELECT seq, at_ns, body FROM keycard_audit_events WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3", want, int64(upTo), chunk)
+		page.reset()
+		err := tx.each("SELECT seq, body FROM keycard_audit_events WHERE seq >= $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+			[]any{want, int64(upTo), chunk}, func(rows pgx.Rows) error {
+				var seq int64
+				var body pgtype.DriverBytes
+				if err := rows.Scan(&seq, &body); err != nil {
+					return err
+				}
+				page.add(seq, body)
+				return nil
+			})
 		if err != nil {
 			return err
 		}
-		if len(page) == 0 {
+		if page.len() == 0 {
 			break
 		}
-		for _, r := range page {
-			if r.seq != want {
-				return fmt.Errorf("store: audit event %d is missing (the walk went from %d to %d)", want, want-1, r.seq)
+		for i := range page.len() {
+			seq, body := page.row(i)
+			if seq != want {
+				return fmt.Errorf("store: audit event %d is missing (the walk went from %d to %d)", want, want-1, seq)
 			}
 			want++
-			reqID, detail, err := store.EventDetailFields(r.body)
+			reqID, detail, err := store.EventDetailFields(body)
 			if err != nil {
-				return fmt.Errorf("store: event %d: %w", r.seq, err)
+				return fmt.Errorf("store: event %d: %w", seq, err)
 			}
-			if err := fn(uint64(r.seq), reqID, detail); err != nil {
+			if err := fn(uint64(seq), reqID, detail); err != nil {
 				return stopped(err)
 			}
 		}

@@ -23,3 +23,6 @@ var IndexedReads = []struct {
 	{"WaitingOn", sqlWaitingOn, []any{"carol7@x"}},
 	{"InState", sqlInState, []any{[]string{"provisioning"}}},
 }
+
+// RequestPage is ForEachRequest's page query.
+const RequestPage = sqlRequestPage

@@ -179,7 +179,7 @@ func (l *Loader) Requests(src iter.Seq2[[]byte, error]) (int64, error) {
 			n := ns(d)
 			due = &n
 		}
-		for _, e := range waitingEmails(&r) {
+		for _, e := range store.WaitingEmails(&r) {
 			l.waiting = append(l.waiting, []any{e, ns(r.CreatedAt), r.ID})
 		}
 		return []any{num, r.ID, ns(r.CreatedAt), string(r.State), r.Policy, lowerEmail(r.Requester.Email),

@@ -25,14 +25,23 @@ import (
 type Options struct {
 	MaxConns int32 // pool size; pgxpool's default when 0
 	Retries  int   // how often Update retries a serialization failure; default 50
+	// TxTimeout bounds one attempt of an Update, from taking a connection to
+	// its COMMIT; default 30s. A network that drops packets without
+	// resetting connections would otherwise hold a Slack action until TCP
+	// gives up (minutes); past it the attempt fails as unavailable, and
+	// nothing commits. Writes make no network calls inside (STYLE.md), so a
+	// healthy one takes milliseconds. View is not bounded: an export may
+	// stream for longer.
+	TxTimeout time.Duration
 }
 
 // DB is an open keycard database in PostgreSQL. Safe for concurrent use.
 type DB struct {
-	where   string // host:port/database, for logs: never the password
-	pool    *pgxpool.Pool
-	ctx     context.Context
-	retries int
+	where     string // host:port/database, for logs: never the password
+	pool      *pgxpool.Pool
+	ctx       context.Context
+	retries   int
+	txTimeout time.Duration
 }
 
 // Open connects to the database at url (a postgres:// URL, as in
@@ -55,11 +64,14 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 	if opt.Retries <= 0 {
 		opt.Retries = 50
 	}
+	if opt.TxTimeout <= 0 {
+		opt.TxTimeout = 30 * time.Second
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, access.Wrap(access.CodeInvalid, err, "KEYCARD_DATABASE_URL: %s", err)
 	}
-	db := &DB{pool: pool, ctx: context.Background(), retries: opt.Retries, where: where(cfg)}
+	db := &DB{pool: pool, ctx: context.Background(), retries: opt.Retries, txTimeout: opt.TxTimeout, where: where(cfg)}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, access.Wrap(access.CodeUnavailable, err, "PostgreSQL at %s is unreachable: %s", where(cfg), safeErr(err))
@@ -133,10 +145,10 @@ func retryable(err error) bool {
 // run more than once (see the package doc).
 func (db *DB) Update(now time.Time, fn func(*Tx) error) error {
 	now = now.UTC()
-	var undo undoLog
+	var undo store.UndoLog
 	var err error
 	for attempt := 0; ; attempt++ {
-		undo.run()
+		undo.Run()
 		var tx *Tx
 		tx, err = db.attempt(now, &undo, fn)
 		if err == nil {
@@ -152,7 +164,7 @@ func (db *DB) Update(now time.Time, fn func(*Tx) error) error {
 		d := time.Duration(1+min(attempt, 6)) * time.Millisecond
 		time.Sleep(d/2 + rand.N(d))
 	}
-	undo.run()
+	undo.Run()
 	return lost(err)
 }
 
@@ -188,8 +200,10 @@ func lost(err error) error {
 	return access.Wrap(access.CodeUnavailable, err, Unavailable)
 }
 
-func (db *DB) attempt(now time.Time, undo *undoLog, fn func(*Tx) error) (*Tx, error) {
-	tx, err := db.begin(beginSerializable)
+func (db *DB) attempt(now time.Time, undo *store.UndoLog, fn func(*Tx) error) (*Tx, error) {
+	ctx, cancel := context.WithTimeout(db.ctx, db.txTimeout)
+	defer cancel()
+	tx, err := db.begin(ctx, beginSerializable)
 	if err != nil {
 		return nil, err
 	}
@@ -213,12 +227,12 @@ const (
 
 // begin takes a connection for one transaction. BEGIN itself is not sent
 // yet: it travels with the first statement (one round trip, not two).
-func (db *DB) begin(sql string) (*Tx, error) {
-	conn, err := db.pool.Acquire(db.ctx)
+func (db *DB) begin(ctx context.Context, sql string) (*Tx, error) {
+	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return nil, access.Wrap(access.CodeUnavailable, err, Unavailable)
 	}
-	return &Tx{ctx: db.ctx, conn: conn, beginSQL: sql}, nil
+	return &Tx{ctx: ctx, conn: conn, beginSQL: sql}, nil
 }
 
 // Batch is Update (fn may run more than once, as Batch's contract allows).
@@ -227,7 +241,7 @@ func (db *DB) Batch(now time.Time, fn func(*Tx) error) error { return db.Update(
 // View runs fn in a read-only snapshot (REPEATABLE READ READ ONLY). Its Now is
 // the zero time.
 func (db *DB) View(fn func(*Tx) error) error {
-	tx, err := db.begin(beginReadOnly)
+	tx, err := db.begin(db.ctx, beginReadOnly)
 	if err != nil {
 		return err
 	}
@@ -238,13 +252,7 @@ func (db *DB) View(fn func(*Tx) error) error {
 
 // StaticMembers is Tx.StaticMembers in its own read transaction.
 func (db *DB) StaticMembers(connector, group string) ([]string, error) {
-	var out []string
-	err := db.View(func(tx *Tx) error {
-		var err error
-		out, err = tx.StaticMembers(connector, group)
-		return err
-	})
-	return out, err
+	return store.Read(db.View, func(tx *Tx) ([]string, error) { return tx.StaticMembers(connector, group) })
 }
 
 // SetStaticMember is Tx.SetStaticMember in its own write transaction.
@@ -268,7 +276,7 @@ type Tx struct {
 	begun    bool     // BEGIN has been sent
 	pending  []queued // deferred writes, sent with the next statement
 	now      time.Time
-	undo     *undoLog
+	undo     *store.UndoLog
 	write    bool
 	dbErr    error             // the first database error, so a swallowed 40001 still retries
 	revs     map[string]uint64 // stored Rev of the requests this transaction read or wrote
@@ -403,6 +411,24 @@ func (tx *Tx) each(sql string, args []any, scan func(pgx.Rows) error) error {
 	return tx.note(err)
 }
 
+// collect runs a query through each and returns one value per row, made by
+// row (which scans it); nil with the first error.
+func collect[T any](tx *Tx, sql string, args []any, row func(pgx.Rows) (T, error)) ([]T, error) {
+	var out []T
+	err := tx.each(sql, args, func(rows pgx.Rows) error {
+		v, err := row(rows)
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // commit sends the deferred writes and COMMIT in one batch. A transaction
 // that never sent a statement has nothing to commit. PostgreSQL answers
 // COMMIT of a failed transaction with ROLLBACK, not an error: that is one.
@@ -429,29 +455,15 @@ func (tx *Tx) rollback() {
 		return
 	}
 	tx.begun = false
-	if _, err := tx.conn.Exec(context.Background(), "rollback"); err != nil {
+	// Bounded: on a connection that stopped answering, close it instead.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := tx.conn.Exec(ctx, "rollback"); err != nil {
 		_ = tx.conn.Conn().Close(context.Background())
 	}
 }
 
 func (tx *Tx) release() { tx.conn.Release() }
-
-// undoLog restores caller-visible fields the store assigned when a run does
-// not commit.
-type undoLog []func()
-
-func (u *undoLog) add(f func()) {
-	if u != nil {
-		*u = append(*u, f)
-	}
-}
-
-func (u *undoLog) run() {
-	for i := len(*u) - 1; i >= 0; i-- {
-		(*u)[i]()
-	}
-	*u = (*u)[:0]
-}
 
 var (
 	minKeyTime = time.Unix(0, math.MinInt64)

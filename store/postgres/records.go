@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"keycard/access"
+	"keycard/store"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -20,34 +21,25 @@ func (tx *Tx) Enqueue(op *access.Op) error {
 		return err
 	}
 	if op == nil {
-		return access.Errorf(access.CodeInvalid, "store: nil op")
+		return store.ErrNilOp
 	}
 	var id int64
 	if _, err := tx.one("UPDATE keycard_counters SET n = n + 1 WHERE name = 'outbox' RETURNING n", nil, &id); err != nil {
 		return fmt.Errorf("store: outbox sequence: %w", err)
 	}
-	origID, origCreated := op.ID, op.CreatedAt
-	tx.undo.add(func() { op.ID, op.CreatedAt = origID, origCreated })
-	op.ID = uint64(id)
-	if op.CreatedAt.IsZero() {
-		op.CreatedAt = tx.now
-	}
-	v, err := json.Marshal(op)
+	tx.undo.Add(store.StampOp(op, uint64(id), tx.now))
+	v, err := store.EncodeOp(*op)
 	if err != nil {
-		return fmt.Errorf("store: encode op %d: %w", op.ID, err)
+		return err
 	}
 	tx.later("INSERT INTO keycard_outbox (id, body) VALUES ($1, $2)", id, v)
 	return nil
 }
 
-func opNotFound(id uint64) error {
-	return access.Errorf(access.CodeNotFound, "Provisioning operation %d was not found.", id)
-}
-
 // Op reads one outbox item. CodeNotFound when absent.
 func (tx *Tx) Op(id uint64) (access.Op, error) {
 	if id > math.MaxInt64 {
-		return access.Op{}, opNotFound(id)
+		return access.Op{}, store.OpNotFound(id)
 	}
 	var v []byte
 	ok, err := tx.one("SELECT body FROM keycard_outbox WHERE id = $1", []any{int64(id)}, &v)
@@ -55,13 +47,9 @@ func (tx *Tx) Op(id uint64) (access.Op, error) {
 		return access.Op{}, fmt.Errorf("store: op %d: %w", id, err)
 	}
 	if !ok {
-		return access.Op{}, opNotFound(id)
+		return access.Op{}, store.OpNotFound(id)
 	}
-	var op access.Op
-	if err := json.Unmarshal(v, &op); err != nil {
-		return op, fmt.Errorf("store: op %d: %w", id, err)
-	}
-	return op, nil
+	return store.DecodeOp(id, v)
 }
 
 // PutOp rewrites an existing outbox item; CodeNotFound when it is gone (the
@@ -71,18 +59,18 @@ func (tx *Tx) PutOp(op access.Op) error {
 		return err
 	}
 	if op.ID > math.MaxInt64 {
-		return opNotFound(op.ID)
+		return store.OpNotFound(op.ID)
 	}
-	v, err := json.Marshal(op)
+	v, err := store.EncodeOp(op)
 	if err != nil {
-		return fmt.Errorf("store: encode op %d: %w", op.ID, err)
+		return err
 	}
 	tag, err := tx.exec("UPDATE keycard_outbox SET body = $2 WHERE id = $1", int64(op.ID), v)
 	if err != nil {
 		return fmt.Errorf("store: put op %d: %w", op.ID, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return opNotFound(op.ID)
+		return store.OpNotFound(op.ID)
 	}
 	return nil
 }
@@ -111,9 +99,9 @@ func (tx *Tx) Ops(fn func(access.Op) error) error {
 			if err := rows.Scan(&cur, &v); err != nil {
 				return err
 			}
-			var op access.Op
-			if err := json.Unmarshal(v, &op); err != nil {
-				return fmt.Errorf("store: op %d: %w", cur, err)
+			op, err := store.DecodeOp(uint64(cur), v)
+			if err != nil {
+				return err
 			}
 			page = append(page, op)
 			return nil
@@ -158,11 +146,8 @@ func (tx *Tx) Pin(slackID string) (access.Pin, bool, error) {
 	if err != nil || !ok {
 		return access.Pin{}, false, err
 	}
-	var p access.Pin
-	if err := json.Unmarshal(v, &p); err != nil {
-		return p, false, fmt.Errorf("store: pin %s: %w", slackID, err)
-	}
-	return p, true, nil
+	p, err := store.DecodePin(slackID, v)
+	return p, err == nil, err
 }
 
 // PutPin stores (overwrites) the pairing of a Slack user and an IdP user.
@@ -170,15 +155,9 @@ func (tx *Tx) PutPin(p access.Pin) error {
 	if err := tx.writable(); err != nil {
 		return err
 	}
-	if p.SlackID == "" {
-		return access.Errorf(access.CodeInvalid, "store: pin without a Slack user id")
-	}
-	if p.PinnedAt.IsZero() {
-		p.PinnedAt = tx.now
-	}
-	v, err := json.Marshal(p)
+	v, err := store.EncodePin(p, tx.now)
 	if err != nil {
-		return fmt.Errorf("store: encode pin: %w", err)
+		return err
 	}
 	_, err = tx.exec(`INSERT INTO keycard_pins (slack_id, body) VALUES ($1, $2)
 		ON CONFLICT (slack_id) DO UPDATE SET body = excluded.body`, p.SlackID, v)
@@ -191,12 +170,9 @@ func (tx *Tx) PutMessageRef(ref access.MessageRef) error {
 	if err := tx.writable(); err != nil {
 		return err
 	}
-	if ref.RequestID == "" {
-		return access.Errorf(access.CodeInvalid, "store: message ref without a request id")
-	}
-	v, err := json.Marshal(ref)
+	v, err := store.EncodeMessageRef(ref)
 	if err != nil {
-		return fmt.Errorf("store: encode message ref: %w", err)
+		return err
 	}
 	_, err = tx.exec(`INSERT INTO keycard_message_refs (request_id, kind, step, slack_user, body)
 		VALUES ($1, $2, $3, $4, $5)
@@ -208,21 +184,14 @@ func (tx *Tx) PutMessageRef(ref access.MessageRef) error {
 // MessageRefs returns every message ref of a request, ordered by kind, step
 // and Slack user.
 func (tx *Tx) MessageRefs(requestID string) ([]access.MessageRef, error) {
-	var out []access.MessageRef
-	err := tx.each(`SELECT body FROM keycard_message_refs WHERE request_id = $1 ORDER BY kind, step, slack_user`,
-		[]any{requestID}, func(rows pgx.Rows) error {
+	return collect(tx, `SELECT body FROM keycard_message_refs WHERE request_id = $1 ORDER BY kind, step, slack_user`,
+		[]any{requestID}, func(rows pgx.Rows) (access.MessageRef, error) {
 			var v []byte
 			if err := rows.Scan(&v); err != nil {
-				return err
+				return access.MessageRef{}, err
 			}
-			var ref access.MessageRef
-			if err := json.Unmarshal(v, &ref); err != nil {
-				return fmt.Errorf("store: message ref of %s: %w", requestID, err)
-			}
-			out = append(out, ref)
-			return nil
+			return store.DecodeMessageRef(requestID, v)
 		})
-	return out, err
 }
 
 // Cursor reads a named position; "" when unset.
@@ -282,17 +251,12 @@ func (tx *Tx) Seen(key string, ttl time.Duration) (bool, error) {
 
 // StaticMembers lists the user ids in a static connector's group, sorted.
 func (tx *Tx) StaticMembers(connector, group string) ([]string, error) {
-	var out []string
-	err := tx.each(`SELECT user_id FROM keycard_static WHERE connector = $1 AND grp = $2 ORDER BY user_id`,
-		[]any{connector, group}, func(rows pgx.Rows) error {
+	return collect(tx, `SELECT user_id FROM keycard_static WHERE connector = $1 AND grp = $2 ORDER BY user_id`,
+		[]any{connector, group}, func(rows pgx.Rows) (string, error) {
 			var u string
-			if err := rows.Scan(&u); err != nil {
-				return err
-			}
-			out = append(out, u)
-			return nil
+			err := rows.Scan(&u)
+			return u, err
 		})
-	return out, err
 }
 
 // SetStaticMember adds or removes a user id in a static connector's group;
@@ -319,12 +283,9 @@ func (tx *Tx) PutDoc(kind, id string, v any) error {
 	if err := tx.writable(); err != nil {
 		return err
 	}
-	if kind == "" || id == "" {
-		return access.Errorf(access.CodeInvalid, "store: document kind and id must not be empty")
-	}
-	data, err := json.Marshal(v)
+	data, err := store.EncodeDoc(kind, id, v)
 	if err != nil {
-		return fmt.Errorf("store: encode %s %s: %w", kind, id, err)
+		return err
 	}
 	_, err = tx.exec(`INSERT INTO keycard_docs (kind, id, body) VALUES ($1, $2, $3)
 		ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body`, kind, id, data)
@@ -338,8 +299,8 @@ func (tx *Tx) Doc(kind, id string, v any) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return false, fmt.Errorf("store: decode %s %s: %w", kind, id, err)
+	if err := store.DecodeDoc(kind, id, data, v); err != nil {
+		return false, err
 	}
 	return true, nil
 }

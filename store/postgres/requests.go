@@ -10,6 +10,7 @@ import (
 	"keycard/store"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // firstRequestNumber: ids start at REQ-1001, as in the bbolt store.
@@ -31,6 +32,11 @@ const (
 		WHERE w.email = $1 ORDER BY w.created_ns, w.id`
 	sqlInState = `SELECT ` + requestCols + ` FROM keycard_requests
 		WHERE state = ANY($1::text[]) ORDER BY created_ns, id`
+	// sqlRequestPage is ForEachRequest's page: the creation index read
+	// from just after ($2, $3) up to $1, one index range.
+	sqlRequestPage = `SELECT ` + requestCols + ` FROM keycard_requests
+		WHERE created_ns < $1 AND (created_ns, id) > ($2, $3::text COLLATE "C")
+		ORDER BY created_ns, id LIMIT $4`
 )
 
 func decodeRow(rows pgx.Rows) (access.Request, error) {
@@ -112,7 +118,7 @@ func (tx *Tx) PutRequest(r *access.Request) error {
 		}
 		r.Rev++
 	}
-	tx.undo.add(func() { r.ID, r.Rev, r.CreatedAt = origID, origRev, origCreated })
+	tx.undo.Add(func() { r.ID, r.Rev, r.CreatedAt = origID, origRev, origCreated })
 
 	body, err := store.EncodeRequest(r)
 	if err != nil {
@@ -139,50 +145,22 @@ func (tx *Tx) PutRequest(r *access.Request) error {
 			connector = $6, grp = $7, holds = $8, due_ns = $9, body = $10 WHERE id = $1`, args...)
 	}
 	tx.remember(r.ID, r.Rev)
-	if emails := waitingEmails(r); len(emails) > 0 {
+	if emails := store.WaitingEmails(r); len(emails) > 0 {
 		tx.later(`INSERT INTO keycard_waiting (email, created_ns, id)
 			SELECT unnest($1::text[]), $2, $3`, emails, ns(r.CreatedAt), r.ID)
 	}
 	return nil
 }
 
-// waitingEmails are the distinct candidates of a pending request's step.
-func waitingEmails(r *access.Request) []string {
-	if r.State != access.StatePending {
-		return nil
-	}
-	s := r.Step()
-	if s == nil {
-		return nil
-	}
-	var out []string
-	seen := map[string]bool{}
-	for _, c := range s.Candidates {
-		email := lowerEmail(c.Email)
-		if email == "" || seen[email] {
-			continue
-		}
-		seen[email] = true
-		out = append(out, email)
-	}
-	return out
-}
-
 func (tx *Tx) requests(sql string, args ...any) ([]access.Request, error) {
-	var out []access.Request
-	err := tx.each(sql, args, func(rows pgx.Rows) error {
+	return collect(tx, sql, args, func(rows pgx.Rows) (access.Request, error) {
 		r, err := decodeRow(rows)
 		if err != nil {
-			return fmt.Errorf("store: request: %w", err)
+			return r, fmt.Errorf("store: request: %w", err)
 		}
 		tx.remember(r.ID, r.Rev)
-		out = append(out, r)
-		return nil
+		return r, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // Due returns up to limit requests (all when limit <= 0) whose NextDue is at
@@ -260,27 +238,73 @@ func (tx *Tx) CountInState(state access.State) (map[string]int, error) {
 // (CreatedAt, ID) order, reading keyset pages of the creation index, so an
 // export runs in bounded memory. ErrStop from fn ends the walk. The request
 // passed to fn is valid only during the call, as with bbolt.
+//
+// Every page, the first included, is the same range read "after the last
+// key": (MinInt64, "") sorts before every row (ids are never empty). An
+// "is this the first page" parameter OR-ed into the condition would keep
+// the row comparison out of the index condition in a generic plan, which
+// PostgreSQL may choose for a prepared statement after five executions:
+// every page would then scan the index from the start, quadratic in the
+// rows (pgstore_test TestForEachRequestPagesUseTheIndex).
 func (tx *Tx) ForEachRequest(createdBefore time.Time, fn func(*access.Request) error) error {
 	end := ns(createdBefore)
 	afterNs, afterID := int64(math.MinInt64), ""
-	first := true
+	var page rawPage
+	var dec store.RequestDecoder
 	for {
-		page, err := tx.requests(`SELECT `+requestCols+` FROM keycard_requests
-			WHERE created_ns < $1 AND ($4 OR (created_ns, id) > ($2, $3::text COLLATE "C"))
-			ORDER BY created_ns, id LIMIT $5`, end, afterNs, afterID, first, chunk)
+		page.reset()
+		err := tx.each(sqlRequestPage, []any{end, afterNs, afterID, chunk}, func(rows pgx.Rows) error {
+			var body pgtype.DriverBytes
+			if err := rows.Scan(&body); err != nil {
+				return err
+			}
+			page.add(0, body)
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		first = false
-		for i := range page {
-			if err := fn(&page[i]); err != nil {
+		for i := range page.len() {
+			_, body := page.row(i)
+			r, err := dec.Decode(body)
+			if err != nil {
+				return fmt.Errorf("store: request: %w", err)
+			}
+			tx.remember(r.ID, r.Rev)
+			afterNs, afterID = ns(r.CreatedAt), r.ID
+			if err := fn(r); err != nil {
 				return stopped(err)
 			}
 		}
-		if len(page) < chunk {
+		if page.len() < chunk {
 			return nil
 		}
-		last := page[len(page)-1]
-		afterNs, afterID = ns(last.CreatedAt), last.ID
 	}
+}
+
+// rawPage holds one keyset page of a long walk as raw values in one reused
+// buffer (a number and a byte value a row), so the walk allocates nothing
+// per row; the values are only valid until the next reset.
+type rawPage struct {
+	nums []int64
+	ends []int
+	data []byte
+}
+
+func (p *rawPage) reset() { p.nums, p.ends, p.data = p.nums[:0], p.ends[:0], p.data[:0] }
+
+func (p *rawPage) add(n int64, v []byte) {
+	p.data = append(p.data, v...)
+	p.nums = append(p.nums, n)
+	p.ends = append(p.ends, len(p.data))
+}
+
+func (p *rawPage) len() int { return len(p.ends) }
+
+func (p *rawPage) row(i int) (int64, []byte) {
+	start := 0
+	if i > 0 {
+		start = p.ends[i-1]
+	}
+	return p.nums[i], p.data[start:p.ends[i]:p.ends[i]]
 }
