@@ -335,3 +335,35 @@ func TestMFAExportGolden(t *testing.T) {
 		t.Errorf("no MFA-verified approval in:\n%s", buf.String())
 	}
 }
+
+// TestMFADelegateApproves: a delegate's Approve on an approval_mfa step
+// sends the push to the delegate (the person clicking), and the approval it
+// completes records whom they decided for, under which delegation, and the
+// factor: the delegation checked at the click rides on the challenge.
+func TestMFADelegateApproves(t *testing.T) {
+	e, idp := newMFAEnv(t)
+	d := e.mustDelegate("bob@example.com", "frank@example.com", "2026-11-09")
+	r, err := e.submit("ann@example.com", "prod-db-admin", 2*time.Hour, "migration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = e.decide(r.ID, 0, "frank@example.com", true, "covering for Bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.Steps[0].Challenge
+	if c == nil || c.Approver.Email != "frank@example.com" || c.OnBehalfOf.Email != "bob@example.com" || c.Delegation != d.ID || idp.pushCount() != 1 {
+		t.Fatalf("after the delegate's click: challenge %+v, %d pushes", c, idp.pushCount())
+	}
+	idp.answer(access.ChallengeSuccess)
+	e.clock.Advance(handlers.MFAPollEvery)
+	e.settle()
+	st := e.get(r.ID).Steps[0]
+	if st.Decision != access.DecisionApproved || st.DecidedBy.Email != "frank@example.com" || st.OnBehalfOf.Email != "bob@example.com" ||
+		st.Delegation != d.ID || st.MFAFactor != "fake:push" {
+		t.Fatalf("step after the push: %+v", st)
+	}
+	if got := e.events(r.ID); got[len(got)-1] != "step.approved" {
+		t.Fatalf("events %v, want step.approved last", got)
+	}
+}
