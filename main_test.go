@@ -58,6 +58,17 @@ func TestPolicyCheck(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "bad.yaml:1") || !strings.Contains(stderr, "bad.yaml:2") {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
+	// approval_mfa on a connector that cannot challenge names the connector.
+	src, err := os.ReadFile("docs/examples/policy-static.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mfa := filepath.Join(t.TempDir(), "mfa.yaml")
+	os.WriteFile(mfa, []byte(strings.Replace(string(src), "    privileged: true\n", "    privileged: true\n    approval_mfa: true\n", 1)), 0o600)
+	code, _, stderr = runCLI(t, "policy", "check", mfa)
+	if code != 1 || !strings.Contains(stderr, "approval_mfa: connector ") || !strings.Contains(stderr, "cannot challenge an approver for MFA; only okta connectors can") {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
 }
 
 // seedDB writes a few requests and events with the real lifecycle.

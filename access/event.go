@@ -24,6 +24,8 @@ const (
 	EvRequestReminded  EventType = "request.reminded"  // approvers re-pinged
 	EvRequestEscalated EventType = "request.escalated" // escalate_to added
 	EvDecisionRefused  EventType = "decision.refused"  // a click by someone who may not decide
+	EvMFAChallenged    EventType = "mfa.challenged"    // an Approve on an approval_mfa step sent a push; detail: step, factor
+	EvMFAFailed        EventType = "mfa.failed"        // the push was rejected or timed out; the step stays undecided; detail: outcome
 
 	EvGrantStarting     EventType = "grant.starting"     // a scheduled grant's start came: re-checked, IdP add queued
 	EvGrantActive       EventType = "grant.active"       // IdP confirmed the add; the clock starts

@@ -101,9 +101,37 @@ type Step struct {
 	DecidedAt   time.Time `json:"decided_at,omitempty"`
 	Comment     string    `json:"comment,omitempty"` // deny reason or note
 	Reminded    time.Time `json:"reminded,omitempty"`
+	// MFA is set when the policy asks for approval_mfa on this step: an
+	// Approve counts only after the approver passes an IdP challenge.
+	MFA bool `json:"mfa,omitempty"`
+	// Challenge is the MFA push in flight for this step (nil when none).
+	Challenge *Challenge `json:"challenge,omitempty"`
+	// MFAFactor names the factor that verified the approval ("okta:push"),
+	// set with Decision approved on a step with MFA.
+	MFAFactor string `json:"mfa_factor,omitempty"`
+	// MFANote says how the last challenge of this step failed (rejected,
+	// timed out), for the approval DM; cleared by the next challenge.
+	MFANote string `json:"mfa_note,omitempty"`
 	// OnBehalfOf is the candidate DecidedBy decided for, under delegation
 	// Delegation (its id), when DecidedBy was not a candidate themselves but
 	// OnBehalfOf's delegate (issue 15 item 2). Empty for a direct decision.
+	OnBehalfOf Person `json:"on_behalf_of,omitzero"`
+	Delegation string `json:"delegation,omitempty"`
+}
+
+// Challenge is a pending MFA push sent to an approver who clicked Approve.
+type Challenge struct {
+	Approver Person    `json:"approver"`
+	Factor   string    `json:"factor"`  // e.g. "okta:push"
+	Ref      string    `json:"ref"`     // the connector's handle to poll (opaque)
+	UserID   string    `json:"user_id"` // the approver's id at the challenging connector
+	SentAt   time.Time `json:"sent_at"`
+	// Deadline is when keycard stops waiting even if the IdP cannot be
+	// asked: the challenge then counts as timed out.
+	Deadline time.Time `json:"deadline"`
+	Comment  string    `json:"comment,omitempty"` // the approval note, applied on success
+	// OnBehalfOf and Delegation: the approver is a delegate deciding for
+	// OnBehalfOf under that delegation (checked at the click).
 	OnBehalfOf Person `json:"on_behalf_of,omitzero"`
 	Delegation string `json:"delegation,omitempty"`
 }
@@ -153,7 +181,10 @@ type Request struct {
 	ExpiresAt  time.Time `json:"expires_at,omitempty"`  // request_ttl: pending -> timed_out
 	RemindAt   time.Time `json:"remind_at,omitempty"`   // next reminder of the current step
 	EscalateAt time.Time `json:"escalate_at,omitempty"` // escalate_after
-	DecidedAt  time.Time `json:"decided_at,omitempty"`  // final approval or denial, cancel, timeout
+	// MFAPollAt is when the scheduler next asks the IdP about the current
+	// step's MFA challenge (zero: none pending).
+	MFAPollAt time.Time `json:"mfa_poll_at,omitempty"`
+	DecidedAt time.Time `json:"decided_at,omitempty"` // final approval or denial, cancel, timeout
 
 	ProvisionedAt   time.Time `json:"provisioned_at,omitempty"`   // IdP confirmed the add: the clock starts
 	EndsAt          time.Time `json:"ends_at,omitempty"`          // when the grant ends (or ended)
@@ -212,6 +243,7 @@ func (r *Request) NextDue() time.Time {
 		min(r.ExpiresAt)
 		min(r.RemindAt)
 		min(r.EscalateAt)
+		min(r.MFAPollAt)
 	case StateScheduled:
 		if !r.StartRetryAt.IsZero() {
 			min(r.StartRetryAt)

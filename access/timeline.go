@@ -99,8 +99,11 @@ func (r *Request) AsOf(t time.Time) Request {
 			st.Escalated, st.EscalatedAt, st.Added = false, time.Time{}, 0
 		}
 		if st.Decision != DecisionNone && !before(st.DecidedAt) {
-			st.Decision, st.DecidedBy, st.DecidedAt, st.Comment = DecisionNone, Person{}, time.Time{}, ""
+			st.Decision, st.DecidedBy, st.DecidedAt, st.Comment, st.MFAFactor = DecisionNone, Person{}, time.Time{}, "", ""
 			st.OnBehalfOf, st.Delegation = Person{}, ""
+		}
+		if st.Challenge != nil && !before(st.Challenge.SentAt) {
+			st.Challenge = nil // sent after t
 		}
 		if st.Decision == DecisionNone && c.Current == len(c.Steps) {
 			c.Current = i

@@ -31,7 +31,10 @@ func (r *Request) closePending(to State, now time.Time) error {
 	}
 	r.State = to
 	r.DecidedAt = now
-	r.RemindAt, r.EscalateAt, r.ExpiresAt = time.Time{}, time.Time{}, time.Time{}
+	r.RemindAt, r.EscalateAt, r.ExpiresAt, r.MFAPollAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	for i := range r.Steps {
+		r.Steps[i].Challenge = nil
+	}
 	return nil
 }
 

@@ -185,6 +185,8 @@ func (b *Bot) notify(ctx context.Context, e access.Event, homes map[string]acces
 		kind := map[access.EventType]NoticeKind{access.EvRequestDenied: NoticeDenied,
 			access.EvRequestCancelled: NoticeCancelled, access.EvRequestTimedOut: NoticeTimedOut}[e.Type]
 		return b.notice(ctx, e, r, kind)
+	case access.EvMFAChallenged, access.EvMFAFailed:
+		return b.refreshApprovals(ctx, r)
 	case access.EvRequestReminded:
 		return b.remind(ctx, e, r)
 	case access.EvRequestEscalated:
@@ -268,6 +270,43 @@ const (
 	refApproval = "approval" // an approval DM (also "approval:r<seq>" for reminders)
 	refClosed   = "closed"   // the approval DM with this ts was updated to its final form
 )
+
+// refreshApprovals re-renders the open approval DMs of the current step
+// (an MFA push sent: "check your phone"; its rejection or timeout), keeping
+// their buttons.
+func (b *Bot) refreshApprovals(ctx context.Context, r access.Request) error {
+	if r.State != access.StatePending {
+		return nil // the decision's own event updates the DMs
+	}
+	refs, err := b.core.Messages(r.ID)
+	if err != nil {
+		return err
+	}
+	closed := map[string]bool{}
+	for _, ref := range refs {
+		if ref.Kind == refClosed {
+			closed[ref.Channel+"/"+ref.TS] = true
+		}
+	}
+	var info *RequesterInfo
+	for _, ref := range refs {
+		if ref.Kind != refApproval || ref.Step != r.Current || closed[ref.Channel+"/"+ref.TS] {
+			continue
+		}
+		if info == nil {
+			i := b.requesterInfo(ctx, r)
+			info = &i
+		}
+		m := ApprovalMessage(r, ref.Step, *info, b.people.loc(ctx, ref.SlackUser))
+		if _, _, _, err := b.api.UpdateMessageContext(ctx, ref.Channel, ref.TS, m.options()...); err != nil {
+			if !permanent(err) {
+				return err
+			}
+			b.log.Warn("approval DM could not be updated", "request", r.ID, "err", err)
+		}
+	}
+	return nil
+}
 
 // syncApprovals brings the approval DMs in line with the request: every
 // candidate of the step being decided has a DM with buttons, and every DM

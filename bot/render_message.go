@@ -89,6 +89,14 @@ func ApprovalMessage(r access.Request, step int, info RequesterInfo, loc *time.L
 		if st.Escalated {
 			blocks = append(blocks, contextLine("Escalated: this request waited too long for a decision."))
 		}
+		switch {
+		case st.Challenge != nil:
+			blocks = append(blocks, section(":iphone: *Check your phone:* "+person(st.Challenge.Approver)+"'s Approve counts once the Okta Verify push sent "+when(st.Challenge.SentAt, loc)+" is approved."))
+		case st.MFANote != "":
+			blocks = append(blocks, section(":warning: "+esc(st.MFANote)+" The step is still undecided; Approve sends a new push."))
+		case st.MFA:
+			blocks = append(blocks, contextLine(":lock: This step needs MFA: Approve sends an Okta Verify push to your phone."))
+		}
 		return Message{Text: "Approval needed: " + text, Blocks: blocks}
 	}
 	outcome := stepOutcome(&r, step, loc)
@@ -102,7 +110,11 @@ func stepOutcome(r *access.Request, step int, loc *time.Location) string {
 		st := r.Steps[step]
 		switch st.Decision {
 		case access.DecisionApproved:
-			return ":white_check_mark: Approved by " + decider(st) + " · " + when(st.DecidedAt, loc)
+			s := ":white_check_mark: Approved by " + decider(st) + " · " + when(st.DecidedAt, loc)
+			if st.MFAFactor != "" {
+				s += " · MFA-verified (" + esc(st.MFAFactor) + ")"
+			}
+			return s
 		case access.DecisionDenied:
 			s := ":x: Denied by " + decider(st) + " · " + when(st.DecidedAt, loc)
 			if st.Comment != "" {

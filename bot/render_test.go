@@ -159,6 +159,20 @@ func TestRenderMessages(t *testing.T) {
 	expired.State, expired.EndReason = access.StateExpired, access.ReasonExpired
 	revoked := active
 	revoked.State, revoked.EndReason, revoked.EndedBy, revoked.EndedAt = access.StateRevoked, access.ReasonRevoked, dave, t0.Add(time.Hour)
+	// approval_mfa: a step that needs MFA, one with a push in flight, one
+	// whose push was rejected, and an MFA-verified approval.
+	mfa := r
+	mfa.Steps = append([]access.Step(nil), r.Steps...)
+	mfa.Steps[0].MFA = true
+	mfaWaiting := mfa
+	mfaWaiting.Steps = append([]access.Step(nil), mfa.Steps...)
+	mfaWaiting.Steps[0].Challenge = &access.Challenge{Approver: bob, Factor: "okta:push", SentAt: t0.Add(2 * time.Minute), Deadline: t0.Add(8 * time.Minute)}
+	mfaRejected := mfa
+	mfaRejected.Steps = append([]access.Step(nil), mfa.Steps...)
+	mfaRejected.Steps[0].MFANote = "The MFA push to Bob Boss was rejected on the phone."
+	mfaDone := step1
+	mfaDone.Steps = append([]access.Step(nil), step1.Steps...)
+	mfaDone.Steps[0].MFA, mfaDone.Steps[0].MFAFactor = true, "okta:push"
 	delegated := step1
 	delegated.Steps = append([]access.Step(nil), step1.Steps...)
 	delegated.Steps[0].DecidedBy, delegated.Steps[0].OnBehalfOf, delegated.Steps[0].Delegation = dave, bob, "DLG-7"
@@ -192,6 +206,10 @@ func TestRenderMessages(t *testing.T) {
 		{"approval_step2_pending", ApprovalMessage(step1, 1, info, time.UTC)},
 		{"approval_step2_denied", ApprovalMessage(denied, 1, info, time.UTC)},
 		{"approval_long_justification", ApprovalMessage(long, 0, RequesterInfo{}, time.UTC)},
+		{"approval_mfa_needed", ApprovalMessage(mfa, 0, info, berlin)},
+		{"approval_mfa_check_phone", ApprovalMessage(mfaWaiting, 0, info, berlin)},
+		{"approval_mfa_rejected", ApprovalMessage(mfaRejected, 0, info, berlin)},
+		{"approval_mfa_verified", ApprovalMessage(mfaDone, 0, info, berlin)},
 		{"notice_submitted", RequesterNotice(NoticeSubmitted, r, t0, berlin)},
 		{"notice_step_approved", RequesterNotice(NoticeStepApproved, step1, t0, berlin)},
 		{"notice_denied", RequesterNotice(NoticeDenied, denied, t0, berlin)},

@@ -81,6 +81,24 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 			}
 		}
 	}
+	// approval_mfa: once the click is checked, the push goes out before the
+	// transaction (no network call inside one), unless one is in flight
+	// (the transaction then refuses the second click).
+	var challenge *access.Challenge
+	if st := seen.Step(); in.Approve && checked && orphan == "" && recheck == nil && st != nil && st.MFA &&
+		seen.ChallengePending(s.clock.Now()) == nil {
+		c, err := s.sendChallenge(ctx, &seen, actor, comment)
+		if access.CodeOf(err) == access.CodeInvalid || access.CodeOf(err) == access.CodeNotFound {
+			// No push can reach this approver (no Okta Verify factor): the
+			// person acted and was refused, so it is audited.
+			_ = s.audit(event(access.EvMFAFailed, actor.Email, &seen, map[string]any{
+				"step": seen.Current + 1, "rule": st.Rule, "outcome": "not_sent", "why": access.MessageOf(err)}))
+		}
+		if err != nil {
+			return access.Request{}, err
+		}
+		challenge = &c
+	}
 	var r access.Request
 	var refusal error
 	var ticket refusalTicket // the refusal's audit admission, decided once
@@ -165,32 +183,21 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 			_, err := tx.Append(event(access.EvRequestDenied, actor.Email, &r, delegatedDetail(map[string]any{"step": r.Current + 1, "rule": rule, "reason": comment}, as)))
 			return err
 		}
+		if r.Step().MFA {
+			// approval_mfa: the click sends a push; the step is decided
+			// when the scheduler sees the approver pass it.
+			// A delegate's push goes to the delegate (the clicker); whom
+			// they decide for rides on the challenge to its outcome.
+			if as.delegation != nil {
+				challenge.OnBehalfOf, challenge.Delegation = as.principal, as.delegation.ID
+			}
+			return s.beginChallenge(tx, &r, actor, challenge)
+		}
 		complete, err := r.ApproveStep(actor, comment, now)
 		if err != nil {
 			return err
 		}
-		if err := recordDelegated(tx, &r, idx, as); err != nil {
-			return err
-		}
-		if !complete {
-			p, ok := s.Policy().Policy(r.Policy)
-			if ok && p.RemindAfter > 0 {
-				r.RemindAt = now.Add(p.RemindAfter)
-			}
-			if ok && p.EscalateAfter > 0 && len(p.EscalateTo) > 0 {
-				r.EscalateAt = now.Add(p.EscalateAfter)
-			}
-			if err := tx.PutRequest(&r); err != nil {
-				return err
-			}
-			_, err := tx.Append(event(access.EvStepApproved, actor.Email, &r, delegatedDetail(map[string]any{"step": r.Current, "of": len(r.Steps), "rule": rule, "comment": comment}, as)))
-			return err
-		}
-		how := fmt.Sprintf("step %d of %d", r.Current+1, len(r.Steps))
-		if as.delegation != nil {
-			how += fmt.Sprintf(" for %s (delegation %s from %s to %s)", as.principal.Email, as.delegation.ID, as.delegation.From.Email, as.delegation.To.Email)
-		}
-		return approve(tx, &r, actor.Email, how)
+		return s.stepApproved(tx, &r, idx, actor.Email, rule, comment, "", complete, as)
 	})
 	if err != nil {
 		return access.Request{}, err
@@ -202,6 +209,44 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 		s.metrics.Approval.Observe(r.DecidedAt.Sub(r.CreatedAt).Seconds())
 	}
 	return r, nil
+}
+
+// stepApproved stores r after ApproveStep (or a passed MFA challenge) and
+// appends its event: step.approved with the next deadlines, or the request's
+// approval when the chain is complete. factor is the MFA factor that
+// verified the approval, "" without MFA; as is whom the approver decided
+// step idx for (a delegation), recorded on the step and in the events.
+func (s *Service) stepApproved(tx Tx, r *access.Request, idx int, actor, rule, comment, factor string, complete bool, as actingFor) error {
+	if err := recordDelegated(tx, r, idx, as); err != nil {
+		return err
+	}
+	now := tx.Now()
+	if !complete {
+		p, ok := s.Policy().Policy(r.Policy)
+		if ok && p.RemindAfter > 0 {
+			r.RemindAt = now.Add(p.RemindAfter)
+		}
+		if ok && p.EscalateAfter > 0 && len(p.EscalateTo) > 0 {
+			r.EscalateAt = now.Add(p.EscalateAfter)
+		}
+		if err := tx.PutRequest(r); err != nil {
+			return err
+		}
+		detail := map[string]any{"step": r.Current, "of": len(r.Steps), "rule": rule, "comment": comment}
+		if factor != "" {
+			detail["mfa"] = factor
+		}
+		_, err := tx.Append(event(access.EvStepApproved, actor, r, delegatedDetail(detail, as)))
+		return err
+	}
+	how := fmt.Sprintf("step %d of %d", r.Current+1, len(r.Steps))
+	if as.delegation != nil {
+		how += fmt.Sprintf(" for %s (delegation %s from %s to %s)", as.principal.Email, as.delegation.ID, as.delegation.From.Email, as.delegation.To.Email)
+	}
+	if factor != "" {
+		how += ", MFA-verified (" + factor + ")"
+	}
+	return approve(tx, r, actor, how)
 }
 
 // errNotCandidate marks mayDecide's refusal of someone who is not a

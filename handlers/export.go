@@ -286,6 +286,14 @@ func appendSteps(b []byte, r *access.Request) []byte {
 				b = append(b, st.Comment...)
 				b = append(b, ')')
 			}
+			if st.MFAFactor != "" {
+				b = append(b, "; MFA-verified ("...)
+				b = append(b, st.MFAFactor...)
+				b = append(b, ')')
+			}
+		}
+		if st.MFA && st.MFAFactor == "" && st.Decision != access.DecisionDenied {
+			b = append(b, "; MFA required"...)
 		}
 		if st.Escalated {
 			b = append(b, "; escalated"...)

@@ -287,11 +287,19 @@ type env struct {
 	path  string
 	svc   *handlers.Service
 	set   *policy.Set
+	conns handlers.Connectors
 }
 
 var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 
 func newEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvWith(t, testPolicy, nil)
+}
+
+// newEnvWith is newEnv with another policy text and, when wrap is set,
+// connectors built around the fake IdP.
+func newEnvWith(t *testing.T, text string, wrap func(*fakeIdP) handlers.Connectors) *env {
 	t.Helper()
 	e := &env{t: t, clock: fakeclock.New(t0), idp: newIdP(), path: filepath.Join(t.TempDir(), "keycard.db")}
 	eng := map[string]string{"department": "Engineering"}
@@ -306,11 +314,15 @@ func newEnv(t *testing.T) *env {
 		{"auditors", "erin@example.com"}, {"keycard-admins", "frank@example.com"}} {
 		e.idp.setMember(m.g, m.e, true)
 	}
-	set, err := policy.Parse("policy.yaml", []byte(testPolicy))
+	set, err := policy.Parse("policy.yaml", []byte(text))
 	if err != nil {
 		t.Fatalf("test policy: %v", err)
 	}
 	e.set = set
+	e.conns = conns{e.idp}
+	if wrap != nil {
+		e.conns = wrap(e.idp)
+	}
 	e.open()
 	t.Cleanup(func() { e.db.Close() })
 	return e
@@ -324,7 +336,7 @@ func (e *env) open() {
 		e.t.Fatal(err)
 	}
 	e.db = db
-	e.svc = handlers.New(adapt.Store(db), conns{e.idp}, e.set, e.clock, handlers.Options{BackoffBase: time.Second, BackoffMax: time.Minute})
+	e.svc = handlers.New(adapt.Store(db), e.conns, e.set, e.clock, handlers.Options{BackoffBase: time.Second, BackoffMax: time.Minute})
 }
 
 func (e *env) restart() {

@@ -71,6 +71,8 @@ func (s *Service) handleDue(ctx context.Context, r *access.Request, now time.Tim
 				_, err := tx.Append(event(access.EvRequestTimedOut, access.ActorScheduler, r, map[string]any{"step": r.Current + 1}))
 				return err
 			})
+		case !r.MFAPollAt.IsZero() && !r.MFAPollAt.After(now):
+			return s.pollChallenge(ctx, r, now)
 		case !r.EscalateAt.IsZero() && !r.EscalateAt.After(now):
 			return s.escalate(ctx, r)
 		case !r.RemindAt.IsZero() && !r.RemindAt.After(now):

@@ -15,7 +15,7 @@ func (d *decoder) policy(s *Set, i int, n *yaml.Node) *Policy {
 	field := fmt.Sprintf("policies[%d]", i)
 	f, ok := d.mapping(n, field, "name", "app", "role", "group", "connector", "privileged", "eligible",
 		"approval", "duration", "justification", "break_glass", "request_ttl", "remind_after",
-		"escalate_after", "escalate_to", "extend",
+		"escalate_after", "escalate_to", "extend", "approval_mfa",
 		"schedule_ahead")
 	if !ok {
 		return nil
@@ -69,9 +69,24 @@ func (d *decoder) policy(s *Set, i int, n *yaml.Node) *Policy {
 		if len(an.Content) == 0 {
 			d.errf(an, field+".approval", "an empty approval chain; list the steps, or write approval: auto for no human step")
 		}
-		p.Approval = d.rules(an, field+".approval")
+		p.Approval = d.rules(an, field+".approval", true)
 	} else {
 		d.errf(an, field+".approval", "expected a list of steps or auto, got %s", kindName(an))
+	}
+
+	p.ApprovalMFA = d.boolean(f, field, "approval_mfa")
+	if mn := f.get("approval_mfa"); mn != nil && p.ApprovalMFA && p.Auto {
+		d.errf(mn, field+".approval_mfa", "approval: auto has no approver to challenge; drop approval_mfa")
+	}
+	for i, r := range p.Approval {
+		if p.ApprovalMFA || r.MFA {
+			n, at := f.get("approval_mfa"), field+".approval_mfa"
+			if n == nil {
+				n, at = f.get("approval").Content[i], fmt.Sprintf("%s.approval[%d].approval_mfa", field, i)
+			}
+			d.challenger(s, n, at, p.Connector)
+			break
+		}
 	}
 
 	if dn := f.get("duration"); dn == nil {
@@ -122,7 +137,7 @@ func (d *decoder) policy(s *Set, i int, n *yaml.Node) *Policy {
 		if en.Kind != yaml.SequenceNode || len(en.Content) == 0 {
 			d.errf(en, field+".escalate_to", "expected a non-empty list of approver rules, got %s", kindName(en))
 		} else {
-			p.EscalateTo = d.rules(en, field+".escalate_to")
+			p.EscalateTo = d.rules(en, field+".escalate_to", false)
 		}
 	}
 	switch {
@@ -152,11 +167,16 @@ func (d *decoder) policy(s *Set, i int, n *yaml.Node) *Policy {
 	return p
 }
 
-// rules reads a list of approver rules.
-func (d *decoder) rules(n *yaml.Node, field string) []Rule {
+// rules reads a list of approver rules; steps (the approval chain) may carry
+// approval_mfa.
+func (d *decoder) rules(n *yaml.Node, field string, steps bool) []Rule {
 	var out []Rule
 	for i, item := range d.items(n, field) {
-		if r, ok := d.rule(item, fmt.Sprintf("%s[%d]", field, i)); ok {
+		read := d.rule
+		if steps {
+			read = d.step
+		}
+		if r, ok := read(item, fmt.Sprintf("%s[%d]", field, i)); ok {
 			out = append(out, r)
 		}
 	}
@@ -165,7 +185,50 @@ func (d *decoder) rules(n *yaml.Node, field string) []Rule {
 
 const ruleForms = "manager, group: NAME, user: EMAIL, users: [EMAIL, ...]"
 
-// rule reads one approver rule: `manager`, `group: g`, `user: e`, `users: [a, b]`.
+// challenger refuses approval_mfa on a policy whose connector cannot send an
+// MFA challenge: only Okta's Factors API can push to the approver's phone
+// (connectors opt in with access.Challenger; the okta type is the one that does).
+func (d *decoder) challenger(s *Set, n *yaml.Node, at, connector string) {
+	c, ok := s.Connectors[connector]
+	if !ok || c.Type == "okta" {
+		return
+	}
+	d.errf(n, at, "connector %q (type %s) cannot challenge an approver for MFA; only okta connectors can (Okta Verify push)", connector, c.Type)
+}
+
+// stepMFA splits `approval_mfa: true` off a step written as a two-key mapping
+// (`- {group: security-team, approval_mfa: true}`), leaving the rule's own key.
+func (d *decoder) stepMFA(n *yaml.Node, field string) (*yaml.Node, bool) {
+	if n.Kind != yaml.MappingNode || len(n.Content) != 4 {
+		return n, false
+	}
+	for i := 0; i < 4; i += 2 {
+		if n.Content[i].Value != "approval_mfa" {
+			continue
+		}
+		v := n.Content[i+1]
+		if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
+			d.errf(v, field+".approval_mfa", "expected true or false, got %s", kindName(v))
+			return n, false
+		}
+		rest := *n
+		rest.Content = append(append([]*yaml.Node{}, n.Content[:i]...), n.Content[i+2:]...)
+		return &rest, v.Value == "true"
+	}
+	return n, false
+}
+
+// step reads one approval step: `manager`, `group: g`, `user: e`, `users: [a, b]`,
+// a mapping form optionally with `approval_mfa: true` (`- {manager: {}, ...}` is not a form;
+// write `- {group: g, approval_mfa: true}`).
+func (d *decoder) step(n *yaml.Node, field string) (Rule, bool) {
+	n, mfa := d.stepMFA(n, field)
+	r, ok := d.rule(n, field)
+	r.MFA = mfa
+	return r, ok
+}
+
+// rule reads one approver rule without approval_mfa (escalate_to, reviewers).
 func (d *decoder) rule(n *yaml.Node, field string) (Rule, bool) {
 	if n.Kind == yaml.ScalarNode {
 		if n.Value == "manager" {

@@ -146,6 +146,45 @@ func TestParseBase(t *testing.T) {
 	}
 }
 
+func TestParseApprovalMFA(t *testing.T) {
+	cases := []struct {
+		name     string
+		from, to string
+		want     []bool // MFA of policies[0]'s steps after Resolve-time stamping
+		policy   bool
+	}{
+		{"off by default", "", "", []bool{false, false}, false},
+		{"whole policy", "    privileged: true\n", "    privileged: true\n    approval_mfa: true\n", []bool{true, true}, true},
+		{"one step", "- group: security-team", "- {group: security-team, approval_mfa: true}", []bool{false, true}, false},
+		{"one step, key first", "- group: security-team", "- {approval_mfa: true, group: security-team}", []bool{false, true}, false},
+		{"explicit false", "- group: security-team", "- {group: security-team, approval_mfa: false}", []bool{false, false}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			doc := baseYAML
+			if c.from != "" {
+				doc = mutate(t, baseYAML, c.from, c.to)
+			}
+			s, err := Parse("policy.yaml", []byte(doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := s.Policies[0]
+			if p.ApprovalMFA != c.policy {
+				t.Errorf("ApprovalMFA = %v, want %v", p.ApprovalMFA, c.policy)
+			}
+			for i, r := range p.Approval {
+				if got := p.ApprovalMFA || r.MFA; got != c.want[i] {
+					t.Errorf("step %d MFA = %v, want %v", i+1, got, c.want[i])
+				}
+			}
+			if p.Approval[1].Kind != RuleGroup || p.Approval[1].Group != "security-team" {
+				t.Errorf("step 2 = %+v, want group security-team", p.Approval[1])
+			}
+		})
+	}
+}
+
 func TestParseRefuses(t *testing.T) {
 	long := strings.Repeat("a", 64)
 	cases := []struct {
@@ -224,6 +263,12 @@ func TestParseRefuses(t *testing.T) {
 		{"escalate after ttl", "    justification: required\n", "    justification: required\n    escalate_after: 2d\n    escalate_to: [manager]\n", "escalate_after: 2d", "policies[0].escalate_after", "not shorter than request_ttl"},
 		{"not a bool", "privileged: true", "privileged: yes", "privileged: yes", "policies[0].privileged", "expected true or false"},
 		{"static directory names unknown approver group", "directory: okta\n", "directory: lab\n", "group: security-team", "policies[0].approval[1].group", `not a group of the static directory "lab"`},
+		{"approval_mfa on a static connector", "    group: prod-db-admins\n", "    group: lab-admins\n    connector: lab\n    approval_mfa: true\n", "approval_mfa: true", "policies[0].approval_mfa", `connector "lab" (type static) cannot challenge an approver for MFA; only okta connectors can`},
+		{"step approval_mfa on a static connector", "    group: prod-db-admins\n    privileged: true\n    eligible: [engineers]\n    approval:\n      - manager\n      - group: security-team\n", "    group: lab-admins\n    connector: lab\n    privileged: true\n    eligible: [engineers]\n    approval:\n      - manager\n      - {group: security-team, approval_mfa: true}\n", "{group: security-team, approval_mfa: true}", "policies[0].approval[1].approval_mfa", `connector "lab" (type static) cannot challenge`},
+		{"approval_mfa not a bool", "    privileged: true\n", "    privileged: true\n    approval_mfa: push\n", "approval_mfa: push", "policies[0].approval_mfa", "expected true or false"},
+		{"step approval_mfa not a bool", "- group: security-team", "- {group: security-team, approval_mfa: push}", "approval_mfa: push", "policies[0].approval[1].approval_mfa", "expected true or false"},
+		{"approval_mfa with auto", "    approval: auto\n", "    approval: auto\n    approval_mfa: true\n", "approval_mfa: true", "policies[1].approval_mfa", "no approver to challenge"},
+		{"approval_mfa on escalate_to", "    justification: required\n", "    justification: required\n    escalate_after: 2h\n    escalate_to: [{group: security-team, approval_mfa: true}]\n", "escalate_to: [", "policies[0].escalate_to[0]", "unknown approval rule form"},
 		{"syntax error", "    role: Admin\n", "    role: [Admin\n", "", "", "YAML syntax"},
 		{"second document", "reviews:\n", "---\nreviews:\n", "", "", "a second YAML document"},
 	}

@@ -29,7 +29,7 @@ func (s *Set) Resolve(ctx context.Context, p *Policy, requester access.User, dir
 		if len(cands) == 0 {
 			return nil, access.Errorf(access.CodeNoApprover, "Step %d (%s) has nobody who could approve besides you.", i+1, r)
 		}
-		steps = append(steps, access.Step{Rule: r.String(), Candidates: cands})
+		steps = append(steps, access.Step{Rule: r.String(), Candidates: cands, MFA: p.ApprovalMFA || r.MFA})
 	}
 	if err := distinctApprovers(steps); err != nil {
 		return nil, err

@@ -138,7 +138,11 @@ type Policy struct {
 	// ExtendMaxTotal is the longest a grant may last counting its extensions;
 	// 0 means no total limit (each extension is still at most MaxDuration).
 	ExtendMaxTotal time.Duration
-	Line           int // line of the policy in the file
+	// ApprovalMFA makes every step's Approve count only once the approver
+	// passes an MFA challenge at the IdP (approval_mfa: true); a single step
+	// asks for it with Rule.MFA.
+	ApprovalMFA bool
+	Line        int // line of the policy in the file
 }
 
 // ConnectorName is the connector that provisions this policy's group.
@@ -160,6 +164,7 @@ type Rule struct {
 	Kind  RuleKind
 	Group string
 	Users []string // emails
+	MFA   bool     // approval_mfa: true on this step (approval rules only)
 }
 
 // String is the rule as stamped on access.Step.Rule: "manager",

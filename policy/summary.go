@@ -114,9 +114,17 @@ func describeWhere(w map[string][]string) string {
 func describeRules(rs []Rule) string {
 	var parts []string
 	for _, r := range rs {
-		parts = append(parts, r.String())
+		parts = append(parts, r.String()+mfaMark(r))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// mfaMark notes a step with its own approval_mfa.
+func mfaMark(r Rule) string {
+	if r.MFA {
+		return " (MFA)"
+	}
+	return ""
 }
 
 func describeApproval(p *Policy) string {
@@ -125,11 +133,14 @@ func describeApproval(p *Policy) string {
 	}
 	var parts []string
 	for i, r := range p.Approval {
-		parts = append(parts, fmt.Sprintf("%d. %s", i+1, r))
+		parts = append(parts, fmt.Sprintf("%d. %s%s", i+1, r, mfaMark(r)))
 	}
 	s := strings.Join(parts, ", then ")
 	if len(p.Approval) > 1 {
 		s += " (a different person for each step)"
+	}
+	if p.ApprovalMFA {
+		s += "; every Approve needs an MFA push (approval_mfa)"
 	}
 	return s
 }
@@ -277,6 +288,7 @@ func policyMap(s *Set) namedFields {
 			{"escalate_after", durOrEmpty(p.EscalateAfter)},
 			{"escalate_to", describeRules(p.EscalateTo)},
 			{"extend.max_total", durOrEmpty(p.ExtendMaxTotal)},
+			{"approval_mfa", map[bool]string{true: "true"}[p.ApprovalMFA]},
 			{"schedule_ahead", FormatDuration(p.ScheduleAhead)},
 		}
 		nf.order = append(nf.order, p.Name)

@@ -153,17 +153,97 @@ func encodeRequest(r *access.Request) ([]byte, error) {
 	e.time(r.StartAt)
 	e.time(r.StartRetryAt)
 	// Decisions taken under a delegation (issue 15 item 2), added after
-	// StartRetryAt and written only when some step has one: older records,
-	// and every record without a delegated decision, end at StartRetryAt.
-	// A count of 0 stands for "none" when a later section follows.
+	// StartRetryAt and written only when some step has one or the MFA
+	// section follows (then as a count of 0 when none): older records, and
+	// every record with neither, end at StartRetryAt.
+	mfa := hasMFA(r)
 	if delegatedSteps(r) {
 		e.uint(uint64(len(r.Steps)))
 		for i := range r.Steps {
 			e.person(r.Steps[i].OnBehalfOf)
 			e.str(r.Steps[i].Delegation)
 		}
+	} else if mfa {
+		e.uint(0)
+	}
+	if mfa {
+		// Added after the delegation section, only when a step asks for
+		// MFA: records without it end before and decode with no MFA state.
+		e.mfa(r)
 	}
 	return e.b, nil
+}
+
+// Step flag bits of the MFA block.
+const (
+	stepMFA = 1 << iota
+	stepChallenge
+)
+
+func hasMFA(r *access.Request) bool {
+	if !r.MFAPollAt.IsZero() {
+		return true
+	}
+	for i := range r.Steps {
+		if s := &r.Steps[i]; s.MFA || s.Challenge != nil || s.MFAFactor != "" || s.MFANote != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// mfa writes the approval_mfa state: the next poll, then per step its flag,
+// factor, note and the challenge in flight.
+func (e *requestEncoder) mfa(r *access.Request) {
+	e.time(r.MFAPollAt)
+	for i := range r.Steps {
+		s := &r.Steps[i]
+		var f uint64
+		if s.MFA {
+			f |= stepMFA
+		}
+		if s.Challenge != nil {
+			f |= stepChallenge
+		}
+		e.uint(f)
+		e.str(s.MFAFactor)
+		e.str(s.MFANote)
+		if c := s.Challenge; c != nil {
+			e.person(c.Approver)
+			e.str(c.Factor)
+			e.str(c.Ref)
+			e.str(c.UserID)
+			e.time(c.SentAt)
+			e.time(c.Deadline)
+			e.str(c.Comment)
+			e.person(c.OnBehalfOf)
+			e.str(c.Delegation)
+		}
+	}
+}
+
+func (d *requestDecoder) mfa(r *access.Request) {
+	r.MFAPollAt = d.time()
+	for i := range r.Steps {
+		s := &r.Steps[i]
+		f := d.uint()
+		s.MFA = f&stepMFA != 0
+		s.MFAFactor = d.str()
+		s.MFANote = d.str()
+		if f&stepChallenge != 0 {
+			c := &access.Challenge{}
+			c.Approver = d.person()
+			c.Factor = d.str()
+			c.Ref = d.str()
+			c.UserID = d.str()
+			c.SentAt = d.time()
+			c.Deadline = d.time()
+			c.Comment = d.str()
+			c.OnBehalfOf = d.person()
+			c.Delegation = d.str()
+			s.Challenge = c
+		}
+	}
 }
 
 var errTruncated = errors.New("truncated request encoding")
@@ -449,6 +529,10 @@ func decodeRequestInto(r *access.Request, v []byte, arena *requestArena) error {
 			r.Steps[i].OnBehalfOf = d.person()
 			r.Steps[i].Delegation = d.str()
 		}
+	}
+	r.MFAPollAt = time.Time{}
+	if d.err == nil && d.off < len(d.buf) {
+		d.mfa(r)
 	}
 	if d.err == nil && d.off != len(d.buf) {
 		d.err = fmt.Errorf("request encoding: %d trailing bytes", len(d.buf)-d.off)

@@ -34,6 +34,10 @@ func fillAll(t *testing.T, v reflect.Value, n *int) {
 			fillAll(t, s.Index(i), n)
 		}
 		v.Set(s)
+	case reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		fillAll(t, p.Elem(), n)
+		v.Set(p)
 	case reflect.Struct:
 		if v.Type() == reflect.TypeOf(time.Time{}) {
 			v.Set(reflect.ValueOf(time.Date(2026, 1, 2, 3, 4, *n%60, *n*1001, time.UTC)))
@@ -75,6 +79,15 @@ func TestRequestCodecRoundTrip(t *testing.T) {
 		{"offset times keep their offset", access.Request{ID: "REQ-1", CreatedAt: time.Date(2026, 3, 1, 10, 0, 0, 5, paris)}},
 		{"times before 1970 and far ahead", access.Request{RootStart: time.Date(1900, 1, 1, 0, 0, 0, 1, time.UTC), EndsAt: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)}},
 		{"steps without candidates", access.Request{Steps: []access.Step{{Rule: "auto"}}, Current: -1}},
+		{"approval_mfa step with a push in flight", access.Request{ID: "REQ-2", MFAPollAt: time.Date(2026, 3, 1, 10, 0, 5, 0, time.UTC),
+			Steps: []access.Step{{Rule: "manager", MFA: true, Challenge: &access.Challenge{Approver: access.Person{Email: "bob@x"}, Factor: "okta:push",
+				Ref: "opf1/v2mst.1", UserID: "00ubob", SentAt: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), Deadline: time.Date(2026, 3, 1, 10, 6, 0, 0, time.UTC)}},
+				{Rule: "group:sec", MFA: true, MFANote: "The MFA push to Carol timed out unanswered."}}}},
+		{"approval_mfa push by a delegate after a delegated step, scheduled", access.Request{ID: "REQ-3", State: access.StatePending, StartAt: time.Date(2026, 3, 7, 2, 0, 0, 0, time.UTC),
+			Steps: []access.Step{{Rule: "manager", Decision: access.DecisionApproved, OnBehalfOf: access.Person{Email: "bob@x"}, Delegation: "DLG-1"},
+				{Rule: "group:sec", MFA: true, Challenge: &access.Challenge{Approver: access.Person{Email: "dave@x"}, Factor: "okta:push", Ref: "r", UserID: "00udave",
+					OnBehalfOf: access.Person{Email: "carol@x"}, Delegation: "DLG-2"}}}}},
+		{"approval_mfa step approved", access.Request{Steps: []access.Step{{Rule: "manager", MFA: true, Decision: access.DecisionApproved, MFAFactor: "okta:push"}}}},
 		{"scheduled start", access.Request{ID: "REQ-2", State: access.StateScheduled, StartAt: time.Date(2026, 3, 7, 2, 0, 0, 0, paris), StartRetryAt: time.Date(2026, 3, 7, 1, 1, 0, 0, time.UTC)}},
 	}
 	for _, tt := range tests {

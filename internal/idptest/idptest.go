@@ -38,6 +38,10 @@ type World struct {
 	// the connector's default client will do.
 	HTTPClient *http.Client
 
+	// Okta is the Okta emulator (nil for other providers): its Factors API
+	// serves the step-up MFA pushes (EnrollPush, AnswerPush).
+	Okta *oktafake.Server
+
 	members    func(group string) []string // user ids
 	idOf       map[string]string           // lower-cased email -> IdP id
 	deactivate func(id string) error
@@ -56,6 +60,9 @@ func (w *World) IsMember(group, email string) bool {
 	}
 	return false
 }
+
+// ID is email's id in the IdP.
+func (w *World) ID(email string) string { return w.idOf[strings.ToLower(email)] }
 
 // Deactivate suspends or disables email's account, as offboarding does.
 func (w *World) Deactivate(email string) error {
@@ -85,7 +92,7 @@ func split(name string) (string, string) {
 func Okta(clock func() time.Time, people []Person, groups []Group) *World {
 	const token = "00okta-test-token"
 	f := oktafake.New(oktafake.Options{Token: token, Clock: clock})
-	w := &World{Type: "okta", Env: map[string]string{"OKTA_CLIENT_ORGURL": f.URL, "OKTA_CLIENT_TOKEN": token}, idOf: map[string]string{}}
+	w := &World{Type: "okta", Env: map[string]string{"OKTA_CLIENT_ORGURL": f.URL, "OKTA_CLIENT_TOKEN": token}, idOf: map[string]string{}, Okta: f}
 	for _, p := range people {
 		first, last := split(p.Name)
 		profile := map[string]any{"login": p.Email, "email": p.Email, "firstName": first, "lastName": last, "department": p.Department}

@@ -128,6 +128,9 @@ type Server struct {
 	requests                  []Request
 	window                    time.Time
 	windowN                   int
+	factors                   map[string][]*factorRec // by user id
+	txs                       map[string]*pushTx      // push transactions by id
+	txSeq                     int
 }
 
 // ActorID is the System Log actor of changes made through the API: the

@@ -112,6 +112,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, p string) {
 		s.getUser(w, seg[1])
 	case seg[0] == "users" && len(seg) == 3 && seg[2] == "groups" && get:
 		s.userGroups(w, r, seg[1])
+	case seg[0] == "users" && len(seg) == 3 && seg[2] == "factors" && get:
+		s.listFactors(w, r, seg[1])
+	case seg[0] == "users" && len(seg) == 5 && seg[2] == "factors" && seg[4] == "verify" && r.Method == http.MethodPost:
+		s.verifyFactor(w, r, seg[1], seg[3])
+	case seg[0] == "users" && len(seg) == 6 && seg[2] == "factors" && seg[4] == "transactions" && get:
+		s.transaction(w, r, seg[1], seg[3], seg[5])
 	case seg[0] == "groups" && len(seg) == 1 && get:
 		s.listGroups(w, r)
 	case seg[0] == "groups" && len(seg) == 2 && get:
