@@ -28,6 +28,9 @@ const (
 	ChallengeSuccess  ChallengeResult = "success"
 	ChallengeRejected ChallengeResult = "rejected"
 	ChallengeTimeout  ChallengeResult = "timeout"
+	// ChallengeVoid: the push was accepted, but what was checked at the
+	// click no longer holds (the delegation ended, the policy changed).
+	ChallengeVoid ChallengeResult = "void"
 )
 
 // MFA challenge transitions of the current step (approval_mfa). An approver's
@@ -91,12 +94,15 @@ func (r *Request) FinishChallenge(ref string, res ChallengeResult, now time.Time
 		}
 		r.Steps[stepIndex(r, complete)].MFAFactor = c.Factor
 		return c, complete, nil
-	case ChallengeRejected, ChallengeTimeout:
+	case ChallengeRejected, ChallengeTimeout, ChallengeVoid:
 		st.Challenge = nil
 		r.MFAPollAt = time.Time{}
 		verb := "was rejected on the phone"
-		if res == ChallengeTimeout {
+		switch res {
+		case ChallengeTimeout:
 			verb = "timed out unanswered"
+		case ChallengeVoid:
+			verb = "was accepted, but the delegation or the policy it was sent under ended meanwhile; approve again"
 		}
 		st.MFANote = "The MFA push to " + c.Approver.Label() + " " + verb + "."
 		return c, false, nil

@@ -134,6 +134,9 @@ type Challenge struct {
 	// OnBehalfOf under that delegation (checked at the click).
 	OnBehalfOf Person `json:"on_behalf_of,omitzero"`
 	Delegation string `json:"delegation,omitempty"`
+	// PolicyHash is the policy version in force at the click: a push
+	// accepted after the policy changed does not count.
+	PolicyHash string `json:"policy_hash,omitempty"`
 }
 
 // IsCandidate reports whether p may decide this step.

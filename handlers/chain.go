@@ -129,6 +129,26 @@ func appendRecord(b []byte, r *access.Request) []byte {
 			str(r.Steps[i].Delegation)
 		}
 	}
+	// approval_mfa (issue 15 item 1): approval_chain shows "MFA required" and
+	// the verifying factor, so they are attested too; written only when some
+	// step has MFA, for the same reason as the delegation section.
+	mfa := false
+	for i := range r.Steps {
+		if r.Steps[i].MFA || r.Steps[i].MFAFactor != "" {
+			mfa = true
+		}
+	}
+	if mfa {
+		b = append(b, 'M')
+		for i := range r.Steps {
+			if r.Steps[i].MFA {
+				b = append(b, 1)
+			} else {
+				b = append(b, 0)
+			}
+			str(r.Steps[i].MFAFactor)
+		}
+	}
 	return b
 }
 

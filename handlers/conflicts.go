@@ -79,7 +79,7 @@ func (s *Service) separationOfDuties(ctx context.Context, set *policy.Set, p *po
 		}
 		return duties{}, err
 	}
-	return duties{text: text, step: &access.Step{Rule: rule.String() + sodMark + text, Candidates: cands}}, nil
+	return duties{text: text, step: &access.Step{Rule: rule.String() + sodMark + text, Candidates: cands, MFA: p.ApprovalMFA}}, nil
 }
 
 // heldPolicies reads which of names (other than except) u holds: keycard's

@@ -188,8 +188,11 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 			// when the scheduler sees the approver pass it.
 			// A delegate's push goes to the delegate (the clicker); whom
 			// they decide for rides on the challenge to its outcome.
-			if as.delegation != nil {
+			if as.delegation != nil && challenge != nil { // nil: a push already waits; beginChallenge refuses
 				challenge.OnBehalfOf, challenge.Delegation = as.principal, as.delegation.ID
+			}
+			if challenge != nil {
+				challenge.PolicyHash = polHash
 			}
 			return s.beginChallenge(tx, &r, actor, challenge)
 		}

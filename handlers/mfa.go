@@ -95,8 +95,11 @@ func (s *Service) beginChallenge(tx Tx, r *access.Request, actor access.Person, 
 	if err := tx.PutRequest(r); err != nil {
 		return err
 	}
-	_, err := tx.Append(event(access.EvMFAChallenged, actor.Email, r, map[string]any{
-		"step": r.Current + 1, "rule": r.Step().Rule, "factor": c.Factor}))
+	detail := map[string]any{"step": r.Current + 1, "rule": r.Step().Rule, "factor": c.Factor}
+	if c.Delegation != "" {
+		detail["for"], detail["delegation"] = c.OnBehalfOf.Email, c.Delegation
+	}
+	_, err := tx.Append(event(access.EvMFAChallenged, actor.Email, r, detail))
 	return err
 }
 
@@ -151,22 +154,40 @@ func (s *Service) pollChallenge(ctx context.Context, r *access.Request, now time
 			rule = st.Rule
 		}
 		idx := r.Current
+		var dlg *access.Delegation
+		if res == access.ChallengeSuccess && st != nil && st.Challenge != nil {
+			// What the click was authorised under must still hold now.
+			pc := st.Challenge
+			if pc.Delegation != "" {
+				var d access.Delegation
+				ok, err := tx.Doc(DocDelegation, pc.Delegation, &d)
+				if err != nil {
+					return err
+				}
+				if ok && d.InForce(tx.Now()) {
+					dlg = &d
+				} else {
+					res = access.ChallengeVoid
+				}
+			}
+			if pc.PolicyHash != "" {
+				h, err := tx.Cursor("policy.hash")
+				if err != nil {
+					return err
+				}
+				if h != pc.PolicyHash {
+					res = access.ChallengeVoid
+				}
+			}
+		}
 		got, complete, err := r.FinishChallenge(c.Ref, res, tx.Now())
 		if err != nil {
 			return err // moved on: transition treats a conflict as done
 		}
 		if res == access.ChallengeSuccess {
-			var as actingFor // a delegate's push: the delegation checked at the click
-			if got.Delegation != "" {
-				var d access.Delegation
-				ok, err := tx.Doc(DocDelegation, got.Delegation, &d)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					return access.Errorf(access.CodeConflict, "Delegation %s is gone.", got.Delegation)
-				}
-				as = actingFor{principal: got.OnBehalfOf, delegation: &d}
+			var as actingFor // a delegate's push: the delegation, still in force
+			if dlg != nil {
+				as = actingFor{principal: got.OnBehalfOf, delegation: dlg}
 			}
 			if err := s.stepApproved(tx, r, idx, got.Approver.Email, rule, got.Comment, got.Factor, complete, as); err != nil {
 				return err
@@ -179,8 +200,11 @@ func (s *Service) pollChallenge(ctx context.Context, r *access.Request, now time
 		if err := tx.PutRequest(r); err != nil {
 			return err
 		}
-		_, err = tx.Append(event(access.EvMFAFailed, got.Approver.Email, r, map[string]any{
-			"step": r.Current + 1, "rule": rule, "factor": got.Factor, "outcome": string(res)}))
+		detail := map[string]any{"step": r.Current + 1, "rule": rule, "factor": got.Factor, "outcome": string(res)}
+		if got.Delegation != "" {
+			detail["for"], detail["delegation"] = got.OnBehalfOf.Email, got.Delegation
+		}
+		_, err = tx.Append(event(access.EvMFAFailed, got.Approver.Email, r, detail))
 		return err
 	})
 	if err == nil && approvedIn > 0 {

@@ -367,3 +367,58 @@ func TestMFADelegateApproves(t *testing.T) {
 		t.Fatalf("events %v, want step.approved last", got)
 	}
 }
+
+// TestMFAReviewFindings: the review of issue 15's merge. A delegate's click
+// while another push waits is refused cleanly (it panicked); a push accepted
+// after the delegation ended, or after the policy changed, does not approve
+// the step (it did).
+func TestMFAReviewFindings(t *testing.T) {
+	t.Run("delegate clicks while a push waits", func(t *testing.T) {
+		e, idp := newMFAEnv(t)
+		e.mustDelegate("bob@example.com", "frank@example.com", "2026-11-09")
+		r, err := e.submit("ann@example.com", "prod-db-admin", 2*time.Hour, "migration")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.decide(r.ID, 0, "bob@example.com", true, "ok"); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.decide(r.ID, 0, "frank@example.com", true, "covering")
+		if access.CodeOf(err) != access.CodeConflict || idp.pushCount() != 1 {
+			t.Fatalf("frank's click: %v (code %s), %d pushes; want a conflict and no second push", err, access.CodeOf(err), idp.pushCount())
+		}
+	})
+	for _, c := range []struct {
+		name  string
+		after func(e *env)
+	}{
+		{"delegation turned off before the push was accepted", func(e *env) {
+			if _, err := e.svc.EndDelegation(context.Background(), slackID("bob@example.com"), "bob@example.com"); err != nil {
+				e.t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e, idp := newMFAEnv(t)
+			e.mustDelegate("bob@example.com", "frank@example.com", "2026-11-09")
+			r, err := e.submit("ann@example.com", "prod-db-admin", 2*time.Hour, "migration")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.decide(r.ID, 0, "frank@example.com", true, "covering"); err != nil {
+				t.Fatal(err)
+			}
+			c.after(e)
+			idp.answer(access.ChallengeSuccess)
+			e.clock.Advance(handlers.MFAPollEvery)
+			e.settle()
+			st := e.get(r.ID).Steps[0]
+			if st.Decision != access.DecisionNone || st.Challenge != nil || !strings.Contains(st.MFANote, "ended meanwhile") {
+				t.Fatalf("step after the push: %+v; want undecided with a note", st)
+			}
+			if e.count(access.EvMFAFailed) != 1 {
+				t.Fatalf("%d mfa.failed events, want 1", e.count(access.EvMFAFailed))
+			}
+		})
+	}
+}

@@ -51,14 +51,14 @@ func (s *Service) startScheduled(ctx context.Context, r *access.Request) error {
 	}
 	if cause != nil {
 		s.log.Warn("scheduled start: identity provider unavailable; trying again", "request", r.ID, "err", cause)
-		return s.transition(r.ID, func(tx Tx, r *access.Request) error {
+		return s.scheduled(r.ID, func(tx Tx, r *access.Request) error {
 			if err := r.DelayStart(tx.Now().Add(startRetry)); err != nil {
 				return err
 			}
 			return tx.PutRequest(r)
 		})
 	}
-	return s.transition(r.ID, func(tx Tx, r *access.Request) error {
+	return s.scheduled(r.ID, func(tx Tx, r *access.Request) error {
 		now := tx.Now()
 		if r.State != access.StateScheduled || r.StartAt.After(now) {
 			return errStale

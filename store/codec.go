@@ -218,6 +218,7 @@ func (e *requestEncoder) mfa(r *access.Request) {
 			e.str(c.Comment)
 			e.person(c.OnBehalfOf)
 			e.str(c.Delegation)
+			e.str(c.PolicyHash)
 		}
 	}
 }
@@ -241,6 +242,7 @@ func (d *requestDecoder) mfa(r *access.Request) {
 			c.Comment = d.str()
 			c.OnBehalfOf = d.person()
 			c.Delegation = d.str()
+			c.PolicyHash = d.str()
 			s.Challenge = c
 		}
 	}

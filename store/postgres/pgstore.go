@@ -220,6 +220,10 @@ func (db *DB) attempt(now time.Time, undo *store.UndoLog, fn func(*Tx) error) (*
 	return tx, nil
 }
 
+// idleInWriteSQL bounds how long a write transaction's session may sit idle
+// (see Tx.send); the server then ends the session and releases its locks.
+const idleInWriteSQL = "set local idle_in_transaction_session_timeout = '5s'"
+
 const (
 	beginSerializable = "begin isolation level serializable"
 	beginReadOnly     = "begin isolation level repeatable read read only"
@@ -315,6 +319,17 @@ func (tx *Tx) send(sql string, args []any) (pgx.BatchResults, error) {
 	if !tx.begun {
 		b.Queue(tx.beginSQL)
 		n++
+		if tx.write {
+			// A replica that dies mid-write (power, a silent network)
+			// would otherwise leave its session idle in transaction,
+			// holding the lease row's FOR SHARE lock (every fenced write
+			// takes it) or the audit head's lock, until TCP keepalive
+			// notices: hours, with every other replica's lease renewal and
+			// Slack action waiting. Writes make no network calls inside
+			// (STYLE.md), so a healthy one is never idle for this long.
+			b.Queue(idleInWriteSQL)
+			n++
+		}
 	}
 	for _, q := range tx.pending {
 		b.Queue(q.sql, q.args...)
