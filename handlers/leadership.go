@@ -38,6 +38,27 @@ func (s *Service) Leadership() Leadership { return s.lead }
 // IsLeader reports whether this replica runs the singleton work now.
 func (s *Service) IsLeader() bool { return s.lead.IsLeader() }
 
+// termLeft bounds an IdP call of singleton work by what is surely left of
+// this replica's term: at most limit, and never past the lease's step-down
+// deadline (a Leadership with Deadline, as the PostgreSQL lease has), so a
+// deposed leader's connector cannot go on retrying an add or a removal after
+// another replica took over. false when the term has already ended.
+func (s *Service) termLeft(limit time.Duration) (time.Duration, bool) {
+	d, ok := s.lead.(interface{ Deadline() time.Time })
+	if !ok {
+		return limit, s.lead.IsLeader()
+	}
+	end := d.Deadline()
+	if end.IsZero() {
+		return 0, false
+	}
+	left := end.Sub(s.clock.Now())
+	if left <= 0 {
+		return 0, false
+	}
+	return min(limit, left), true
+}
+
 // LeadershipChanged is called when this replica becomes leader or stops
 // being one. On becoming leader every loop is woken at once, so work that
 // fell due while no one led (a killed leader's term) is caught up now

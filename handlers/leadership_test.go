@@ -38,8 +38,8 @@ func TestLeadershipGatesSingletonWork(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a standby must still take requests: %v", err)
 	}
-	if _, err := e.svc.RunOutbox(ctx); access.CodeOf(err) != access.CodeConflict {
-		t.Errorf("standby's worker: %v, want its commit refused", err)
+	if _, err := e.svc.RunOutbox(ctx); err != nil {
+		t.Errorf("standby's worker: %v, want it to leave the outbox to the leader", err)
 	}
 	if e.idp.isMember("app-grafana-viewers", "ann@example.com") {
 		t.Fatal("a standby called the IdP")
@@ -105,5 +105,65 @@ func TestRunWakesOnLeadership(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// termLead is a switchLead whose term ends at a fixed moment.
+type termLead struct {
+	switchLead
+	end time.Time
+}
+
+func (l *termLead) Deadline() time.Time { return l.end }
+
+// deadlineProv records the deadline of the context each add is called with.
+type deadlineProv struct {
+	access.Provisioner
+	got []time.Duration
+}
+
+func (p *deadlineProv) AddMember(ctx context.Context, group, userID string) (access.Change, error) {
+	dl, _ := ctx.Deadline()
+	p.got = append(p.got, time.Until(dl))
+	return p.Provisioner.AddMember(ctx, group, userID)
+}
+
+type provConns struct {
+	conns
+	p *deadlineProv
+}
+
+func (c provConns) Provisioner(string) (access.Provisioner, bool) { return c.p, true }
+
+// TestIdPCallsEndWithTheTerm: a leader's IdP call is bounded by what is
+// left of its lease term, not only by the op timeout (30 s, longer than a
+// term): a deposed leader's connector must not go on retrying an add after
+// another replica took over. With the term over, no call is made at all.
+func TestIdPCallsEndWithTheTerm(t *testing.T) {
+	e := newEnv(t)
+	lead := &termLead{end: e.clock.Now().Add(3 * time.Second)}
+	lead.on.Store(true)
+	prov := &deadlineProv{Provisioner: e.idp}
+	e.svc = handlers.New(adapt.Store(e.db), provConns{conns{e.idp}, prov}, e.set, e.clock, handlers.Options{Leadership: lead, Poll: time.Second})
+	if _, err := e.submit("ann@example.com", "grafana-viewer", time.Hour, "dashboards"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.RunOutbox(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(prov.got) != 1 || prov.got[0] > 3*time.Second || prov.got[0] <= 0 {
+		t.Fatalf("add called with deadlines %v, want one within the 3 s left of the term", prov.got)
+	}
+
+	// The term has ended (the lease's clock says so even if IsLeader lags).
+	lead.end = e.clock.Now().Add(-time.Second)
+	if _, err := e.submit("bob@example.com", "grafana-viewer", time.Hour, "dashboards"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.RunOutbox(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(prov.got) != 1 {
+		t.Fatalf("%d adds after the term ended, want none", len(prov.got)-1)
 	}
 }

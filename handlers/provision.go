@@ -19,6 +19,9 @@ const opTimeout = 30 * time.Second
 // queued, so an add and a later remove can never swap.
 func (s *Service) RunOutbox(ctx context.Context) (next time.Time, err error) {
 	for ctx.Err() == nil {
+		if _, leading := s.termLeft(opTimeout); !leading {
+			return time.Time{}, nil // a standby, or a term that ended: the leader's worker does it
+		}
 		now := s.clock.Now()
 		var due []access.Op
 		next = time.Time{}
@@ -47,8 +50,8 @@ func (s *Service) RunOutbox(ctx context.Context) (next time.Time, err error) {
 			return next, nil
 		}
 		for _, op := range due {
-			if ctx.Err() != nil {
-				break
+			if _, leading := s.termLeft(opTimeout); ctx.Err() != nil || !leading {
+				break // a term that ended mid-batch leaves the rest to the new leader
 			}
 			if err := s.execute(ctx, op); err != nil {
 				return time.Time{}, err
@@ -97,7 +100,11 @@ func (s *Service) execute(ctx context.Context, op access.Op) error {
 	if !ok {
 		return s.failed(op, access.Errorf(access.CodeInternal, "connector %q is not configured", op.Connector))
 	}
-	cctx, cancel := context.WithTimeout(ctx, opTimeout)
+	limit, leading := s.termLeft(opTimeout)
+	if !leading {
+		return nil // the term ended: the op stays queued for the new leader
+	}
+	cctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	var ch access.Change
 	var err error

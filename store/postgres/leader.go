@@ -93,6 +93,19 @@ func (l *Leader) Token() uint64 {
 	return l.token
 }
 
+// Deadline is when this replica's current term ends unless it renews (its
+// step-down moment); the zero time when standby. Work that calls out (an
+// IdP add or removal) bounds its call by it.
+func (l *Leader) Deadline() time.Time {
+	now := l.clock.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.token == 0 || !now.Before(l.deadline) {
+		return time.Time{}
+	}
+	return l.deadline
+}
+
 // Age is the time since this replica last read or renewed the lease
 // successfully (as leader or standby); it grows while the database is
 // unreachable. Zero before the first success.
