@@ -19,7 +19,9 @@ import (
 func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	to := fs.String("to", "", "the PostgreSQL database: postgres://USER@HOST:PORT/DB (it must be empty)")
+	// The URL defaults to KEYCARD_DATABASE_URL so that its password need not
+	// be on the command line, where any local user can read it (ps).
+	to := fs.String("to", os.Getenv("KEYCARD_DATABASE_URL"), "the PostgreSQL database: postgres://USER@HOST:PORT/DB (it must be empty; default KEYCARD_DATABASE_URL)")
 	dbPath := fs.String("db", envOr("KEYCARD_DB", "keycard.db"), "the bbolt file to copy")
 	if err := fs.Parse(args); err != nil {
 		return usageError("migrate: unexpected %q", unexpectedArg(fs, args, err))
@@ -28,7 +30,7 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usageError("migrate: unexpected %q", fs.Arg(0))
 	}
 	if *to == "" {
-		return usageError("migrate: --to URL is required (the PostgreSQL database to copy into)")
+		return usageError("migrate: --to URL or KEYCARD_DATABASE_URL is required (the PostgreSQL database to copy into)")
 	}
 	if _, err := os.Stat(*dbPath); err != nil {
 		return err

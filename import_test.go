@@ -11,6 +11,7 @@ import (
 	"keycard/internal/server"
 	"keycard/internal/storetest"
 	"keycard/policy"
+	"keycard/store"
 )
 
 // `keycard policy import` reads the groups inside a live connector's scope
@@ -138,5 +139,23 @@ func TestPolicyWhoCanCommand(t *testing.T) {
 	}
 	if !strings.HasPrefix(stdout, "change,") || !strings.Contains(stdout, "removed,ann@example.com") {
 		t.Fatalf("who-can diff:\n%s", stdout)
+	}
+}
+
+// TestMigrateURLFromEnvironment: without --to, migrate reads the database
+// from KEYCARD_DATABASE_URL, so the password need not be on the command
+// line; a malformed one is named, without its password.
+func TestMigrateURLFromEnvironment(t *testing.T) {
+	clearEnv(t)
+	path := filepath.Join(t.TempDir(), "keycard.db")
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	t.Setenv("KEYCARD_DATABASE_URL", "mysql://k:s3cret@db:3306/keycard")
+	code, _, stderr := runCLI(t, "migrate", "--db", path)
+	if code == 0 || !strings.Contains(stderr, "KEYCARD_DATABASE_URL is malformed") || strings.Contains(stderr, "s3cret") {
+		t.Fatalf("exit %d, stderr %q; want the malformed KEYCARD_DATABASE_URL named without its password", code, stderr)
 	}
 }
