@@ -21,31 +21,6 @@ func Verifier(db ChainStore) handlers.ChainVerifier {
 	}
 }
 
-// ChainCheck verifies the chain up to seq and reads event seq's hash, for
-// keycard export verify.
-func ChainCheck(db *store.DB) handlers.ChainCheck {
-	return func(seq uint64) (string, bool, string, error) {
-		var ev access.Event
-		var found bool
-		err := db.View(func(tx *store.Tx) error {
-			e, err := tx.Event(seq)
-			if access.CodeOf(err) == access.CodeNotFound {
-				return nil
-			}
-			ev, found = e, err == nil
-			return err
-		})
-		if err != nil {
-			return "", false, "", err
-		}
-		_, _, problem, err := verifyThrough(db, seq)
-		if err != nil {
-			return "", false, "", err
-		}
-		return ev.Hash, found, problem, nil
-	}
-}
-
 // verifyThrough is the one walk both use: the chain from its first event
 // through seq; a break after seq is not this walk's problem.
 func verifyThrough(db ChainStore, seq uint64) (count uint64, last, problem string, err error) {
