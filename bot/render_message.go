@@ -2,7 +2,8 @@ package bot
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -379,11 +380,7 @@ func ExportSummary(m handlers.Manifest) string {
 	}
 	fmt.Fprintf(&b, "\nRows: %d", m.RowCount)
 	if len(m.Counts) > 0 {
-		keys := make([]string, 0, len(m.Counts))
-		for k := range m.Counts {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := slices.Sorted(maps.Keys(m.Counts))
 		parts := make([]string, 0, len(keys))
 		for _, k := range keys {
 			label := k

@@ -3,6 +3,8 @@ package handlers
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -196,7 +198,6 @@ func conflictHolders(set *policy.Set, rows []HolderRow) []ConflictHolder {
 		held        map[string]string // policy -> how
 	}
 	byKey := map[string]*person{}
-	var keys []string
 	for _, r := range rows {
 		k := strings.ToLower(r.Email)
 		if k == "" {
@@ -206,7 +207,6 @@ func conflictHolders(set *policy.Set, rows []HolderRow) []ConflictHolder {
 		if p == nil {
 			p = &person{email: r.Email, name: r.Name, held: map[string]string{}}
 			byKey[k] = p
-			keys = append(keys, k)
 		}
 		how := r.Source + " membership of " + r.Group
 		if r.Grant != nil {
@@ -218,9 +218,8 @@ func conflictHolders(set *policy.Set, rows []HolderRow) []ConflictHolder {
 			}
 		}
 	}
-	sort.Strings(keys)
 	var out []ConflictHolder
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(byKey)) {
 		p := byKey[k]
 		for _, c := range set.Held(func(pol string) bool { _, ok := p.held[pol]; return ok }) {
 			h := ConflictHolder{Email: p.email, Name: p.name, Conflict: c.String()}
