@@ -29,7 +29,8 @@ const (
 	ChallengeRejected ChallengeResult = "rejected"
 	ChallengeTimeout  ChallengeResult = "timeout"
 	// ChallengeVoid: the push was accepted, but what was checked at the
-	// click no longer holds (the delegation ended, the policy changed).
+	// click no longer holds (the approver's right, the delegation, the
+	// policy).
 	ChallengeVoid ChallengeResult = "void"
 )
 
@@ -102,7 +103,7 @@ func (r *Request) FinishChallenge(ref string, res ChallengeResult, now time.Time
 		case ChallengeTimeout:
 			verb = "timed out unanswered"
 		case ChallengeVoid:
-			verb = "was accepted, but the delegation or the policy it was sent under ended meanwhile; approve again"
+			verb = "was accepted, but the approver's right, the delegation or the policy it was sent under ended meanwhile; approve again"
 		}
 		st.MFANote = "The MFA push to " + c.Approver.Label() + " " + verb + "."
 		return c, false, nil

@@ -133,6 +133,25 @@ func (s *Service) pollChallenge(ctx context.Context, r *access.Request, now time
 		s.log.Warn("mfa: polling the challenge failed", "request", r.ID, "err", pollErr)
 		res = access.ChallengeWaiting
 	}
+	if res == access.ChallengeSuccess {
+		// The approver's right is re-checked when the push is accepted, as
+		// at the click: someone who left the approval group (or whose
+		// principal, for a delegate, did) in the push window decides
+		// nothing. An IdP that cannot answer now leaves the push waiting.
+		who := c.Approver
+		if c.Delegation != "" {
+			who = c.OnBehalfOf
+		}
+		if err := s.stillApprover(ctx, r, who); err != nil {
+			if access.CodeOf(err) == access.CodeForbidden {
+				s.log.Info("mfa: the push was accepted but its approver may no longer decide the step", "request", r.ID, "approver", who.Email, "why", access.MessageOf(err))
+				res = access.ChallengeVoid
+			} else {
+				s.log.Warn("mfa: could not re-check the approver after the push was accepted; polling again", "request", r.ID, "err", err)
+				res = access.ChallengeWaiting
+			}
+		}
+	}
 	if res == access.ChallengeWaiting && !now.Before(c.Deadline) {
 		res = access.ChallengeTimeout
 	}

@@ -388,6 +388,56 @@ func TestMFAReviewFindings(t *testing.T) {
 			t.Fatalf("frank's click: %v (code %s), %d pushes; want a conflict and no second push", err, access.CodeOf(err), idp.pushCount())
 		}
 	})
+	t.Run("approver left the approval group before the push was accepted", func(t *testing.T) {
+		e, idp := newMFAEnv(t)
+		r, err := e.submit("ann@example.com", "prod-db-admin", 2*time.Hour, "migration")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.decide(r.ID, 0, "bob@example.com", true, ""); err != nil {
+			t.Fatal(err)
+		}
+		idp.answer(access.ChallengeSuccess)
+		e.clock.Advance(handlers.MFAPollEvery)
+		e.settle()
+		if _, err := e.decide(r.ID, 1, "dave@example.com", true, ""); err != nil {
+			t.Fatal(err)
+		}
+		e.idp.setMember("security-team", "dave@example.com", false) // removed during the push window
+		idp.answer(access.ChallengeSuccess)
+		e.clock.Advance(handlers.MFAPollEvery)
+		e.settle()
+		got := e.get(r.ID)
+		st := got.Steps[1]
+		if got.State != access.StatePending || st.Decision != access.DecisionNone || st.Challenge != nil || !strings.Contains(st.MFANote, "ended meanwhile") {
+			t.Fatalf("request %s, step after the push: %+v; want pending and undecided with a note", got.State, st)
+		}
+		if e.count(access.EvMFAFailed) != 1 {
+			t.Fatalf("%d mfa.failed events, want 1", e.count(access.EvMFAFailed))
+		}
+	})
+	t.Run("an IdP that cannot re-check the approver leaves the push waiting", func(t *testing.T) {
+		e, idp := newMFAEnv(t)
+		r, err := e.submit("ann@example.com", "prod-db-admin", 2*time.Hour, "migration")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.decide(r.ID, 0, "bob@example.com", true, ""); err != nil {
+			t.Fatal(err)
+		}
+		e.idp.failNext("lookup", access.Errorf(access.CodeUnavailable, "okta: 503"))
+		idp.answer(access.ChallengeSuccess)
+		e.clock.Advance(handlers.MFAPollEvery)
+		e.settle()
+		if st := e.get(r.ID).Steps[0]; st.Decision != access.DecisionNone || st.Challenge == nil {
+			t.Fatalf("step while the IdP is down: %+v; want the push still waiting", st)
+		}
+		e.clock.Advance(handlers.MFAPollEvery)
+		e.settle()
+		if st := e.get(r.ID).Steps[0]; st.Decision != access.DecisionApproved {
+			t.Fatalf("step once the IdP answers: %+v; want approved", st)
+		}
+	})
 	for _, c := range []struct {
 		name  string
 		after func(e *env)
