@@ -28,6 +28,9 @@ const (
 	DelegationEndOff      = "off"      // the delegator ran /access delegate off
 	DelegationEndReplaced = "replaced" // the delegator created a new delegation
 	DelegationEndExpired  = "expired"  // its end date passed
+	// DelegationEndOffboarded: the delegator or the delegate was offboarded
+	// (suspended or deactivated at the IdP).
+	DelegationEndOffboarded = "offboarded"
 )
 
 // InForce reports whether d lets To act for From at now: it has not been

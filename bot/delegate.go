@@ -209,7 +209,7 @@ func DelegateNotice(t access.EventType, d access.DelegationDetail, from access.P
 		}
 	} else {
 		why := map[string]string{access.DelegationEndOff: "was turned off", access.DelegationEndReplaced: "was replaced by another",
-			access.DelegationEndExpired: "reached its end date"}[d.EndReason]
+			access.DelegationEndExpired: "reached its end date", access.DelegationEndOffboarded: "ended when one of you was offboarded"}[d.EndReason]
 		if why == "" {
 			why = "ended"
 		}

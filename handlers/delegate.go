@@ -264,6 +264,22 @@ func endDelegation(tx Tx, d *access.Delegation, why, by string, at time.Time) er
 	return err
 }
 
+// delegationsOf returns the delegations in force at now that p gave or
+// received.
+func delegationsOf(tx Tx, p access.Person, now time.Time) ([]access.Delegation, error) {
+	dels, err := delegationsIndexed(tx)
+	if err != nil {
+		return nil, err
+	}
+	var out []access.Delegation
+	for _, d := range dels {
+		if d.InForce(now) && (d.From.Same(p) || d.To.Same(p)) {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
 // delegationsIndexed reads the delegations not yet recorded as ended (some
 // may be past their end: InForce decides), ordered by delegator.
 func delegationsIndexed(tx Tx) ([]access.Delegation, error) {

@@ -187,6 +187,49 @@ func TestDelegationReplaceAndOff(t *testing.T) {
 	e.verify()
 }
 
+// Offboarding a delegator or a delegate ends their delegations in force,
+// even when they have no request of their own, in the offboarding's
+// transaction; a third person's delegation is untouched.
+func TestOffboardingEndsDelegations(t *testing.T) {
+	for _, who := range []string{"bob@example.com", "frank@example.com"} {
+		t.Run(who, func(t *testing.T) {
+			e := newEnv(t)
+			d := e.mustDelegate("bob@example.com", "frank@example.com", "2026-11-09")
+			other := e.mustDelegate("carol@example.com", "dave@example.com", "2026-11-09")
+			u, err := e.idp.UserByEmail(context.Background(), who)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.svc.Offboard(context.Background(), u, handlers.Trigger{Source: "user.lifecycle.deactivate", IdPEventID: "ev-" + who}); err != nil {
+				t.Fatal(err)
+			}
+			in, err := e.svc.DelegationsInForce()
+			if err != nil || len(in) != 1 || in[0].ID != other.ID {
+				t.Fatalf("in force after offboarding %s: %+v %v; want only %s", who, in, err, other.ID)
+			}
+			var got access.DelegationDetail
+			var ended, offboarded int
+			_ = e.svc.Events(0, func(ev access.Event) error {
+				switch ev.Type {
+				case access.EvUserOffboarded:
+					offboarded++
+				case access.EvDelegationEnded:
+					ended++
+					if ev.Actor != access.ActorKeycard {
+						t.Errorf("delegation.ended actor %q, want keycard", ev.Actor)
+					}
+					return access.DecodeDetail(ev, &got)
+				}
+				return nil
+			})
+			if offboarded != 1 || ended != 1 || got.Delegation != d.ID || got.EndReason != access.DelegationEndOffboarded {
+				t.Fatalf("user.offboarded %d, delegation.ended %d %+v; want 1, 1 for %s (offboarded)", offboarded, ended, got, d.ID)
+			}
+			e.verify()
+		})
+	}
+}
+
 // The scheduler records an expiry at the delegation's end date, once.
 func TestDelegationExpiry(t *testing.T) {
 	e := newEnv(t)

@@ -79,13 +79,26 @@ func (s *Service) Offboard(ctx context.Context, who access.User, why Trigger) (i
 		if err != nil {
 			return err
 		}
-		if len(mine) == 0 && len(waiting) == 0 {
+		now := tx.Now()
+		dels, err := delegationsOf(tx, who.Person(), now)
+		if err != nil {
+			return err
+		}
+		if len(mine) == 0 && len(waiting) == 0 && len(dels) == 0 {
 			return nil // nothing of theirs in keycard: nothing to record
 		}
-		now := tx.Now()
 		if _, err := tx.Append(access.Event{Type: access.EvUserOffboarded, Actor: access.ActorKeycard, Subject: who.Email,
 			Detail: encodeDetail(why.detail(who, now))}); err != nil {
 			return err
+		}
+		// Their delegations end with them, both ways: a departed delegator's
+		// delegate decides for nobody, and a departed delegate is no
+		// one's stand-in (the click refuses either anyway; the record, the
+		// App Home and the delegations export now say so too).
+		for i := range dels {
+			if err := endDelegation(tx, &dels[i], access.DelegationEndOffboarded, access.ActorKeycard, now); err != nil {
+				return err
+			}
 		}
 		for i := range mine {
 			r, err := tx.Request(mine[i].ID) // re-read: ending one grant may have ended its siblings
