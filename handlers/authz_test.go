@@ -9,6 +9,7 @@ import (
 
 	"keycard/access"
 	"keycard/handlers"
+	"keycard/internal/fixture"
 	"keycard/policy"
 )
 
@@ -53,7 +54,7 @@ func (e *env) reload(text string) *policy.Set {
 // policy in force, not frozen at submission (issue 10, "High — an
 // approver's right is frozen at submission").
 func TestApproverRecheckedAtClick(t *testing.T) {
-	withoutAnn := strings.Replace(testPolicy, "      - user: ann@example.com", "      - user: dave@example.com", 1)
+	withoutAnn := fixture.RolesPolicy().Replace("      - user: ann@example.com", "      - user: dave@example.com").String()
 	cases := []struct {
 		name    string
 		pol     string // policy requested
@@ -177,13 +178,7 @@ func TestCampaignReviewerRecheckedAtClick(t *testing.T) {
 // narrowed is the test policy after a reload that removes prod-* from the
 // scope and deletes every policy on a prod-* group.
 func narrowed() string {
-	s := strings.Replace(testPolicy, `groups: ["app-*", "prod-*"]`, `groups: ["app-*"]`, 1)
-	start := strings.Index(s, "  - name: prod-db-admin\n")
-	end := strings.Index(s, "  - name: grafana-viewer\n")
-	s = s[:start] + s[end:]
-	start = strings.Index(s, "  - name: prod-breakglass\n")
-	end = strings.Index(s, "  - name: lonely\n")
-	return s[:start] + s[end:]
+	return fixture.RolesPolicy().Scope("app-*").Without("prod-db-admin", "prod-db-admin-alt", "prod-breakglass").String()
 }
 
 // A policy change reaches pending requests: one whose policy is gone or
@@ -249,7 +244,7 @@ func TestAlertAboutYouIsClosedBySomeoneElse(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	e.idp.setMember("keycard-admins", "carol@example.com", true)
-	text := strings.Replace(testPolicy, "auditors: {group: auditors}", "change_approval: true\nauditors: {group: auditors}", 1)
+	text := fixture.RolesPolicy().Replace("auditors: {group: auditors}", "change_approval: true\nauditors: {group: auditors}").String()
 	e.set, _ = policy.Parse("policy.yaml", []byte(text))
 	e.restart()
 	changed := text + "alerts: {channel: \"#security-alerts\"}\n"

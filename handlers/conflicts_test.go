@@ -12,7 +12,7 @@ import (
 
 // conflictsPolicy adds separation-of-duties sets to the test policy:
 // prod-db-admin with grafana-viewer, and lonely with grafana-viewer.
-const conflictsPolicy = testPolicy + "conflicts: [[prod-db-admin, grafana-viewer], [lonely, grafana-viewer]]\n"
+var conflictsPolicy = testPolicy + "conflicts: [[prod-db-admin, grafana-viewer], [lonely, grafana-viewer]]\n"
 
 func newConflictsEnv(t *testing.T, mode string) *env {
 	t.Helper()

@@ -11,6 +11,7 @@ import (
 	"keycard/handlers"
 	"keycard/internal/adapt"
 	"keycard/internal/fakeclock"
+	"keycard/internal/fixture"
 	"keycard/internal/storetest"
 	"keycard/policy"
 	pgstore "keycard/store/postgres"
@@ -28,12 +29,7 @@ func TestDelegationOnPostgres(t *testing.T) {
 	}
 	defer db.Close()
 	idp := newIdP()
-	eng := map[string]string{"department": "Engineering"}
-	idp.addUser("ann@example.com", "Ann Lee", "bob@example.com", eng)
-	idp.addUser("bob@example.com", "Bob Boss", "", eng)
-	idp.addUser("carol@example.com", "Carol Sec", "", nil)
-	idp.addUser("frank@example.com", "Frank Admin", "", nil)
-	idp.setMember("security-team", "carol@example.com", true)
+	idp.seed(fixture.Roles())
 	set, err := policy.Parse("policy.yaml", []byte(testPolicy))
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"keycard/access"
 	"keycard/handlers"
+	"keycard/internal/fixture"
 	"keycard/policy"
 )
 
@@ -236,7 +237,7 @@ func TestReviewRemovalRow(t *testing.T) {
 // (second review M4).
 func TestClosedPeriodIgnoresLaterEscalation(t *testing.T) {
 	e := newEnv(t)
-	withEscalation := strings.Replace(testPolicy, "  - name: lonely", escalatingPolicy+"  - name: lonely", 1)
+	withEscalation := fixture.RolesPolicy().InsertBefore("lonely", escalatingPolicy).String()
 	if _, err := e.svc.ReloadPolicy(func() (*policy.Set, error) { return policy.Parse("policy.yaml", []byte(withEscalation)) }, "test"); err != nil {
 		t.Fatal(err)
 	}

@@ -9,16 +9,11 @@ import (
 
 	"keycard/access"
 	"keycard/handlers"
+	"keycard/internal/fixture"
 	"keycard/policy"
 )
 
 // withoutPolicy removes one policy from testPolicy (its scope unchanged).
-func withoutPolicy(name string) string {
-	s := testPolicy
-	start := strings.Index(s, "  - name: "+name+"\n")
-	end := strings.Index(s[start+1:], "  - name: ")
-	return s[:start] + s[start+1+end:]
-}
 
 // A policy change that would leave a live grant (provisioning or active)
 // outside what the new policy holds — its group out of its connector's
@@ -40,17 +35,15 @@ func TestPolicyChangeRefusedWhileGrantsWouldBeStranded(t *testing.T) {
 		{"scope narrowed, active grant, emergency change", narrowed(), access.StateActive, "emergency", "prod-db-admins is no longer inside connector okta's scope"},
 		{"scope narrowed, active grant, staged for a second admin", narrowed(), access.StateActive, "staged", "prod-db-admins is no longer inside connector okta's scope"},
 		{"scope narrowed, add still queued", narrowed(), access.StateProvisioning, "reload", "prod-db-admins is no longer inside connector okta's scope"},
-		{"policy removed, add still queued", withoutPolicy("prod-db-admin-alt"), access.StateProvisioning, "reload", "policy prod-db-admin-alt no longer exists"},
-		{"policy removed, active grant", withoutPolicy("prod-db-admin-alt"), access.StateActive, "change", "policy prod-db-admin-alt no longer exists"},
+		{"policy removed, add still queued", fixture.RolesPolicy().Without("prod-db-admin-alt").String(), access.StateProvisioning, "reload", "policy prod-db-admin-alt no longer exists"},
+		{"policy removed, active grant", fixture.RolesPolicy().Without("prod-db-admin-alt").String(), access.StateActive, "change", "policy prod-db-admin-alt no longer exists"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			text := tc.policy
 			if tc.how == "emergency" || tc.how == "staged" {
-				guard := func(s string) string {
-					return strings.Replace(s, "version: 1\n", "version: 1\nchange_approval: true\n", 1)
-				}
+				guard := func(s string) string { return fixture.Doc(s).Setting("change_approval: true").String() }
 				e.reload(guard(testPolicy))
 				text = guard(text)
 			}

@@ -14,6 +14,7 @@ import (
 	"keycard/handlers"
 	"keycard/internal/adapt"
 	"keycard/internal/fakeclock"
+	"keycard/internal/fixture"
 	"keycard/policy"
 	"keycard/store"
 )
@@ -46,6 +47,18 @@ func (f *fakeIdP) addUser(email, name, manager string, attrs map[string]string) 
 		Status: access.StatusActive, ManagerRef: manager, Attributes: attrs}
 	f.users[u.ID] = u
 	return u
+}
+
+// seed adds an org's people and its group memberships.
+func (f *fakeIdP) seed(org fixture.Org) {
+	for _, p := range org.People {
+		f.addUser(p.Email, p.Name, p.Manager, p.Attributes())
+	}
+	for _, g := range org.Groups {
+		for _, m := range g.Members {
+			f.setMember(g.Name, m, true)
+		}
+	}
 }
 
 func (f *fakeIdP) setStatus(email string, st access.UserStatus) {
@@ -213,70 +226,10 @@ func (c conns) Provisioner(name string) (access.Provisioner, bool) {
 	return c.idp, name == "okta"
 }
 
-const testPolicy = `version: 1
-directory: okta
-connectors:
-  okta:
-    type: okta
-    scope:
-      groups: ["app-*", "prod-*"]
-profiles:
-  engineers:
-    where: {department: [Engineering, SRE]}
-  everyone: {}
-policies:
-  - name: prod-db-admin
-    app: Production Database
-    role: Admin
-    group: prod-db-admins
-    privileged: true
-    eligible: [engineers]
-    approval:
-      - manager
-      - group: security-team
-    duration: {default: 4h, max: 8h}
-    justification: required
-    request_ttl: 24h
-    remind_after: 1h
-    extend: {max_total: 12h}
-  - name: prod-db-admin-alt
-    app: Production Database
-    role: Admin (alt)
-    group: prod-db-admins
-    eligible: [engineers]
-    approval: auto
-    duration: {default: 1h, max: 2h}
-    justification: optional
-  - name: grafana-viewer
-    app: Grafana
-    role: Viewer
-    group: app-grafana-viewers
-    eligible: [everyone]
-    approval: auto
-    duration: {default: 30d, max: 90d}
-    justification: optional
-  - name: prod-breakglass
-    app: Production
-    role: Break glass
-    group: prod-root
-    eligible: [engineers]
-    approval:
-      - group: security-team
-    duration: {default: 1h, max: 2h}
-    justification: required
-    break_glass: true
-  - name: lonely
-    app: Lonely
-    role: Admin
-    group: app-lonely
-    eligible: [everyone]
-    approval:
-      - user: ann@example.com
-    duration: {default: 1h, max: 2h}
-    justification: optional
-auditors: {group: auditors}
-admins: {group: keycard-admins}
-`
+// testPolicy is the use-case tests' policy file (fixture.RolesPolicy): an
+// okta connector and prod-db-admin, prod-db-admin-alt, grafana-viewer,
+// prod-breakglass and lonely.
+var testPolicy = fixture.RolesPolicy().String()
 
 // env is one test's world: clock, IdP, store, service.
 type env struct {
@@ -302,18 +255,7 @@ func newEnv(t *testing.T) *env {
 func newEnvWith(t *testing.T, text string, wrap func(*fakeIdP) handlers.Connectors) *env {
 	t.Helper()
 	e := &env{t: t, clock: fakeclock.New(t0), idp: newIdP(), path: filepath.Join(t.TempDir(), "keycard.db")}
-	eng := map[string]string{"department": "Engineering"}
-	e.idp.addUser("ann@example.com", "Ann Lee", "bob@example.com", eng)
-	e.idp.addUser("bob@example.com", "Bob Boss", "", eng)
-	e.idp.addUser("carol@example.com", "Carol Sec", "", map[string]string{"department": "Security"})
-	e.idp.addUser("dave@example.com", "Dave Sec", "", map[string]string{"department": "Security"})
-	e.idp.addUser("erin@example.com", "Erin Audit", "", map[string]string{"department": "Finance"})
-	e.idp.addUser("frank@example.com", "Frank Admin", "", map[string]string{"department": "IT"})
-	e.idp.addUser("mallory@example.com", "Mallory", "bob@example.com", map[string]string{"department": "Sales"})
-	for _, m := range []struct{ g, e string }{{"security-team", "carol@example.com"}, {"security-team", "dave@example.com"},
-		{"auditors", "erin@example.com"}, {"keycard-admins", "frank@example.com"}} {
-		e.idp.setMember(m.g, m.e, true)
-	}
+	e.idp.seed(fixture.Roles())
 	set, err := policy.Parse("policy.yaml", []byte(text))
 	if err != nil {
 		t.Fatalf("test policy: %v", err)

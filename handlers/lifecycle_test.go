@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"keycard/access"
 	"keycard/handlers"
 	"keycard/internal/adapt"
+	"keycard/internal/fixture"
 	"keycard/policy"
 )
 
@@ -597,7 +597,7 @@ const escalatingPolicy = `  - name: escalating
 
 func TestEscalation(t *testing.T) {
 	e := newEnv(t)
-	withEscalation := strings.Replace(testPolicy, "  - name: lonely", escalatingPolicy+"  - name: lonely", 1)
+	withEscalation := fixture.RolesPolicy().InsertBefore("lonely", escalatingPolicy).String()
 	if _, err := e.svc.ReloadPolicy(func() (*policy.Set, error) { return policy.Parse("policy.yaml", []byte(withEscalation)) }, "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -852,7 +852,7 @@ func TestDecideRacingEscalationIsConflict(t *testing.T) {
 	e := newEnv(t)
 	hs := &viewHookStore{Store: adapt.Store(e.db)}
 	e.svc = handlers.New(hs, conns{e.idp}, e.set, e.clock, handlers.Options{BackoffBase: time.Second, BackoffMax: time.Minute})
-	withEscalation := strings.Replace(testPolicy, "  - name: lonely", escalatingPolicy+"  - name: lonely", 1)
+	withEscalation := fixture.RolesPolicy().InsertBefore("lonely", escalatingPolicy).String()
 	if _, err := e.svc.ReloadPolicy(func() (*policy.Set, error) { return policy.Parse("policy.yaml", []byte(withEscalation)) }, "test"); err != nil {
 		t.Fatal(err)
 	}

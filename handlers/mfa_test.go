@@ -12,6 +12,7 @@ import (
 
 	"keycard/access"
 	"keycard/handlers"
+	"keycard/internal/fixture"
 )
 
 // mfaIdP is the fake IdP that can also challenge (access.Challenger): each
@@ -71,7 +72,7 @@ func (c mfaConns) Provisioner(name string) (access.Provisioner, bool) {
 func newMFAEnv(t *testing.T) (*env, *mfaIdP) {
 	t.Helper()
 	var idp *mfaIdP
-	text := strings.Replace(testPolicy, "    privileged: true\n", "    privileged: true\n    approval_mfa: true\n", 1)
+	text := fixture.RolesPolicy().Replace("    privileged: true\n", "    privileged: true\n    approval_mfa: true\n").String()
 	e := newEnvWith(t, text, func(f *fakeIdP) handlers.Connectors {
 		idp = &mfaIdP{fakeIdP: f, results: map[string]access.ChallengeResult{}, noPush: map[string]bool{}}
 		return mfaConns{idp}

@@ -10,12 +10,13 @@ import (
 	"keycard/access"
 	"keycard/handlers"
 	"keycard/internal/adapt"
+	"keycard/internal/fixture"
 	"keycard/policy"
 )
 
 func TestStagedPolicyChange(t *testing.T) {
 	e := newEnv(t)
-	guarded := strings.Replace(testPolicy, "version: 1\n", "version: 1\nchange_approval: true\n", 1)
+	guarded := fixture.RolesPolicy().Setting("change_approval: true").String()
 	// Start with change approval on (the first load is not a change).
 	first, err := e.svc.ReloadPolicy(func() (*policy.Set, error) { return policy.Parse("policy.yaml", []byte(guarded)) }, "keycard")
 	if err != nil || !first.ChangeApproval {
@@ -86,7 +87,7 @@ func TestStagedPolicyChange(t *testing.T) {
 // force and the file waits for a second admin.
 func TestRestartDoesNotBypassChangeApproval(t *testing.T) {
 	e := newEnv(t)
-	guarded := strings.Replace(testPolicy, "version: 1\n", "version: 1\nchange_approval: true\n", 1)
+	guarded := fixture.RolesPolicy().Setting("change_approval: true").String()
 	approved, err := e.svc.ReloadPolicy(func() (*policy.Set, error) { return policy.Parse("policy.yaml", []byte(guarded)) }, "keycard")
 	if err != nil {
 		t.Fatal(err)
@@ -130,9 +131,7 @@ func TestPolicyChangeKeepsQueuedRemovalInScope(t *testing.T) {
 	e.idp.failNext("remove", access.Errorf(access.CodeUnavailable, "okta down"), access.Errorf(access.CodeUnavailable, "okta down"))
 	e.settle()
 	wantState(t, e.get(r.ID), access.StateFailed)
-	i := strings.Index(testPolicy, "  - name: grafana-viewer")
-	j := strings.Index(testPolicy, "  - name: prod-breakglass")
-	narrowed := strings.Replace(testPolicy[:i]+testPolicy[j:], `groups: ["app-*", "prod-*"]`, `groups: ["app-lonely", "prod-*"]`, 1)
+	narrowed := fixture.RolesPolicy().Without("grafana-viewer").Scope("app-lonely", "prod-*").String()
 	_, err = e.svc.ReloadPolicy(func() (*policy.Set, error) { return policy.Parse("policy.yaml", []byte(narrowed)) }, "test")
 	wantCode(t, err, access.CodeConflict)
 	if !strings.Contains(access.MessageOf(err), r.ID) {

@@ -7,6 +7,7 @@ import (
 
 	"keycard/access"
 	"keycard/handlers"
+	"keycard/internal/fixture"
 	"keycard/policy"
 )
 
@@ -105,10 +106,10 @@ func TestWhoCanExport(t *testing.T) {
 
 func TestWhoCanDiff(t *testing.T) {
 	e := newEnv(t)
-	proposed, err := policy.Parse("new.yaml", []byte(strings.NewReplacer(
-		"      - user: ann@example.com\n", "      - user: frank@example.com\n", // lonely: frank approves instead of ann
-		"    where: {department: [Engineering, SRE]}", "    where: {department: [Engineering, SRE, Security]}", // security joins engineers
-	).Replace(testPolicy)))
+	proposed, err := policy.Parse("new.yaml", fixture.RolesPolicy().
+		Replace("      - user: ann@example.com\n", "      - user: frank@example.com\n").                                 // lonely: frank approves instead of ann
+		Replace("    where: {department: [Engineering, SRE]}", "    where: {department: [Engineering, SRE, Security]}"). // security joins engineers
+		Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}
