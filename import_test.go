@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"keycard/internal/buildinfo"
+	"keycard/internal/fixture"
 	"keycard/internal/oktafake"
 	"keycard/internal/server"
 	"keycard/internal/storetest"
@@ -35,8 +36,8 @@ func TestPolicyImportFromOkta(t *testing.T) {
 	}
 	dir := t.TempDir()
 	src := filepath.Join(dir, "connectors.yaml")
-	head := "version: 1\ndirectory: okta\nconnectors:\n  okta:\n    type: okta\n    scope:\n      groups: [\"app-*\", \"prod-*\"]\n"
-	if err := os.WriteFile(src, []byte(head), 0o600); err != nil {
+	head := fixture.Directory("okta", "okta", fixture.Org{}) // connectors only: import writes the policies
+	if err := os.WriteFile(src, head.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("OKTA_CLIENT_ORGURL", fake.URL)
