@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"keycard/access"
+	"keycard/internal/fakeclock"
 )
 
 // memStore is an in-memory Memberships: what the store would keep.
@@ -54,7 +55,7 @@ func (m *memStore) SetStaticMember(connector, group, userID string, member bool,
 	return nil
 }
 
-var clock = access.ClockFunc(func() time.Time { return time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC) })
+var clock = fakeclock.New(time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC))
 
 func fixture() ([]User, []Group) {
 	users := []User{

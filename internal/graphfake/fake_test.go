@@ -20,6 +20,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"keycard/internal/fakeclock"
 )
 
 func clientOptions(s *Server) azcore.ClientOptions {
@@ -252,7 +254,7 @@ func TestDelta(t *testing.T) {
 
 func TestFaults(t *testing.T) {
 	now := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
-	s := New(Options{Clock: func() time.Time { return now }})
+	s := New(Options{Clock: fakeclock.New(now).Now})
 	defer s.Close()
 	tok := s.IssueToken()
 	s.Throttle("GET /v1.0/users", 1, 7*time.Second)

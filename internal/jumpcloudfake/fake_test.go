@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"keycard/internal/fakeclock"
 )
 
 func do(t *testing.T, s *Server, method, path, key, body string) (*http.Response, string) {
@@ -89,7 +91,7 @@ func TestWireFormat(t *testing.T) {
 
 func TestPagingAndFaults(t *testing.T) {
 	clk := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	s := New(Options{APIKey: "k", OrgID: "org1", Clock: func() time.Time { return clk }})
+	s := New(Options{APIKey: "k", OrgID: "org1", Clock: fakeclock.New(clk).Now})
 	defer s.Close()
 	gid := s.AddGroup("g")
 	for i := range 25 {

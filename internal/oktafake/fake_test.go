@@ -11,6 +11,8 @@ import (
 
 	"github.com/okta/okta-sdk-golang/v2/okta"
 	"github.com/okta/okta-sdk-golang/v2/okta/query"
+
+	"keycard/internal/fakeclock"
 )
 
 func newSDK(t *testing.T, s *Server) *okta.Client {
@@ -241,7 +243,7 @@ func TestMembershipIdempotentAndLogged(t *testing.T) {
 
 func TestLogPollingAlwaysHasNext(t *testing.T) {
 	now := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
-	s := New(Options{Clock: func() time.Time { return now }})
+	s := New(Options{Clock: fakeclock.New(now).Now})
 	defer s.Close()
 	uid := s.AddUser(map[string]any{"login": "a@x.com"}, "")
 	if err := s.SetStatus(uid, "SUSPENDED"); err != nil {
@@ -312,7 +314,7 @@ func TestGroupQueries(t *testing.T) {
 
 func TestFaults(t *testing.T) {
 	now := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
-	s := New(Options{Clock: func() time.Time { return now }})
+	s := New(Options{Clock: fakeclock.New(now).Now})
 	defer s.Close()
 	t.Run("rate limit carries reset and date", func(t *testing.T) {
 		s.RateLimitNext(1, 42*time.Second)

@@ -8,29 +8,13 @@ import (
 
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
+
+	"keycard/internal/fakeclock"
 )
 
-// fakeClock is a settable clock for trigger_id expiry.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newTestServer(t *testing.T) (*Server, *fakeClock) {
+func newTestServer(t *testing.T) (*Server, *fakeclock.Clock) {
 	t.Helper()
-	clock := &fakeClock{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)) // moves trigger_ids past their expiry
 	srv := New(Options{PingInterval: 50 * time.Millisecond, AckTimeout: 500 * time.Millisecond, Clock: clock.Now, Logf: t.Logf})
 	t.Cleanup(srv.Close)
 	srv.AddUser(User{ID: "U1", Name: "alice", RealName: "Alice A", Email: "alice@example.com", TZ: "Europe/Berlin"})
