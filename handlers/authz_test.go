@@ -303,7 +303,7 @@ func TestContractorExtensionRechecks(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			e.idp.addUser("hank@example.com", "Hank Cole", "bob@example.com", map[string]string{"department": "Engineering", "userType": "Contractor"})
+			e.idp.addPerson(fixture.Hank)
 			set, err := policy.Parse("policy.yaml", []byte(testPolicy+contractorYAML))
 			if err != nil {
 				t.Fatal(err)

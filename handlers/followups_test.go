@@ -117,7 +117,7 @@ func TestPolicyChangeRefusedWhileGrantsWouldBeStranded(t *testing.T) {
 func contractorEnv(t *testing.T, d time.Duration) (*env, access.Request) {
 	t.Helper()
 	e := newEnv(t)
-	e.idp.addUser("hank@example.com", "Hank Cole", "bob@example.com", map[string]string{"department": "Engineering", "userType": "Contractor"})
+	e.idp.addPerson(fixture.Hank)
 	set, err := policy.Parse("policy.yaml", []byte(testPolicy+contractorYAML))
 	if err != nil {
 		t.Fatal(err)

@@ -49,10 +49,15 @@ func (f *fakeIdP) addUser(email, name, manager string, attrs map[string]string) 
 	return u
 }
 
+// addPerson adds one of the fixture's people.
+func (f *fakeIdP) addPerson(p fixture.Person) access.User {
+	return f.addUser(p.Email, p.Name, p.Manager, p.Attributes())
+}
+
 // seed adds an org's people and its group memberships.
 func (f *fakeIdP) seed(org fixture.Org) {
 	for _, p := range org.People {
-		f.addUser(p.Email, p.Name, p.Manager, p.Attributes())
+		f.addPerson(p)
 	}
 	for _, g := range org.Groups {
 		for _, m := range g.Members {
