@@ -158,6 +158,9 @@ type Connector struct {
 	groups connectors.GroupCache
 }
 
+var _ access.Directory = (*Connector)(nil)
+var _ access.Provisioner = (*Connector)(nil)
+
 // New builds a Connector; it makes no request (Check does).
 func New(cfg Config) (*Connector, error) {
 	if cfg.APIURL == "" {

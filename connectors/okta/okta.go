@@ -80,6 +80,9 @@ type Connector struct {
 	hold    *rateLimitRecorder // Okta's X-Rate-Limit-Reset, held across calls
 }
 
+var _ access.Directory = (*Connector)(nil)
+var _ access.Provisioner = (*Connector)(nil)
+
 // ValidateOrgURL checks the org URL the way SPEC requires: https://, except
 // a loopback http:// address for tests and emulators. It returns the URL
 // without a trailing slash (the SDK concatenates OrgUrl and path, so a
