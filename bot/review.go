@@ -242,8 +242,7 @@ func (b *Bot) onAskExpire(ctx context.Context, in *inbound) {
 	if b.told(ctx, in, err) {
 		return
 	}
-	if _, err := rc.ContractorLetExpire(ctx, in.action.Value, in.user, pr.Email); err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if _, err := rc.ContractorLetExpire(ctx, in.action.Value, in.user, pr.Email); b.told(ctx, in, err) {
 		return
 	}
 	b.nudge()
