@@ -98,6 +98,15 @@ func envOr(name, def string) string {
 	return def
 }
 
+// newFlagSet is a subcommand's flag set: parsing stops at an error rather
+// than exiting, and package flag prints nothing, because the subcommand
+// reports the error itself, in keycard's usage form (usageError).
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
 // parseAnywhere parses fs's flags wherever they stand among the positional
 // arguments (the flag package stops at the first one) and returns those. An
 // unknown flag counts as a positional argument, as it did when policy check

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 
@@ -16,8 +15,7 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) == 0 || args[0] != "verify" {
 		return usageError("audit: expected `audit verify [--db PATH | --database-url URL]`")
 	}
-	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlagSet("audit verify")
 	sf := addStoreFlags(fs, "database file")
 	if err := fs.Parse(args[1:]); err != nil {
 		return usageError("audit verify: %v", err)

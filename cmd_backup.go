@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,8 +19,7 @@ import (
 // KEYCARD_HTTP_ADDR instead. With PostgreSQL (KEYCARD_DATABASE_URL or
 // --database-url) it refuses: that database is backed up with pg_dump.
 func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlagSet("backup")
 	sf := addStoreFlags(fs, "database file")
 	dbPath := sf.db
 	dirFlag := fs.String("dir", os.Getenv("KEYCARD_BACKUP_DIR"), "where the backup goes")

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -24,8 +23,7 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(args) > 0 && args[0] == "verify" {
 		return exportVerifyCmd(ctx, args[1:], stdout)
 	}
-	fs := flag.NewFlagSet("export", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlagSet("export")
 	kind := fs.String("kind", "access", "access, events, holders, policies, jobs, campaign, who-can or delegations")
 	events := fs.Bool("events", false, "short for --kind events")
 	pol := fs.String("policy", "", "only this policy")
@@ -101,8 +99,7 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // exportVerifyCmd re-checks an export against its manifest: the CSV (named
 // in the manifest, beside it, or --csv), its counts, and the audit chain.
 func exportVerifyCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("export verify", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlagSet("export verify")
 	sf := addStoreFlags(fs, "database file")
 	csvPath := fs.String("csv", "", "the CSV (default: the manifest's csv.name beside the manifest)")
 	var positional []string

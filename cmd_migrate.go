@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,8 +16,7 @@ import (
 // kind; progress goes to stderr when it is a terminal. The file lock keeps a
 // running `keycard serve` out while it copies.
 func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlagSet("migrate")
 	// The URL defaults to KEYCARD_DATABASE_URL so that its password need not
 	// be on the command line, where any local user can read it (ps).
 	to := fs.String("to", os.Getenv("KEYCARD_DATABASE_URL"), "the PostgreSQL database: postgres://USER@HOST:PORT/DB (it must be empty; default KEYCARD_DATABASE_URL)")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,8 +30,7 @@ func policyCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] != "check" {
 		return usageError("policy: expected `policy check [FILE]`, `policy who-can [--policy P] [--user EMAIL] [--policy-file NEW]`, `policy import --connector NAME [--out FILE]` or `policy apply --by EMAIL [--emergency --reason TEXT]`")
 	}
-	fs := flag.NewFlagSet("policy check", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlagSet("policy check")
 	againstIdP := fs.Bool("against-idp", false, "compare the policies with the groups the identity provider has")
 	rest, err := parseAnywhere(fs, args[1:])
 	if err != nil {
@@ -56,8 +54,7 @@ func policyCmd(ctx context.Context, args []string, stdout io.Writer) error {
 // policyApplyCmd: keycard policy apply --by EMAIL [--emergency --reason TEXT],
 // sent to the running keycard over KEYCARD_HTTP_ADDR.
 func policyApplyCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("policy apply", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlagSet("policy apply")
 	by := fs.String("by", "", "who is making the change (EMAIL)")
 	reason := fs.String("reason", "", "why (required with --emergency)")
 	emergency := fs.Bool("emergency", false, "apply at once, alerting, even when change_approval is in force")
@@ -136,8 +133,7 @@ func checkAgainstIdP(ctx context.Context, set *policy.Set, stdout io.Writer) err
 // "Identity providers"). Only the connectors of the policy file are read, so
 // a file holding just version, directory and connectors is enough.
 func policyImportCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("policy import", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlagSet("policy import")
 	name := fs.String("connector", "", "the connector whose groups to import")
 	outPath := fs.String("out", "", "write the policy to this file (refuses to overwrite) instead of stdout")
 	path := fs.String("policy", envOr("KEYCARD_POLICY", "policy.yaml"), "the policy file that defines the connector")
@@ -235,8 +231,7 @@ func importGroups(ctx context.Context, conns *server.ConnectorSet, name string, 
 // For the same CSV with a manifest, use `keycard export --kind who-can` or
 // `/export who-can`.
 func policyWhoCanCmd(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("policy who-can", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlagSet("policy who-can")
 	pol := fs.String("policy", "", "only this policy")
 	user := fs.String("user", "", "only this person (EMAIL)")
 	proposed := fs.String("policy-file", "", "a proposed policy file: print what it would change")

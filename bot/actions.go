@@ -21,8 +21,7 @@ func (b *Bot) onApprove(ctx context.Context, in *inbound) {
 
 func (b *Bot) decide(ctx context.Context, in *inbound, id string, step int, approve bool, comment string) error {
 	pr, err := b.people.profile(ctx, in.user)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return err
 	}
 	_, err = b.core.Decide(ctx, handlers.DecideInput{RequestID: id, Step: step, SlackID: in.user, Email: pr.Email, Approve: approve, Comment: comment})
@@ -41,13 +40,11 @@ func (b *Bot) decide(ctx context.Context, in *inbound, id string, step int, appr
 func (b *Bot) onDenyClick(ctx context.Context, in *inbound) {
 	id, step := parseDecisionValue(in.action.Value)
 	r, err := b.core.Get(id)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	pr, err := b.people.profile(ctx, in.user)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	if r.State != access.StatePending || step != r.Current || !b.mayAsk(r, access.Person{Email: pr.Email}) {
@@ -88,13 +85,11 @@ func (b *Bot) mayAsk(r access.Request, p access.Person) bool {
 // onCancel withdraws the clicker's own pending request.
 func (b *Bot) onCancel(ctx context.Context, in *inbound) {
 	pr, err := b.people.profile(ctx, in.user)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	r, err := b.core.Cancel(ctx, in.action.Value, in.user, pr.Email)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	b.nudge()
@@ -116,13 +111,11 @@ func (b *Bot) onAdminRevoke(ctx context.Context, in *inbound) { b.revoke(ctx, in
 // (the submission's check, at the click: a forged id shows nothing).
 func (b *Bot) onExtendClick(ctx context.Context, in *inbound) {
 	pr, err := b.people.profile(ctx, in.user)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	g, err := b.core.MayExtend(ctx, in.action.Value, in.user, pr.Email)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	p, ok := b.core.Policy().Policy(g.Policy)

@@ -87,8 +87,7 @@ func (b *Bot) triage(ctx context.Context, in *inbound, seqText string, resolve b
 		return
 	}
 	pr, err := b.people.profile(ctx, in.user)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	st, err := ac.TriageAlert(ctx, in.user, pr.Email, seq, resolve, outcome)
@@ -109,8 +108,7 @@ func (b *Bot) triage(ctx context.Context, in *inbound, seqText string, resolve b
 func (b *Bot) onPolicyApprove(ctx context.Context, in *inbound) {
 	ac := b.alerts
 	pr, err := b.people.profile(ctx, in.user)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	st, staged, _ := ac.Staged()

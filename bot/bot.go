@@ -119,23 +119,13 @@ func New(cfg Config) (*Bot, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.UserCacheTTL <= 0 {
-		cfg.UserCacheTTL = 10 * time.Minute
-	}
+	cfg.UserCacheTTL = positiveOr(cfg.UserCacheTTL, 10*time.Minute)
+	cfg.Workers = positiveOr(cfg.Workers, 4)
+	cfg.SubmitBudget = positiveOr(cfg.SubmitBudget, 2*time.Second)
+	cfg.NotifyEvery = positiveOr(cfg.NotifyEvery, 2*time.Second)
+	cfg.DedupeTTL = positiveOr(cfg.DedupeTTL, 24*time.Hour)
 	if cfg.ExportDir == "" {
 		cfg.ExportDir = os.TempDir()
-	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 4
-	}
-	if cfg.SubmitBudget <= 0 {
-		cfg.SubmitBudget = 2 * time.Second
-	}
-	if cfg.NotifyEvery <= 0 {
-		cfg.NotifyEvery = 2 * time.Second
-	}
-	if cfg.DedupeTTL <= 0 {
-		cfg.DedupeTTL = 24 * time.Hour
 	}
 	b := &Bot{cfg: cfg, api: cfg.API, sm: cfg.Socket, core: cfg.Core, rev: cfg.Reviews, alerts: cfg.Alerts, log: cfg.Logger,
 		jobs: make(chan job, 256), nudgeCh: make(chan struct{}, 1),
@@ -144,6 +134,15 @@ func New(cfg Config) (*Bot, error) {
 	b.recent = &recentKeys{ttl: 10 * time.Minute, seen: map[string]time.Time{}}
 	b.routes = routeTable()
 	return b, nil
+}
+
+// positiveOr is an option's value, or def when the option is left unset
+// (zero, or negative, which means nothing useful for a count or a period).
+func positiveOr[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // Run serves Slack until ctx ends or the connection fails for good (a

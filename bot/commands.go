@@ -58,8 +58,7 @@ func (b *Bot) onAccessCommand(ctx context.Context, in *inbound) {
 
 func (b *Bot) accessList(ctx context.Context, in *inbound) {
 	w, err := b.identify(ctx, in.user)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	mine, err := b.core.Mine(w.user.Email)
@@ -73,13 +72,11 @@ func (b *Bot) accessList(ctx context.Context, in *inbound) {
 
 func (b *Bot) revoke(ctx context.Context, in *inbound, id string) {
 	pr, err := b.people.profile(ctx, in.user)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	r, err := b.core.Revoke(ctx, id, in.user, pr.Email)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	b.nudge()

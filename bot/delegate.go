@@ -125,13 +125,11 @@ func plainEmail(s string) bool {
 // accessDelegate runs /access delegate.
 func (b *Bot) accessDelegate(ctx context.Context, in *inbound) {
 	a, err := parseDelegate(in.cmd.Text)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	pr, err := b.people.profile(ctx, in.user)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	loc := pr.Loc
@@ -140,8 +138,7 @@ func (b *Bot) accessDelegate(ctx context.Context, in *inbound) {
 	}
 	if a.off {
 		d, err := b.core.EndDelegation(ctx, in.user, pr.Email)
-		if err != nil {
-			b.tell(ctx, in, access.MessageOf(err))
+		if b.told(ctx, in, err) {
 			return
 		}
 		b.nudge()
@@ -162,8 +159,7 @@ func (b *Bot) accessDelegate(ctx context.Context, in *inbound) {
 		to = tp.Email
 	}
 	d, err := b.core.Delegate(ctx, handlers.DelegateInput{SlackID: in.user, Email: pr.Email, ToEmail: to, Until: a.until, Loc: loc, Reason: a.reason})
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	b.nudge()

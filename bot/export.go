@@ -116,8 +116,7 @@ func parseExport(text string, now time.Time, policyExists func(string) bool) (ex
 // gets an ephemeral refusal and the attempt is audited.
 func (b *Bot) onExportCommand(ctx context.Context, in *inbound) {
 	w, err := b.identify(ctx, in.user)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	ok, err := b.core.IsAuditor(ctx, w.user)
@@ -138,8 +137,7 @@ func (b *Bot) onExportCommand(ctx context.Context, in *inbound) {
 		return
 	}
 	args, err := parseExport(in.cmd.Text, b.cfg.Clock.Now(), func(n string) bool { _, ok := b.core.Policy().Policy(n); return ok })
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	m, err := b.export(ctx, in.user, w.user.Email, in.cmd.Text, args)

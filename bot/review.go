@@ -54,13 +54,11 @@ func (b *Bot) accessReview(ctx context.Context, in *inbound, f []string) {
 func (b *Bot) startReview(ctx context.Context, in *inbound, names []string) {
 	rc := b.rev
 	pr, err := b.people.profile(ctx, in.user)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	c, err := rc.StartCampaign(ctx, in.user, pr.Email, names)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	b.nudge()
@@ -78,8 +76,7 @@ func (b *Bot) exportCampaign(ctx context.Context, in *inbound, w who, f []string
 	var buf bytes.Buffer
 	m, err := rc.Export(ctx, &buf, handlers.ExportRequest{Kind: handlers.KindCampaign, Params: handlers.ExportParams{Campaign: f[1]},
 		By: w.user.Email, Invocation: "/export " + in.cmd.Text})
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	ch, err := b.dmChannel(ctx, in.user)
@@ -114,8 +111,7 @@ func (b *Bot) upload(ctx context.Context, channel, thread string, f handlers.Rep
 func (b *Bot) review(ctx context.Context, in *inbound, itemID string, decision access.ReviewDecision, comment string) error {
 	rc := b.rev
 	pr, err := b.people.profile(ctx, in.user)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return err
 	}
 	if _, err := rc.Review(ctx, handlers.ReviewInput{ItemID: itemID, SlackID: in.user, Email: pr.Email, Decision: decision, Comment: comment}); err != nil {
@@ -140,8 +136,7 @@ func (b *Bot) onReviewFlag(ctx context.Context, in *inbound) {
 func (b *Bot) onReviewKeep(ctx context.Context, in *inbound) {
 	rc := b.rev
 	it, err := rc.CampaignItemOf(in.action.Value)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	if it.Privileged && it.Open() {
@@ -150,8 +145,7 @@ func (b *Bot) onReviewKeep(ctx context.Context, in *inbound) {
 		if err == nil {
 			it, err = rc.MayReview(ctx, it.ID, in.user, pr.Email)
 		}
-		if err != nil {
-			b.tell(ctx, in, access.MessageOf(err))
+		if b.told(ctx, in, err) {
 			return
 		}
 	}
@@ -195,13 +189,11 @@ func (b *Bot) onAskExtendClick(ctx context.Context, in *inbound) {
 	rc := b.rev
 	// The modal shows the contractor's grant: only who may answer opens it.
 	pr, err := b.people.profile(ctx, in.user)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	a, err := rc.MayAnswerContractor(ctx, in.action.Value, in.user, pr.Email)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
 	p, ok := b.core.Policy().Policy(a.Policy)
@@ -247,12 +239,10 @@ func (b *Bot) onAskExtendSubmit(ctx context.Context, in *inbound, ack func(any))
 func (b *Bot) onAskExpire(ctx context.Context, in *inbound) {
 	rc := b.rev
 	pr, err := b.people.profile(ctx, in.user)
-	if err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if b.told(ctx, in, err) {
 		return
 	}
-	if _, err := rc.ContractorLetExpire(ctx, in.action.Value, in.user, pr.Email); err != nil {
-		b.tell(ctx, in, access.MessageOf(err))
+	if _, err := rc.ContractorLetExpire(ctx, in.action.Value, in.user, pr.Email); b.told(ctx, in, err) {
 		return
 	}
 	b.nudge()

@@ -102,6 +102,17 @@ func (b *Bot) tell(ctx context.Context, in *inbound, text string) {
 	b.tellMessage(ctx, in, Message{Text: text, Blocks: []slack.Block{section(esc(text))}})
 }
 
+// told tells the person behind in what err means, when there is an error,
+// and reports whether it did: the edge's one way of turning a refusal or a
+// failure into words for the person who asked.
+func (b *Bot) told(ctx context.Context, in *inbound, err error) bool {
+	if err == nil {
+		return false
+	}
+	b.tell(ctx, in, access.MessageOf(err))
+	return true
+}
+
 func (b *Bot) tellMessage(ctx context.Context, in *inbound, m Message) {
 	channel := in.cmd.ChannelID
 	if channel == "" {

@@ -2,9 +2,11 @@ package connectors
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -13,9 +15,10 @@ import (
 )
 
 // What the network connectors (okta, entra, jumpcloud) share: redacting a
-// secret, the loopback test for plain http and the base URL rule, the
-// shared defaults and filling them, a timer sleep, the HTTP client copy, the
-// group name → id cache and the Retry-After hold kept across calls.
+// secret and describing a config without it, the loopback test for plain
+// http and the base URL rule, the shared defaults and filling them, a timer
+// sleep, the HTTP client copy, the group name → id cache and the
+// Retry-After hold kept across calls.
 
 // Defaults the network connectors share: the same bounds hold whatever the
 // provider, so they are set once here (each connector package re-exports
@@ -41,6 +44,69 @@ func Redact(secret string) string {
 		return "(none)"
 	}
 	return "[redacted]"
+}
+
+// A Setting is one field of a connector's Config as its String and
+// LogValue show it: under its Go name in String, under its slog key in
+// LogValue. Build one with Text, Word, Secret or Duration.
+type Setting struct {
+	name, key string
+	value     slog.Value
+	quote     bool // String quotes it (%q)
+}
+
+// Text is a plain string setting; String quotes it.
+func Text(name, key, v string) Setting {
+	return Setting{name: name, key: key, value: slog.StringValue(v), quote: true}
+}
+
+// Word is a setting String shows unquoted, such as a credential method.
+func Word(name, key, v string) Setting {
+	return Setting{name: name, key: key, value: slog.StringValue(v)}
+}
+
+// Secret is a setting shown only as Redact's word.
+func Secret(name, key, secret string) Setting { return Word(name, key, Redact(secret)) }
+
+// Duration is a duration setting.
+func Duration(name, key string, d time.Duration) Setting {
+	return Setting{name: name, key: key, value: slog.DurationValue(d)}
+}
+
+// Settings is how a connector's Config describes itself without its
+// secrets: its String, GoString and LogValue all come from one list, so a
+// field cannot be redacted in one and printed in another.
+type Settings struct {
+	Type string // the Go type, "okta.Config"
+	List []Setting
+}
+
+// String is Type{Name: value, ...}, the form %v would print.
+func (s Settings) String() string {
+	var b strings.Builder
+	b.WriteString(s.Type + "{")
+	for i, st := range s.List {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(st.name + ": ")
+		if st.quote {
+			b.WriteString(strconv.Quote(st.value.String()))
+		} else {
+			b.WriteString(st.value.String())
+		}
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// LogValue is a slog group of the settings under their keys.
+func (s Settings) LogValue() slog.Value {
+	attrs := make([]slog.Attr, len(s.List))
+	for i, st := range s.List {
+		attrs[i] = slog.Attr{Key: st.key, Value: st.value}
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // IsLoopback reports whether host is localhost or a loopback IP, the only

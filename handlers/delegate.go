@@ -132,14 +132,7 @@ func (s *Service) Delegate(ctx context.Context, in DelegateInput) (access.Delega
 		return refuse(access.Errorf(access.CodeForbidden, "You cannot delegate to yourself; name someone who decides while you are away."))
 	}
 	var d access.Delegation
-	var refusal error
-	var ticket refusalTicket
-	err = s.update(func(tx Tx) error {
-		now := tx.Now()
-		dels, err := delegationsIndexed(tx)
-		if err != nil {
-			return err
-		}
+	err = s.updateDelegations(from.Email, to.Email, func(tx Tx, now time.Time, dels []access.Delegation) (refusal, err error) {
 		var mine *access.Delegation
 		for i := range dels {
 			o := &dels[i]
@@ -148,54 +141,48 @@ func (s *Service) Delegate(ctx context.Context, in DelegateInput) (access.Delega
 					// Its expiry was not recorded yet, and the index entry
 					// is about to be taken: record it now, at its end.
 					if err := endDelegation(tx, o, access.DelegationEndExpired, access.ActorScheduler, o.Until); err != nil {
-						return err
+						return nil, err
 					}
 				}
 				continue
 			}
 			switch {
 			case o.To.Same(from):
-				refusal = access.Errorf(access.CodeForbidden, "You are %s's delegate until %s, so you cannot delegate away (delegations do not chain). Ask %s to choose another delegate first.",
-					o.From.Label(), o.Until.UTC().Format(time.RFC3339), o.From.Label())
+				return access.Errorf(access.CodeForbidden, "You are %s's delegate until %s, so you cannot delegate away (delegations do not chain). Ask %s to choose another delegate first.",
+					o.From.Label(), o.Until.UTC().Format(time.RFC3339), o.From.Label()), nil
 			case o.From.Same(to):
-				refusal = access.Errorf(access.CodeForbidden, "%s has delegated to %s until %s, so they cannot be your delegate (delegations do not chain). Choose someone who is in.",
-					to.Label(), o.To.Label(), o.Until.UTC().Format(time.RFC3339))
+				return access.Errorf(access.CodeForbidden, "%s has delegated to %s until %s, so they cannot be your delegate (delegations do not chain). Choose someone who is in.",
+					to.Label(), o.To.Label(), o.Until.UTC().Format(time.RFC3339)), nil
 			case o.From.Same(from):
 				mine = o
-			}
-			if refusal != nil {
-				return s.appendRefusal(tx, &ticket, delegationRefusal(from.Email, to.Email, refusal))
 			}
 		}
 		if mine != nil {
 			if err := endDelegation(tx, mine, access.DelegationEndReplaced, from.Email, now); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		seq, err := tx.Cursor(delegationSeqCursor)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		n, _ := strconv.ParseUint(seq, 10, 64)
 		n++
 		if err := tx.SetCursor(delegationSeqCursor, strconv.FormatUint(n, 10)); err != nil {
-			return err
+			return nil, err
 		}
 		d = access.Delegation{ID: "DLG-" + strconv.FormatUint(n, 10), From: from, To: to, Reason: reason, CreatedAt: now, Until: until.UTC()}
 		if err := tx.PutDoc(DocDelegation, d.ID, d); err != nil {
-			return err
+			return nil, err
 		}
 		if err := tx.PutDoc(docDelegationInForce, strings.ToLower(from.Email), d.ID); err != nil {
-			return err
+			return nil, err
 		}
 		_, err = tx.Append(delegationEvent(access.EvDelegationCreated, from.Email, &d))
-		return err
+		return nil, err
 	})
 	if err != nil {
 		return access.Delegation{}, err
-	}
-	if refusal != nil {
-		return access.Delegation{}, refusal
 	}
 	return d, nil
 }
@@ -208,27 +195,45 @@ func (s *Service) EndDelegation(ctx context.Context, slackID, email string) (acc
 		return access.Delegation{}, err
 	}
 	var d access.Delegation
+	err = s.updateDelegations(u.Email, "", func(tx Tx, now time.Time, dels []access.Delegation) (refusal, err error) {
+		for i := range dels {
+			if dels[i].From.Same(u.Person()) && dels[i].InForce(now) {
+				d = dels[i]
+				return nil, endDelegation(tx, &d, access.DelegationEndOff, u.Email, now)
+			}
+		}
+		return access.Errorf(access.CodeNotFound, "You have no delegation in force, so there is nothing to turn off."), nil
+	})
+	if err != nil {
+		return access.Delegation{}, err
+	}
+	return d, nil
+}
+
+// updateDelegations runs fn in one transaction over the delegations the
+// index holds (some may be past their end: InForce at now decides). A
+// refusal fn returns is audited in the same transaction, as actor's
+// delegation.refused naming the delegate to (if any), and is returned once
+// the transaction commits; the writes fn made before refusing commit too.
+func (s *Service) updateDelegations(actor, to string, fn func(tx Tx, now time.Time, dels []access.Delegation) (refusal, err error)) error {
 	var refusal error
-	var ticket refusalTicket
-	err = s.update(func(tx Tx) error {
+	var ticket refusalTicket // the refusal's audit admission, decided once
+	err := s.update(func(tx Tx) error {
 		now := tx.Now()
 		dels, err := delegationsIndexed(tx)
 		if err != nil {
 			return err
 		}
-		for i := range dels {
-			if dels[i].From.Same(u.Person()) && dels[i].InForce(now) {
-				d = dels[i]
-				return endDelegation(tx, &d, access.DelegationEndOff, u.Email, now)
-			}
+		refusal, err = fn(tx, now, dels)
+		if err != nil || refusal == nil {
+			return err
 		}
-		refusal = access.Errorf(access.CodeNotFound, "You have no delegation in force, so there is nothing to turn off.")
-		return s.appendRefusal(tx, &ticket, delegationRefusal(u.Email, "", refusal))
+		return s.appendRefusal(tx, &ticket, delegationRefusal(actor, to, refusal))
 	})
 	if err != nil {
-		return access.Delegation{}, err
+		return err
 	}
-	return d, refusal
+	return refusal
 }
 
 func delegationRefusal(actor, to string, why error) access.Event {

@@ -12,10 +12,13 @@
 //
 // Where things happen, by file:
 //   - requests: submit.go (the request), decide.go (an approval), schedule.go
-//     (expiry, reminders, escalation), provision.go (provisioning and its
-//     retries, the outbox worker), revoke.go, offboard.go, run.go (the loop);
-//     delegate.go (out-of-office delegation: its rules, who a click decides
-//     for, expiry), delegation_export.go.
+//     (expiry, reminders, escalation), provision.go (the outbox worker that
+//     calls the IdP), provision_confirm.go (an add or removal the IdP
+//     confirmed), provision_retry.go (provisioning retries: backoff, giving
+//     up, alerts), grant_end.go (ending a grant and queueing its removal),
+//     revoke.go, offboard.go, run.go (the loop); delegate.go (out-of-office
+//     delegation: its rules, who a click decides for, expiry),
+//     delegation_export.go.
 //   - access-review campaigns: campaign.go (the documents), campaign_open.go
 //     (the frozen population and its reviewers), campaign_review.go (Keep,
 //     Revoke, Flag), campaign_close.go (reminders, on_timeout, close and
@@ -23,7 +26,8 @@
 //     reviews_contractor.go.
 //   - evidence: exporters.go (every export kind in one table), export.go (the
 //     access export), export_events.go, evidence.go (policy versions, job
-//     ledger, holders), campaign_export.go; manifest.go (the manifest, Export
-//     and its verification); chain.go (request records held to the audit
-//     chain). The CSV itself is written by package keycard/csvw.
+//     ledger, holders), campaign_export.go; manifest.go (the manifest and
+//     Export), manifest_verify.go (its verification); chain.go (request
+//     records held to the audit chain). The CSV itself is written by package
+//     keycard/csvw.
 package handlers

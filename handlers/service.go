@@ -109,35 +109,16 @@ type groupEntry struct {
 
 // New builds a Service over the store, connectors, policy and clock.
 func New(st Store, conns Connectors, set *policy.Set, clock access.Clock, opt Options) *Service {
-	if opt.MaxAddAttempts <= 0 {
-		opt.MaxAddAttempts = 8
-	}
-	if opt.AlertRemoveAfter <= 0 {
-		opt.AlertRemoveAfter = 5
-	}
-	if opt.BackoffBase <= 0 {
-		opt.BackoffBase = 2 * time.Second
-	}
-	if opt.BackoffMax <= 0 {
-		opt.BackoffMax = 5 * time.Minute
-	}
-	if opt.MaxRemoveWait <= 0 {
-		opt.MaxRemoveWait = 15 * time.Minute
-	}
-	if opt.MaxRemoveWait < opt.BackoffMax {
-		opt.MaxRemoveWait = opt.BackoffMax
-	}
-	if opt.GroupCacheTTL <= 0 {
-		opt.GroupCacheTTL = time.Minute
-	}
+	opt.MaxAddAttempts = positiveOr(opt.MaxAddAttempts, 8)
+	opt.AlertRemoveAfter = positiveOr(opt.AlertRemoveAfter, 5)
+	opt.BackoffBase = positiveOr(opt.BackoffBase, 2*time.Second)
+	opt.BackoffMax = positiveOr(opt.BackoffMax, 5*time.Minute)
+	opt.MaxRemoveWait = max(positiveOr(opt.MaxRemoveWait, 15*time.Minute), opt.BackoffMax)
+	opt.GroupCacheTTL = positiveOr(opt.GroupCacheTTL, time.Minute)
+	opt.SubmitLimit = positiveOr(opt.SubmitLimit, 10)
+	opt.SubmitWindow = positiveOr(opt.SubmitWindow, time.Minute)
 	if opt.Rand == nil {
 		opt.Rand = rand.New(rand.NewPCG(uint64(clock.Now().UnixNano()), 0x6b657963617264))
-	}
-	if opt.SubmitLimit <= 0 {
-		opt.SubmitLimit = 10
-	}
-	if opt.SubmitWindow <= 0 {
-		opt.SubmitWindow = time.Minute
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
@@ -150,6 +131,15 @@ func New(st Store, conns Connectors, set *policy.Set, clock access.Clock, opt Op
 	s.mismatches.burst, s.mismatches.window, s.mismatches.keyName = MismatchBurst, MismatchWindow, "slack_id"
 	s.pol.Store(set)
 	return s
+}
+
+// positiveOr is an option's value, or def when the option is left unset
+// (zero, or negative, which means nothing useful for a count or a period).
+func positiveOr[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // swapPolicy makes next the policy in force once its change is recorded:

@@ -116,11 +116,10 @@ func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (ac
 			if m.Policy != p.Name {
 				continue
 			}
+			if err := askedAlready(p, m); err != nil {
+				return err
+			}
 			switch {
-			case m.State == access.StatePending:
-				return access.Errorf(access.CodeDuplicate, "You already have a pending request for %s %s (%s).", p.App, p.Role, m.ID)
-			case m.State == access.StateScheduled:
-				return scheduledAlready(p, m)
 			case in.Extends != "" && m.ID == in.Extends:
 				if m.State != access.StateActive {
 					return access.Errorf(access.CodeConflict, "Grant %s is %s, so it cannot be extended.", m.ID, m.ExportStatus())
@@ -211,12 +210,10 @@ func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (ac
 			if m.Policy != p.Name {
 				continue
 			}
-			switch {
-			case m.State == access.StatePending:
-				return access.Errorf(access.CodeDuplicate, "You already have a pending request for %s %s (%s).", p.App, p.Role, m.ID)
-			case m.State == access.StateScheduled:
-				return scheduledAlready(p, &m)
-			case extends == nil && (m.State == access.StateProvisioning || m.State == access.StateActive):
+			if err := askedAlready(p, &m); err != nil {
+				return err
+			}
+			if extends == nil && (m.State == access.StateProvisioning || m.State == access.StateActive) {
 				// Two auto-approved submissions racing: the first is already granted.
 				return access.Errorf(access.CodeAlreadyActive, "You already hold %s %s (%s).", p.App, p.Role, m.ID)
 			}
@@ -286,11 +283,19 @@ func (s *Service) checkStart(p *policy.Policy, in SubmitInput) (time.Time, error
 	return in.StartAt.UTC(), nil
 }
 
-// scheduledAlready refuses a second request for a policy whose grant is
-// approved and waiting for its scheduled start.
-func scheduledAlready(p *policy.Policy, m *access.Request) error {
-	return access.Errorf(access.CodeAlreadyActive, "You already have %s %s approved to start at %s (%s). Cancel it first to ask for another time.",
-		p.App, p.Role, m.StartAt.UTC().Format("2006-01-02 15:04 MST"), m.ID)
+// askedAlready refuses a second request for p while m, the person's
+// request for the same policy, is still pending or approved and waiting
+// for its scheduled start. Submit checks before asking the IdP and again
+// inside its transaction, where two submissions may race.
+func askedAlready(p *policy.Policy, m *access.Request) error {
+	switch m.State {
+	case access.StatePending:
+		return access.Errorf(access.CodeDuplicate, "You already have a pending request for %s %s (%s).", p.App, p.Role, m.ID)
+	case access.StateScheduled:
+		return access.Errorf(access.CodeAlreadyActive, "You already have %s %s approved to start at %s (%s). Cancel it first to ask for another time.",
+			p.App, p.Role, m.StartAt.UTC().Format("2006-01-02 15:04 MST"), m.ID)
+	}
+	return nil
 }
 
 // approve moves a request whose chain is complete to provisioning and queues

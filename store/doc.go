@@ -13,7 +13,8 @@
 // Layout (all keys big-endian so that bbolt's byte order is numeric order):
 //
 //	meta           schema version, audit head (seq, hash, time), outbox depth
-//	requests_by_number  n of "REQ-<n>" (8 bytes) -> binary request (codec.go);
+//	requests_by_number  n of "REQ-<n>" (8 bytes) -> binary request (codec.go
+//	               writes it, codec_decode.go reads it; migrations.go);
 //	               creation order, so export walks read pages in sequence
 //	idx_created    created-time + id               (ForEachRequest, exports)
 //	idx_due        NextDue + id                    (Due: O(due), not O(requests))

@@ -2,7 +2,6 @@ package entra
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -84,31 +83,27 @@ func (c Config) Method() string {
 	return "managed identity"
 }
 
-// String describes the config without secrets.
-func (c Config) String() string {
-	return fmt.Sprintf("entra.Config{TenantID: %q, ClientID: %q, Credential: %s, ClientSecret: %s, CertificatePath: %q, CertificatePassword: %s, FederatedTokenFile: %q, AuthorityHost: %q, GraphURL: %q, Timeout: %s}",
-		c.TenantID, c.ClientID, c.Method(), connectors.Redact(c.ClientSecret), c.CertificatePath, connectors.Redact(c.CertificatePassword),
-		c.FederatedTokenFile, c.AuthorityHost, c.GraphURL, c.Timeout)
+// settings are what String, GoString (%#v) and LogValue (slog) show: the
+// config without its secrets.
+func (c Config) settings() connectors.Settings {
+	return connectors.Settings{Type: "entra.Config", List: []connectors.Setting{
+		connectors.Text("TenantID", "tenant_id", c.TenantID),
+		connectors.Text("ClientID", "client_id", c.ClientID),
+		connectors.Word("Credential", "credential", c.Method()),
+		connectors.Secret("ClientSecret", "client_secret", c.ClientSecret),
+		connectors.Text("CertificatePath", "certificate_path", c.CertificatePath),
+		connectors.Secret("CertificatePassword", "certificate_password", c.CertificatePassword),
+		connectors.Text("FederatedTokenFile", "federated_token_file", c.FederatedTokenFile),
+		connectors.Text("AuthorityHost", "authority_host", c.AuthorityHost),
+		connectors.Text("GraphURL", "graph_url", c.GraphURL),
+		connectors.Duration("Timeout", "timeout", c.Timeout),
+	}}
 }
 
-// GoString keeps %#v from printing secrets.
-func (c Config) GoString() string { return c.String() }
-
-// LogValue makes slog print the config without secrets.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("tenant_id", c.TenantID),
-		slog.String("client_id", c.ClientID),
-		slog.String("credential", c.Method()),
-		slog.String("client_secret", connectors.Redact(c.ClientSecret)),
-		slog.String("certificate_path", c.CertificatePath),
-		slog.String("certificate_password", connectors.Redact(c.CertificatePassword)),
-		slog.String("federated_token_file", c.FederatedTokenFile),
-		slog.String("authority_host", c.AuthorityHost),
-		slog.String("graph_url", c.GraphURL),
-		slog.Duration("timeout", c.Timeout),
-	)
-}
+// String, GoString and LogValue print the settings above, never a secret.
+func (c Config) String() string       { return c.settings().String() }
+func (c Config) GoString() string     { return c.String() }
+func (c Config) LogValue() slog.Value { return c.settings().LogValue() }
 
 // FromEnv reads the AZURE_* variables (azidentity's own names) and
 // KEYCARD_GRAPH_URL through lookup (os.LookupEnv in main) and validates

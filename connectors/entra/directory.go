@@ -12,9 +12,6 @@ import (
 	"keycard/access"
 )
 
-var _ access.Directory = (*Connector)(nil)
-var _ access.Provisioner = (*Connector)(nil)
-
 // userSelect names every property keycard reads. accountEnabled,
 // department, employeeType, companyName and userType are not in Graph's
 // default set, so they must be selected.

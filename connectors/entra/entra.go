@@ -40,6 +40,9 @@ type Connector struct {
 	hold connectors.Hold // the last Retry-After: nothing is sent before it
 }
 
+var _ access.Directory = (*Connector)(nil)
+var _ access.Provisioner = (*Connector)(nil)
+
 // New builds a Connector. It makes no network call: Check does, at start.
 func New(cfg Config) (*Connector, error) {
 	if err := cfg.Validate(); err != nil {

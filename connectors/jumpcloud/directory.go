@@ -13,9 +13,6 @@ import (
 	"keycard/access"
 )
 
-var _ access.Directory = (*Connector)(nil)
-var _ access.Provisioner = (*Connector)(nil)
-
 // systemUser is the part of a v1 system user keycard reads.
 type systemUser struct {
 	ID                 string          `json:"_id"`

@@ -86,24 +86,21 @@ type Config struct {
 	GroupCacheTTL time.Duration
 }
 
-// String describes the config without the API key.
-func (c Config) String() string {
-	return fmt.Sprintf("jumpcloud.Config{APIURL: %q, APIKey: %s, OrgID: %q, Timeout: %s}",
-		c.APIURL, connectors.Redact(c.APIKey), c.OrgID, c.Timeout)
+// settings are what String, GoString (%#v) and LogValue (slog) show: the
+// config without the API key.
+func (c Config) settings() connectors.Settings {
+	return connectors.Settings{Type: "jumpcloud.Config", List: []connectors.Setting{
+		connectors.Text("APIURL", "api_url", c.APIURL),
+		connectors.Secret("APIKey", "api_key", c.APIKey),
+		connectors.Text("OrgID", "org_id", c.OrgID),
+		connectors.Duration("Timeout", "timeout", c.Timeout),
+	}}
 }
 
-// GoString keeps %#v from printing the key.
-func (c Config) GoString() string { return c.String() }
-
-// LogValue makes slog print the config without the key.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("api_url", c.APIURL),
-		slog.String("api_key", connectors.Redact(c.APIKey)),
-		slog.String("org_id", c.OrgID),
-		slog.Duration("timeout", c.Timeout),
-	)
-}
+// String, GoString and LogValue print the settings above, never a secret.
+func (c Config) String() string       { return c.settings().String() }
+func (c Config) GoString() string     { return c.String() }
+func (c Config) LogValue() slog.Value { return c.settings().LogValue() }
 
 // ConfigFromEnv reads JUMPCLOUD_API_KEY, JUMPCLOUD_ORG_ID and
 // JUMPCLOUD_API_URL (SPEC "Configuration"). A missing or malformed
@@ -160,6 +157,9 @@ type Connector struct {
 	hold   connectors.Hold // no request goes out before the last Retry-After
 	groups connectors.GroupCache
 }
+
+var _ access.Directory = (*Connector)(nil)
+var _ access.Provisioner = (*Connector)(nil)
 
 // New builds a Connector; it makes no request (Check does).
 func New(cfg Config) (*Connector, error) {

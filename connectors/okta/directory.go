@@ -14,9 +14,6 @@ import (
 	"keycard/access"
 )
 
-var _ access.Directory = (*Connector)(nil)
-var _ access.Provisioner = (*Connector)(nil)
-
 // quoteFilter quotes a value for an Okta filter/search expression.
 func quoteFilter(v string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`

@@ -52,24 +52,21 @@ type Config struct {
 	GroupCacheTTL time.Duration
 }
 
-// String describes the config without the token.
-func (c Config) String() string {
-	return fmt.Sprintf("okta.Config{OrgURL: %q, Token: %s, ManagerAttribute: %q, Timeout: %s}",
-		c.OrgURL, connectors.Redact(c.Token), c.ManagerAttribute, c.Timeout)
+// settings are what String, GoString (%#v) and LogValue (slog) show: the
+// config without the token.
+func (c Config) settings() connectors.Settings {
+	return connectors.Settings{Type: "okta.Config", List: []connectors.Setting{
+		connectors.Text("OrgURL", "org_url", c.OrgURL),
+		connectors.Secret("Token", "token", c.Token),
+		connectors.Text("ManagerAttribute", "manager_attribute", c.ManagerAttribute),
+		connectors.Duration("Timeout", "timeout", c.Timeout),
+	}}
 }
 
-// GoString keeps %#v from printing the token.
-func (c Config) GoString() string { return c.String() }
-
-// LogValue makes slog print the config without the token.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("org_url", c.OrgURL),
-		slog.String("token", connectors.Redact(c.Token)),
-		slog.String("manager_attribute", c.ManagerAttribute),
-		slog.Duration("timeout", c.Timeout),
-	)
-}
+// String, GoString and LogValue print the settings above, never a secret.
+func (c Config) String() string       { return c.settings().String() }
+func (c Config) GoString() string     { return c.String() }
+func (c Config) LogValue() slog.Value { return c.settings().LogValue() }
 
 // Connector is the Okta directory and provisioner. It is unscoped: main
 // wraps it with connectors.Scoped. Safe for concurrent use.
@@ -82,6 +79,9 @@ type Connector struct {
 	groups  connectors.GroupCache
 	hold    *rateLimitRecorder // Okta's X-Rate-Limit-Reset, held across calls
 }
+
+var _ access.Directory = (*Connector)(nil)
+var _ access.Provisioner = (*Connector)(nil)
 
 // ValidateOrgURL checks the org URL the way SPEC requires: https://, except
 // a loopback http:// address for tests and emulators. It returns the URL
