@@ -30,4 +30,12 @@
 //     Export), manifest_verify.go (its verification); chain.go (request
 //     records held to the audit chain). The CSV itself is written by package
 //     keycard/csvw.
+//   - the policy: policyload.go (recorded at start, reloaded), policychange.go
+//     (change control: staged changes and their approval), policysync.go
+//     (a reload made on another replica); whocan.go, conflicts.go (who can
+//     reach what, separation of duties).
+//   - the rest: mfa.go (step-up MFA), scheduled.go (a scheduled start),
+//     leadership.go (the replica's lease), alerts.go, metrics.go, ports.go
+//     (the interfaces handlers needs), service.go (the Service and its
+//     options).
 package handlers
