@@ -126,7 +126,6 @@ type env struct {
 	cfg   server.Config
 	deps  server.Deps
 	// Of the running server (start replaces them):
-	srv  *server.Server
 	db   *store.DB
 	svc  *handlers.Service
 	bot  *bot.Bot
@@ -241,7 +240,7 @@ func (e *env) start() {
 		})
 		return stopErr
 	}
-	e.srv, e.db, e.svc, e.bot, e.set = srv, srv.Bolt(), srv.Service(), srv.Bot(), srv.Service().Policy()
+	e.db, e.svc, e.bot, e.set = srv.Bolt(), srv.Service(), srv.Bot(), srv.Service().Policy()
 	e.waitFor("the bot's socket", func(s *slackemu.Server) bool {
 		select {
 		case <-exited:
