@@ -18,13 +18,7 @@ func conflictWorld(t *testing.T, mode string) *env {
 	t.Helper()
 	pol := strings.Replace(e2ePolicy, "{name: app-grafana-viewers, members: []}", "{name: app-grafana-viewers, members: [ann@example.com]}", 1) +
 		"conflicts: [[prod-db-admin, grafana-viewer]]\nconflicts_mode: " + mode + "\n"
-	return boot(t, world{policy: pol, channels: []string{"security-alerts"}, users: []slackemu.User{
-		{ID: uAnn, Name: "ann", RealName: "Ann Lee", Email: "ann@example.com"},
-		{ID: uBob, Name: "bob", RealName: "Bob Stone", Email: "bob@example.com"},
-		{ID: uCarol, Name: "carol", RealName: "Carol Diaz", Email: "carol@example.com"},
-		{ID: uDave, Name: "dave", RealName: "Dave Kim", Email: "dave@example.com"},
-		{ID: uFrank, Name: "frank", RealName: "Frank Ortiz", Email: "frank@example.com"},
-	}})
+	return boot(t, world{policy: pol})
 }
 
 // A request completing a conflicting set through standing access is refused
@@ -83,14 +77,7 @@ func TestE2EConflictGoesToAdmins(t *testing.T) {
 func TestE2EAdminReportShowsConflicts(t *testing.T) {
 	pol := strings.Replace(reviewPolicy, "{name: app-grafana-viewers, members: []}", "{name: app-grafana-viewers, members: [dave@example.com]}", 1) +
 		"conflicts: [[prod-db-admin, grafana-viewer]]\n"
-	e := &reviewEnv{env: boot(t, world{policy: pol, channels: []string{"security-alerts", "security-reviews", "compliance"},
-		users: []slackemu.User{
-			{ID: uAnn, Name: "ann", RealName: "Ann Lee", Email: "ann@example.com"},
-			{ID: uBob, Name: "bob", RealName: "Bob Stone", Email: "bob@example.com"},
-			{ID: uCarol, Name: "carol", RealName: "Carol Diaz", Email: "carol@example.com"},
-			{ID: uDave, Name: "dave", RealName: "Dave Kim", Email: "dave@example.com"},
-			{ID: uFrank, Name: "frank", RealName: "Frank Ortiz", Email: "frank@example.com"},
-		}})}
+	e := &reviewEnv{env: boot(t, world{policy: pol})}
 	e.mem = adapt.Memberships{DB: e.db}
 	if err := e.svc.TakeBaselines(e.ctx); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"keycard/access"
+	"keycard/internal/fakeclock"
 	"keycard/internal/idptest"
 	"keycard/internal/slackemu"
 )
@@ -66,7 +67,7 @@ var idpGroups = []idptest.Group{
 func TestE2ELifecyclePerConnector(t *testing.T) {
 	starts := []func(func() time.Time, []idptest.Person, []idptest.Group) *idptest.World{idptest.Okta, idptest.Entra, idptest.JumpCloud}
 	for _, start := range starts {
-		clock := newFakeClock()
+		clock := newClock()
 		idp := start(clock.Now, idpPeople, idpGroups)
 		t.Run(idp.Type, func(t *testing.T) {
 			// Registered before boot, so it runs after the bot has stopped:
@@ -152,16 +153,7 @@ func TestE2ELifecyclePerConnector(t *testing.T) {
 }
 
 // bootIdP boots the e2e workspace with the policy on idp's connector type.
-func bootIdP(t *testing.T, idp *idptest.World, clock *fakeClock) *env {
+func bootIdP(t *testing.T, idp *idptest.World, clock *fakeclock.Clock) *env {
 	t.Helper()
-	e := boot(t, world{policy: strings.Replace(idpPolicy, "TYPE", idp.Type, 1), idp: idp, clock: clock,
-		channels: []string{"security-alerts"}, users: []slackemu.User{
-			{ID: uAnn, Name: "ann", RealName: "Ann Lee", Email: "ann@example.com", TZ: "Europe/Berlin"},
-			{ID: uBob, Name: "bob", RealName: "Bob Stone", Email: "bob@example.com"},
-			{ID: uCarol, Name: "carol", RealName: "Carol Diaz", Email: "carol@example.com"},
-			{ID: uDave, Name: "dave", RealName: "Dave Kim", Email: "dave@example.com"},
-			{ID: uErin, Name: "erin", RealName: "Erin Park", Email: "erin@example.com"},
-			{ID: uFrank, Name: "frank", RealName: "Frank Ortiz", Email: "frank@example.com"},
-		}})
-	return e
+	return boot(t, world{policy: strings.Replace(idpPolicy, "TYPE", idp.Type, 1), idp: idp, clock: clock})
 }

@@ -20,22 +20,14 @@ import (
 // succeeds; the grant is provisioned and the export says both approvals were
 // MFA-verified by Okta Verify push.
 func TestE2EMFAApprovalOkta(t *testing.T) {
-	clock := newFakeClock()
+	clock := newClock()
 	idp := idptest.Okta(clock.Now, idpPeople, idpGroups)
 	t.Cleanup(idp.Close)
 	for _, who := range []string{"bob@example.com", "carol@example.com", "dave@example.com"} {
 		idp.Okta.EnrollPush(idp.ID(who))
 	}
 	policy := strings.Replace(idpPolicy, "    privileged: true\n", "    privileged: true\n    approval_mfa: true\n", 1)
-	e := boot(t, world{policy: strings.Replace(policy, "TYPE", "okta", 1), idp: idp, clock: clock,
-		channels: []string{"security-alerts"}, users: []slackemu.User{
-			{ID: uAnn, Name: "ann", RealName: "Ann Lee", Email: "ann@example.com", TZ: "Europe/Berlin"},
-			{ID: uBob, Name: "bob", RealName: "Bob Stone", Email: "bob@example.com"},
-			{ID: uCarol, Name: "carol", RealName: "Carol Diaz", Email: "carol@example.com"},
-			{ID: uDave, Name: "dave", RealName: "Dave Kim", Email: "dave@example.com"},
-			{ID: uErin, Name: "erin", RealName: "Erin Park", Email: "erin@example.com"},
-			{ID: uFrank, Name: "frank", RealName: "Frank Ortiz", Email: "frank@example.com"},
-		}})
+	e := boot(t, world{policy: strings.Replace(policy, "TYPE", "okta", 1), idp: idp, clock: clock})
 	var r0 string
 	bob, carol := idp.ID("bob@example.com"), idp.ID("carol@example.com")
 	// pushed waits until the n-th push to user is sent and its challenge

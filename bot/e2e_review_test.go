@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -88,11 +87,6 @@ reviews:
     on_timeout: revoke
 `
 
-const (
-	uHank = "U0HANK"
-	uIvy  = "U0IVY"
-)
-
 type reviewEnv struct {
 	*env
 	mem adapt.Memberships
@@ -100,19 +94,9 @@ type reviewEnv struct {
 
 // newReviewEnv boots keycard with reviewPolicy and takes the groups'
 // baselines (dave is standing in prod-db-admins).
-func newReviewEnv(t *testing.T, dbPath string) *reviewEnv {
+func newReviewEnv(t *testing.T) *reviewEnv {
 	t.Helper()
-	e := boot(t, world{policy: reviewPolicy, dbPath: dbPath, channels: []string{"security-alerts", "security-reviews", "compliance"},
-		users: []slackemu.User{
-			{ID: uAnn, Name: "ann", RealName: "Ann Lee", Email: "ann@example.com"},
-			{ID: uBob, Name: "bob", RealName: "Bob Stone", Email: "bob@example.com"},
-			{ID: uCarol, Name: "carol", RealName: "Carol Diaz", Email: "carol@example.com"},
-			{ID: uDave, Name: "dave", RealName: "Dave Kim", Email: "dave@example.com"},
-			{ID: uErin, Name: "erin", RealName: "Erin Park", Email: "erin@example.com"},
-			{ID: uFrank, Name: "frank", RealName: "Frank Ortiz", Email: "frank@example.com"},
-			{ID: uHank, Name: "hank", RealName: "Hank Cole", Email: "hank@example.com"},
-			{ID: uIvy, Name: "ivy", RealName: "Ivy Moss", Email: "ivy@example.com"},
-		}})
+	e := boot(t, world{policy: reviewPolicy})
 	if err := e.svc.TakeBaselines(e.ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +183,7 @@ func column(rows [][]string, name string) int {
 }
 
 func TestE2EAdminAccessReport(t *testing.T) {
-	e := newReviewEnv(t, "")
+	e := newReviewEnv(t)
 	g := e.grantDB()
 	e.addOutOfBand("prod-db-admins", "erin@example.com")
 
@@ -244,7 +228,7 @@ func TestE2EAdminAccessReport(t *testing.T) {
 }
 
 func TestE2EContractorExpiry(t *testing.T) {
-	e := newReviewEnv(t, "")
+	e := newReviewEnv(t)
 	hank, err := e.svc.Submit(e.ctx, handlers.SubmitInput{SlackID: uHank, Email: "hank@example.com", Policy: "grafana-viewer", Duration: 72 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -342,7 +326,7 @@ func TestE2EContractorExpiry(t *testing.T) {
 // becomes "Extended" only when carol approves the second step (issue 10
 // follow-up: it said "Extended" while the chain was still pending).
 func TestE2EContractorPrivilegedExtensionPending(t *testing.T) {
-	e := newReviewEnv(t, "")
+	e := newReviewEnv(t)
 	hank, err := e.svc.Submit(e.ctx, handlers.SubmitInput{SlackID: uHank, Email: "hank@example.com", Policy: "prod-db-admin", Duration: 4 * time.Hour, Justification: "INC-8"})
 	if err != nil {
 		t.Fatal(err)
@@ -395,7 +379,7 @@ func TestE2EContractorPrivilegedExtensionPending(t *testing.T) {
 }
 
 func TestE2ECampaign(t *testing.T) {
-	e := newReviewEnv(t, "")
+	e := newReviewEnv(t)
 	g := e.grantDB()
 	e.addOutOfBand("prod-db-admins", "erin@example.com")
 
@@ -531,8 +515,7 @@ func TestE2ECampaign(t *testing.T) {
 }
 
 func TestE2EMissedRunsAndRestart(t *testing.T) {
-	dbPath := filepath.Join(t.TempDir(), "keycard.db")
-	e := newReviewEnv(t, dbPath)
+	e := newReviewEnv(t)
 	// First start: nothing is caught up.
 	if _, err := e.svc.ReviewTick(e.ctx, e.bot); err != nil {
 		t.Fatal(err)
@@ -563,25 +546,26 @@ func TestE2EMissedRunsAndRestart(t *testing.T) {
 		t.Error("missed runs not alerted")
 	}
 
-	// A restart (a new service over the same store) posts nothing again.
-	svc2 := handlers.New(adapt.Store(e.db), e.conns, e.set, e.clock, handlers.Options{})
-	if _, err := svc2.ReviewTick(e.ctx, e.bot); err != nil {
+	// A restart (keycard stopped and started again on the same database)
+	// posts nothing again.
+	e.restart()
+	if _, err := e.svc.ReviewTick(e.ctx, e.bot); err != nil {
 		t.Fatal(err)
 	}
 	// A crash in the middle of the run (ledger still running, cursor not
 	// moved): the slot runs again at start, and the post is not repeated.
 	last := runs[len(runs)-1]
 	last.Outcome = handlers.RunRunning
-	if err := svc2.RecordJobRun(last); err != nil {
+	if err := e.svc.RecordJobRun(last); err != nil {
 		t.Fatal(err)
 	}
-	if err := svc2.SetCursor("job.last_slot."+handlers.JobAdminReport, last.Slot.Add(-7*24*time.Hour).Format(time.RFC3339Nano)); err != nil {
+	if err := e.svc.SetCursor("job.last_slot."+handlers.JobAdminReport, last.Slot.Add(-7*24*time.Hour).Format(time.RFC3339Nano)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc2.ReviewTick(e.ctx, e.bot); err != nil {
+	if _, err := e.svc.ReviewTick(e.ctx, e.bot); err != nil {
 		t.Fatal(err)
 	}
-	if runs, _ := svc2.JobRuns(handlers.JobAdminReport); runs[len(runs)-1].Outcome != handlers.RunOK {
+	if runs, _ := e.svc.JobRuns(handlers.JobAdminReport); runs[len(runs)-1].Outcome != handlers.RunOK {
 		t.Errorf("re-run slot: %+v", runs[len(runs)-1])
 	}
 	if n := topLevel(e.emu, ch); n != 1 {

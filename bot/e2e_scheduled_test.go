@@ -18,7 +18,7 @@ import (
 // schedule_ahead is refused in the modal, naming the bound, and audited; a
 // grant cancelled before its start never reaches Okta.
 func TestE2EScheduledAccess(t *testing.T) {
-	clock := newFakeClock() // Mon 2 Mar 2026 09:00 UTC
+	clock := newClock() // Mon 2 Mar 2026 09:00 UTC
 	idp := idptest.Okta(clock.Now, idpPeople, idpGroups)
 	t.Cleanup(idp.Close)
 	e := bootIdP(t, idp, clock)
@@ -78,8 +78,9 @@ func TestE2EScheduledAccess(t *testing.T) {
 		t.Fatalf("stored: %+v %v", mine, err)
 	}
 	r := mine[0]
+	// Bob, the approver, sees it in his own zone: 20:00 the evening before in New York.
 	bobDM := e.approvalDM(uBob)
-	if !strings.Contains(bobDM.PlainText(), "Sat 7 Mar 2026 01:00 UTC (scheduled)") {
+	if !strings.Contains(bobDM.PlainText(), "Fri 6 Mar 2026 20:00 EST (scheduled)") {
 		t.Fatalf("the approver does not see the start: %s", bobDM.PlainText())
 	}
 	e.click(uBob, bobDM, "keycard_approve")

@@ -173,7 +173,7 @@ func TestForgedIDOpensNoModal(t *testing.T) {
 			return e, e.expiringDM(e.activeGrant())
 		}, "keycard_extend", "You hold no grant"},
 		{"review keep", func(t *testing.T) (*env, slackemu.Message) {
-			e := newReviewEnv(t, "")
+			e := newReviewEnv(t)
 			if _, err := e.emu.SlashCommand(e.ctx, uFrank, "/access", "review start prod-db-admin"); err != nil {
 				t.Fatal(err)
 			}
@@ -186,7 +186,7 @@ func TestForgedIDOpensNoModal(t *testing.T) {
 			return e.env, item
 		}, "keycard_review_keep", "not a reviewer"},
 		{"ask to extend", func(t *testing.T) (*env, slackemu.Message) {
-			e := newReviewEnv(t, "")
+			e := newReviewEnv(t)
 			if _, err := e.svc.Submit(e.ctx, handlers.SubmitInput{SlackID: uHank, Email: "hank@example.com", Policy: "grafana-viewer", Duration: 72 * time.Hour}); err != nil {
 				t.Fatal(err)
 			}

@@ -5,19 +5,17 @@ import (
 	"encoding/csv"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/slack-go/slack"
-
 	"keycard/access"
 	"keycard/bot"
-	"keycard/connectors"
 	"keycard/handlers"
-	"keycard/internal/adapt"
+	"keycard/internal/fakeclock"
 	"keycard/internal/idptest"
 	"keycard/internal/server"
 	"keycard/internal/slackemu"
@@ -88,174 +86,184 @@ const (
 	uFrank  = "U0FRANK"
 	uGus    = "U0GUS"
 	uNoMail = "U0NOMAIL"
+	uHank   = "U0HANK"
+	uIvy    = "U0IVY"
 )
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
+// workspace is the e2e tests' Slack workspace: everyone of the policies'
+// directories (hank and ivy, reviewPolicy's contractors, too), and
+// nomail, a Slack user without an email.
+var workspace = []slackemu.User{
+	{ID: uAnn, Name: "ann", RealName: "Ann Lee", Email: "ann@example.com", TZ: "Europe/Berlin"},
+	{ID: uBob, Name: "bob", RealName: "Bob Stone", Email: "bob@example.com", TZ: "America/New_York"},
+	{ID: uCarol, Name: "carol", RealName: "Carol Diaz", Email: "carol@example.com"},
+	{ID: uDave, Name: "dave", RealName: "Dave Kim", Email: "dave@example.com"},
+	{ID: uErin, Name: "erin", RealName: "Erin Park", Email: "erin@example.com"},
+	{ID: uFrank, Name: "frank", RealName: "Frank Ortiz", Email: "frank@example.com"},
+	{ID: uGus, Name: "gus", RealName: "Gus Temp", Email: "gus@example.com"},
+	{ID: uHank, Name: "hank", RealName: "Hank Cole", Email: "hank@example.com"},
+	{ID: uIvy, Name: "ivy", RealName: "Ivy Moss", Email: "ivy@example.com"},
+	{ID: uNoMail, Name: "nomail", RealName: "No Mail"},
 }
 
-// newFakeClock starts at the e2e tests' moment, Monday 2026-03-02 09:00 UTC.
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)} }
+// workspaceChannels are the channels the policies name.
+var workspaceChannels = []string{"security-alerts", "security-reviews", "compliance"}
 
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
+// newClock starts at the e2e tests' moment, Monday 2026-03-02 09:00 UTC.
+func newClock() *fakeclock.Clock { return fakeclock.New(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)) }
 
-// After waits on the wall clock, as the bot's timers did before they
-// moved onto its Clock: the fault tests count on Slack retries (429
-// Retry-After, internal_error) going out without moving the clock.
-func (c *fakeClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// env is one running keycard: real store, static directory, handlers, the
-// Slack emulator and the real bot over the real slack-go client.
+// env is one running keycard, booted through internal/server as keycard
+// serve boots it — real store, connectors, handlers, the real bot over the
+// real slack-go client — against the Slack emulator. The server runs
+// Manual: no background loop, the test calls Tick, RunOutbox, ReviewTick
+// at its fake clock's now.
 type env struct {
 	t     *testing.T
 	ctx   context.Context
-	clock *fakeClock
-	db    *store.DB
-	svc   *handlers.Service
+	clock *fakeclock.Clock
 	emu   *slackemu.Server
-	stop  func() error
-	bot   *bot.Bot
-	set   *policy.Set
-	conns handlers.Connectors
 	chans map[string]string // channel name -> id
+	cfg   server.Config
+	deps  server.Deps
+	// Of the running server (start replaces them):
+	db   *store.DB
+	svc  *handlers.Service
+	bot  *bot.Bot
+	set  *policy.Set
+	stop func() error // stops Run and closes the server, once
 }
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, nil, 0) }
 
 // newEnvWith lets a test wrap the Core the bot sees and set its submit budget.
 func newEnvWith(t *testing.T, wrap func(*handlers.Service) bot.Core, budget time.Duration) *env {
-	return boot(t, world{policy: e2ePolicy, wrap: wrap, budget: budget, channels: []string{"security-alerts"},
-		users: []slackemu.User{
-			{ID: uAnn, Name: "ann", RealName: "Ann Lee", Email: "ann@example.com", TZ: "Europe/Berlin"},
-			{ID: uBob, Name: "bob", RealName: "Bob Stone", Email: "bob@example.com", TZ: "America/New_York"},
-			{ID: uCarol, Name: "carol", RealName: "Carol Diaz", Email: "carol@example.com"},
-			{ID: uDave, Name: "dave", RealName: "Dave Kim", Email: "dave@example.com"},
-			{ID: uErin, Name: "erin", RealName: "Erin Park", Email: "erin@example.com"},
-			{ID: uFrank, Name: "frank", RealName: "Frank Ortiz", Email: "frank@example.com"},
-			{ID: uGus, Name: "gus", RealName: "Gus Temp", Email: "gus@example.com"},
-			{ID: uNoMail, Name: "nomail", RealName: "No Mail"},
-		}})
+	return boot(t, world{policy: e2ePolicy, wrap: wrap, budget: budget})
 }
 
-// world is what one e2e test boots: the policy, the Slack workspace, and
-// optionally the database file (to restart on it), a Core wrapper and the
-// submit budget.
+// world is what one e2e test boots in the workspace: the policy, and
+// optionally a Core wrapper and the submit budget, or a live IdP.
 type world struct {
-	policy   string
-	users    []slackemu.User
-	channels []string
-	dbPath   string
-	wrap     func(*handlers.Service) bot.Core
-	budget   time.Duration
+	policy string
+	wrap   func(*handlers.Service) bot.Core
+	budget time.Duration
 	// idp, when set, is the identity provider the policy's connector
 	// "idp" reaches through its real client (internal/idptest); else the
 	// policy's static directory "lab".
 	idp *idptest.World
 	// clock, when set, is shared with the IdP emulator; else a new one.
-	clock *fakeClock
+	clock *fakeclock.Clock
 }
 
-// boot starts keycard as main wires it — store, static directory, handlers,
-// the real bot over slack-go — against a fresh Slack emulator.
+// boot writes the policy file and starts keycard on it, as keycard serve
+// starts, against a fresh Slack emulator holding the workspace.
+//
+// keycard's clock is the fake clock with real-speed timers
+// (fakeclock.RealTimers): the test moves the domain's time by hand, while
+// the bot's waits — the notifier's 50 ms poll, Slack's Retry-After and the
+// retry backoff the fault tests inject, the submit budget — pass as in
+// production without the clock moving (nothing else waits on the clock in
+// Manual mode: the connectors' own waits are real timers).
 func boot(t *testing.T, w world) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	clock := w.clock
 	if clock == nil {
-		clock = newFakeClock()
+		clock = newClock()
 	}
-	if w.dbPath == "" {
-		w.dbPath = filepath.Join(t.TempDir(), "keycard.db")
-	}
-	db, err := store.Open(w.dbPath, store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	set, err := policy.Parse("policy.yaml", []byte(w.policy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns handlers.Connectors
-	if w.idp != nil {
-		// As serve builds them: the connector's own variables, its real client.
-		for k, v := range w.idp.Env {
-			t.Setenv(k, v)
-		}
-		cfg, err := server.LoadConfig()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.IdPHTTPClient = w.idp.HTTPClient
-		cs, err := server.BuildConnectors(set, cfg, db, clock)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = cs
-	} else {
-		cs := connectors.NewSet()
-		c := set.Connectors["lab"]
-		sc, err := adapt.Static("lab", c, db, clock)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cs.Add("lab", sc, sc, c.Scope)
-		conns = cs
-	}
-	svc := handlers.New(adapt.Store(db), conns, set, clock, handlers.Options{})
-
 	emu := slackemu.New(slackemu.Options{Logf: t.Logf})
 	t.Cleanup(emu.Close)
-	for _, u := range w.users {
+	for _, u := range workspace {
 		emu.AddUser(u)
 	}
 	chans := map[string]string{}
-	for _, ch := range w.channels {
+	for _, ch := range workspaceChannels {
 		chans[ch] = emu.AddChannel(ch)
 	}
-	api := slack.New(slackemu.DefaultBotToken, slack.OptionAPIURL(emu.APIURL()), slack.OptionAppLevelToken(slackemu.DefaultAppToken))
-	var core bot.Core = svc
-	if w.wrap != nil {
-		core = w.wrap(svc)
+	var cfg server.Config
+	if w.idp != nil {
+		// As serve reads them: the connector's own variables.
+		for k, v := range w.idp.Env {
+			t.Setenv(k, v)
+		}
+		var err error
+		if cfg, err = server.LoadConfig(); err != nil {
+			t.Fatal(err)
+		}
+		cfg.IdPHTTPClient = w.idp.HTTPClient
 	}
-	b, err := bot.New(bot.Config{API: api, Core: core, Reviews: svc, Alerts: svc, Clock: clock, ExportDir: t.TempDir(), NotifyEvery: 50 * time.Millisecond, SubmitBudget: w.budget,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))})
-	if err != nil {
+	dir := t.TempDir()
+	cfg.Policy, cfg.DB = filepath.Join(dir, "policy.yaml"), filepath.Join(dir, "keycard.db")
+	if err := os.WriteFile(cfg.Policy, []byte(w.policy), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	runCtx, stopRun := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- b.Run(runCtx) }()
-	var once sync.Once
-	var runErr error
-	stop := func() error {
-		once.Do(func() {
-			stopRun()
-			runErr = <-done
-		})
-		return runErr
-	}
+	cfg.SlackBotToken, cfg.SlackAppToken, cfg.SlackAPIURL = slackemu.DefaultBotToken, slackemu.DefaultAppToken, emu.APIURL()
+	cfg.DatabaseURL, cfg.HTTPAddr, cfg.BackupDir = "", "", "" // the bbolt file; no ops listener, no backups
+	e := &env{t: t, ctx: ctx, clock: clock, emu: emu, chans: chans, cfg: cfg,
+		deps: server.Deps{Clock: clock.RealTimers(), Manual: true, NoSync: true, Core: w.wrap,
+			ExportDir: t.TempDir(), SubmitBudget: w.budget, NotifyEvery: 50 * time.Millisecond,
+			Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))}}
+	e.start()
 	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("bot.Run: %v", err)
+		if err := e.stop(); err != nil {
+			t.Errorf("server.Run: %v", err)
 		}
 	})
-	if err := emu.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
+	return e
+}
+
+// start boots the server on e's configuration and waits for its socket.
+func (e *env) start() {
+	e.t.Helper()
+	srv, err := server.New(e.cfg, e.deps)
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	return &env{t: t, ctx: ctx, clock: clock, db: db, svc: svc, emu: emu, stop: stop, bot: b, set: set, conns: conns, chans: chans}
+	before := e.emu.Connects()
+	runCtx, stopRun := context.WithCancel(e.ctx)
+	exited := make(chan struct{})
+	var runErr error
+	go func() {
+		defer close(exited)
+		runErr = srv.Run(runCtx)
+	}()
+	var once sync.Once
+	var stopErr error
+	e.stop = func() error {
+		once.Do(func() {
+			stopRun()
+			<-exited
+			stopErr = runErr
+			if err := srv.Close(); stopErr == nil {
+				stopErr = err
+			}
+		})
+		return stopErr
+	}
+	e.db, e.svc, e.bot, e.set = srv.Bolt(), srv.Service(), srv.Bot(), srv.Service().Policy()
+	e.waitFor("the bot's socket", func(s *slackemu.Server) bool {
+		select {
+		case <-exited:
+			return true
+		default:
+			return s.Connects() > before && s.Connected() > 0
+		}
+	})
+	select {
+	case <-exited:
+		e.t.Fatalf("server.Run ended at start: %v", e.stop())
+	default:
+	}
+}
+
+// restart stops keycard and starts it again on the same database and
+// policy file, as a process restart would; the Slack workspace stays.
+func (e *env) restart() {
+	e.t.Helper()
+	if err := e.stop(); err != nil {
+		e.t.Fatalf("server.Run: %v", err)
+	}
+	e.start()
 }
 
 type testWriter struct{ t *testing.T }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,13 +17,9 @@ import (
 	"github.com/slack-go/slack/socketmode"
 
 	"keycard/access"
-	"keycard/bot"
-	"keycard/connectors"
 	"keycard/handlers"
-	"keycard/internal/adapt"
+	"keycard/internal/server"
 	"keycard/internal/slackemu"
-	"keycard/policy"
-	"keycard/store"
 )
 
 // interactionsBudget is the budget: p99 ack under 50 ms with 200
@@ -84,10 +81,12 @@ func fixedClock() access.Clock {
 // button is one clickable approval button.
 type button struct{ user, channel, ts string }
 
-// clickEnv is one running keycard, wired as main wires it and as
-// bot/e2e_test.go's newEnvWith does: real store (fsync on, as in
+// clickEnv is one running keycard, booted through internal/server as
+// keycard serve and bot/e2e_test.go boot it: real store (fsync on, as in
 // production), static directory, handlers.Service, the Slack emulator and
-// the real bot over the real slack-go Socket Mode client.
+// the real bot over the real slack-go Socket Mode client. The server runs
+// Manual, as the hand-wired harness did: no scheduler or outbox worker
+// competes with the clicks for the CPU, so the figure is the bot's.
 type clickEnv struct {
 	emu     *slackemu.Server
 	buttons []button
@@ -100,43 +99,36 @@ func slackUserID(email string) string {
 
 func newClickEnv(tb testing.TB, ctx context.Context, clicks int, noSync bool) *clickEnv {
 	tb.Helper()
-	clock := fixedClock()
-	db, err := store.Open(filepath.Join(tb.TempDir(), "keycard.db"), store.Options{NoSync: noSync})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = db.Close() })
-	set, err := policy.Parse("policy.yaml", clickWorld(clicks))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c := set.Connectors["lab"]
-	sc, err := adapt.Static("lab", c, db, clock)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	conns := connectors.NewSet()
-	conns.Add("lab", sc, sc, c.Scope)
-	svc := handlers.New(adapt.Store(db), conns, set, clock, handlers.Options{})
-
+	dir := tb.TempDir()
 	emu := slackemu.New(slackemu.Options{})
 	tb.Cleanup(emu.Close)
-	for _, u := range c.Users {
-		emu.AddUser(slackemu.User{ID: slackUserID(u.Email), Name: strings.Split(u.Email, "@")[0], RealName: u.Name, Email: u.Email})
+	cfg := server.Config{Policy: filepath.Join(dir, "policy.yaml"), DB: filepath.Join(dir, "keycard.db"),
+		SlackBotToken: slackemu.DefaultBotToken, SlackAppToken: slackemu.DefaultAppToken, SlackAPIURL: emu.APIURL()}
+	if err := os.WriteFile(cfg.Policy, clickWorld(clicks), 0o600); err != nil {
+		tb.Fatal(err)
 	}
-	api := slack.New(slackemu.DefaultBotToken, slack.OptionAPIURL(emu.APIURL()), slack.OptionAppLevelToken(slackemu.DefaultAppToken))
-	b, err := bot.New(bot.Config{API: api, Core: svc, Reviews: svc, Alerts: svc, Clock: clock, ExportDir: tb.TempDir(), NotifyEvery: 20 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := server.New(cfg, server.Deps{Clock: fixedClock(), Manual: true, NoSync: noSync,
+		ExportDir: tb.TempDir(), NotifyEvery: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		tb.Fatal(err)
+	}
+	svc := srv.Service()
+	for _, u := range svc.Policy().Connectors["lab"].Users {
+		emu.AddUser(slackemu.User{ID: slackUserID(u.Email), Name: strings.Split(u.Email, "@")[0], RealName: u.Name, Email: u.Email})
 	}
 	runCtx, stopRun := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- b.Run(runCtx) }()
+	go func() { done <- srv.Run(runCtx) }()
 	var once sync.Once
 	var runErr error
 	env := &clickEnv{emu: emu, stop: func() error {
-		once.Do(func() { stopRun(); runErr = <-done })
+		once.Do(func() {
+			stopRun()
+			runErr = <-done
+			if err := srv.Close(); runErr == nil {
+				runErr = err
+			}
+		})
 		return runErr
 	}}
 	tb.Cleanup(func() { _ = env.stop() })

@@ -2,24 +2,24 @@ package chaos
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"keycard/access"
-	"keycard/connectors"
-	"keycard/connectors/okta"
 	"keycard/handlers"
-	"keycard/internal/adapt"
 	"keycard/internal/fakeclock"
 	"keycard/internal/oktafake"
-	"keycard/policy"
+	"keycard/internal/server"
 	"keycard/store"
 )
 
-// oktaEnv is keycard's core (handlers over a real bbolt store) wired to the
-// real Okta connector, which talks to the Okta emulator. One fake clock
+// oktaEnv is keycard booted through internal/server as keycard serve boots
+// it (a real bbolt store, the real Okta connector talking to the Okta
+// emulator, handlers), but never Run: the test calls the scheduler and the
+// provisioning worker itself, and no Slack takes part. One fake clock
 // drives keycard, the connector and the emulator (Date and
 // X-Rate-Limit-Reset headers), so waits are exact and nothing sleeps.
 type oktaEnv struct {
@@ -45,23 +45,18 @@ func newOktaEnv(t *testing.T) *oktaEnv {
 	fake := oktafake.New(oktafake.Options{Clock: clock.Now})
 	t.Cleanup(fake.Close)
 	o := seedOkta(fake)
-	set, err := policy.Parse("policy.yaml", []byte(policyYAML("{default: 1h, max: 8h}")))
+	dir := t.TempDir()
+	cfg := server.Config{Policy: filepath.Join(dir, "policy.yaml"), DB: filepath.Join(dir, "keycard.db"),
+		OktaOrgURL: fake.URL, OktaToken: server.Secret(fake.Token()), IdPTimeout: callTimeout}
+	if err := os.WriteFile(cfg.Policy, []byte(policyYAML("{default: 1h, max: 8h}")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(cfg, server.Deps{Clock: clock, Manual: true, NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	oc, err := okta.New(okta.Config{OrgURL: fake.URL, Token: fake.Token(), Clock: clock, Timeout: callTimeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conns := connectors.NewSet()
-	conns.Add("okta", oc, oc, set.Connectors["okta"].Scope)
-	db, err := store.Open(filepath.Join(t.TempDir(), "keycard.db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	svc := handlers.New(adapt.Store(db), conns, set, clock, handlers.Options{})
-	return &oktaEnv{t: t, ctx: ctx, clock: clock, org: o, fake: fake, db: db, svc: svc}
+	t.Cleanup(func() { _ = srv.Close() })
+	return &oktaEnv{t: t, ctx: ctx, clock: clock, org: o, fake: fake, db: srv.Bolt(), svc: srv.Service()}
 }
 
 // grant submits an auto-approved Grafana request for Ann and returns it

@@ -61,6 +61,10 @@ type Config struct {
 	// tests give one that trusts their emulator's CA. Not read from the
 	// environment; in production SSL_CERT_FILE and HTTPS_PROXY do this.
 	IdPHTTPClient *http.Client `ignored:"true"`
+	// IdPTimeout, when set, bounds each HTTP exchange of the okta, entra
+	// and jumpcloud connectors instead of their default (10s): tests that
+	// hold an emulator's answer shorten it. Not read from the environment.
+	IdPTimeout time.Duration `ignored:"true"`
 }
 
 // LoadConfig reads the environment. Names are tried as written and with the

@@ -37,7 +37,7 @@ func BuildConnectors(set *policy.Set, cfg Config, db adapt.StaticStore, clock ac
 			if len(missing) > 0 {
 				return nil, fmt.Errorf("connector %s (type okta) needs %v", name, missing)
 			}
-			oc, err := okta.New(okta.Config{OrgURL: cfg.OktaOrgURL, Token: string(cfg.OktaToken), ManagerAttribute: c.ManagerAttribute, Clock: clock})
+			oc, err := okta.New(okta.Config{OrgURL: cfg.OktaOrgURL, Token: string(cfg.OktaToken), ManagerAttribute: c.ManagerAttribute, Clock: clock, Timeout: cfg.IdPTimeout})
 			if err != nil {
 				return nil, fmt.Errorf("connector %s: %w", name, err)
 			}
@@ -51,6 +51,9 @@ func BuildConnectors(set *policy.Set, cfg Config, db adapt.StaticStore, clock ac
 				return nil, fmt.Errorf("connector %s (type entra): %w", name, err)
 			}
 			ecfg.Clock = clock
+			if cfg.IdPTimeout > 0 {
+				ecfg.Timeout = cfg.IdPTimeout
+			}
 			if cfg.IdPHTTPClient != nil {
 				ecfg.HTTPClient = cfg.IdPHTTPClient
 			}
@@ -69,6 +72,9 @@ func BuildConnectors(set *policy.Set, cfg Config, db adapt.StaticStore, clock ac
 				return nil, fmt.Errorf("connector %s (type jumpcloud): %w", name, err)
 			}
 			jcfg.Clock = clock
+			if cfg.IdPTimeout > 0 {
+				jcfg.Timeout = cfg.IdPTimeout
+			}
 			jc, err := jumpcloud.New(jcfg)
 			if err != nil {
 				return nil, fmt.Errorf("connector %s: %w", name, err)

@@ -67,6 +67,14 @@ func newPostgres(ctx context.Context, cfg Config, d Deps, file *policy.Set) (*Se
 		d.Logger.Warn("KEYCARD_LEASE_TTL is longer than 11.25s: a dead leader may be replaced later than the 15 seconds keycard promises", "lease_ttl", cfg.LeaseTTL, "takeover_within", takeover)
 	}
 	s := &Server{cfg: cfg, d: d, pg: db, st: adapt.Postgres(db), roles: make(chan struct{}, 1)}
+	if d.Manual {
+		// No loop runs, so nothing would take the lease: one replica.
+		if err := s.assemble(file, db, Verifier(db), handlers.SoleReplica{}); err != nil {
+			db.Close()
+			return nil, err
+		}
+		return s, nil
+	}
 	s.leader = pgstore.NewLeader(db, LeaseName, holderID(), pgstore.LeaderOptions{TTL: cfg.LeaseTTL, Clock: d.Clock, After: d.Clock.After,
 		OnChange: func(bool, uint64) {
 			select {

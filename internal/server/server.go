@@ -25,12 +25,36 @@ import (
 	pgstore "keycard/store/postgres"
 )
 
-// Deps are what tests and the demo replace: the clock, timers and logger.
+// Deps are what tests and the demo replace: the clock, timers and logger,
+// and a few test knobs. The zero value of every knob is what keycard serve
+// does.
 type Deps struct {
-	Logger *slog.Logger
-	Clock  access.Clock // its After is every loop's timer
+	Logger *slog.Logger // nil: discard
+	Clock  access.Clock // its After is every loop's timer; nil: the system clock
 	// Ready, when set, receives the running service once started.
 	Ready func(*handlers.Service)
+
+	// Manual, when set, runs none of the use cases' background loops: Run
+	// proves the IdPs' credentials, then runs only the Slack edge (Socket
+	// Mode, the notifier, the workspace's name for manifests) until ctx
+	// ends. The scheduler and outbox worker (Service.Run), the review jobs,
+	// offboarding, the groups' baselines, SIGHUP reloads, backups, the
+	// audit stream and the ops listener do not run, and with PostgreSQL no
+	// lease is taken (one replica): a test calls Tick, RunOutbox,
+	// ReviewTick, TakeBaselines... itself at its fake clock's now.
+	Manual bool
+	// Core, when set, wraps the use cases the bot's routes call (a test
+	// injects a slow or failing Submit, Decide...). The review and alert
+	// surfaces still reach the service itself.
+	Core func(*handlers.Service) bot.Core
+	// ExportDir, SubmitBudget and NotifyEvery tune the bot (bot.Config);
+	// zero: the bot's defaults.
+	ExportDir    string
+	SubmitBudget time.Duration
+	NotifyEvery  time.Duration
+	// NoSync skips fsync on every bbolt commit (store.Options.NoSync): a
+	// crash may lose the last commits. Tests only.
+	NoSync bool
 }
 
 // Server is keycard serve, assembled: the store, the connectors, the use
@@ -47,6 +71,7 @@ type Server struct {
 	set    *policy.Set
 	file   *policy.Set
 	svc    *handlers.Service
+	bot    *bot.Bot
 	conns  *ConnectorSet
 	token  string
 }
@@ -60,6 +85,12 @@ func New(cfg Config, d Deps) (*Server, error) { return NewContext(context.Backgr
 // waits, with backoff, until PostgreSQL answers or ctx ends); Run proves the
 // IdPs' credentials, then starts the bot.
 func NewContext(ctx context.Context, cfg Config, d Deps) (*Server, error) {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Clock == nil {
+		d.Clock = access.SystemClock{}
+	}
 	file, err := policy.Load(cfg.Policy)
 	if err != nil {
 		return nil, err
@@ -67,7 +98,7 @@ func NewContext(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	if cfg.DatabaseURL != "" {
 		return newPostgres(ctx, cfg, d, file)
 	}
-	db, err := store.Open(cfg.DB, store.Options{})
+	db, err := store.Open(cfg.DB, store.Options{NoSync: d.NoSync})
 	if err != nil {
 		return nil, err
 	}
@@ -130,13 +161,29 @@ func (s *Server) assemble(file *policy.Set, static adapt.StaticStore, verify han
 	if s.pg != nil {
 		where = "postgres://" + s.pg.Where()
 	}
+	var leading func() bool
+	if s.leader != nil {
+		leading = svc.IsLeader
+	}
+	b, err := newBot(cfg, svc, d, leading)
+	if err != nil {
+		return err
+	}
 	d.Logger.Info("keycard starting", "version", buildinfo.Get().Short(), "policy", cfg.Policy, "policy_hash", set.Hash, "db", where, "slack_api", cfg.SlackAPIURL)
-	s.set, s.file, s.svc, s.conns, s.token = set, file, svc, conns, token
+	s.set, s.file, s.svc, s.bot, s.conns, s.token = set, file, svc, b, conns, token
 	return nil
 }
 
 // Service is the running use cases (tests and the demo drive it).
 func (s *Server) Service() *handlers.Service { return s.svc }
+
+// Bot is the Slack edge Run runs (built by New: a test may publish a
+// report through it, or run a review job with it, before or while Run runs).
+func (s *Server) Bot() *bot.Bot { return s.bot }
+
+// Bolt is the bbolt store, for tests that read it below the use cases
+// (static memberships, outbox ops); nil with PostgreSQL.
+func (s *Server) Bolt() *store.DB { return s.bolt }
 
 // Close releases the database. Call it after Run returns.
 func (s *Server) Close() error {
@@ -151,22 +198,17 @@ func (s *Server) Close() error {
 // the first fatal error or ctx. With PostgreSQL the lease decides which
 // replica runs the singleton work (see leading).
 func (s *Server) Run(ctx context.Context) error {
-	cfg, d, svc, conns := s.cfg, s.d, s.svc, s.conns
+	cfg, d, svc, conns, b := s.cfg, s.d, s.svc, s.conns, s.bot
 	if err := checkConnectors(ctx, conns, func(name string, err error) {
 		d.Logger.Warn("the identity provider did not answer keycard's start-up check; readiness reports it until it does", "connector", name, "err", err)
 	}); err != nil {
 		return err
 	}
+	if d.Manual {
+		return s.runManual(ctx)
+	}
 	feeds := conns.feeds
 	hasIdP := len(feeds) > 0 || len(conns.checks) > 0
-	var leading func() bool
-	if s.leader != nil {
-		leading = svc.IsLeader
-	}
-	b, err := newBot(cfg, svc, d, leading)
-	if err != nil {
-		return err
-	}
 	ops := &opsServer{connected: b.Connected, token: s.token, svc: svc, ping: s.ping, hasIdP: hasIdP, started: d.Clock.Now(), policyPath: cfg.Policy,
 		backup: backupConfig{Dir: cfg.BackupDir, Every: cfg.BackupEvery, Keep: cfg.BackupKeep}, replicated: s.pg != nil}
 	if s.bolt != nil {
@@ -215,16 +257,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return srv.Shutdown(sctx)
 		})
 	}
-	g.Go(func() error { return b.Run(ctx) })
-	g.Go(func() error {
-		// Best effort: manifests name the Slack workspace once Slack says which it is.
-		if team, err := b.TeamID(ctx); err == nil {
-			svc.SetSlackTeam(team)
-		} else if ctx.Err() == nil {
-			d.Logger.Warn("auth.test failed; manifests will not name the Slack team", "err", err)
-		}
-		return nil
-	})
+	s.runBot(ctx, g)
 	if err := startAuditStream(ctx, g, single, svc, fencedStore{s.st, svc.Leadership()}, d); err != nil {
 		return err
 	}
@@ -240,7 +273,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if d.Ready != nil {
 		d.Ready(svc)
 	}
-	err = g.Wait()
+	err := g.Wait()
 	if s.leader != nil {
 		// A clean stop hands the lease over at once: a standby takes over at
 		// its next poll instead of after the TTL.
@@ -249,6 +282,32 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	d.Logger.Info("keycard stopped", "err", err)
+	return err
+}
+
+// runBot runs the Slack edge in g: the bot, and naming the workspace.
+func (s *Server) runBot(ctx context.Context, g *errgroup.Group) {
+	g.Go(func() error { return s.bot.Run(ctx) })
+	g.Go(func() error {
+		// Best effort: manifests name the Slack workspace once Slack says which it is.
+		if team, err := s.bot.TeamID(ctx); err == nil {
+			s.svc.SetSlackTeam(team)
+		} else if ctx.Err() == nil {
+			s.d.Logger.Warn("auth.test failed; manifests will not name the Slack team", "err", err)
+		}
+		return nil
+	})
+}
+
+// runManual is Run with Deps.Manual: the Slack edge only.
+func (s *Server) runManual(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	s.runBot(ctx, g)
+	if s.d.Ready != nil {
+		s.d.Ready(s.svc)
+	}
+	err := g.Wait()
+	s.d.Logger.Info("keycard stopped", "err", err)
 	return err
 }
 
@@ -267,7 +326,12 @@ func newBot(cfg Config, svc *handlers.Service, d Deps, leading func() bool) (*bo
 	api := slack.New(string(cfg.SlackBotToken),
 		slack.OptionAPIURL(cfg.SlackAPIURL),
 		slack.OptionAppLevelToken(string(cfg.SlackAppToken)))
-	return bot.New(bot.Config{API: api, Core: svc, Reviews: svc, Alerts: svc, Clock: d.Clock, Logger: d.Logger, Leading: leading})
+	var core bot.Core = svc
+	if d.Core != nil {
+		core = d.Core(svc)
+	}
+	return bot.New(bot.Config{API: api, Core: core, Reviews: svc, Alerts: svc, Clock: d.Clock, Logger: d.Logger, Leading: leading,
+		ExportDir: d.ExportDir, SubmitBudget: d.SubmitBudget, NotifyEvery: d.NotifyEvery})
 }
 
 // reloadOnHUP reloads the policy file on SIGHUP; an invalid file keeps the
