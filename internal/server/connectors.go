@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"time"
 
 	"keycard/access"
@@ -23,7 +25,7 @@ import (
 // no network call: checkConnectors proves the credentials at start.
 func BuildConnectors(set *policy.Set, cfg Config, db adapt.StaticStore, clock access.Clock) (*ConnectorSet, error) {
 	out := &ConnectorSet{Set: connectors.NewSet(), feeds: map[string]handlers.DeactivationFeed{}, checks: map[string]checker{}}
-	for _, name := range sortedKeys(set.Connectors) {
+	for _, name := range slices.Sorted(maps.Keys(set.Connectors)) {
 		c := set.Connectors[name]
 		switch c.Type {
 		case "okta":
@@ -112,19 +114,6 @@ func reconnect(conns *ConnectorSet, cfg Config, db adapt.StaticStore, clock acce
 	}
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-	return keys
-}
-
 // ConnectorSet is the connectors plus what serve needs of the live IdPs:
 // their leaver feeds (Okta System Log, Entra users delta; reads only, since
 // changes go through the scoped set) and their start-up credential checks.
@@ -144,7 +133,7 @@ type checker interface {
 // keycard's credentials") instead of failing on the first request. An IdP
 // that does not answer is only logged: readiness reports it until it does.
 func checkConnectors(ctx context.Context, cs *ConnectorSet, warn func(name string, err error)) error {
-	for _, name := range sortedKeys(cs.checks) {
+	for _, name := range slices.Sorted(maps.Keys(cs.checks)) {
 		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		err := cs.checks[name].Check(cctx)
 		cancel()
@@ -183,7 +172,7 @@ func LookupEnv(name string) (string, bool) {
 // Instance describes this keycard for manifests: version and the IdPs.
 func Instance(set *policy.Set, cfg Config) handlers.Instance {
 	in := handlers.Instance{Version: buildinfo.Get().Short()}
-	for _, name := range sortedKeys(set.Connectors) {
+	for _, name := range slices.Sorted(maps.Keys(set.Connectors)) {
 		c := set.Connectors[name]
 		d := c.Type + " " + name
 		if c.Type == "okta" && cfg.OktaOrgURL != "" {
