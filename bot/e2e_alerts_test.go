@@ -8,6 +8,7 @@ import (
 
 	"keycard/access"
 	"keycard/handlers"
+	"keycard/internal/fixture"
 	"keycard/internal/slackemu"
 	"keycard/policy"
 )
@@ -76,7 +77,7 @@ func TestE2EAlertTriage(t *testing.T) {
 func TestE2EStagedPolicyApproval(t *testing.T) {
 	e := newEnv(t)
 	path := filepath.Join(t.TempDir(), "policy.yaml")
-	guarded := strings.Replace(e2ePolicy, "version: 1\n", "version: 1\nchange_approval: true\n", 1)
+	guarded := fixture.LabPolicy().Setting("change_approval: true").String()
 	write := func(s string) {
 		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 			t.Fatal(err)
@@ -137,7 +138,7 @@ func TestE2EGuestsAndStrangersRefused(t *testing.T) {
 // mistake — with the alerts channel missing it goes to the admins by DM
 // (second review H3).
 func TestE2EAlertWhenTheAlertsChannelIsMissing(t *testing.T) {
-	e := boot(t, world{policy: strings.Replace(e2ePolicy, `alerts: {channel: "#security-alerts"}`, `alerts: {channel: "#no-such-channel"}`, 1)})
+	e := boot(t, world{policy: fixture.LabPolicy().Replace(`alerts: {channel: "#security-alerts"}`, `alerts: {channel: "#no-such-channel"}`).String()})
 	if err := e.svc.Alert("test_kind", "ann@example.com", "Something odd happened", nil); err != nil {
 		t.Fatal(err)
 	}

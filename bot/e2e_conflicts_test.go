@@ -8,6 +8,7 @@ import (
 	"keycard/access"
 	"keycard/handlers"
 	"keycard/internal/adapt"
+	"keycard/internal/fixture"
 	"keycard/internal/slackemu"
 )
 
@@ -16,7 +17,7 @@ import (
 // app-grafana-viewers (not granted by keycard).
 func conflictWorld(t *testing.T, mode string) *env {
 	t.Helper()
-	pol := strings.Replace(e2ePolicy, "{name: app-grafana-viewers, members: []}", "{name: app-grafana-viewers, members: [ann@example.com]}", 1) +
+	pol := fixture.Directory("lab", "static", fixture.Lab().WithGroup("app-grafana-viewers", "ann@example.com")).Append(fixture.LabRules).String() +
 		"conflicts: [[prod-db-admin, grafana-viewer]]\nconflicts_mode: " + mode + "\n"
 	return boot(t, world{policy: pol})
 }
@@ -75,7 +76,7 @@ func TestE2EConflictGoesToAdmins(t *testing.T) {
 // conflicting set. Ann's prod-db-admin grant approved for a later start
 // is not access yet: the report lists no grant of hers and no conflict.
 func TestE2EAdminReportShowsConflicts(t *testing.T) {
-	pol := strings.Replace(reviewPolicy, "{name: app-grafana-viewers, members: []}", "{name: app-grafana-viewers, members: [dave@example.com]}", 1) +
+	pol := fixture.Directory("lab", "static", reviewOrg.WithGroup("app-grafana-viewers", "dave@example.com")).Append(reviewRules).String() +
 		"conflicts: [[prod-db-admin, grafana-viewer]]\n"
 	e := &reviewEnv{env: boot(t, world{policy: pol})}
 	e.mem = adapt.Memberships{DB: e.db}

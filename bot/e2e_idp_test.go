@@ -8,20 +8,18 @@ import (
 
 	"keycard/access"
 	"keycard/internal/fakeclock"
+	"keycard/internal/fixture"
 	"keycard/internal/idptest"
 	"keycard/internal/slackemu"
 )
 
-// idpPolicy is e2ePolicy's prod-db-admin on a live identity provider: the
-// connector "idp" of type TYPE, people and groups read from the IdP.
-const idpPolicy = `version: 1
-directory: idp
-connectors:
-  idp:
-    type: TYPE
-    scope:
-      groups: ["app-*", "prod-*"]
-profiles:
+// idpPolicy is the lab's prod-db-admin on a live identity provider: the
+// connector "idp" of type typ, people and groups read from the IdP.
+func idpPolicy(typ string) fixture.Doc {
+	return fixture.Directory("idp", typ, fixture.Org{}).Append(idpRules)
+}
+
+const idpRules = `profiles:
   engineers:
     where: {department: [Engineering, SRE]}
 policies:
@@ -41,21 +39,20 @@ admins: {group: keycard-admins}
 alerts: {channel: "#security-alerts"}
 `
 
-var idpPeople = []idptest.Person{
-	{Email: "ann@example.com", Name: "Ann Lee", Manager: "bob@example.com", Department: "Engineering"},
-	{Email: "bob@example.com", Name: "Bob Stone", Department: "Engineering"},
-	{Email: "carol@example.com", Name: "Carol Diaz", Manager: "bob@example.com", Department: "Security"},
-	{Email: "dave@example.com", Name: "Dave Kim", Manager: "bob@example.com", Department: "Security"},
-	{Email: "erin@example.com", Name: "Erin Park", Department: "Finance"},
-	{Email: "frank@example.com", Name: "Frank Ortiz", Department: "IT"},
-}
+// idpPeople and idpGroups are the IdP emulators' directory: the lab's
+// people (without gus) and groups.
+var idpPeople, idpGroups = idpDirectory(fixture.Lab().Without("gus"))
 
-var idpGroups = []idptest.Group{
-	{Name: "security-team", Members: []string{"carol@example.com", "dave@example.com"}},
-	{Name: "auditors", Members: []string{"erin@example.com"}},
-	{Name: "keycard-admins", Members: []string{"frank@example.com"}},
-	{Name: "prod-db-admins"},
-	{Name: "app-grafana-viewers"},
+func idpDirectory(org fixture.Org) ([]idptest.Person, []idptest.Group) {
+	var people []idptest.Person
+	for _, p := range org.People {
+		people = append(people, idptest.Person{Email: p.Email, Name: p.Name, Manager: p.Manager, Department: p.Department})
+	}
+	var groups []idptest.Group
+	for _, g := range org.Groups {
+		groups = append(groups, idptest.Group(g))
+	}
+	return people, groups
 }
 
 // The lifecycle runs once per identity provider, each through its real
@@ -155,5 +152,5 @@ func TestE2ELifecyclePerConnector(t *testing.T) {
 // bootIdP boots the e2e workspace with the policy on idp's connector type.
 func bootIdP(t *testing.T, idp *idptest.World, clock *fakeclock.Clock) *env {
 	t.Helper()
-	return boot(t, world{policy: strings.Replace(idpPolicy, "TYPE", idp.Type, 1), idp: idp, clock: clock})
+	return boot(t, world{policy: idpPolicy(idp.Type).String(), idp: idp, clock: clock})
 }

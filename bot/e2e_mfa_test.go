@@ -26,8 +26,8 @@ func TestE2EMFAApprovalOkta(t *testing.T) {
 	for _, who := range []string{"bob@example.com", "carol@example.com", "dave@example.com"} {
 		idp.Okta.EnrollPush(idp.ID(who))
 	}
-	policy := strings.Replace(idpPolicy, "    privileged: true\n", "    privileged: true\n    approval_mfa: true\n", 1)
-	e := boot(t, world{policy: strings.Replace(policy, "TYPE", "okta", 1), idp: idp, clock: clock})
+	policy := idpPolicy("okta").Replace("    privileged: true\n", "    privileged: true\n    approval_mfa: true\n")
+	e := boot(t, world{policy: policy.String(), idp: idp, clock: clock})
 	var r0 string
 	bob, carol := idp.ID("bob@example.com"), idp.ID("carol@example.com")
 	// pushed waits until the n-th push to user is sent and its challenge

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"keycard/access"
+	"keycard/internal/fixture"
 	"keycard/internal/slackemu"
 	"keycard/policy"
 )
@@ -132,7 +133,7 @@ func extendValues(dur, why string) slackemu.Values {
 // the extension's expiry removes it.
 func TestE2EExtend(t *testing.T) {
 	e := newEnv(t)
-	e.setPolicy(strings.Replace(e2ePolicy, "    justification: required\n", "    justification: required\n    extend: {max_total: 10h}\n", 1))
+	e.setPolicy(fixture.LabPolicy().Replace("    justification: required\n", "    justification: required\n    extend: {max_total: 10h}\n").String())
 	g := e.activeGrant()
 	oldEnd := g.EndsAt
 	m := e.expiringDM(g)
@@ -467,7 +468,7 @@ func TestE2EBreakGlass(t *testing.T) {
 	if _, err := e.emu.CloseView(e.ctx, uAnn, v.ID); err != nil {
 		t.Fatal(err)
 	}
-	e.setPolicy(strings.Replace(e2ePolicy, "policies:\n", "policies:\n"+breakGlassPolicy, 1))
+	e.setPolicy(fixture.LabPolicy().InsertBefore("prod-db-admin", breakGlassPolicy).String())
 	v = e.openForm(uAnn)
 	if !strings.Contains(string(v.Blocks), `"duration:prod-db-emergency"`) || !strings.Contains(string(v.Blocks), "keycard_break_glass") {
 		t.Fatalf("no break-glass box for prod-db-emergency: %s", v.Blocks)
@@ -539,7 +540,7 @@ func (e *env) approvalDMOrZero(user string) slackemu.Message {
 // admin by DM instead.
 func TestE2EAlertsByDM(t *testing.T) {
 	e := newEnv(t)
-	e.setPolicy(strings.Replace(e2ePolicy, "alerts: {channel: \"#security-alerts\"}\n", "", 1))
+	e.setPolicy(fixture.LabPolicy().Replace("alerts: {channel: \"#security-alerts\"}\n", "").String())
 	if e.svc.Policy().Alerts.Channel != "" {
 		t.Fatal("the alerts channel is still set")
 	}
@@ -569,7 +570,7 @@ func TestE2ERoleSearch(t *testing.T) {
 	for i := range 120 {
 		fmt.Fprintf(&many, "  - {name: tool-%03d, app: \"Tool %02d\", role: User, group: app-grafana-viewers, eligible: [employees], approval: auto, duration: {default: 1h, max: 4h}}\n", i, i/10)
 	}
-	e.setPolicy(strings.Replace(e2ePolicy, "auditors:", many.String()+"auditors:", 1))
+	e.setPolicy(fixture.LabPolicy().Replace("auditors:", many.String()+"auditors:").String())
 
 	v := e.openForm(uAnn)
 	if !strings.Contains(string(v.Blocks), `"external_select"`) || !strings.Contains(string(v.Blocks), "keycard_role_search") {

@@ -11,36 +11,22 @@ import (
 	"keycard/access"
 	"keycard/handlers"
 	"keycard/internal/adapt"
+	"keycard/internal/fixture"
 	"keycard/internal/slackemu"
 )
 
-// reviewPolicy is e2ePolicy's world plus review jobs: dave is a standing
-// member of prod-db-admins, hank and ivy are contractors (ivy without a
-// manager), and app-legacy is inside the scope with no policy.
-const reviewPolicy = `version: 1
-directory: lab
-connectors:
-  lab:
-    type: static
-    scope:
-      groups: ["app-*", "prod-*"]
-    users:
-      - {email: ann@example.com, name: Ann Lee, manager: bob@example.com, attributes: {department: Engineering, userType: Employee}}
-      - {email: bob@example.com, name: Bob Stone, attributes: {department: Engineering, userType: Employee}}
-      - {email: carol@example.com, name: Carol Diaz, manager: bob@example.com, attributes: {department: Security, userType: Employee}}
-      - {email: dave@example.com, name: Dave Kim, manager: bob@example.com, attributes: {department: Security, userType: Employee}}
-      - {email: erin@example.com, name: Erin Park, attributes: {department: Finance, userType: Employee}}
-      - {email: frank@example.com, name: Frank Ortiz, attributes: {department: IT, userType: Employee}}
-      - {email: hank@example.com, name: Hank Cole, manager: bob@example.com, attributes: {department: Engineering, userType: Contractor}}
-      - {email: ivy@example.com, name: Ivy Moss, attributes: {department: Engineering, userType: Contractor}}
-    groups:
-      - {name: security-team, members: [carol@example.com, dave@example.com]}
-      - {name: auditors, members: [erin@example.com]}
-      - {name: keycard-admins, members: [frank@example.com]}
-      - {name: prod-db-admins, members: [dave@example.com]}
-      - {name: app-grafana-viewers, members: []}
-      - {name: app-legacy, members: []}
-profiles:
+// reviewOrg is the lab's directory for the review jobs: without gus, dave
+// a standing member of prod-db-admins, hank and ivy contractors (ivy
+// without a manager), and app-legacy inside the scope with no policy.
+var reviewOrg = fixture.Lab().Without("gus").With(fixture.Hank, fixture.Ivy).
+	WithGroup("prod-db-admins", "dave@example.com").WithGroup("app-legacy")
+
+// reviewPolicy is the lab's policy file on reviewOrg, with reviewRules.
+var reviewPolicy = fixture.Directory("lab", "static", reviewOrg).Append(reviewRules).String()
+
+// reviewRules are reviewPolicy's rules: the lab's prod-db-admin, a
+// grafana-viewer for engineers (3d of 30d), and the review jobs.
+const reviewRules = `profiles:
   engineers:
     where: {department: [Engineering, SRE]}
 policies:

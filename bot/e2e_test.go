@@ -16,6 +16,7 @@ import (
 	"keycard/bot"
 	"keycard/handlers"
 	"keycard/internal/fakeclock"
+	"keycard/internal/fixture"
 	"keycard/internal/idptest"
 	"keycard/internal/server"
 	"keycard/internal/slackemu"
@@ -23,58 +24,10 @@ import (
 	"keycard/store"
 )
 
-const e2ePolicy = `version: 1
-directory: lab
-connectors:
-  lab:
-    type: static
-    scope:
-      groups: ["app-*", "prod-*"]
-    users:
-      - {email: ann@example.com, name: Ann Lee, manager: bob@example.com, attributes: {department: Engineering, userType: Employee}}
-      - {email: bob@example.com, name: Bob Stone, attributes: {department: Engineering, userType: Employee}}
-      - {email: carol@example.com, name: Carol Diaz, manager: bob@example.com, attributes: {department: Security, userType: Employee}}
-      - {email: dave@example.com, name: Dave Kim, manager: bob@example.com, attributes: {department: Security, userType: Employee}}
-      - {email: erin@example.com, name: Erin Park, attributes: {department: Finance, userType: Employee}}
-      - {email: frank@example.com, name: Frank Ortiz, attributes: {department: IT, userType: Employee}}
-      - {email: gus@example.com, name: Gus Temp, attributes: {department: Sales, userType: Contractor}}
-    groups:
-      - {name: security-team, members: [carol@example.com, dave@example.com]}
-      - {name: auditors, members: [erin@example.com]}
-      - {name: keycard-admins, members: [frank@example.com]}
-      - {name: prod-db-admins, members: []}
-      - {name: app-grafana-viewers, members: []}
-profiles:
-  engineers:
-    where: {department: [Engineering, SRE]}
-  employees:
-    where: {userType: Employee}
-  sre:
-    where: {department: [SRE]}
-policies:
-  - name: prod-db-admin
-    app: Production Database
-    role: Admin
-    group: prod-db-admins
-    privileged: true
-    eligible: [engineers]
-    approval:
-      - manager
-      - group: security-team
-    duration: {default: 4h, max: 8h}
-    justification: required
-  - name: grafana-viewer
-    app: Grafana
-    role: Viewer
-    group: app-grafana-viewers
-    eligible: [employees]
-    approval: auto
-    duration: {default: 30d, max: 90d}
-    justification: optional
-auditors: {group: auditors}
-admins: {group: keycard-admins}
-alerts: {channel: "#security-alerts"}
-`
+// The e2e tests boot the lab's policy file, fixture.LabPolicy: a static
+// connector "lab" holding fixture.Lab's people and groups, prod-db-admin
+// (manager, then security-team) and grafana-viewer (auto), the auditors and
+// admins groups and the #security-alerts channel.
 
 // Slack users of the e2e workspace.
 const (
@@ -93,17 +46,15 @@ const (
 // workspace is the e2e tests' Slack workspace: everyone of the policies'
 // directories (hank and ivy, reviewPolicy's contractors, too), and
 // nomail, a Slack user without an email.
-var workspace = []slackemu.User{
-	{ID: uAnn, Name: "ann", RealName: "Ann Lee", Email: "ann@example.com", TZ: "Europe/Berlin"},
-	{ID: uBob, Name: "bob", RealName: "Bob Stone", Email: "bob@example.com", TZ: "America/New_York"},
-	{ID: uCarol, Name: "carol", RealName: "Carol Diaz", Email: "carol@example.com"},
-	{ID: uDave, Name: "dave", RealName: "Dave Kim", Email: "dave@example.com"},
-	{ID: uErin, Name: "erin", RealName: "Erin Park", Email: "erin@example.com"},
-	{ID: uFrank, Name: "frank", RealName: "Frank Ortiz", Email: "frank@example.com"},
-	{ID: uGus, Name: "gus", RealName: "Gus Temp", Email: "gus@example.com"},
-	{ID: uHank, Name: "hank", RealName: "Hank Cole", Email: "hank@example.com"},
-	{ID: uIvy, Name: "ivy", RealName: "Ivy Moss", Email: "ivy@example.com"},
-	{ID: uNoMail, Name: "nomail", RealName: "No Mail"},
+var workspace = slackUsers(fixture.Lab().With(fixture.Hank, fixture.Ivy), slackemu.User{ID: uNoMail, Name: "nomail", RealName: "No Mail"})
+
+// slackUsers are org's people as Slack users, then more.
+func slackUsers(org fixture.Org, more ...slackemu.User) []slackemu.User {
+	var us []slackemu.User
+	for _, p := range org.People {
+		us = append(us, slackemu.User{ID: p.SlackID, Name: p.Key, RealName: p.Name, Email: p.Email, TZ: p.TZ})
+	}
+	return append(us, more...)
 }
 
 // workspaceChannels are the channels the policies name.
@@ -137,7 +88,7 @@ func newEnv(t *testing.T) *env { return newEnvWith(t, nil, 0) }
 
 // newEnvWith lets a test wrap the Core the bot sees and set its submit budget.
 func newEnvWith(t *testing.T, wrap func(*handlers.Service) bot.Core, budget time.Duration) *env {
-	return boot(t, world{policy: e2ePolicy, wrap: wrap, budget: budget})
+	return boot(t, world{policy: fixture.LabPolicy().String(), wrap: wrap, budget: budget})
 }
 
 // world is what one e2e test boots in the workspace: the policy, and
@@ -661,8 +612,8 @@ func TestE2EModalRefusals(t *testing.T) {
 	})
 	t.Run("policy tightened while the modal was open", func(t *testing.T) {
 		v := e.pickRole(uAnn, e.openForm(uAnn), "prod-db-admin")
-		tightened := strings.Replace(strings.Replace(e2ePolicy, "duration: {default: 4h, max: 8h}", "duration: {default: 2h, max: 4h}", 1),
-			"eligible: [engineers]", "eligible: [sre]", 1)
+		tightened := fixture.LabPolicy().Replace("duration: {default: 4h, max: 8h}", "duration: {default: 2h, max: 4h}").
+			Replace("eligible: [engineers]", "eligible: [sre]").String()
 		if _, err := e.svc.ReloadPolicy(func() (*policy.Set, error) { return policy.Parse("policy.yaml", []byte(tightened)) }, "test"); err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"keycard/handlers"
 	"keycard/internal/adapt"
 	"keycard/internal/fakeclock"
+	"keycard/internal/fixture"
 	"keycard/policy"
 	"keycard/store"
 )
@@ -52,9 +53,7 @@ func TestReloadRebuildsConnectors(t *testing.T) {
 
 	// The reload: prod-* leaves lab's scope, prod-db-admin is deleted, and
 	// a second static connector with its own policy is added.
-	text := strings.Replace(string(orig), `groups: ["app-*", "prod-*"]`, `groups: ["app-*"]`, 1)
-	start, end := strings.Index(text, "  - name: prod-db-admin\n"), strings.Index(text, "  - name: grafana-viewer\n")
-	text = text[:start] + text[end:]
+	text := fixture.Doc(orig).Scope("app-*").Without("prod-db-admin").String()
 	text = strings.Replace(text, "\nprofiles:", `
   lab2:
     type: static
@@ -159,9 +158,7 @@ func TestNarrowingWaitsForLiveGrants(t *testing.T) {
 	if got, _ := svc.Get(r.ID); got.State != access.StateActive {
 		t.Fatalf("grant %s, want active", got.State)
 	}
-	text := strings.Replace(string(orig), `groups: ["app-*", "prod-*"]`, `groups: ["app-*"]`, 1)
-	start, end := strings.Index(text, "  - name: prod-db-admin\n"), strings.Index(text, "  - name: grafana-viewer\n")
-	text = text[:start] + text[end:]
+	text := fixture.Doc(orig).Scope("app-*").Without("prod-db-admin").String()
 	narrowed, err := policy.Parse("policy.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)

@@ -640,7 +640,7 @@ func TestPostgresStart(t *testing.T) {
 		url := storetest.FreshDatabase(t, admin)
 		file := seedDB(t)
 		cfg := Config{Policy: pol, DB: file, DatabaseURL: Secret(url), LeaseTTL: 10 * time.Second}
-		_, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler), Clock: fakeclock.New(time.Now())})
+		_, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler), Clock: fakeclock.New(time.Date(2026, 11, 3, 9, 0, 0, 0, time.UTC))})
 		if err == nil || !strings.Contains(err.Error(), "KEYCARD_DB "+file) || !strings.Contains(err.Error(), "keycard migrate") || strings.Contains(err.Error(), "\n") {
 			t.Fatalf("start with an unmigrated bbolt file: %v", err)
 		}
@@ -685,7 +685,7 @@ func TestPostgresStart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler), Clock: fakeclock.New(time.Now())}); err == nil || !strings.Contains(err.Error(), "keycard migrate") {
+		if _, err := New(cfg, Deps{Logger: slog.New(slog.DiscardHandler), Clock: fakeclock.New(time.Date(2026, 11, 3, 11, 0, 0, 0, time.UTC))}); err == nil || !strings.Contains(err.Error(), "keycard migrate") {
 			t.Fatalf("start with a file that moved on after the copy: %v", err)
 		}
 	})

@@ -261,7 +261,7 @@ func TestPolicyApplyEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := handlers.New(adapt.Store(db), nil, set, access.SystemClock{}, handlers.Options{})
+	svc := handlers.New(adapt.Store(db), nil, set, fakeclock.New(time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)), handlers.Options{})
 	token, err := opsToken(path)
 	if err != nil {
 		t.Fatal(err)
