@@ -32,6 +32,10 @@ const (
 	// click no longer holds (the approver's right, the delegation, the
 	// policy).
 	ChallengeVoid ChallengeResult = "void"
+	// ChallengeUnverified: the push was accepted, but the identity provider
+	// could not confirm the approver's right again before the push window
+	// ended, so the acceptance does not count.
+	ChallengeUnverified ChallengeResult = "unverified"
 )
 
 // MFA challenge transitions of the current step (approval_mfa). An approver's
@@ -95,7 +99,7 @@ func (r *Request) FinishChallenge(ref string, res ChallengeResult, now time.Time
 		}
 		r.Steps[stepIndex(r, complete)].MFAFactor = c.Factor
 		return c, complete, nil
-	case ChallengeRejected, ChallengeTimeout, ChallengeVoid:
+	case ChallengeRejected, ChallengeTimeout, ChallengeVoid, ChallengeUnverified:
 		st.Challenge = nil
 		r.MFAPollAt = time.Time{}
 		verb := "was rejected on the phone"
@@ -104,6 +108,8 @@ func (r *Request) FinishChallenge(ref string, res ChallengeResult, now time.Time
 			verb = "timed out unanswered"
 		case ChallengeVoid:
 			verb = "was accepted, but the approver's right, the delegation or the policy it was sent under ended meanwhile; approve again"
+		case ChallengeUnverified:
+			verb = "was accepted, but keycard could not confirm the approver's right with the identity provider before the push window ended; approve again"
 		}
 		st.MFANote = "The MFA push to " + c.Approver.Label() + " " + verb + "."
 		return c, false, nil

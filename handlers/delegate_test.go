@@ -230,6 +230,53 @@ func TestOffboardingEndsDelegations(t *testing.T) {
 	}
 }
 
+// The holder sweep, the safety net under the lifecycle feed (and the only
+// way leavers are found on an IdP without one), looks at both sides of
+// every delegation in force too: a deactivated delegator with no request,
+// or one deleted from the IdP before the feed read the deactivation.
+func TestSweepEndsDelegationsOfLeavers(t *testing.T) {
+	cases := []struct {
+		name  string
+		leave func(e *env)
+	}{
+		{"delegator and delegate deactivated, no requests", func(e *env) {
+			e.idp.setStatus("carol@example.com", access.StatusDeprovisioned)
+			e.idp.setStatus("frank@example.com", access.StatusDeprovisioned)
+		}},
+		{"delegator deleted before the feed read the deactivation", func(e *env) {
+			const id = "00ucarol" // the fake IdP's id for carol@example.com
+			e.idp.mu.Lock()
+			delete(e.idp.users, id)
+			e.idp.mu.Unlock()
+			feed := func(context.Context, string) ([]handlers.Deactivation, string, error) {
+				return []handlers.Deactivation{{ID: "uuid-1", Type: "user.lifecycle.deactivate", UserID: id, Published: e.clock.Now()}}, "after-1", nil
+			}
+			if _, err := e.svc.PollDeactivations(context.Background(), "okta", feed, e.clock.Now().Add(-time.Hour)); err != nil {
+				e.t.Fatal(err)
+			}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.mustDelegate("carol@example.com", "frank@example.com", "2026-11-09")
+			kept := e.mustDelegate("bob@example.com", "dave@example.com", "2026-11-09")
+			c.leave(e)
+			if _, err := e.svc.SweepHolders(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			in, err := e.svc.DelegationsInForce()
+			if err != nil || len(in) != 1 || in[0].ID != kept.ID {
+				t.Fatalf("in force after the sweep: %+v %v; want only %s", in, err, kept.ID)
+			}
+			if n := e.count(access.EvDelegationEnded); n != 1 {
+				t.Fatalf("%d delegation.ended events, want 1", n)
+			}
+			e.verify()
+		})
+	}
+}
+
 // The scheduler records an expiry at the delegation's end date, once.
 func TestDelegationExpiry(t *testing.T) {
 	e := newEnv(t)

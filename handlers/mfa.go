@@ -20,6 +20,7 @@ package handlers
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"keycard/access"
@@ -133,23 +134,30 @@ func (s *Service) pollChallenge(ctx context.Context, r *access.Request, now time
 		s.log.Warn("mfa: polling the challenge failed", "request", r.ID, "err", pollErr)
 		res = access.ChallengeWaiting
 	}
+	var why string // a void or unverified outcome's reason, for the audit event
 	if res == access.ChallengeSuccess {
 		// The approver's right is re-checked when the push is accepted, as
 		// at the click: someone who left the approval group (or whose
-		// principal, for a delegate, did) in the push window decides
-		// nothing. An IdP that cannot answer now leaves the push waiting.
-		who := c.Approver
-		if c.Delegation != "" {
-			who = c.OnBehalfOf
+		// principal, for a delegate, did), or a delegate whose own account
+		// was suspended, in the push window decides nothing. An IdP that
+		// cannot answer now leaves the push waiting, until the window ends.
+		err := s.recheckChallenger(ctx, r, c)
+		if ctx.Err() != nil {
+			return nil // stopping: the next scheduler asks again
 		}
-		if err := s.stillApprover(ctx, r, who); err != nil {
-			if access.CodeOf(err) == access.CodeForbidden {
-				s.log.Info("mfa: the push was accepted but its approver may no longer decide the step", "request", r.ID, "approver", who.Email, "why", access.MessageOf(err))
-				res = access.ChallengeVoid
-			} else {
-				s.log.Warn("mfa: could not re-check the approver after the push was accepted; polling again", "request", r.ID, "err", err)
-				res = access.ChallengeWaiting
-			}
+		switch {
+		case err == nil:
+		case access.CodeOf(err) == access.CodeForbidden:
+			why = access.MessageOf(err)
+			s.log.Info("mfa: the push was accepted but its approver may no longer decide the step", "request", r.ID, "approver", c.Approver.Email, "why", why)
+			res = access.ChallengeVoid
+		case !now.Before(c.Deadline):
+			why = access.MessageOf(err)
+			s.log.Warn("mfa: the push was accepted but the approver's right could not be confirmed before the push window ended", "request", r.ID, "err", err)
+			res = access.ChallengeUnverified
+		default:
+			s.log.Warn("mfa: could not re-check the approver after the push was accepted; polling again", "request", r.ID, "err", err)
+			res = access.ChallengeWaiting
 		}
 	}
 	if res == access.ChallengeWaiting && !now.Before(c.Deadline) {
@@ -186,7 +194,7 @@ func (s *Service) pollChallenge(ctx context.Context, r *access.Request, now time
 				if ok && d.InForce(tx.Now()) {
 					dlg = &d
 				} else {
-					res = access.ChallengeVoid
+					res, why = access.ChallengeVoid, "the delegation "+pc.Delegation+" ended before the push was accepted"
 				}
 			}
 			if pc.PolicyHash != "" {
@@ -195,7 +203,7 @@ func (s *Service) pollChallenge(ctx context.Context, r *access.Request, now time
 					return err
 				}
 				if h != pc.PolicyHash {
-					res = access.ChallengeVoid
+					res, why = access.ChallengeVoid, "the policy in force changed before the push was accepted"
 				}
 			}
 		}
@@ -220,6 +228,9 @@ func (s *Service) pollChallenge(ctx context.Context, r *access.Request, now time
 			return err
 		}
 		detail := map[string]any{"step": r.Current + 1, "rule": rule, "factor": got.Factor, "outcome": string(res)}
+		if why != "" {
+			detail["why"] = why
+		}
 		if got.Delegation != "" {
 			detail["for"], detail["delegation"] = got.OnBehalfOf.Email, got.Delegation
 		}
@@ -230,4 +241,29 @@ func (s *Service) pollChallenge(ctx context.Context, r *access.Request, now time
 		s.metrics.Approval.Observe(approvedIn.Seconds())
 	}
 	return err
+}
+
+// recheckChallenger is the click's authorization again, when a push was
+// accepted: the approver (for a delegate, the person they decide for) is
+// still a candidate of the step at the IdP, and a delegate's own account is
+// still active.
+func (s *Service) recheckChallenger(ctx context.Context, r *access.Request, c access.Challenge) error {
+	if c.Delegation == "" {
+		return s.stillApprover(ctx, r, c.Approver)
+	}
+	dir, err := s.directory()
+	if err != nil {
+		return err
+	}
+	u, err := userOf(ctx, dir, c.Approver)
+	if access.CodeOf(err) == access.CodeNotFound {
+		return access.Errorf(access.CodeForbidden, "%s is no longer in the identity provider.", c.Approver.Label())
+	}
+	if err != nil {
+		return err
+	}
+	if !u.Status.CanRequest() {
+		return access.Errorf(access.CodeForbidden, "%s's identity-provider account is %s.", c.Approver.Label(), strings.ToLower(string(u.Status)))
+	}
+	return s.stillApprover(ctx, r, c.OnBehalfOf)
 }

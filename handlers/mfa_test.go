@@ -439,6 +439,55 @@ func TestMFAReviewFindings(t *testing.T) {
 			t.Fatalf("step once the IdP answers: %+v; want approved", st)
 		}
 	})
+	t.Run("delegate suspended before the push was accepted", func(t *testing.T) {
+		e, idp := newMFAEnv(t)
+		e.mustDelegate("bob@example.com", "frank@example.com", "2026-11-09")
+		r, err := e.submit("ann@example.com", "prod-db-admin", 2*time.Hour, "migration")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.decide(r.ID, 0, "frank@example.com", true, "covering"); err != nil {
+			t.Fatal(err)
+		}
+		e.idp.setStatus("frank@example.com", access.StatusSuspended) // the feed has not offboarded him yet
+		idp.answer(access.ChallengeSuccess)
+		e.clock.Advance(handlers.MFAPollEvery)
+		e.settle()
+		st := e.get(r.ID).Steps[0]
+		if st.Decision != access.DecisionNone || st.Challenge != nil || !strings.Contains(st.MFANote, "ended meanwhile") {
+			t.Fatalf("step after the suspended delegate's push: %+v; want undecided with a note", st)
+		}
+		if why := mfaFailedDetail(e)["why"]; !strings.Contains(fmt.Sprint(why), "suspended") {
+			t.Fatalf("mfa.failed why %q; want it to say the delegate is suspended", why)
+		}
+	})
+	t.Run("accepted push the IdP cannot re-check before the window ends", func(t *testing.T) {
+		e, idp := newMFAEnv(t)
+		r, err := e.submit("ann@example.com", "prod-db-admin", 2*time.Hour, "migration")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.decide(r.ID, 0, "bob@example.com", true, ""); err != nil {
+			t.Fatal(err)
+		}
+		errs := make([]error, 500)
+		for i := range errs {
+			errs[i] = access.Errorf(access.CodeUnavailable, "okta: 503")
+		}
+		e.idp.failNext("lookup", errs...)
+		idp.answer(access.ChallengeSuccess)
+		for run := time.Duration(0); run <= handlers.MFAWindow; run += handlers.MFAPollEvery {
+			e.clock.Advance(handlers.MFAPollEvery)
+			e.settle()
+		}
+		st := e.get(r.ID).Steps[0]
+		if st.Decision != access.DecisionNone || st.Challenge != nil || !strings.Contains(st.MFANote, "could not confirm") {
+			t.Fatalf("step: %+v; want undecided, and a note that the acceptance could not be confirmed (not 'timed out unanswered')", st)
+		}
+		if d := mfaFailedDetail(e); d["outcome"] != string(access.ChallengeUnverified) || d["why"] == nil {
+			t.Fatalf("mfa.failed detail %v; want outcome unverified with a why", d)
+		}
+	})
 	for _, c := range []struct {
 		name  string
 		after func(e *env)
@@ -472,4 +521,18 @@ func TestMFAReviewFindings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mfaFailedDetail is the detail of the last mfa.failed event.
+func mfaFailedDetail(e *env) map[string]any {
+	e.t.Helper()
+	var d map[string]any
+	_ = e.svc.Events(0, func(ev access.Event) error {
+		if ev.Type == access.EvMFAFailed {
+			d = nil
+			return access.DecodeDetail(ev, &d)
+		}
+		return nil
+	})
+	return d
 }

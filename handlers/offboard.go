@@ -75,8 +75,10 @@ func (s *Service) PollDeactivations(ctx context.Context, name string, feed Deact
 }
 
 // SweepHolders checks the IdP status of everyone who holds or is being
-// given keycard access, and offboards those suspended or deactivated: the
-// safety net under the lifecycle feed (SPEC: offboarding).
+// given keycard access, and of both sides of every delegation in force, and
+// offboards those suspended, deactivated or deleted: the safety net under
+// the lifecycle feed (SPEC: offboarding), and the only way leavers are found
+// on an IdP without one.
 func (s *Service) SweepHolders(ctx context.Context) (int, error) {
 	holders, err := s.Active(false)
 	if err != nil {
@@ -90,17 +92,40 @@ func (s *Service) SweepHolders(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// The people to look at: every holder and requester, then both sides
+	// of every delegation in force (someone with no request of their own
+	// may still stand in for another, or have a stand-in).
+	var people []access.Person
+	for _, r := range append(holders, pending...) {
+		if r.State != access.StateDeprovisioning {
+			people = append(people, r.Requester)
+		}
+	}
+	var dels []access.Delegation
+	if err := s.store.View(func(tx Tx) error {
+		var err error
+		dels, err = delegationsIndexed(tx)
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	now := s.clock.Now()
+	for _, d := range dels {
+		if d.InForce(now) {
+			people = append(people, d.From, d.To)
+		}
+	}
 	checked := map[string]bool{}
 	n := 0
-	for _, r := range append(holders, pending...) {
-		id := r.Requester.IdPID
-		if id == "" || checked[id] || r.State == access.StateDeprovisioning {
+	for _, p := range people {
+		id := p.IdPID
+		if id == "" || checked[id] {
 			continue
 		}
 		checked[id] = true
 		u, err := dir.UserByID(ctx, id)
 		if access.CodeOf(err) == access.CodeNotFound {
-			u = access.User{ID: id, Email: r.Requester.Email, Status: access.StatusDeprovisioned}
+			u = access.User{ID: id, Email: p.Email, Status: access.StatusDeprovisioned}
 		} else if err != nil {
 			return n, err
 		}
