@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -138,8 +139,8 @@ func exportVerifyCmd(ctx context.Context, args []string, stdout io.Writer) error
 	}
 	defer db.Close()
 	st := db.Store()
-	svc := handlers.New(st, nil, nil, access.SystemClock{}, handlers.Options{})
-	problems, err := handlers.VerifyManifest(m, f, chainCheck(st, server.Verifier(db.Chain())), svc.Recorded)
+	recorded := handlers.RecordedIn(st, slog.Default())
+	problems, err := handlers.VerifyManifest(m, f, chainCheck(st, server.Verifier(db.Chain())), recorded)
 	if err != nil {
 		return err
 	}
@@ -151,7 +152,7 @@ func exportVerifyCmd(ctx context.Context, args []string, stdout io.Writer) error
 		return exitCode(1)
 	}
 	fmt.Fprintf(stdout, "ok: %s matches its manifest (%d rows, sha256 %s); audit chain verifies up to event %d\n", *csvPath, m.RowCount, m.CSV.SHA256, m.Audit.HeadSeq)
-	if rec, ok, err := svc.Recorded(m.CSV.SHA256, m.Audit.HeadSeq); err == nil && ok {
+	if rec, ok, err := recorded(m.CSV.SHA256, m.Audit.HeadSeq); err == nil && ok {
 		// Restated from the audit log, not from the (editable) manifest.
 		fmt.Fprintf(stdout, "contents (audit event %d): %s\n", rec.Seq, handlers.InclusionStatement(rec))
 	}

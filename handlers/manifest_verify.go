@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -60,16 +61,27 @@ type ExportRecorded func(sha256 string, after uint64) (RecordedExport, bool, err
 // detail that merely mentions the hash, in an invocation say, is not the
 // record of that CSV).
 func (s *Service) Recorded(sha string, after uint64) (RecordedExport, bool, error) {
+	return findRecorded(s.store, s.log, sha, after)
+}
+
+// RecordedIn is Recorded over a store alone, for a command that verifies
+// a manifest without running keycard (`keycard export verify`); an
+// unreadable event detail is reported to log.
+func RecordedIn(st Store, log *slog.Logger) ExportRecorded {
+	return func(sha string, after uint64) (RecordedExport, bool, error) { return findRecorded(st, log, sha, after) }
+}
+
+func findRecorded(st Store, log *slog.Logger, sha string, after uint64) (RecordedExport, bool, error) {
 	var rec RecordedExport
 	found := false
-	err := s.store.View(func(tx Tx) error {
+	err := st.View(func(tx Tx) error {
 		return tx.Events(after, func(e access.Event) error {
 			if e.Type != access.EvExportCreated {
 				return nil
 			}
 			var d RecordedExport
 			if err := access.DecodeDetail(e, &d.ExportCreated); err != nil {
-				s.log.Warn("an export.created event's detail could not be read; it is not taken as the record of an export", "seq", e.Seq, "err", err)
+				log.Warn("an export.created event's detail could not be read; it is not taken as the record of an export", "seq", e.Seq, "err", err)
 				return nil
 			}
 			if d.CSVSHA256 != sha {
@@ -90,7 +102,7 @@ func (s *Service) Recorded(sha string, after uint64) (RecordedExport, bool, erro
 		return rec, found, err
 	}
 	// The report that posted this CSV, if any: its files and their hashes.
-	err = s.store.View(func(tx Tx) error {
+	err = st.View(func(tx Tx) error {
 		return tx.Events(rec.Seq, func(e access.Event) error {
 			if e.Type != access.EvReportPosted {
 				return nil
