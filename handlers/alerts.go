@@ -68,6 +68,7 @@ func (s *Service) TriageAlert(ctx context.Context, slackID, email string, seq ui
 	var refusal error
 	var ticket refusalTicket // the refusal's audit admission, decided once
 	err = s.update(func(tx Tx) error {
+		refusal = nil // a retried attempt (PostgreSQL serialization failure) decides afresh
 		ev, err := tx.Event(seq)
 		if err != nil {
 			return err

@@ -59,6 +59,7 @@ func (s *Service) Review(ctx context.Context, in ReviewInput) (CampaignItem, err
 	var refusal error
 	var ticket refusalTicket // the refusal's audit admission, decided once
 	err = s.update(func(tx Tx) error {
+		refusal = nil // a retried attempt (PostgreSQL serialization failure) decides afresh
 		ok, err := tx.Doc(DocCampaignItem, in.ItemID, &it)
 		if err != nil {
 			return err
