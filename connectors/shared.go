@@ -2,6 +2,8 @@ package connectors
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -98,6 +100,16 @@ func (s Settings) String() string {
 	}
 	b.WriteString("}")
 	return b.String()
+}
+
+// Format prints String for every verb (%q quoted), so no verb — %d and %x
+// walk a struct's fields without calling String — can print a secret.
+func (s Settings) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		_, _ = io.WriteString(f, strconv.Quote(s.String()))
+		return
+	}
+	_, _ = io.WriteString(f, s.String())
 }
 
 // LogValue is a slog group of the settings under their keys.

@@ -2,6 +2,7 @@ package entra
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -101,9 +102,13 @@ func (c Config) settings() connectors.Settings {
 }
 
 // String, GoString and LogValue print the settings above, never a secret.
-func (c Config) String() string       { return c.settings().String() }
-func (c Config) GoString() string     { return c.String() }
-func (c Config) LogValue() slog.Value { return c.settings().LogValue() }
+func (c Config) String() string   { return c.settings().String() }
+func (c Config) GoString() string { return c.String() }
+
+// Format is String whatever the verb: %d or %x must not print the secret
+// either.
+func (c Config) Format(f fmt.State, verb rune) { c.settings().Format(f, verb) }
+func (c Config) LogValue() slog.Value          { return c.settings().LogValue() }
 
 // FromEnv reads the AZURE_* variables (azidentity's own names) and
 // KEYCARD_GRAPH_URL through lookup (os.LookupEnv in main) and validates

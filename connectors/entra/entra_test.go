@@ -27,7 +27,7 @@ func TestConfigRedactsSecrets(t *testing.T) {
 	cfg := entra.Config{TenantID: "contoso.onmicrosoft.com", ClientID: "app", ClientSecret: "s3cr3t~value", CertificatePassword: "pfx-pass"}
 	var buf bytes.Buffer
 	slog.New(slog.NewTextHandler(&buf, nil)).Info("start", "entra", cfg)
-	for _, out := range []string{cfg.String(), fmt.Sprintf("%v", cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), buf.String()} {
+	for _, out := range []string{cfg.String(), fmt.Sprintf("%v", cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprintf("%d", cfg), fmt.Sprintf("%x", &cfg), fmt.Sprintf("%q", cfg), buf.String()} {
 		if strings.Contains(out, "s3cr3t") || strings.Contains(out, "pfx-pass") {
 			t.Fatalf("secret printed: %s", out)
 		}

@@ -98,9 +98,13 @@ func (c Config) settings() connectors.Settings {
 }
 
 // String, GoString and LogValue print the settings above, never a secret.
-func (c Config) String() string       { return c.settings().String() }
-func (c Config) GoString() string     { return c.String() }
-func (c Config) LogValue() slog.Value { return c.settings().LogValue() }
+func (c Config) String() string   { return c.settings().String() }
+func (c Config) GoString() string { return c.String() }
+
+// Format is String whatever the verb: %d or %x must not print the secret
+// either.
+func (c Config) Format(f fmt.State, verb rune) { c.settings().Format(f, verb) }
+func (c Config) LogValue() slog.Value          { return c.settings().LogValue() }
 
 // ConfigFromEnv reads JUMPCLOUD_API_KEY, JUMPCLOUD_ORG_ID and
 // JUMPCLOUD_API_URL (SPEC "Configuration"). A missing or malformed

@@ -152,7 +152,7 @@ func TestConfigRedactsKey(t *testing.T) {
 	cfg := Config{APIURL: DefaultAPIURL, APIKey: secretKey, OrgID: "org-1"}
 	var buf bytes.Buffer
 	slog.New(slog.NewTextHandler(&buf, nil)).Info("start", "jumpcloud", cfg)
-	for name, s := range map[string]string{"String": cfg.String(), "%v": fmt.Sprintf("%v", cfg), "%#v": fmt.Sprintf("%#v", cfg), "%+v pointer": fmt.Sprintf("%+v", &cfg), "slog": buf.String()} {
+	for name, s := range map[string]string{"String": cfg.String(), "%v": fmt.Sprintf("%v", cfg), "%#v": fmt.Sprintf("%#v", cfg), "%d": fmt.Sprintf("%d", cfg), "%x": fmt.Sprintf("%x", cfg), "%q": fmt.Sprintf("%q", cfg), "%+v pointer": fmt.Sprintf("%+v", &cfg), "slog": buf.String()} {
 		t.Run(name, func(t *testing.T) {
 			if strings.Contains(s, secretKey) || !strings.Contains(s, "console.jumpcloud.com") {
 				t.Fatalf("%s", s)

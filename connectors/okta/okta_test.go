@@ -106,7 +106,7 @@ func TestConfigRedactsToken(t *testing.T) {
 	cfg := Config{OrgURL: "https://acme.okta.com", Token: secretToken}
 	var buf bytes.Buffer
 	slog.New(slog.NewTextHandler(&buf, nil)).Info("start", "okta", cfg)
-	for name, s := range map[string]string{"String": cfg.String(), "Sprintf %v": fmt.Sprintf("%v", cfg), "Sprintf %#v": fmt.Sprintf("%#v", cfg), "Sprintf %+v of pointer": fmt.Sprintf("%+v", &cfg), "slog": buf.String()} {
+	for name, s := range map[string]string{"String": cfg.String(), "Sprintf %v": fmt.Sprintf("%v", cfg), "Sprintf %#v": fmt.Sprintf("%#v", cfg), "%d": fmt.Sprintf("%d", cfg), "%x": fmt.Sprintf("%x", cfg), "%q": fmt.Sprintf("%q", cfg), "Sprintf %+v of pointer": fmt.Sprintf("%+v", &cfg), "slog": buf.String()} {
 		t.Run(name, func(t *testing.T) {
 			if strings.Contains(s, secretToken) || !strings.Contains(s, "acme.okta.com") {
 				t.Fatalf("%s", s)
