@@ -101,19 +101,12 @@ func (s *Service) SweepHolders(ctx context.Context) (int, error) {
 			people = append(people, r.Requester)
 		}
 	}
-	var dels []access.Delegation
-	if err := s.store.View(func(tx Tx) error {
-		var err error
-		dels, err = delegationsIndexed(tx)
-		return err
-	}); err != nil {
+	dels, err := s.DelegationsInForce()
+	if err != nil {
 		return 0, err
 	}
-	now := s.clock.Now()
 	for _, d := range dels {
-		if d.InForce(now) {
-			people = append(people, d.From, d.To)
-		}
+		people = append(people, d.From, d.To)
 	}
 	checked := map[string]bool{}
 	n := 0
