@@ -1,0 +1,203 @@
+package handlers_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"keycard/access"
+	"keycard/handlers"
+	"keycard/internal/adapt"
+)
+
+// retryStore makes the PostgreSQL store's retry happen on demand, on
+// bbolt: the armed Update (or Batch) runs its fn once in a transaction
+// that rolls back, as a serialization failure or deadlock does, then runs
+// between (what another replica commits meanwhile), then runs fn again for
+// real. pgstore.Update does exactly that on SQLSTATE 40001/40P01, so any
+// state a use case keeps outside its transaction body must not carry over
+// from the rolled-back attempt into the answer.
+type retryStore struct {
+	handlers.Store
+
+	mu      sync.Mutex
+	armed   bool
+	skip    int    // transactions to let through before the armed one
+	before  func() // runs before the rolled-back attempt (nil: nothing)
+	between func() // runs between the rolled-back attempt and the real one
+	fired   bool   // the armed transaction was retried
+}
+
+var errRetry = errors.New("simulated serialization failure (40001)")
+
+// retrying rebuilds e.svc over a retryStore (same options as env.open) and
+// returns it, disarmed.
+func (e *env) retrying() *retryStore {
+	rs := &retryStore{Store: adapt.Store(e.db)}
+	e.svc = handlers.New(rs, e.conns, e.set, e.clock, handlers.Options{BackoffBase: time.Second, BackoffMax: time.Minute})
+	return rs
+}
+
+// arm retries the transaction after the next skip ones. before and between
+// may be nil; they may call the service (their transactions go through).
+func (s *retryStore) arm(skip int, before, between func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.armed, s.skip, s.before, s.between, s.fired = true, skip, before, between, false
+}
+
+// take reports whether this transaction is the armed one (and disarms).
+func (s *retryStore) take() (before, between func(), ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.armed {
+		return nil, nil, false
+	}
+	if s.skip > 0 {
+		s.skip--
+		return nil, nil, false
+	}
+	s.armed, s.fired = false, true
+	return s.before, s.between, true
+}
+
+// mustHaveRetried fails the test when the armed transaction never came:
+// a test whose retry did not happen proves nothing.
+func (s *retryStore) mustHaveRetried(t *testing.T) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.fired {
+		t.Fatalf("the armed transaction was never retried (armed %v, %d still to skip)", s.armed, s.skip)
+	}
+}
+
+func (s *retryStore) Update(now time.Time, fn func(handlers.Tx) error) error {
+	return s.run(now, fn, s.Store.Update)
+}
+
+func (s *retryStore) Batch(now time.Time, fn func(handlers.Tx) error) error {
+	return s.run(now, fn, s.Store.Batch)
+}
+
+func (s *retryStore) run(now time.Time, fn func(handlers.Tx) error, tx func(time.Time, func(handlers.Tx) error) error) error {
+	before, between, ok := s.take()
+	if !ok {
+		return tx(now, fn)
+	}
+	if before != nil {
+		before()
+	}
+	err := tx(now, func(t handlers.Tx) error {
+		if err := fn(t); err != nil {
+			return err
+		}
+		return errRetry
+	})
+	if !errors.Is(err, errRetry) {
+		return err // the attempt failed on its own: the store would not retry it
+	}
+	if between != nil {
+		between()
+	}
+	return tx(now, fn)
+}
+
+// The refusal an attempt finds is forgotten when the store runs the
+// transaction again: a delegation command whose first attempt was refused
+// and whose retry committed answers with what committed.
+func TestRetryDelegationAnswersWhatCommitted(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name    string
+		setup   func(e *env)
+		between func(e *env) // what another replica commits between the attempts
+		run     func(e *env) (access.Delegation, error)
+		want    string // the delegation the answer names
+		inForce int
+	}{
+		{
+			// Nothing in force at the first attempt; bob's delegation
+			// commits meanwhile; the retry ends it.
+			name:    "EndDelegation",
+			setup:   func(*env) {},
+			between: func(e *env) { e.mustDelegate("bob@example.com", "frank@example.com", "2026-11-09") },
+			run: func(e *env) (access.Delegation, error) {
+				return e.svc.EndDelegation(ctx, slackID("bob@example.com"), "bob@example.com")
+			},
+			want: "DLG-1", inForce: 0,
+		},
+		{
+			// frank had delegated away at the first attempt (delegations do
+			// not chain); he turns it off meanwhile; the retry creates bob's.
+			name:  "Delegate",
+			setup: func(e *env) { e.mustDelegate("frank@example.com", "carol@example.com", "2026-11-09") },
+			between: func(e *env) {
+				if _, err := e.svc.EndDelegation(ctx, slackID("frank@example.com"), "frank@example.com"); err != nil {
+					e.t.Fatal(err)
+				}
+			},
+			run: func(e *env) (access.Delegation, error) {
+				return e.delegate("bob@example.com", "frank@example.com", "2026-11-09", nil, "")
+			},
+			want: "DLG-2", inForce: 1,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			tc.setup(e)
+			rs := e.retrying()
+			rs.arm(1, nil, func() { tc.between(e) }) // 1: identifying bob
+			d, err := tc.run(e)
+			rs.mustHaveRetried(t)
+			if err != nil {
+				t.Fatalf("the retry committed, yet the answer is the rolled-back attempt's refusal: %v", err)
+			}
+			if d.ID != tc.want {
+				t.Errorf("answered with delegation %q, want %s", d.ID, tc.want)
+			}
+			if in, _ := e.svc.DelegationsInForce(); len(in) != tc.inForce {
+				t.Errorf("%d delegations in force, want %d", len(in), tc.inForce)
+			}
+			if n := e.count(access.EvDelegationRefused); n != 0 {
+				t.Errorf("%d delegation.refused events committed for a command that succeeded", n)
+			}
+			e.verify()
+		})
+	}
+}
+
+// Decide: the first attempt refuses frank (bob turned his delegation off
+// after the click was checked), bob delegates to frank again meanwhile, the
+// retry records frank's approval for bob: the answer is the approval.
+func TestRetryDecideAnswersWhatCommitted(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	r, err := e.submit("ann@example.com", "prod-db-admin", time.Hour, "INC-9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.mustDelegate("bob@example.com", "frank@example.com", "2026-11-09")
+	rs := e.retrying()
+	rs.arm(1, func() { // 1: identifying frank; the click's snapshot saw the delegation in force
+		if _, err := e.svc.EndDelegation(ctx, slackID("bob@example.com"), "bob@example.com"); err != nil {
+			t.Fatal(err)
+		}
+	}, func() { e.mustDelegate("bob@example.com", "frank@example.com", "2026-11-09") })
+	got, err := e.decide(r.ID, 0, "frank@example.com", true, "covering")
+	rs.mustHaveRetried(t)
+	if err != nil {
+		t.Fatalf("frank's approval committed, yet the answer is the rolled-back attempt's refusal: %v", err)
+	}
+	stored := e.get(r.ID)
+	if got.Current != 1 || stored.Current != 1 || stored.Steps[0].Delegation != "DLG-2" {
+		t.Fatalf("answer at step %d, stored at step %d decided under %q; want step 1 decided under DLG-2", got.Current, stored.Current, stored.Steps[0].Delegation)
+	}
+	if n := e.count(access.EvDecisionRefused); n != 0 {
+		t.Errorf("%d decision.refused events committed for a click that approved", n)
+	}
+	e.verify()
+}
