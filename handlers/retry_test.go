@@ -3,9 +3,12 @@ package handlers_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"keycard/access"
 	"keycard/handlers"
@@ -198,6 +201,162 @@ func TestRetryDecideAnswersWhatCommitted(t *testing.T) {
 	}
 	if n := e.count(access.EvDecisionRefused); n != 0 {
 		t.Errorf("%d decision.refused events committed for a click that approved", n)
+	}
+	e.verify()
+}
+
+// A transaction body the store runs again starts from the store, not from
+// what its rolled-back attempt left in the use case's variables: a decision
+// read over the last attempt's write (json keeps fields the stored document
+// omits), a request already approved by it, a count it made.
+func TestRetryStartsFromTheStore(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		// setup builds the world and returns the call under test; skip is
+		// how many of its transactions come before the retried one.
+		setup func(t *testing.T) (*env, func(e *env) (string, error))
+		skip  int
+		want  string
+	}{
+		{"alert acknowledged", func(t *testing.T) (*env, func(e *env) (string, error)) {
+			e := newEnv(t)
+			if err := e.svc.Alert("test", "ann@example.com", "something happened", nil); err != nil {
+				t.Fatal(err)
+			}
+			return e, func(e *env) (string, error) {
+				st, err := e.svc.TriageAlert(ctx, slackID("frank@example.com"), "frank@example.com", 1, false, "planned")
+				return st.State + " by " + st.By, err
+			}
+		}, 1, handlers.AlertAcknowledged + " by frank@example.com"},
+		{"campaign item reviewed", func(t *testing.T) (*env, func(e *env) (string, error)) {
+			e := newEnv(t)
+			withReviews(t, e)
+			e.idp.setMember("prod-db-admins", "mallory@example.com", true) // standing: reviewed by ann
+			c, err := e.svc.OpenCampaign(ctx, access.ActorScheduler, nil, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, items, err := e.svc.CampaignOf(c.ID)
+			if err != nil || len(items) != 1 {
+				t.Fatalf("items %+v %v", items, err)
+			}
+			return e, func(e *env) (string, error) {
+				it, err := e.svc.Review(ctx, handlers.ReviewInput{ItemID: items[0].ID, SlackID: slackID("ann@example.com"), Email: "ann@example.com",
+					Decision: access.ReviewKeep, Comment: "on call"})
+				return string(it.Decision) + " by " + it.DecidedBy.Email, err
+			}
+		}, 1, string(access.ReviewKeep) + " by ann@example.com"},
+		{"contractor grant let expire", func(t *testing.T) (*env, func(e *env) (string, error)) {
+			e, g := contractorEnv(t, 4*time.Hour)
+			return e, func(e *env) (string, error) {
+				a, err := e.svc.ContractorLetExpire(ctx, g.ID, slackID("bob@example.com"), "bob@example.com")
+				return a.Decision + " by " + a.DecidedBy.Email, err
+			}
+		}, 1, handlers.AskLetExpire + " by bob@example.com"},
+		{"auto-approved request", func(t *testing.T) (*env, func(e *env) (string, error)) {
+			return newEnv(t), func(e *env) (string, error) {
+				r, err := e.submit("ann@example.com", "grafana-viewer", 0, "")
+				return string(r.State), err
+			}
+		}, 1, string(access.StateProvisioning)},
+		{"break-glass request", func(t *testing.T) (*env, func(e *env) (string, error)) {
+			return newEnv(t), func(e *env) (string, error) {
+				r, err := e.svc.Submit(ctx, handlers.SubmitInput{SlackID: slackID("ann@example.com"), Email: "ann@example.com", Policy: "prod-breakglass",
+					Justification: "INC-7", BreakGlass: true})
+				return string(r.State), err
+			}
+		}, 1, string(access.StateProvisioning)},
+		{"offboarding count", func(t *testing.T) (*env, func(e *env) (string, error)) {
+			e := newEnv(t)
+			if _, err := e.submit("ann@example.com", "grafana-viewer", 0, ""); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.submit("ann@example.com", "prod-db-admin", 0, "x"); err != nil {
+				t.Fatal(err)
+			}
+			e.settle()
+			return e, func(e *env) (string, error) {
+				ann, _ := e.idp.UserByEmail(ctx, "ann@example.com")
+				n, err := e.svc.Offboard(ctx, ann, handlers.Trigger{Source: "user.lifecycle.deactivate"})
+				return fmt.Sprintf("%d ended", n), err
+			}
+		}, 0, "2 ended"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e, call := tc.setup(t)
+			rs := e.retrying()
+			rs.arm(tc.skip, nil, nil)
+			got, err := call(e)
+			rs.mustHaveRetried(t)
+			if err != nil {
+				t.Fatalf("the retried transaction failed: %v", err)
+			}
+			if got != tc.want {
+				t.Fatalf("answered %q, want %q", got, tc.want)
+			}
+			e.verify()
+		})
+	}
+}
+
+// A grant's provisioning time is observed once its activation commits: not
+// by the attempt the store rolled back as well.
+func TestRetryObservesProvisioningOnce(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.submit("ann@example.com", "grafana-viewer", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	rs := e.retrying()
+	rs.arm(1, nil, nil) // 1: the add's attempt is recorded before it is sent
+	if _, err := e.svc.RunOutbox(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rs.mustHaveRetried(t)
+	var m dto.Metric
+	if err := e.svc.Metrics().Provision.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.GetHistogram().GetSampleCount(); n != 1 {
+		t.Fatalf("keycard_provisioning_seconds_count = %d after one activation, want 1", n)
+	}
+}
+
+// An accepted push whose first recording attempt found the policy changed
+// (void) is recorded as the retry finds it: the policy back to the version
+// the click was checked against, the step is approved. The void is the
+// rolled-back attempt's, not the poll's.
+func TestRetryMFAPollDecidesAfresh(t *testing.T) {
+	e, idp := newMFAEnv(t)
+	if err := e.svc.RecordPolicyLoaded("test"); err != nil { // the click records the policy version it was checked against
+		t.Fatal(err)
+	}
+	r, err := e.submit("ann@example.com", "prod-db-admin", 2*time.Hour, "migration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.decide(r.ID, 0, "bob@example.com", true, "fine"); err != nil {
+		t.Fatal(err)
+	}
+	idp.answer(access.ChallengeSuccess)
+	e.clock.Advance(handlers.MFAPollEvery)
+	setHash := func(h string) func() {
+		return func() {
+			if err := adapt.Store(e.db).Update(e.clock.Now(), func(tx handlers.Tx) error { return tx.SetCursor("policy.hash", h) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rs := e.retrying()
+	rs.arm(0, setHash("another-version"), setHash(e.set.Hash)) // a policy change, then its revert, on another replica
+	if _, err := e.svc.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rs.mustHaveRetried(t)
+	got := e.get(r.ID)
+	if got.Current != 1 || got.Steps[0].Decision != access.DecisionApproved {
+		t.Fatalf("step 1 %s (now at step %d), want approved: the poll recorded the rolled-back attempt's void; events %v", got.Steps[0].Decision, got.Current+1, e.events(r.ID))
 	}
 	e.verify()
 }
