@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -357,6 +358,55 @@ func TestRetryMFAPollDecidesAfresh(t *testing.T) {
 	got := e.get(r.ID)
 	if got.Current != 1 || got.Steps[0].Decision != access.DecisionApproved {
 		t.Fatalf("step 1 %s (now at step %d), want approved: the poll recorded the rolled-back attempt's void; events %v", got.Steps[0].Decision, got.Current+1, e.events(r.ID))
+	}
+	e.verify()
+}
+
+// The first refusal after a closed window carries that window's count of
+// suppressed refusals. When the store retries its transaction and the
+// committed attempt does not refuse, the count is still recorded (by
+// FlushRefusals): the limiter had handed it over and holds it no more.
+func TestRetryKeepsTheSuppressedCount(t *testing.T) {
+	e := newEnv(t)
+	e.mustDelegate("frank@example.com", "carol@example.com", "2026-11-09")
+	rs := e.retrying() // before the refusals: the limiter is the service's
+	for i := 0; i < handlers.RefusalBurst+2; i++ {
+		if _, err := e.delegate("bob@example.com", "frank@example.com", "2026-11-09", nil, ""); access.CodeOf(err) != access.CodeForbidden {
+			t.Fatalf("refusal %d: %v", i+1, err)
+		}
+	}
+	e.clock.Advance(handlers.RefusalWindow)
+	rs.arm(1, nil, func() {
+		if _, err := e.svc.EndDelegation(context.Background(), slackID("frank@example.com"), "frank@example.com"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if _, err := e.delegate("bob@example.com", "frank@example.com", "2026-11-09", nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	rs.mustHaveRetried(t)
+	if err := e.svc.FlushRefusals(false); err != nil {
+		t.Fatal(err)
+	}
+	var summaries []string
+	for _, ev := range e.allEvents() {
+		if ev.Type == access.EvDelegationRefused && strings.Contains(ev.Detail, `"suppressed"`) {
+			summaries = append(summaries, ev.Detail)
+		}
+	}
+	if len(summaries) != 1 || !strings.Contains(summaries[0], `"suppressed":"2"`) {
+		t.Fatalf("summaries of bob's suppressed refusals %q, want one of 2", summaries)
+	}
+	// Nor does the refusal that did not commit count in bob's new window:
+	// his next RefusalBurst refusals are each recorded.
+	before := e.count(access.EvDelegationRefused)
+	for i := 0; i < handlers.RefusalBurst; i++ {
+		if _, err := e.delegate("bob@example.com", "bob@example.com", "2026-11-09", nil, ""); access.CodeOf(err) != access.CodeForbidden {
+			t.Fatalf("refusal %d: %v", i+1, err)
+		}
+	}
+	if n := e.count(access.EvDelegationRefused) - before; n != handlers.RefusalBurst {
+		t.Errorf("%d of bob's %d refusals in his new window recorded", n, handlers.RefusalBurst)
 	}
 	e.verify()
 }
