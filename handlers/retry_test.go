@@ -9,11 +9,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	dto "github.com/prometheus/client_model/go"
 
 	"keycard/access"
 	"keycard/handlers"
 	"keycard/internal/adapt"
+	"keycard/internal/fakeclock"
+	"keycard/internal/fixture"
+	"keycard/internal/storetest"
+	"keycard/policy"
+	pgstore "keycard/store/postgres"
 )
 
 // retryStore makes the PostgreSQL store's retry happen on demand, on
@@ -32,6 +38,10 @@ type retryStore struct {
 	before  func() // runs before the rolled-back attempt (nil: nothing)
 	between func() // runs between the rolled-back attempt and the real one
 	fired   bool   // the armed transaction was retried
+	// pg: the first attempt fails with SQLSTATE 40001 itself and the
+	// PostgreSQL store's own retry loop (undo log, backoff) runs fn
+	// again; between is not run in this mode.
+	pg bool
 }
 
 var errRetry = errors.New("simulated serialization failure (40001)")
@@ -93,6 +103,19 @@ func (s *retryStore) run(now time.Time, fn func(handlers.Tx) error, tx func(time
 	}
 	if before != nil {
 		before()
+	}
+	if s.pg {
+		first := true
+		return tx(now, func(t handlers.Tx) error {
+			if !first {
+				return fn(t)
+			}
+			first = false
+			if err := fn(t); err != nil {
+				return err
+			}
+			return &pgconn.PgError{Code: "40001", Message: "could not serialize access due to read/write dependencies among transactions (simulated)"}
+		})
 	}
 	err := tx(now, func(t handlers.Tx) error {
 		if err := fn(t); err != nil {
@@ -409,4 +432,74 @@ func TestRetryKeepsTheSuppressedCount(t *testing.T) {
 		t.Errorf("%d of bob's %d refusals in his new window recorded", n, handlers.RefusalBurst)
 	}
 	e.verify()
+}
+
+// The same leaks through PostgreSQL's own retry loop: the first attempt
+// fails with SQLSTATE 40001 and pgstore.Update runs the body again (after
+// its undo log). Skips without KEYCARD_TEST_DATABASE_URL.
+func TestRetryOnPostgres(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name  string
+		setup func(t *testing.T, svc *handlers.Service)
+		call  func(svc *handlers.Service, idp *fakeIdP) (string, error)
+		skip  int
+		want  string
+	}{
+		{"auto-approved request", func(*testing.T, *handlers.Service) {}, func(svc *handlers.Service, _ *fakeIdP) (string, error) {
+			r, err := svc.Submit(ctx, handlers.SubmitInput{SlackID: "UANN", Email: "ann@example.com", Policy: "grafana-viewer"})
+			return string(r.State), err
+		}, 1, string(access.StateProvisioning)},
+		{"break-glass request", func(*testing.T, *handlers.Service) {}, func(svc *handlers.Service, _ *fakeIdP) (string, error) {
+			r, err := svc.Submit(ctx, handlers.SubmitInput{SlackID: "UANN", Email: "ann@example.com", Policy: "prod-breakglass", Justification: "INC-7", BreakGlass: true})
+			return string(r.State), err
+		}, 1, string(access.StateProvisioning)},
+		{"alert acknowledged", func(t *testing.T, svc *handlers.Service) {
+			if err := svc.Alert("test", "ann@example.com", "something happened", nil); err != nil {
+				t.Fatal(err)
+			}
+		}, func(svc *handlers.Service, _ *fakeIdP) (string, error) {
+			st, err := svc.TriageAlert(ctx, "UFRANK", "frank@example.com", 1, false, "planned")
+			return st.State + " by " + st.By, err
+		}, 1, handlers.AlertAcknowledged + " by frank@example.com"},
+		{"offboarding count", func(t *testing.T, svc *handlers.Service) {
+			for _, pol := range []string{"grafana-viewer", "prod-db-admin"} {
+				if _, err := svc.Submit(ctx, handlers.SubmitInput{SlackID: "UANN", Email: "ann@example.com", Policy: pol, Justification: "x"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, func(svc *handlers.Service, idp *fakeIdP) (string, error) {
+			ann, _ := idp.UserByEmail(ctx, "ann@example.com")
+			n, err := svc.Offboard(ctx, ann, handlers.Trigger{Source: "user.lifecycle.deactivate"})
+			return fmt.Sprintf("%d ended", n), err
+		}, 0, "2 ended"},
+	}
+	admin := storetest.PostgresURL(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			db, err := pgstore.Open(ctx, storetest.FreshDatabase(t, admin), pgstore.Options{MaxConns: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			idp := newIdP()
+			idp.seed(fixture.Roles())
+			set, err := policy.Parse("policy.yaml", []byte(testPolicy))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs := &retryStore{Store: adapt.Postgres(db), pg: true}
+			svc := handlers.New(rs, conns{idp}, set, fakeclock.New(t0), handlers.Options{BackoffBase: time.Second, BackoffMax: time.Minute})
+			tc.setup(t, svc)
+			rs.arm(tc.skip, nil, nil)
+			got, err := tc.call(svc, idp)
+			rs.mustHaveRetried(t)
+			if err != nil {
+				t.Fatalf("the retried transaction failed: %v", err)
+			}
+			if got != tc.want {
+				t.Fatalf("answered %q, want %q", got, tc.want)
+			}
+		})
+	}
 }
