@@ -67,8 +67,12 @@ func (s *Service) TriageAlert(ctx context.Context, slackID, email string, seq ui
 	var st AlertState
 	var refusal error
 	var ticket refusalTicket // the refusal's audit admission, decided once
-	err = s.update(func(tx Tx) error {
-		refusal = nil // a retried attempt (PostgreSQL serialization failure) decides afresh
+	err = s.updateTicketed(&ticket, func(tx Tx) error {
+		// A retried attempt (PostgreSQL serialization failure) decides
+		// afresh: st too, or the rolled-back attempt's own acknowledgement
+		// would read as "already acknowledged" (tx.Doc leaves st alone when
+		// nothing is stored).
+		refusal, st = nil, AlertState{}
 		ev, err := tx.Event(seq)
 		if err != nil {
 			return err

@@ -100,6 +100,7 @@ func (s *Service) trackRemediation(id string) error {
 func (s *Service) tickCampaign(id string) (time.Time, error) {
 	var next time.Time
 	err := s.updateLead(func(tx Tx) error {
+		next = time.Time{} // a retried attempt (PostgreSQL serialization failure) decides afresh
 		var c Campaign
 		if _, err := tx.Doc(DocCampaign, id, &c); err != nil {
 			return err

@@ -58,8 +58,12 @@ func (s *Service) Review(ctx context.Context, in ReviewInput) (CampaignItem, err
 	var it CampaignItem
 	var refusal error
 	var ticket refusalTicket // the refusal's audit admission, decided once
-	err = s.update(func(tx Tx) error {
-		refusal = nil // a retried attempt (PostgreSQL serialization failure) decides afresh
+	err = s.updateTicketed(&ticket, func(tx Tx) error {
+		// A retried attempt (PostgreSQL serialization failure) decides
+		// afresh: it too, as decoding the stored item over the rolled-back
+		// attempt's leaves its decision in place (the stored item omits an
+		// empty one), which would read as "already reviewed".
+		refusal, it = nil, CampaignItem{}
 		ok, err := tx.Doc(DocCampaignItem, in.ItemID, &it)
 		if err != nil {
 			return err

@@ -103,7 +103,7 @@ func (s *Service) Decide(ctx context.Context, in DecideInput) (access.Request, e
 	var refusal error
 	var ticket refusalTicket // the refusal's audit admission, decided once
 	var as actingFor
-	err = s.update(func(tx Tx) error {
+	err = s.updateTicketed(&ticket, func(tx Tx) error {
 		refusal = nil // a retried attempt (PostgreSQL serialization failure) decides afresh
 		var err error
 		r, err = tx.Request(in.RequestID)

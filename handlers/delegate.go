@@ -218,7 +218,7 @@ func (s *Service) EndDelegation(ctx context.Context, slackID, email string) (acc
 func (s *Service) updateDelegations(actor, to string, fn func(tx Tx, now time.Time, dels []access.Delegation) (refusal, err error)) error {
 	var refusal error
 	var ticket refusalTicket // the refusal's audit admission, decided once
-	err := s.update(func(tx Tx) error {
+	err := s.updateTicketed(&ticket, func(tx Tx) error {
 		now := tx.Now()
 		dels, err := delegationsIndexed(tx)
 		if err != nil {

@@ -51,6 +51,24 @@ func newMetrics() *Metrics {
 
 func (m *Metrics) outcome(o string) { m.requests.WithLabelValues(o).Inc() }
 
+// observation is a value a transaction body measured for a histogram,
+// recorded only once the transaction commits: the body clears it first, so
+// an attempt the store rolls back and runs again (a PostgreSQL
+// serialization retry) is not counted, and a retried one is counted once.
+type observation struct {
+	v   float64
+	set bool
+}
+
+func (o *observation) observe(v float64) { o.v, o.set = v, true }
+
+// record observes the value in h when the transaction committed (err nil).
+func (o *observation) record(h prometheus.Observer, err error) {
+	if err == nil && o.set {
+		h.Observe(o.v)
+	}
+}
+
 // Registry is the service's Prometheus registry: the counters, histograms
 // and the Go runtime and process collectors. The store's values are added
 // per scrape by MetricsHandler.

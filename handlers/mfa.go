@@ -175,6 +175,10 @@ func (s *Service) pollChallenge(ctx context.Context, r *access.Request, now time
 	var approvedIn time.Duration // request to approval, when this poll completed the chain
 	err := s.scheduled(r.ID, func(tx Tx, r *access.Request) error {
 		approvedIn = 0
+		// The poll's outcome, as this attempt finds it: a retried attempt
+		// (PostgreSQL serialization failure) starts again from the poll, not
+		// from a void the rolled-back attempt found.
+		res, why := res, why
 		st := r.Step()
 		rule := ""
 		if st != nil {

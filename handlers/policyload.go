@@ -70,6 +70,7 @@ func (s *Service) RecordPolicyLoaded(actor string) error {
 	set := s.Policy()
 	changed := false
 	err := s.update(func(tx Tx) error {
+		changed = false // a retried attempt (PostgreSQL serialization failure) decides afresh
 		last, err := tx.Cursor("policy.hash")
 		if err != nil {
 			return err

@@ -272,7 +272,9 @@ func (s *Service) standing(ctx context.Context, prov access.Provisioner, op acce
 // already confirms membership) but does not own the membership, so its end
 // removes nothing.
 func (s *Service) keepStanding(op access.Op) error {
-	return s.updateLead(func(tx Tx) error {
+	var took observation
+	err := s.updateLead(func(tx Tx) error {
+		took = observation{}
 		r, err := takeOp(tx, op)
 		if err != nil {
 			return err
@@ -281,8 +283,10 @@ func (s *Service) keepStanding(op access.Op) error {
 			return nil
 		}
 		r.NotOwner = true
-		return s.activate(tx, &r, tx.Now(), access.Change{}, time.Time{})
+		return s.activate(tx, &r, tx.Now(), access.Change{}, time.Time{}, &took)
 	})
+	took.record(s.metrics.Provision, err)
+	return err
 }
 
 // expireUnconfirmed handles an add sent before whose outcome is unknown,
@@ -292,7 +296,9 @@ func (s *Service) keepStanding(op access.Op) error {
 // reports whether it did so.
 func (s *Service) expireUnconfirmed(op access.Op) (bool, error) {
 	done := false
+	var took observation
 	err := s.updateLead(func(tx Tx) error {
+		done, took = false, observation{} // a retried attempt (PostgreSQL serialization failure) decides afresh
 		r, err := tx.Request(op.RequestID)
 		if err != nil {
 			return err
@@ -309,11 +315,12 @@ func (s *Service) expireUnconfirmed(op access.Op) (bool, error) {
 		if err := tx.DeleteOp(op.ID); err != nil {
 			return err
 		}
-		if err := s.activate(tx, &r, tx.Now(), access.Change{}, op.FirstAttemptAt); err != nil {
+		if err := s.activate(tx, &r, tx.Now(), access.Change{}, op.FirstAttemptAt, &took); err != nil {
 			return err
 		}
 		return endGrant(tx, &r, access.ReasonExpired, access.Person{}, access.ActorKeycard)
 	})
+	took.record(s.metrics.Provision, err)
 	return done, err
 }
 

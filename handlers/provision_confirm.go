@@ -14,7 +14,9 @@ import (
 // confirmation answers a retry of an add sent before (op.FirstAttemptAt)
 // whose outcome keycard could not know: the clock starts at that attempt.
 func (s *Service) confirmed(op access.Op, ch access.Change, note string, assumed bool) error {
-	return s.updateLead(func(tx Tx) error {
+	var took observation
+	err := s.updateLead(func(tx Tx) error {
+		took = observation{}
 		r, err := takeOp(tx, op)
 		if err != nil {
 			return err
@@ -29,12 +31,14 @@ func (s *Service) confirmed(op access.Op, ch access.Change, note string, assumed
 			if assumed {
 				from = op.FirstAttemptAt
 			}
-			return s.activate(tx, &r, now, ch, from)
+			return s.activate(tx, &r, now, ch, from, &took)
 		case access.OpRemove:
 			return s.removalDone(tx, &r, ch, note)
 		}
 		return nil
 	})
+	took.record(s.metrics.Provision, err)
+	return err
 }
 
 // takeOp removes a finished op from the outbox in tx and reads its request,
@@ -81,8 +85,9 @@ func (s *Service) removalDone(tx Tx, r *access.Request, ch access.Change, note s
 
 // activate starts the grant's clock at the IdP's confirmation (now), or at
 // assumedFrom when it is set: the first add attempt, when keycard cannot
-// know when the add took effect (SPEC "Lifecycle").
-func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Change, assumedFrom time.Time) error {
+// know when the add took effect (SPEC "Lifecycle"). The provisioning time
+// goes to took, for the caller to record once the transaction commits.
+func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Change, assumedFrom time.Time, took *observation) error {
 	start, err := r.Activate(now, ch.IdPEventID, assumedFrom)
 	if err != nil {
 		return err
@@ -91,7 +96,7 @@ func (s *Service) activate(tx Tx, r *access.Request, now time.Time, ch access.Ch
 	if r.StartAt.After(from) {
 		from = r.StartAt // scheduled access: provisioning waited for the start by design
 	}
-	s.metrics.Provision.Observe(now.Sub(from).Seconds())
+	took.observe(now.Sub(from).Seconds())
 	if r.Extends != "" {
 		old, err := tx.Request(r.Extends)
 		if err != nil {

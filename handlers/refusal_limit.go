@@ -45,6 +45,9 @@ type refusalLimiter struct {
 
 	mu  sync.Mutex
 	per map[string]*refusalWindow
+	// kept are summaries drained by an admission whose refusal did not
+	// commit (undo): drain hands them out with the closed windows.
+	kept []pendingSummary
 }
 
 func (l *refusalLimiter) limits() (int, time.Duration) {
@@ -56,8 +59,8 @@ func (l *refusalLimiter) limits() (int, time.Duration) {
 
 // admit reports whether a refusal by actor at now is audited, and the
 // number suppressed in actor's previous window (to audit as a summary)
-// when that window has closed.
-func (l *refusalLimiter) admit(actor string, e access.Event, now time.Time) (ok bool, summary int, since time.Time) {
+// when that window has closed. start is the window the refusal counts in.
+func (l *refusalLimiter) admit(actor string, e access.Event, now time.Time) (ok bool, summary int, since, start time.Time) {
 	burst, window := l.limits()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -83,9 +86,29 @@ func (l *refusalLimiter) admit(actor string, e access.Event, now time.Time) (ok 
 	w.last = access.Event{Type: e.Type, Actor: e.Actor, Subject: e.Subject}
 	if w.n > burst {
 		w.suppressed++
-		return false, summary, since
+		return false, summary, since, w.start
 	}
-	return true, summary, since
+	return true, summary, since, w.start
+}
+
+// undo takes back t's admission, whose refusal was not committed: a
+// transaction the store ran again and whose committed attempt did not
+// refuse, or one that failed. The refusal no longer counts in its window
+// (if that window is still current), and the previous window's summary the
+// admission drained is kept for drain, so FlushRefusals records it: it is
+// no longer anywhere else.
+func (l *refusalLimiter) undo(t *refusalTicket) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w := l.per[t.key]; w != nil && w.start.Equal(t.window) && w.n > 0 {
+		w.n--
+		if !t.ok && w.suppressed > 0 {
+			w.suppressed--
+		}
+	}
+	if t.summary.n > 0 {
+		l.kept = append(l.kept, t.summary)
+	}
 }
 
 // pendingSummary is one person's count of suppressed refusals to audit.
@@ -102,7 +125,8 @@ func (l *refusalLimiter) drain(now time.Time, all bool) []pendingSummary {
 	_, window := l.limits()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var out []pendingSummary
+	out := l.kept
+	l.kept = nil
 	for k, w := range l.per {
 		if !all && now.Sub(w.start) < window && !now.Before(w.start) {
 			continue
@@ -132,11 +156,18 @@ func (l *refusalLimiter) summary(p pendingSummary) access.Event {
 }
 
 // refusalTicket is one refusal's admission under the per-person limit,
-// decided once: a transaction that runs again (Batch) does not count the
-// refusal twice.
+// decided once: a transaction that runs again (Batch, a PostgreSQL
+// serialization retry) does not count the refusal twice. A transaction
+// that may refuse runs through updateTicketed, which takes the admission
+// back when the refusal is not what committed.
 type refusalTicket struct {
 	done, ok bool
 	summary  pendingSummary
+
+	limiter *refusalLimiter
+	key     string
+	window  time.Time // the start of the window the refusal counted in
+	used    bool      // the current attempt appended through the ticket
 }
 
 // admitRefusal decides t once and reports whether anything is to be
@@ -150,8 +181,8 @@ func (s *Service) admitLimited(l *refusalLimiter, key string, t *refusalTicket, 
 	if !t.done {
 		var n int
 		var since time.Time
-		t.ok, n, since = l.admit(key, e, s.clock.Now())
-		t.done = true
+		t.ok, n, since, t.window = l.admit(key, e, s.clock.Now())
+		t.done, t.limiter, t.key = true, l, key
 		if n > 0 {
 			t.summary = pendingSummary{key: key, last: e, n: n, since: since}
 		}
@@ -167,6 +198,7 @@ func (s *Service) admitLimited(l *refusalLimiter, key string, t *refusalTicket, 
 // key's previous window first.
 func (s *Service) appendLimited(tx Tx, l *refusalLimiter, key string, t *refusalTicket, e access.Event) error {
 	s.admitLimited(l, key, t, e)
+	t.used = true
 	if t.summary.n > 0 {
 		if _, err := tx.Append(l.summary(t.summary)); err != nil {
 			return err
@@ -187,6 +219,24 @@ func (s *Service) appendRefusal(tx Tx, t *refusalTicket, e access.Event) error {
 	return s.appendLimited(tx, &s.refusals, e.Actor, t, e)
 }
 
+// updateTicketed is update for a transaction that may refuse through t
+// (appendRefusal, appendLimited). The store may run fn more than once; t is
+// decided at the first refusal and kept, so when the attempt that commits
+// did not refuse (or nothing commits), the admission is taken back:
+// the person's window does not count a refusal that is not in the log, and
+// the summary of their previous window it drained is recorded by
+// FlushRefusals instead of being lost.
+func (s *Service) updateTicketed(t *refusalTicket, fn func(Tx) error) error {
+	err := s.update(func(tx Tx) error {
+		t.used = false
+		return fn(tx)
+	})
+	if t.done && (err != nil || !t.used) {
+		t.limiter.undo(t)
+	}
+	return err
+}
+
 // auditRefusal appends a refusal event within the per-person limit, with the
 // summary of the previous window first, in one transaction.
 func (s *Service) auditRefusal(e access.Event) error {
@@ -194,7 +244,7 @@ func (s *Service) auditRefusal(e access.Event) error {
 	if !s.admitRefusal(&t, e) {
 		return nil // nothing to write: no transaction for a suppressed click
 	}
-	return s.update(func(tx Tx) error { return s.appendRefusal(tx, &t, e) })
+	return s.updateTicketed(&t, func(tx Tx) error { return s.appendRefusal(tx, &t, e) })
 }
 
 // FlushRefusals audits the suppressed counts of closed refusal windows

@@ -348,6 +348,10 @@ func (s *Service) ContractorLetExpire(ctx context.Context, grantID, slackID, ema
 		return a, err
 	}
 	err = s.update(func(tx Tx) error {
+		// Read afresh on each attempt: decoding over a rolled-back attempt's
+		// answer would keep its decision (the stored question omits an empty
+		// one) and refuse as "already decided".
+		a = ContractorAsk{}
 		if _, err := tx.Doc(DocContractorAsk, grantID, &a); err != nil {
 			return err
 		}

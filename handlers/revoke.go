@@ -62,6 +62,7 @@ const docDeactivationHandled = "deactivation_handled"
 func (s *Service) Offboard(ctx context.Context, who access.User, why Trigger) (int, error) {
 	n := 0
 	err := s.updateLead(func(tx Tx) error {
+		n = 0 // a retried attempt (PostgreSQL serialization failure) counts afresh
 		if why.IdPEventID != "" {
 			var done Trigger
 			if ok, err := tx.Doc(docDeactivationHandled, why.IdPEventID, &done); err != nil || ok {

@@ -265,7 +265,7 @@ func (s *Service) Identify(ctx context.Context, slackID, email string) (access.U
 	}
 	var mismatch *access.Pin
 	var ticket refusalTicket // the mismatch event's admission, decided once
-	err = s.update(func(tx Tx) error {
+	err = s.updateTicketed(&ticket, func(tx Tx) error {
 		mismatch = nil // a retried attempt (PostgreSQL serialization failure) decides afresh
 		pin, ok, err := tx.Pin(slackID)
 		if err != nil {

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -187,19 +188,26 @@ func (s *Service) submit(ctx context.Context, u access.User, in SubmitInput) (ac
 	}
 
 	now := s.clock.Now()
-	r := access.Request{
+	base := access.Request{
 		Policy: p.Name, PolicyVersion: set.Hash, App: p.App, Role: p.Role, Connector: p.ConnectorName(), Group: p.Group,
 		Privileged: p.Privileged, Requester: personOf(u, in.SlackID), Duration: d, Justification: just,
 		BreakGlass: in.BreakGlass, Steps: steps, State: access.StatePending, StartAt: start,
 	}
 	if extends != nil {
-		r.Extends = extends.ID
-		r.RootStart = extends.RootStart
-		if r.RootStart.IsZero() {
-			r.RootStart = extends.ProvisionedAt
+		base.Extends = extends.ID
+		base.RootStart = extends.RootStart
+		if base.RootStart.IsZero() {
+			base.RootStart = extends.ProvisionedAt
 		}
 	}
+	var r access.Request
 	err = s.update(func(tx Tx) error {
+		// Each attempt starts from the request as built: one the store
+		// retries (PostgreSQL serialization failure) must not find it
+		// already approved by the rolled-back attempt (its steps share
+		// base's array, hence the copy).
+		r = base
+		r.Steps = slices.Clone(base.Steps)
 		now = tx.Now()
 		// Re-check duplicates inside the transaction: two submits may race.
 		mine, err := tx.RequestsOfUser(u.Email)
