@@ -272,21 +272,13 @@ func (s *Service) standing(ctx context.Context, prov access.Provisioner, op acce
 // already confirms membership) but does not own the membership, so its end
 // removes nothing.
 func (s *Service) keepStanding(op access.Op) error {
-	var took observation
-	err := s.updateLead(func(tx Tx) error {
-		took = observation{}
-		r, err := takeOp(tx, op)
-		if err != nil {
-			return err
-		}
+	return s.finishOp(op, func(tx Tx, r *access.Request, took *observation) error {
 		if r.State != access.StateProvisioning {
 			return nil
 		}
 		r.NotOwner = true
-		return s.activate(tx, &r, tx.Now(), access.Change{}, time.Time{}, &took)
+		return s.activate(tx, r, tx.Now(), access.Change{}, time.Time{}, took)
 	})
-	took.record(s.metrics.Provision, err)
-	return err
 }
 
 // expireUnconfirmed handles an add sent before whose outcome is unknown,

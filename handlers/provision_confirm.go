@@ -14,14 +14,7 @@ import (
 // confirmation answers a retry of an add sent before (op.FirstAttemptAt)
 // whose outcome keycard could not know: the clock starts at that attempt.
 func (s *Service) confirmed(op access.Op, ch access.Change, note string, assumed bool) error {
-	var took observation
-	err := s.updateLead(func(tx Tx) error {
-		took = observation{}
-		r, err := takeOp(tx, op)
-		if err != nil {
-			return err
-		}
-		now := tx.Now()
+	return s.finishOp(op, func(tx Tx, r *access.Request, took *observation) error {
 		switch op.Kind {
 		case access.OpAdd:
 			if r.State != access.StateProvisioning {
@@ -31,11 +24,27 @@ func (s *Service) confirmed(op access.Op, ch access.Change, note string, assumed
 			if assumed {
 				from = op.FirstAttemptAt
 			}
-			return s.activate(tx, &r, now, ch, from, &took)
+			return s.activate(tx, r, tx.Now(), ch, from, took)
 		case access.OpRemove:
-			return s.removalDone(tx, &r, ch, note)
+			return s.removalDone(tx, r, ch, note)
 		}
 		return nil
+	})
+}
+
+// finishOp applies a finished op's outcome in one fenced transaction: the
+// op leaves the outbox (takeOp) and fn updates its request. The provisioning
+// time fn measures is recorded once the transaction commits (an attempt the
+// store runs again starts afresh).
+func (s *Service) finishOp(op access.Op, fn func(tx Tx, r *access.Request, took *observation) error) error {
+	var took observation
+	err := s.updateLead(func(tx Tx) error {
+		took = observation{}
+		r, err := takeOp(tx, op)
+		if err != nil {
+			return err
+		}
+		return fn(tx, &r, &took)
 	})
 	took.record(s.metrics.Provision, err)
 	return err
