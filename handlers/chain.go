@@ -193,7 +193,7 @@ func recordOf(detail string) (digest string, ok bool) {
 	if c := detail[len(detail)-suffix-1]; c != ',' && c != '{' {
 		return "", false
 	}
-	// The digest's hex is checked where it is decoded (chainedRecords, and
+	// The digest's hex is checked where it is decoded (attestation, and
 	// any comparison with RecordDigest's lowercase hex).
 	return head[len(`"`+recordKey+`":"`) : len(head)-2], true
 }
