@@ -193,7 +193,7 @@ func recordOf(detail string) (digest string, ok bool) {
 	if c := detail[len(detail)-suffix-1]; c != ',' && c != '{' {
 		return "", false
 	}
-	// The digest's hex is checked where it is decoded (chainedRecords, and
+	// The digest's hex is checked where it is decoded (attestation, and
 	// any comparison with RecordDigest's lowercase hex).
 	return head[len(`"`+recordKey+`":"`) : len(head)-2], true
 }
@@ -239,15 +239,24 @@ func requestNumber(id string) (uint64, bool) {
 }
 
 // recordIndex holds, per request number, the first 16 bytes of the record
-// digest of the last chained event about the request: 16 bytes a request
-// (16 MiB for a million) keeps the export's memory bounded, and 128 bits
-// leave no practical second preimage. Request numbers are dense from 1001,
-// so the index is an array in fixed blocks allocated as numbers appear: a
-// million requests take 245 blocks of 4,096 (33 MiB; 135 KiB for a small
-// store) and growing never copies (a doubling slice held the old and new
-// arrays at once: 48 MiB plus garbage at a million, internal/bench
-// BenchmarkPostgresExport).
+// digest of the last chained event about the request, and one byte of
+// flags: 17 bytes a request (17 MB for a million; the export's peak heap is
+// about twice what it keeps live, since the collector lets the heap grow to
+// twice the live heap before it runs). 128 bits leave no practical second
+// preimage. Request numbers are dense from 1001, so the index is an array
+// in fixed blocks allocated as numbers appear: a million requests take 245
+// blocks of 4,096 and growing never copies (a doubling slice held the old
+// and new arrays at once, internal/bench BenchmarkPostgresExport).
+//
+// The seq of the attesting event is not kept for dense numbers (it was 16
+// more bytes a request, and the export's peak heap went over its 64 MiB
+// budget at a million requests): only an error message and a request the
+// walk did not reach need it, and attestingSeqs finds it again by walking
+// the chain once more.
 type recordIndex struct {
+	tx     Tx
+	head   uint64         // the chain walked: 1..head
+	bound  uint64         // the first seq at or after the export's To
 	blocks []*recordBlock // by request number >> recordBlockBits; nil: none in it
 	sparse map[uint64]recordAt
 	// What the export's walk reached (complete), for sparse numbers.
@@ -261,16 +270,22 @@ const (
 
 // recordBlock is recordBlockSize consecutive request numbers.
 type recordBlock struct {
-	digest  [recordBlockSize][16]byte // zero: no attestation
-	seq     [recordBlockSize]uint64   // the attesting event, for the error message
-	first   [recordBlockSize]uint64   // the request's first attesting event (request.submitted)
-	visited [recordBlockSize]bool     // the export's walk reached it
+	digest [recordBlockSize][16]byte // zero: no attestation
+	flags  [recordBlockSize]uint8
 }
 
+const (
+	recordPut     = 1 << iota // some event attested it (the first one set early)
+	recordEarly               // its first attesting event (request.submitted) is before bound
+	recordVisited             // the export's walk reached it
+)
+
+// recordAt is one request's attestation; seq is 0 when not known yet
+// (dense numbers: attestingSeqs).
 type recordAt struct {
 	digest [16]byte
 	seq    uint64
-	first  uint64
+	first  uint64 // sparse numbers only
 }
 
 // maxDenseRequest bounds the dense index: request numbers are sequential
@@ -279,32 +294,68 @@ const maxDenseRequest = 1 << 24
 
 // chainedRecords walks the audit chain by seq up to head (the chain itself,
 // not an index; a gap is an error) and indexes each request's last record
-// digest.
-func chainedRecords(tx Tx, head uint64) (*recordIndex, error) {
-	ix := &recordIndex{}
+// digest; bound is the first seq at or after the export's To (firstSeqFrom).
+func chainedRecords(tx Tx, head, bound uint64) (*recordIndex, error) {
+	ix := &recordIndex{tx: tx, head: head, bound: bound}
 	err := tx.EventDetails(head, func(seq uint64, requestID, detail []byte) error {
-		if len(requestID) == 0 {
-			return nil
+		if n, v, ok := attestation(requestID, detail); ok {
+			ix.put(n, v, seq)
 		}
-		d, ok := recordOf(unsafeString(detail))
-		if !ok {
-			return nil
-		}
-		n, ok := requestNumber(unsafeString(requestID))
-		if !ok {
-			return nil
-		}
-		var v [16]byte
-		if _, err := hex.Decode(v[:], bytesOf(d[:32])); err != nil {
-			return nil
-		}
-		ix.put(n, v, seq)
 		return nil
 	})
 	if err != nil {
-		return nil, access.Wrap(access.CodeInternal, err, "The audit log could not be walked for the export (run `keycard audit verify`).")
+		return nil, walkError(err)
 	}
 	return ix, nil
+}
+
+func walkError(err error) error {
+	return access.Wrap(access.CodeInternal, err, "The audit log could not be walked for the export (run `keycard audit verify`).")
+}
+
+// attestation reads the request number and record digest an event attests
+// (false: none). chainedRecords and attestingSeqs must read alike.
+func attestation(requestID, detail []byte) (uint64, [16]byte, bool) {
+	var v [16]byte
+	if len(requestID) == 0 {
+		return 0, v, false
+	}
+	d, ok := recordOf(unsafeString(detail))
+	if !ok {
+		return 0, v, false
+	}
+	n, ok := requestNumber(unsafeString(requestID))
+	if !ok {
+		return 0, v, false
+	}
+	if _, err := hex.Decode(v[:], bytesOf(d[:32])); err != nil {
+		return 0, v, false
+	}
+	return n, v, true
+}
+
+// attestingSeqs fills in the seq of the last chained event attesting each
+// of ats' request numbers, in one more walk of the chain. The digest it
+// attests must be the one indexed: the chain cannot change inside the
+// export's read transaction, so a difference is a bug, not tampering.
+func (ix *recordIndex) attestingSeqs(ats map[uint64]*recordAt) error {
+	err := ix.tx.EventDetails(ix.head, func(seq uint64, requestID, detail []byte) error {
+		if n, v, ok := attestation(requestID, detail); ok {
+			if at := ats[n]; at != nil && v == at.digest {
+				at.seq = seq
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return walkError(err)
+	}
+	for n, at := range ats {
+		if at.seq == 0 {
+			return access.Errorf(access.CodeInternal, "REQ-%d: the audit chain's attestation was not found again for the export.", n)
+		}
+	}
+	return nil
 }
 
 // unsafeString views b as a string without copying; the string must not
@@ -343,16 +394,19 @@ func (ix *recordIndex) put(n uint64, d [16]byte, seq uint64) {
 		ix.blocks[bi] = b
 	}
 	i := int(n & (recordBlockSize - 1))
-	b.digest[i], b.seq[i] = d, seq
-	if b.first[i] == 0 {
-		b.first[i] = seq
+	b.digest[i] = d
+	if b.flags[i]&recordPut == 0 {
+		b.flags[i] |= recordPut
+		if seq < ix.bound {
+			b.flags[i] |= recordEarly
+		}
 	}
 }
 
 func (ix *recordIndex) get(n uint64) (recordAt, bool) {
 	if n < maxDenseRequest {
 		if b, i := ix.block(n); b != nil && b.digest[i] != ([16]byte{}) {
-			return recordAt{b.digest[i], b.seq[i], b.first[i]}, true
+			return recordAt{digest: b.digest[i]}, true
 		}
 		return recordAt{}, false
 	}
@@ -371,6 +425,11 @@ func (ix *recordIndex) check(r *access.Request, scratch *[]byte, c *RecordCheck)
 	*scratch = appendRecord((*scratch)[:0], r)
 	sum := sha256.Sum256(*scratch)
 	if [16]byte(sum[:16]) != at.digest {
+		if at.seq == 0 {
+			if err := ix.attestingSeqs(map[uint64]*recordAt{n: &at}); err != nil {
+				return err
+			}
+		}
 		return access.Errorf(access.CodeIntegrity, "%s: the stored request record does not match the record audit event %d attests (its justification, decisions or times were changed outside keycard); the export stops rather than show it.", r.ID, at.seq)
 	}
 	c.Checked++
@@ -386,7 +445,7 @@ func (ix *recordIndex) visit(id string) {
 	}
 	if n < maxDenseRequest {
 		if b, i := ix.block(n); b != nil {
-			b.visited[i] = true
+			b.flags[i] |= recordVisited
 		}
 		return
 	}
@@ -398,6 +457,11 @@ func (ix *recordIndex) visit(id string) {
 	}
 }
 
+// unreachedBatch is how many requests the walk did not reach complete
+// judges per extra walk of the chain (attestingSeqs): none in an untouched
+// store, and a bounded map when the creation index lost many keys.
+var unreachedBatch = 4096
+
 // complete checks, after the access export walked the creation index
 // (which the chain does not cover), that the walk reached every request
 // the chain attests whose request.submitted falls before p.To: deleting
@@ -406,28 +470,49 @@ func (ix *recordIndex) visit(id string) {
 // record (held to its digest first) or, when the record is gone, on its
 // last attested event; one the export should have shown is a CodeIntegrity
 // error naming it.
-func (ix *recordIndex) complete(tx Tx, p ExportParams, head uint64, scratch *[]byte) error {
-	bound, err := firstSeqFrom(tx, p.To, head)
-	if err != nil {
-		return err
+func (ix *recordIndex) complete(p ExportParams, scratch *[]byte) error {
+	var batch []uint64
+	judge := func() error {
+		ats := make(map[uint64]*recordAt, len(batch))
+		for _, n := range batch {
+			at, _ := ix.get(n)
+			ats[n] = &at
+		}
+		if err := ix.attestingSeqs(ats); err != nil {
+			return err
+		}
+		for _, n := range batch { // in number order, as before
+			if err := ix.unreached(p, n, *ats[n], scratch); err != nil {
+				return err
+			}
+		}
+		batch = batch[:0]
+		return nil
 	}
 	for bi, b := range ix.blocks {
 		if b == nil {
 			continue
 		}
 		for i := range b.digest {
-			if b.digest[i] == ([16]byte{}) || b.first[i] >= bound || b.visited[i] {
+			if b.digest[i] == ([16]byte{}) || b.flags[i]&(recordEarly|recordVisited) != recordEarly {
 				continue
 			}
-			n := uint64(bi)<<recordBlockBits | uint64(i)
-			if err := ix.unreached(tx, p, n, recordAt{b.digest[i], b.seq[i], b.first[i]}, scratch); err != nil {
-				return err
+			batch = append(batch, uint64(bi)<<recordBlockBits|uint64(i))
+			if len(batch) == unreachedBatch {
+				if err := judge(); err != nil {
+					return err
+				}
 			}
 		}
 	}
+	if len(batch) > 0 {
+		if err := judge(); err != nil {
+			return err
+		}
+	}
 	for _, n := range slices.Sorted(maps.Keys(ix.sparse)) {
-		if at := ix.sparse[n]; at.first < bound && !ix.visitedSparse[n] {
-			if err := ix.unreached(tx, p, n, at, scratch); err != nil {
+		if at := ix.sparse[n]; at.first < ix.bound && !ix.visitedSparse[n] {
+			if err := ix.unreached(p, n, at, scratch); err != nil {
 				return err
 			}
 		}
@@ -436,7 +521,8 @@ func (ix *recordIndex) complete(tx Tx, p ExportParams, head uint64, scratch *[]b
 }
 
 // unreached judges one attested request the export's walk did not reach.
-func (ix *recordIndex) unreached(tx Tx, p ExportParams, n uint64, at recordAt, scratch *[]byte) error {
+func (ix *recordIndex) unreached(p ExportParams, n uint64, at recordAt, scratch *[]byte) error {
+	tx := ix.tx
 	id := "REQ-" + strconv.FormatUint(n, 10)
 	r, err := tx.Request(id)
 	switch {

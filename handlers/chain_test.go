@@ -37,3 +37,12 @@ func TestRecordDigestInDetail(t *testing.T) {
 		t.Fatal("record encoding is ambiguous")
 	}
 }
+
+// SetUnreachedBatch makes complete judge the requests the export's walk did
+// not reach n at a time (one extra walk of the chain each), for the
+// external tests; the tests of this package do not run in parallel.
+func SetUnreachedBatch(t testing.TB, n int) {
+	old := unreachedBatch
+	unreachedBatch = n
+	t.Cleanup(func() { unreachedBatch = old })
+}

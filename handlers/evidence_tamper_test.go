@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -118,6 +119,9 @@ func TestExportAccessCrossChecksRecords(t *testing.T) {
 			if access.CodeOf(err) != access.Code("integrity") || !strings.Contains(err.Error(), c.request) {
 				t.Fatalf("error %v (code %q), want an integrity error naming %s", err, access.CodeOf(err), c.request)
 			}
+			if want := fmt.Sprintf("event %d attests", e.lastAttesting(c.request)); !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %v, want it to name the last attesting event (%q)", err, want)
+			}
 			// The security channel hears of it.
 			var last access.Event
 			if err := e.db.View(func(tx *store.Tx) error {
@@ -210,6 +214,9 @@ func TestExportAccessNoticesDroppedRequest(t *testing.T) {
 			if access.CodeOf(err) != access.Code("integrity") || !strings.Contains(err.Error(), victim) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v (code %q), want an integrity error naming %s (%q)", err, access.CodeOf(err), victim, c.want)
 			}
+			if want := fmt.Sprintf("(event %d)", e.lastAttesting(victim)); !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %v, want it to name the last attesting event %s", err, want)
+			}
 			var last access.Event
 			if err := e.db.View(func(tx *store.Tx) error {
 				seq, _, _ := tx.Head()
@@ -226,6 +233,88 @@ func TestExportAccessNoticesDroppedRequest(t *testing.T) {
 			earlier, _ := handlers.Period("2026-10-01", "2026-10-02", e.clock.Now())
 			if _, err := e.svc.ExportAccess(io.Discard, earlier); err != nil {
 				t.Fatalf("an earlier period: %v", err)
+			}
+		})
+	}
+}
+
+// lastAttesting is the seq of the last chained event about request id that
+// attests its record: the event the export's integrity errors name.
+func (e *env) lastAttesting(id string) uint64 {
+	e.t.Helper()
+	var last uint64
+	err := e.db.View(func(tx *store.Tx) error {
+		head, _, _ := tx.Head()
+		for seq := uint64(1); seq <= head; seq++ {
+			ev, err := tx.Event(seq)
+			if err != nil {
+				return err
+			}
+			if ev.RequestID == id && strings.Contains(ev.Detail, `"record":"`) {
+				last = seq
+			}
+		}
+		return nil
+	})
+	if err != nil || last == 0 {
+		e.t.Fatalf("no attesting event for %s: %v", id, err)
+	}
+	return last
+}
+
+// Requests the export's walk did not reach are judged in batches, one more
+// walk of the chain per batch for the events they name (the index keeps no
+// seq per request, for the export's memory): unreached requests another
+// policy's export leaves out pass, across batch boundaries, and one it
+// should have shown still stops it, naming its last attesting event.
+func TestExportAccessJudgesUnreachedInBatches(t *testing.T) {
+	for _, batch := range []int{1, 2, 4096} {
+		t.Run(strconv.Itoa(batch), func(t *testing.T) {
+			handlers.SetUnreachedBatch(t, batch)
+			e := exportWorld(t)
+			p, _ := handlers.Period("2026-11-01", "2026-11-02", e.clock.Now())
+			p.Policy = "grafana-viewer"
+			var before bytes.Buffer
+			if _, err := e.svc.ExportAccess(&before, p); err != nil {
+				t.Fatal(err)
+			}
+			drop := func(ids ...string) {
+				e.tamper(func(tx *bolt.Tx) error {
+					idx := tx.Bucket([]byte("idx_created"))
+					var keys [][]byte
+					_ = idx.ForEach(func(k, _ []byte) error {
+						for _, id := range ids {
+							if string(k[8:]) == id {
+								keys = append(keys, bytes.Clone(k))
+							}
+						}
+						return nil
+					})
+					if len(keys) != len(ids) {
+						t.Fatalf("idx_created holds %d of %v", len(keys), ids)
+					}
+					for _, k := range keys {
+						if err := idx.Delete(k); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+			}
+			// prod-db-admin requests: outside this export either way.
+			drop("REQ-1001", "REQ-1002", "REQ-1004")
+			var after bytes.Buffer
+			if _, err := e.svc.ExportAccess(&after, p); err != nil {
+				t.Fatalf("unreached requests of another policy stopped the export: %v", err)
+			}
+			if after.String() != before.String() {
+				t.Fatalf("export changed:\n%s\n---\n%s", before.String(), after.String())
+			}
+			drop("REQ-1005") // grafana-viewer: this export's
+			_, err := e.svc.ExportAccess(io.Discard, p)
+			want := fmt.Sprintf("REQ-1005: the audit chain attests this request (event %d)", e.lastAttesting("REQ-1005"))
+			if access.CodeOf(err) != access.Code("integrity") || err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %v, want an integrity error %q", err, want)
 			}
 		})
 	}

@@ -74,7 +74,13 @@ func (s *Service) ExportAccess(out io.Writer, p ExportParams) (ExportResult, err
 	var rb accessRowBuilder
 	err := s.store.View(func(tx Tx) error {
 		res.HeadSeq, res.HeadHash, _ = tx.Head()
-		chain, err := chainedRecords(tx, res.HeadSeq)
+		// The first event at or after To: requests first attested from
+		// there on are not the export's to reach (complete).
+		bound, err := firstSeqFrom(tx, p.To, res.HeadSeq)
+		if err != nil {
+			return err
+		}
+		chain, err := chainedRecords(tx, res.HeadSeq, bound)
 		if err != nil {
 			return err
 		}
@@ -104,7 +110,7 @@ func (s *Service) ExportAccess(out io.Writer, p ExportParams) (ExportResult, err
 		}
 		// The creation index is not chained: every request the chain
 		// attests in the period must have been reached.
-		return chain.complete(tx, p, res.HeadSeq, &rb.scratch)
+		return chain.complete(p, &rb.scratch)
 	})
 	if err != nil {
 		return res, err
