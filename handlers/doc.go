@@ -8,7 +8,12 @@
 // imports neither bbolt nor slack-go. Every state change is a compare-and-swap
 // of one request plus its audit event inside one store transaction; calls to
 // the identity provider happen outside transactions, before (lookups) or
-// through the provisioning outbox (changes).
+// through the provisioning outbox (changes). The store may run a
+// transaction body more than once (a PostgreSQL serialization retry, a bbolt
+// Batch): a body starts from the store, never from what an earlier attempt
+// left in a captured variable, and anything outside the store (a metric, a
+// wake-up, a refusal's admission under the per-person limit) is settled
+// after the commit (retry_test.go holds each body to it).
 //
 // Where things happen, by file:
 //   - requests: submit.go (the request), decide.go (an approval), schedule.go
