@@ -235,7 +235,9 @@ func requestNumber(id string) (uint64, bool) {
 		return 0, false
 	}
 	n, err := strconv.ParseUint(s, 10, 64)
-	return n, err == nil
+	// Only the canonical spelling: "REQ-01005" is not request 1005, so a
+	// forged record cannot mark 1005 as reached.
+	return n, err == nil && strconv.FormatUint(n, 10) == s
 }
 
 // recordIndex holds, per request number, the first 16 bytes of the record

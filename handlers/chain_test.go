@@ -46,3 +46,25 @@ func SetUnreachedBatch(t testing.TB, n int) {
 	unreachedBatch = n
 	t.Cleanup(func() { unreachedBatch = old })
 }
+
+// Only a request id's canonical spelling names its number: a forged
+// "REQ-01005" must not mark request 1005 as reached by the export's walk.
+func TestRequestNumberCanonical(t *testing.T) {
+	for _, c := range []struct {
+		id string
+		n  uint64
+		ok bool
+	}{
+		{"REQ-1005", 1005, true},
+		{"REQ-0", 0, true},
+		{"REQ-01005", 0, false},
+		{"REQ-+1005", 0, false},
+		{"REQ-", 0, false},
+		{"req-1005", 0, false},
+	} {
+		n, ok := requestNumber(c.id)
+		if ok != c.ok || (ok && n != c.n) {
+			t.Errorf("requestNumber(%q) = %d, %v; want %d, %v", c.id, n, ok, c.n, c.ok)
+		}
+	}
+}

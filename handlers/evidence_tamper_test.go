@@ -319,3 +319,33 @@ func TestExportAccessJudgesUnreachedInBatches(t *testing.T) {
 		})
 	}
 }
+
+// A record edited so that the export's filter leaves it out (another
+// policy) is still held to its attestation: the export refuses instead of
+// dropping the row unnoticed (review finding).
+func TestExportAccessChecksRecordsTheFilterExcludes(t *testing.T) {
+	e := exportWorld(t)
+	p, _ := handlers.Period("2026-11-01", "2026-11-02", e.clock.Now())
+	p.Policy = "grafana-viewer"
+	var before bytes.Buffer
+	if _, err := e.svc.ExportAccess(&before, p); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(before.Bytes(), []byte("REQ-1005")) {
+		t.Fatalf("REQ-1005 not in the export:\n%s", before.String())
+	}
+	key := make([]byte, 8)
+	binary.BigEndian.PutUint64(key, 1005)
+	e.tamper(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("requests_by_number"))
+		v := b.Get(key)
+		if !bytes.Contains(v, []byte("grafana-viewer")) {
+			t.Fatalf("record: %q", v)
+		}
+		return b.Put(key, bytes.ReplaceAll(v, []byte("grafana-viewer"), []byte("grafana-viewex")))
+	})
+	_, err := e.svc.ExportAccess(io.Discard, p)
+	if access.CodeOf(err) != access.CodeIntegrity || !strings.Contains(access.MessageOf(err), "REQ-1005") {
+		t.Fatalf("export after REQ-1005 was edited out of the filter: %v (code %s); want an integrity error naming it", err, access.CodeOf(err))
+	}
+}
