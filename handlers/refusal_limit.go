@@ -111,6 +111,13 @@ func (l *refusalLimiter) undo(t *refusalTicket) {
 	}
 }
 
+// keep holds p for the next drain.
+func (l *refusalLimiter) keep(p pendingSummary) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.kept = append(l.kept, p)
+}
+
 // pendingSummary is one person's count of suppressed refusals to audit.
 type pendingSummary struct {
 	key   string
@@ -226,16 +233,43 @@ func (s *Service) appendRefusal(tx Tx, t *refusalTicket, e access.Event) error {
 // the person's window does not count a refusal that is not in the log, and
 // the summary of their previous window it drained is recorded by
 // FlushRefusals instead of being lost.
+//
+// Taken back only when the refusal is surely not in the log: the attempt
+// that committed did not refuse, or the body itself failed (so it rolled
+// back). A commit whose outcome is unknown — the body succeeded but the
+// store reports an error, as when the connection drops at COMMIT — keeps
+// the admission: a summary counted twice would overstate the evidence.
 func (s *Service) updateTicketed(t *refusalTicket, fn func(Tx) error) error {
-	err := s.update(func(tx Tx) error {
+	var a attempt
+	err := s.update(a.run(func(tx Tx) error {
 		t.used = false
 		return fn(tx)
-	})
-	if t.done && (err != nil || !t.used) {
+	}))
+	if t.done && ((err == nil && !t.used) || a.rolledBack(err)) {
 		t.limiter.undo(t)
 	}
 	return err
 }
+
+// attempt watches a transaction body the store runs, to tell after the
+// store returned an error whether the body's writes are surely not in it:
+// the body never ran, or its last run failed (so it rolled back). A body
+// that succeeded while the store still reports an error may have been
+// committed (the connection dropped at COMMIT).
+type attempt struct {
+	ran     bool
+	bodyErr error
+}
+
+func (a *attempt) run(fn func(Tx) error) func(Tx) error {
+	return func(tx Tx) error {
+		a.ran = true
+		a.bodyErr = fn(tx)
+		return a.bodyErr
+	}
+}
+
+func (a *attempt) rolledBack(err error) bool { return err != nil && (!a.ran || a.bodyErr != nil) }
 
 // auditRefusal appends a refusal event within the per-person limit, with the
 // summary of the previous window first, in one transaction.
@@ -252,21 +286,35 @@ func (s *Service) auditRefusal(e access.Event) error {
 // the person never refuses again or keycard stops. Service.Run calls it on
 // each pass and when it ends.
 func (s *Service) FlushRefusals(shutdown bool) error {
-	var events []access.Event
+	type drained struct {
+		l *refusalLimiter
+		p pendingSummary
+	}
+	var out []drained
 	for _, l := range []*refusalLimiter{&s.refusals, &s.mismatches} {
 		for _, p := range l.drain(s.clock.Now(), shutdown) {
-			events = append(events, l.summary(p))
+			out = append(out, drained{l, p})
 		}
 	}
-	if len(events) == 0 {
+	if len(out) == 0 {
 		return nil
 	}
-	return s.update(func(tx Tx) error {
-		for _, e := range events {
-			if _, err := tx.Append(e); err != nil {
+	var a attempt
+	err := s.update(a.run(func(tx Tx) error {
+		for _, d := range out {
+			if _, err := tx.Append(d.l.summary(d.p)); err != nil {
 				return err
 			}
 		}
 		return nil
-	})
+	}))
+	if a.rolledBack(err) {
+		// Surely not written (the body failed, so it rolled back): the
+		// counts wait for the next flush instead of being lost. After an
+		// unknown commit outcome they are not kept, as in updateTicketed.
+		for _, d := range out {
+			d.l.keep(d.p)
+		}
+	}
+	return err
 }

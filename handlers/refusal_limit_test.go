@@ -2,12 +2,15 @@ package handlers_test
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"keycard/access"
 	"keycard/handlers"
+	"keycard/internal/adapt"
 )
 
 // TestRefusalAuditIsRateLimited: one person's refused exports are audited up
@@ -167,4 +170,107 @@ func (e *env) allEvents() []access.Event {
 		e.t.Fatal(err)
 	}
 	return out
+}
+
+// faultStore makes one armed Update (after skip others) fail in one of two
+// ways: "lost ack" commits and then reports an error, as a PostgreSQL
+// COMMIT whose answer was lost; "down" fails without running the body, as
+// a database that cannot be reached.
+type faultStore struct {
+	handlers.Store
+	mu    sync.Mutex
+	mode  string // "", "lost ack" or "down"
+	skip  int
+	fired bool
+}
+
+func (s *faultStore) arm(mode string, skip int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mode, s.skip = mode, skip
+}
+
+func (s *faultStore) Update(now time.Time, fn func(handlers.Tx) error) error {
+	s.mu.Lock()
+	mode := s.mode
+	if mode != "" && s.skip > 0 {
+		s.skip--
+		mode = ""
+	}
+	if mode != "" {
+		s.mode, s.fired = "", true
+	}
+	s.mu.Unlock()
+	unavailable := access.Wrap(access.CodeUnavailable, errors.New("connection reset by peer"), "keycard is unavailable, try again in a minute.")
+	switch mode {
+	case "down":
+		return unavailable
+	case "lost ack":
+		if err := s.Store.Update(now, fn); err != nil {
+			return err
+		}
+		return unavailable
+	}
+	return s.Store.Update(now, fn)
+}
+
+// suppressedSummaries returns the details of bob's delegation-refusal
+// summaries in the audit log.
+func suppressedSummaries(e *env) []string {
+	var out []string
+	for _, ev := range e.allEvents() {
+		if ev.Type == access.EvDelegationRefused && strings.Contains(ev.Detail, `"suppressed"`) {
+			out = append(out, ev.Detail)
+		}
+	}
+	return out
+}
+
+// A suppressed-refusal count is written once, whatever the store does
+// around it (review findings): a refusal whose commit was acknowledged as
+// failed but did commit keeps its admission (its summary is not written a
+// second time by the flush), and a flush the database refuses keeps its
+// counts for the next flush.
+func TestRefusalSummaryWrittenOnce(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		// fault arms the store after bob's first window closed.
+		fault func(e *env, fs *faultStore)
+	}{
+		{"the next refusal's commit answer is lost", func(e *env, fs *faultStore) {
+			fs.arm("lost ack", 1) // Identify's own transaction goes first
+			if _, err := e.delegate("bob@example.com", "frank@example.com", "2026-11-09", nil, ""); access.CodeOf(err) != access.CodeUnavailable {
+				e.t.Fatalf("refusal with a lost commit answer: %v", err)
+			}
+		}},
+		{"the first flush finds the database down", func(e *env, fs *faultStore) {
+			fs.arm("down", 0)
+			if err := e.svc.FlushRefusals(false); access.CodeOf(err) != access.CodeUnavailable {
+				e.t.Fatalf("flush with the database down: %v", err)
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.mustDelegate("frank@example.com", "carol@example.com", "2026-11-09")
+			fs := &faultStore{Store: adapt.Store(e.db)}
+			e.svc = handlers.New(fs, e.conns, e.set, e.clock, handlers.Options{BackoffBase: time.Second, BackoffMax: time.Minute})
+			for i := 0; i < handlers.RefusalBurst+2; i++ {
+				if _, err := e.delegate("bob@example.com", "frank@example.com", "2026-11-09", nil, ""); access.CodeOf(err) != access.CodeForbidden {
+					t.Fatalf("refusal %d: %v", i+1, err)
+				}
+			}
+			e.clock.Advance(handlers.RefusalWindow)
+			c.fault(e, fs)
+			if !fs.fired {
+				t.Fatal("the armed fault never fired")
+			}
+			if err := e.svc.FlushRefusals(true); err != nil {
+				t.Fatal(err)
+			}
+			if got := suppressedSummaries(e); len(got) != 1 || !strings.Contains(got[0], `"suppressed":"2"`) {
+				t.Fatalf("summaries of bob's 2 suppressed refusals: %q; want exactly one", got)
+			}
+		})
+	}
 }
