@@ -176,9 +176,7 @@ func TestMFAFullChain(t *testing.T) {
 		if _, err := e.decide(r.ID, i, who, true, ""); err != nil {
 			t.Fatal(err)
 		}
-		idp.answer(access.ChallengeSuccess)
-		e.clock.Advance(handlers.MFAPollEvery)
-		e.settle()
+		e.answerPush(idp, access.ChallengeSuccess)
 	}
 	r = e.get(r.ID)
 	wantState(t, r, access.StateActive)
@@ -217,9 +215,7 @@ func TestMFARefusals(t *testing.T) {
 		if _, err := e.decide(r.ID, 0, "bob@example.com", true, ""); err != nil {
 			t.Fatal(err)
 		}
-		idp.answer(access.ChallengeSuccess)
-		e.clock.Advance(handlers.MFAPollEvery)
-		e.settle()
+		e.answerPush(idp, access.ChallengeSuccess)
 		e.idp.setMember("security-team", "dave@example.com", false) // left the team since the DM
 		_, err := e.decide(r.ID, 1, "dave@example.com", true, "")
 		wantCode(t, err, access.CodeForbidden)
@@ -285,9 +281,7 @@ func TestMFARefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.restart()
-		idp.answer(access.ChallengeSuccess)
-		e.clock.Advance(handlers.MFAPollEvery)
-		e.settle()
+		e.answerPush(idp, access.ChallengeSuccess)
 		if st := e.get(r.ID).Steps[0]; st.Decision != access.DecisionApproved || st.MFAFactor != "fake:push" {
 			t.Fatalf("step %+v", st)
 		}
@@ -303,9 +297,7 @@ func TestMFAExportGolden(t *testing.T) {
 		if _, err := e.decide(full.ID, i, who, true, "ok"); err != nil {
 			t.Fatal(err)
 		}
-		idp.answer(access.ChallengeSuccess)
-		e.clock.Advance(handlers.MFAPollEvery)
-		e.settle()
+		e.answerPush(idp, access.ChallengeSuccess)
 	}
 	e.clock.Advance(time.Minute)
 	e.idp.addUser("zed@example.com", "Zed Eng", "bob@example.com", map[string]string{"department": "Engineering"})
@@ -316,9 +308,7 @@ func TestMFAExportGolden(t *testing.T) {
 	if _, err := e.decide(rejected.ID, 0, "bob@example.com", true, ""); err != nil {
 		t.Fatal(err)
 	}
-	idp.answer(access.ChallengeRejected)
-	e.clock.Advance(handlers.MFAPollEvery)
-	e.settle()
+	e.answerPush(idp, access.ChallengeRejected)
 	p, err := handlers.Period("2026-11-02", "2026-11-02", e.clock.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -356,9 +346,7 @@ func TestMFADelegateApproves(t *testing.T) {
 	if c == nil || c.Approver.Email != "frank@example.com" || c.OnBehalfOf.Email != "bob@example.com" || c.Delegation != d.ID || idp.pushCount() != 1 {
 		t.Fatalf("after the delegate's click: challenge %+v, %d pushes", c, idp.pushCount())
 	}
-	idp.answer(access.ChallengeSuccess)
-	e.clock.Advance(handlers.MFAPollEvery)
-	e.settle()
+	e.answerPush(idp, access.ChallengeSuccess)
 	st := e.get(r.ID).Steps[0]
 	if st.Decision != access.DecisionApproved || st.DecidedBy.Email != "frank@example.com" || st.OnBehalfOf.Email != "bob@example.com" ||
 		st.Delegation != d.ID || st.MFAFactor != "fake:push" {
@@ -369,45 +357,32 @@ func TestMFADelegateApproves(t *testing.T) {
 	}
 }
 
-// TestMFAReviewFindings: the review of issue 15's merge. A delegate's click
-// while another push waits is refused cleanly (it panicked); a push accepted
-// after the delegation ended, or after the policy changed, does not approve
-// the step (it did).
+// TestMFAReviewFindings: the reviews of issue 15's merge and of the
+// re-check at acceptance. A delegate's click while another push waits is
+// refused cleanly (it panicked); a push accepted after the delegation
+// ended, the policy changed, the approver left the approval group or the
+// delegate was suspended does not approve the step (it did); an acceptance
+// the IdP cannot confirm before the window ends is "unverified", not
+// "timed out unanswered".
 func TestMFAReviewFindings(t *testing.T) {
 	t.Run("delegate clicks while a push waits", func(t *testing.T) {
 		e, idp := newMFAEnv(t)
 		e.mustDelegate("bob@example.com", "frank@example.com", "2026-11-09")
-		r, err := e.submit("ann@example.com", "prod-db-admin", 2*time.Hour, "migration")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.decide(r.ID, 0, "bob@example.com", true, "ok"); err != nil {
-			t.Fatal(err)
-		}
-		_, err = e.decide(r.ID, 0, "frank@example.com", true, "covering")
+		r := e.clickApprove("bob@example.com", "ok")
+		_, err := e.decide(r.ID, 0, "frank@example.com", true, "covering")
 		if access.CodeOf(err) != access.CodeConflict || idp.pushCount() != 1 {
 			t.Fatalf("frank's click: %v (code %s), %d pushes; want a conflict and no second push", err, access.CodeOf(err), idp.pushCount())
 		}
 	})
 	t.Run("approver left the approval group before the push was accepted", func(t *testing.T) {
 		e, idp := newMFAEnv(t)
-		r, err := e.submit("ann@example.com", "prod-db-admin", 2*time.Hour, "migration")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.decide(r.ID, 0, "bob@example.com", true, ""); err != nil {
-			t.Fatal(err)
-		}
-		idp.answer(access.ChallengeSuccess)
-		e.clock.Advance(handlers.MFAPollEvery)
-		e.settle()
+		r := e.clickApprove("bob@example.com", "")
+		e.answerPush(idp, access.ChallengeSuccess)
 		if _, err := e.decide(r.ID, 1, "dave@example.com", true, ""); err != nil {
 			t.Fatal(err)
 		}
 		e.idp.setMember("security-team", "dave@example.com", false) // removed during the push window
-		idp.answer(access.ChallengeSuccess)
-		e.clock.Advance(handlers.MFAPollEvery)
-		e.settle()
+		e.answerPush(idp, access.ChallengeSuccess)
 		got := e.get(r.ID)
 		st := got.Steps[1]
 		if got.State != access.StatePending || st.Decision != access.DecisionNone || st.Challenge != nil || !strings.Contains(st.MFANote, "ended meanwhile") {
@@ -419,17 +394,9 @@ func TestMFAReviewFindings(t *testing.T) {
 	})
 	t.Run("an IdP that cannot re-check the approver leaves the push waiting", func(t *testing.T) {
 		e, idp := newMFAEnv(t)
-		r, err := e.submit("ann@example.com", "prod-db-admin", 2*time.Hour, "migration")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.decide(r.ID, 0, "bob@example.com", true, ""); err != nil {
-			t.Fatal(err)
-		}
+		r := e.clickApprove("bob@example.com", "")
 		e.idp.failNext("lookup", access.Errorf(access.CodeUnavailable, "okta: 503"))
-		idp.answer(access.ChallengeSuccess)
-		e.clock.Advance(handlers.MFAPollEvery)
-		e.settle()
+		e.answerPush(idp, access.ChallengeSuccess)
 		if st := e.get(r.ID).Steps[0]; st.Decision != access.DecisionNone || st.Challenge == nil {
 			t.Fatalf("step while the IdP is down: %+v; want the push still waiting", st)
 		}
@@ -442,17 +409,9 @@ func TestMFAReviewFindings(t *testing.T) {
 	t.Run("delegate suspended before the push was accepted", func(t *testing.T) {
 		e, idp := newMFAEnv(t)
 		e.mustDelegate("bob@example.com", "frank@example.com", "2026-11-09")
-		r, err := e.submit("ann@example.com", "prod-db-admin", 2*time.Hour, "migration")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.decide(r.ID, 0, "frank@example.com", true, "covering"); err != nil {
-			t.Fatal(err)
-		}
+		r := e.clickApprove("frank@example.com", "covering")
 		e.idp.setStatus("frank@example.com", access.StatusSuspended) // the feed has not offboarded him yet
-		idp.answer(access.ChallengeSuccess)
-		e.clock.Advance(handlers.MFAPollEvery)
-		e.settle()
+		e.answerPush(idp, access.ChallengeSuccess)
 		st := e.get(r.ID).Steps[0]
 		if st.Decision != access.DecisionNone || st.Challenge != nil || !strings.Contains(st.MFANote, "ended meanwhile") {
 			t.Fatalf("step after the suspended delegate's push: %+v; want undecided with a note", st)
@@ -463,13 +422,7 @@ func TestMFAReviewFindings(t *testing.T) {
 	})
 	t.Run("accepted push the IdP cannot re-check before the window ends", func(t *testing.T) {
 		e, idp := newMFAEnv(t)
-		r, err := e.submit("ann@example.com", "prod-db-admin", 2*time.Hour, "migration")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.decide(r.ID, 0, "bob@example.com", true, ""); err != nil {
-			t.Fatal(err)
-		}
+		r := e.clickApprove("bob@example.com", "")
 		errs := make([]error, 500)
 		for i := range errs {
 			errs[i] = access.Errorf(access.CodeUnavailable, "okta: 503")
@@ -501,17 +454,9 @@ func TestMFAReviewFindings(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			e, idp := newMFAEnv(t)
 			e.mustDelegate("bob@example.com", "frank@example.com", "2026-11-09")
-			r, err := e.submit("ann@example.com", "prod-db-admin", 2*time.Hour, "migration")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := e.decide(r.ID, 0, "frank@example.com", true, "covering"); err != nil {
-				t.Fatal(err)
-			}
+			r := e.clickApprove("frank@example.com", "covering")
 			c.after(e)
-			idp.answer(access.ChallengeSuccess)
-			e.clock.Advance(handlers.MFAPollEvery)
-			e.settle()
+			e.answerPush(idp, access.ChallengeSuccess)
 			st := e.get(r.ID).Steps[0]
 			if st.Decision != access.DecisionNone || st.Challenge != nil || !strings.Contains(st.MFANote, "ended meanwhile") {
 				t.Fatalf("step after the push: %+v; want undecided with a note", st)
@@ -535,4 +480,26 @@ func mfaFailedDetail(e *env) map[string]any {
 		return nil
 	})
 	return d
+}
+
+// clickApprove submits ann's migration request and has approver click
+// Approve on its first step with note, which sends the MFA push.
+func (e *env) clickApprove(approver, note string) access.Request {
+	e.t.Helper()
+	r, err := e.submit("ann@example.com", "prod-db-admin", 2*time.Hour, "migration")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.decide(r.ID, 0, approver, true, note); err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// answerPush answers the latest push and lets the scheduler poll it.
+func (e *env) answerPush(idp *mfaIdP, res access.ChallengeResult) {
+	e.t.Helper()
+	idp.answer(res)
+	e.clock.Advance(handlers.MFAPollEvery)
+	e.settle()
 }
