@@ -22,18 +22,7 @@ import (
 // delegation survive the store's request encoding), the export, off.
 // Skips without KEYCARD_TEST_DATABASE_URL.
 func TestDelegationOnPostgres(t *testing.T) {
-	url := storetest.FreshDatabase(t, storetest.PostgresURL(t))
-	db, err := pgstore.Open(context.Background(), url, pgstore.Options{MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	idp := newIdP()
-	idp.seed(fixture.Roles())
-	set, err := policy.Parse("policy.yaml", []byte(testPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, idp, set := pgWorld(t, storetest.PostgresURL(t))
 	clock := fakeclock.New(t0)
 	svc := handlers.New(adapt.Postgres(db), conns{idp}, set, clock, handlers.Options{BackoffBase: time.Second, BackoffMax: time.Minute})
 	ctx := context.Background()
@@ -72,4 +61,22 @@ func TestDelegationOnPostgres(t *testing.T) {
 	if _, err := svc.ExportAccess(&bytes.Buffer{}, handlers.ExportParams{From: t0.Add(-time.Hour), To: t0.Add(time.Hour)}); err != nil {
 		t.Fatalf("access export record check on PostgreSQL: %v", err)
 	}
+}
+
+// pgWorld is a fresh PostgreSQL database (closed at the test's end), the
+// fake IdP with the fixture's people and the handlers tests' policy.
+func pgWorld(t *testing.T, admin string) (*pgstore.DB, *fakeIdP, *policy.Set) {
+	t.Helper()
+	db, err := pgstore.Open(context.Background(), storetest.FreshDatabase(t, admin), pgstore.Options{MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	idp := newIdP()
+	idp.seed(fixture.Roles())
+	set, err := policy.Parse("policy.yaml", []byte(testPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, idp, set
 }

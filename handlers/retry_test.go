@@ -16,10 +16,7 @@ import (
 	"keycard/handlers"
 	"keycard/internal/adapt"
 	"keycard/internal/fakeclock"
-	"keycard/internal/fixture"
 	"keycard/internal/storetest"
-	"keycard/policy"
-	pgstore "keycard/store/postgres"
 )
 
 // retryStore makes the PostgreSQL store's retry happen on demand, on
@@ -477,17 +474,7 @@ func TestRetryOnPostgres(t *testing.T) {
 	admin := storetest.PostgresURL(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			db, err := pgstore.Open(ctx, storetest.FreshDatabase(t, admin), pgstore.Options{MaxConns: 4})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			idp := newIdP()
-			idp.seed(fixture.Roles())
-			set, err := policy.Parse("policy.yaml", []byte(testPolicy))
-			if err != nil {
-				t.Fatal(err)
-			}
+			db, idp, set := pgWorld(t, admin)
 			rs := &retryStore{Store: adapt.Postgres(db), pg: true}
 			svc := handlers.New(rs, conns{idp}, set, fakeclock.New(t0), handlers.Options{BackoffBase: time.Second, BackoffMax: time.Minute})
 			tc.setup(t, svc)
