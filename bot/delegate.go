@@ -191,6 +191,14 @@ func DelegationOffMessage(d access.Delegation) Message {
 	return Message{Text: "Delegation to " + d.To.Label() + " ended", Blocks: []slack.Block{section(text)}}
 }
 
+// DelegatorOffboardedNotice tells the delegator that their delegation
+// ended because one of them was offboarded.
+func DelegatorOffboardedNotice(d access.DelegationDetail, to access.Person) Message {
+	text := fmt.Sprintf("Your delegation to %s (`%s`) ended when one of you was offboarded: approval requests meant for you come only to you again. "+
+		"`/access delegate @someone until YYYY-MM-DD` names another delegate.", person(to), d.Delegation)
+	return Message{Text: "Delegation " + d.Delegation + " ended", Blocks: []slack.Block{section(text)}}
+}
+
 // DelegateNotice tells the delegate that a delegation to them started or
 // ended (from the audit event's detail).
 func DelegateNotice(t access.EventType, d access.DelegationDetail, from access.Person, loc *time.Location) Message {
@@ -299,18 +307,29 @@ func (b *Bot) notifyDelegation(ctx context.Context, e access.Event, homes map[st
 	if sid, err := b.people.slackID(ctx, d.From); err == nil {
 		from.SlackID = sid
 	}
-	sid, err := b.slackIDOf(ctx, to)
-	if access.CodeOf(err) == access.CodeNotFound {
-		return nil
-	}
-	if err != nil {
-		return err
+	sid, slackErr := b.slackIDOf(ctx, to)
+	if slackErr == nil {
+		to.SlackID = sid
 	}
 	refs, err := b.core.Messages(d.Delegation)
 	if err != nil {
 		return err
 	}
 	kind := "delegation:" + strconv.FormatUint(e.Seq, 10)
+	if e.Type == access.EvDelegationEnded && d.EndReason == access.DelegationEndOffboarded && from.SlackID != "" && !hasRef(refs, kind+":from", from.SlackID) {
+		// Ended by an offboarding, not by the delegator: they are told
+		// their stand-in is gone (if they are the one who left, Slack
+		// drops the message).
+		if err := b.dmRecorded(ctx, access.MessageRef{RequestID: d.Delegation, Kind: kind + ":from", SlackUser: from.SlackID}, DelegatorOffboardedNotice(d, to)); err != nil {
+			return err
+		}
+	}
+	if access.CodeOf(slackErr) == access.CodeNotFound {
+		return nil
+	}
+	if slackErr != nil {
+		return slackErr
+	}
 	if !hasRef(refs, kind, sid) {
 		if err := b.dmRecorded(ctx, access.MessageRef{RequestID: d.Delegation, Kind: kind, SlackUser: sid}, DelegateNotice(e.Type, d, from, b.people.loc(ctx, sid))); err != nil {
 			return err

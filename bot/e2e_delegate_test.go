@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"keycard/access"
+	"keycard/handlers"
 	"keycard/internal/slackemu"
 )
 
@@ -204,4 +205,30 @@ func mapValues(m map[string]string) []string {
 		out = append(out, v)
 	}
 	return out
+}
+
+// A delegate's offboarding ends the delegation, and the delegator is told
+// their stand-in is gone, as well as the delegate (the DM to a departed
+// person is Slack's to drop).
+func TestE2EDelegateOffboarded(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.emu.SlashCommand(e.ctx, uBob, "/access", "delegate frank@example.com until 2026-03-04"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("bob's confirmation", func(s *slackemu.Server) bool { return ephemeralContains(s, uBob, "DLG-1") })
+	frank := access.User{Email: "frank@example.com", Name: "Frank Ortiz", Status: access.StatusDeprovisioned}
+	if _, err := e.svc.Offboard(e.ctx, frank, handlers.Trigger{Source: "user.lifecycle.deactivate", IdPEventID: "ev-frank"}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("bob told his delegate was offboarded", func(s *slackemu.Server) bool {
+		m, ok := findDM(s, uBob, "ended when one of you was offboarded")
+		return ok && strings.Contains(m.PlainText(), "DLG-1")
+	})
+	e.waitFor("frank told too", func(s *slackemu.Server) bool {
+		_, ok := findDM(s, uFrank, "ended when one of you was offboarded")
+		return ok
+	})
+	if in, err := e.svc.DelegationsInForce(); err != nil || len(in) != 0 {
+		t.Fatalf("in force after frank's offboarding: %+v %v", in, err)
+	}
 }

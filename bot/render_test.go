@@ -238,6 +238,8 @@ func TestRenderMessages(t *testing.T) {
 		{"delegate_notice_created", DelegateNotice(access.EvDelegationCreated, testDelegation().DetailOf(), bob, berlin)},
 		{"delegate_notice_ended", DelegateNotice(access.EvDelegationEnded, access.DelegationDetail{Delegation: "DLG-7", From: bob.Email, To: dave.Email,
 			Until: testDelegation().Until, EndedAt: t0.Add(time.Hour), EndReason: access.DelegationEndOff}, bob, berlin)},
+		{"delegator_notice_offboarded", DelegatorOffboardedNotice(access.DelegationDetail{Delegation: "DLG-7", From: bob.Email, To: dave.Email,
+			Until: testDelegation().Until, EndedAt: t0.Add(time.Hour), EndReason: access.DelegationEndOffboarded}, dave)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
