@@ -524,7 +524,9 @@ func TestChaos(t *testing.T) {
 	var open []access.Request
 	for round := 0; ; round++ {
 		p.stop()
-		open = holding(t, p.db)
+		db := openDB(t, p.db)
+		open = holding(t, db.View)
+		db.Close()
 		if len(open) == 0 {
 			break
 		}
@@ -590,14 +592,15 @@ func openDB(t *testing.T, path string) *store.DB {
 }
 
 // holding lists requests that hold (or may hold) a membership, or have an
-// IdP operation queued.
-func holding(t *testing.T, path string) []access.Request {
+// IdP operation queued, in either store (view is its View).
+func holding[Tx interface {
+	Ops(func(access.Op) error) error
+	ForEachRequest(time.Time, func(*access.Request) error) error
+}](t *testing.T, view func(func(Tx) error) error) []access.Request {
 	t.Helper()
-	db := openDB(t, path)
-	defer db.Close()
 	var out []access.Request
 	withOps := map[string]bool{}
-	err := db.View(func(tx *store.Tx) error {
+	err := view(func(tx Tx) error {
 		if err := tx.Ops(func(op access.Op) error { withOps[op.RequestID] = true; return nil }); err != nil {
 			return err
 		}

@@ -383,7 +383,7 @@ func TestReplicaChaos(t *testing.T) {
 	defer check.Close()
 	deadline := time.Now().Add(45 * time.Second)
 	for {
-		open := pgHolding(t, check)
+		open := holding(t, check.View)
 		if len(open) == 0 {
 			break
 		}
@@ -450,29 +450,6 @@ func TestReplicaChaos(t *testing.T) {
 		"%d DMs re-posted across a kill; envelopes per Slack connection %v:%s",
 		len(killed), avg.Round(time.Millisecond), worst.Round(time.Millisecond), takeoverBound, d.tried, len(d.acked), len(d.decided),
 		reposts, byConn, sb.String())
-}
-
-// pgHolding lists requests that hold (or may hold) a membership, or have an
-// IdP operation queued.
-func pgHolding(t *testing.T, db *pgstore.DB) []access.Request {
-	t.Helper()
-	var out []access.Request
-	withOps := map[string]bool{}
-	err := db.View(func(tx *pgstore.Tx) error {
-		if err := tx.Ops(func(op access.Op) error { withOps[op.RequestID] = true; return nil }); err != nil {
-			return err
-		}
-		return tx.ForEachRequest(time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), func(r *access.Request) error {
-			if r.State.HoldsMembership() || withOps[r.ID] {
-				out = append(out, *r)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // checkAddsOnce: each membership add of a managed group in Okta's System Log
