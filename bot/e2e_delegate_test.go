@@ -1,7 +1,6 @@
 package bot_test
 
 import (
-	"encoding/csv"
 	"strings"
 	"testing"
 	"time"
@@ -10,31 +9,6 @@ import (
 	"keycard/handlers"
 	"keycard/internal/slackemu"
 )
-
-// exportFile runs /export text as erin and returns the CSV's rows.
-func (e *env) exportFile(text, name string) [][]string {
-	e.t.Helper()
-	before := len(e.emu.Files())
-	if _, err := e.emu.SlashCommand(e.ctx, uErin, "/export", text); err != nil {
-		e.t.Fatal(err)
-	}
-	var f slackemu.File
-	e.waitFor("the "+name+" export", func(s *slackemu.Server) bool {
-		files := s.Files()
-		for i := before; i < len(files); i++ {
-			if files[i].Completed && strings.HasPrefix(files[i].Name, "keycard-"+name) && strings.HasSuffix(files[i].Name, ".csv") {
-				f = files[i]
-				return true
-			}
-		}
-		return false
-	})
-	rows, err := csv.NewReader(strings.NewReader(string(f.Content))).ReadAll()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return rows
-}
 
 // Delegation end to end: Bob delegates to Frank with a Slack mention; Ann's
 // request reaches Frank as well as Bob; Frank approves for Bob; the DMs,

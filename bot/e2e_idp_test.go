@@ -1,8 +1,6 @@
 package bot_test
 
 import (
-	"encoding/csv"
-	"strings"
 	"testing"
 	"time"
 
@@ -92,23 +90,7 @@ func TestE2ELifecyclePerConnector(t *testing.T) {
 			}
 
 			// The auditor's export names the IdP's approvers.
-			if _, err := e.emu.SlashCommand(e.ctx, uErin, "/export", ""); err != nil {
-				t.Fatal(err)
-			}
-			var f slackemu.File
-			e.waitFor("the export file", func(s *slackemu.Server) bool {
-				for _, x := range s.Files() {
-					if x.Completed {
-						f = x
-						return true
-					}
-				}
-				return false
-			})
-			rows, err := csv.NewReader(strings.NewReader(string(f.Content))).ReadAll()
-			if err != nil {
-				t.Fatal(err)
-			}
+			rows := e.exportFile("", "access")
 			if len(rows) != 2 || rows[1][17] != "expired" || rows[1][10] != "bob@example.com;carol@example.com" {
 				t.Fatalf("export rows: %q", rows)
 			}

@@ -1,7 +1,6 @@
 package bot_test
 
 import (
-	"encoding/csv"
 	"strings"
 	"testing"
 	"time"
@@ -119,23 +118,7 @@ func TestE2EMFAApprovalOkta(t *testing.T) {
 	}
 
 	// The auditor's export says both approvals were MFA-verified.
-	if _, err := e.emu.SlashCommand(e.ctx, uErin, "/export", ""); err != nil {
-		t.Fatal(err)
-	}
-	var f slackemu.File
-	e.waitFor("the export file", func(s *slackemu.Server) bool {
-		for _, x := range s.Files() {
-			if x.Completed {
-				f = x
-				return true
-			}
-		}
-		return false
-	})
-	rows, err := csv.NewReader(strings.NewReader(string(f.Content))).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := e.exportFile("", "access")
 	if len(rows) != 2 || strings.Count(rows[1][9], "MFA-verified (okta:push)") != 2 {
 		t.Fatalf("approval_chain: %q", rows[1][9])
 	}

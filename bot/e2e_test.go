@@ -451,25 +451,9 @@ func TestE2ELifecycle(t *testing.T) {
 	e.waitFor("ann told access ended", func(s *slackemu.Server) bool { _, ok := findDM(s, uAnn, "it expired"); return ok })
 
 	// The auditor exports; the CSV arrives in her DM.
-	if _, err := e.emu.SlashCommand(e.ctx, uErin, "/export", ""); err != nil {
-		t.Fatal(err)
-	}
-	var f slackemu.File
-	e.waitFor("the export file", func(s *slackemu.Server) bool {
-		for _, x := range s.Files() {
-			if x.Completed {
-				f = x
-				return true
-			}
-		}
-		return false
-	})
+	f, rows := e.exportCSV("", "access")
 	if f.Channel != e.emu.DMChannel(uErin) {
 		t.Errorf("export went to %s, want erin's DM", f.Channel)
-	}
-	rows, err := csv.NewReader(strings.NewReader(string(f.Content))).ReadAll()
-	if err != nil {
-		t.Fatal(err)
 	}
 	if len(rows) != 2 || rows[1][0] != r.ID || rows[1][17] != "expired" || !strings.Contains(rows[1][10], "carol@example.com") {
 		t.Fatalf("export rows: %q", rows)
@@ -743,4 +727,37 @@ func TestE2ESlowSubmit(t *testing.T) {
 		return ok && strings.Contains(string(got.Blocks), "REQ")
 	})
 	e.approvalDM(uBob)
+}
+
+// exportFile runs /export text as erin and returns the CSV's rows.
+func (e *env) exportFile(text, name string) [][]string {
+	e.t.Helper()
+	_, rows := e.exportCSV(text, name)
+	return rows
+}
+
+// exportCSV runs /export text as erin and returns the new keycard-name
+// CSV file and its rows.
+func (e *env) exportCSV(text, name string) (slackemu.File, [][]string) {
+	e.t.Helper()
+	before := len(e.emu.Files())
+	if _, err := e.emu.SlashCommand(e.ctx, uErin, "/export", text); err != nil {
+		e.t.Fatal(err)
+	}
+	var f slackemu.File
+	e.waitFor("the "+name+" export", func(s *slackemu.Server) bool {
+		files := s.Files()
+		for i := before; i < len(files); i++ {
+			if files[i].Completed && strings.HasPrefix(files[i].Name, "keycard-"+name) && strings.HasSuffix(files[i].Name, ".csv") {
+				f = files[i]
+				return true
+			}
+		}
+		return false
+	})
+	rows, err := csv.NewReader(strings.NewReader(string(f.Content))).ReadAll()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return f, rows
 }
