@@ -31,6 +31,18 @@ func (e *env) submitAt(email, pol string, start time.Time, why string) (access.R
 		Justification: why, StartAt: start})
 }
 
+// approvedFrom is ann's prod-db-admin request starting at start, approved
+// by every step (scheduled until its start).
+func (e *env) approvedFrom(start time.Time, why string) access.Request {
+	e.t.Helper()
+	r, err := e.submitAt("ann@example.com", "prod-db-admin", start, why)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.approveAll(r.ID)
+	return r
+}
+
 // removes counts the removals sent to the IdP.
 func (f *fakeIdP) removes() int {
 	f.mu.Lock()
@@ -117,11 +129,7 @@ func TestScheduledSubmission(t *testing.T) {
 func TestScheduledStartProvisionsAndStartsTheClock(t *testing.T) {
 	e := newEnv(t)
 	start := e.clock.Now().Add(48 * time.Hour)
-	r, err := e.submitAt("ann@example.com", "prod-db-admin", start, "change window")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.approveAll(r.ID)
+	r := e.approvedFrom(start, "change window")
 	e.settle()
 	e.clock.Advance(47 * time.Hour)
 	e.settle()
@@ -176,11 +184,7 @@ func TestScheduledWithdrawnBeforeStartSendsNoRemoval(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t)
 			start := e.clock.Now().Add(48 * time.Hour)
-			r, err := e.submitAt("ann@example.com", "prod-db-admin", start, "change window")
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.approveAll(r.ID)
+			r := e.approvedFrom(start, "change window")
 			e.clock.Advance(time.Hour)
 			if err := c.end(e, r.ID); err != nil {
 				t.Fatal(err)
@@ -290,12 +294,8 @@ func TestScheduledStartRechecks(t *testing.T) {
 func TestScheduledRefusals(t *testing.T) {
 	e := newEnv(t)
 	start := e.clock.Now().Add(24 * time.Hour)
-	r, err := e.submitAt("ann@example.com", "prod-db-admin", start, "x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.approveAll(r.ID)
-	_, err = e.submitAt("ann@example.com", "prod-db-admin", time.Time{}, "again")
+	r := e.approvedFrom(start, "x")
+	_, err := e.submitAt("ann@example.com", "prod-db-admin", time.Time{}, "again")
 	wantCode(t, err, access.CodeAlreadyActive)
 	if !strings.Contains(access.MessageOf(err), r.ID) {
 		t.Fatalf("%v", err)
