@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"keycard/access"
 	"keycard/store"
 )
 
@@ -17,9 +18,12 @@ const (
 	expiryFlat = 1.5
 )
 
-// sweep is what the scheduler reads each tick: the due requests, decoded.
-func sweep(b *testing.B, db *store.DB) {
-	err := db.View(func(tx *store.Tx) error {
+// sweep is what the scheduler reads each tick: the due requests, decoded,
+// in either store (view is its View).
+func sweep[Tx interface {
+	Due(time.Time, int) ([]access.Request, error)
+}](b *testing.B, view func(func(Tx) error) error) {
+	err := view(func(tx Tx) error {
 		due, err := tx.Due(fixtureNow, 256)
 		if err == nil && len(due) != dueCount {
 			err = fmt.Errorf("due = %d, want %d", len(due), dueCount)
@@ -29,6 +33,25 @@ func sweep(b *testing.B, db *store.DB) {
 	if err != nil {
 		b.Fatal(err)
 	}
+}
+
+// alternate runs low and high sweeps times each, alternately, per b.Loop
+// iteration and returns the mean time of one sweep of each, in µs.
+func alternate(b *testing.B, sweeps int, low, high func()) (lowPer, highPer float64) {
+	var lowDur, highDur time.Duration
+	var n int
+	for b.Loop() {
+		for i := 0; i < sweeps; i++ {
+			start := time.Now()
+			low()
+			mid := time.Now()
+			high()
+			highDur += time.Since(mid)
+			lowDur += mid.Sub(start)
+			n++
+		}
+	}
+	return float64(lowDur.Microseconds()) / float64(n), float64(highDur.Microseconds()) / float64(n)
 }
 
 // BenchmarkExpirySweep finds the 10 due grants among cur.expiryHigh active
@@ -45,22 +68,7 @@ func BenchmarkExpirySweep(b *testing.B) {
 		return db
 	}
 	low, high := open(lowPath), open(highPath)
-	const sweeps = 2000
-	var lowDur, highDur time.Duration
-	var n int
-	for b.Loop() {
-		for i := 0; i < sweeps; i++ {
-			start := time.Now()
-			sweep(b, low)
-			mid := time.Now()
-			sweep(b, high)
-			highDur += time.Since(mid)
-			lowDur += mid.Sub(start)
-			n++
-		}
-	}
-	per := float64(highDur.Microseconds()) / float64(n)
-	basePer := float64(lowDur.Microseconds()) / float64(n)
+	basePer, per := alternate(b, 2000, func() { sweep(b, low.View) }, func() { sweep(b, high.View) })
 	ratio := per / basePer
 	report(b, verdict{
 		Budget: fmt.Sprintf("< %d µs a sweep, flat in the active count (ratio ≤ %.1f)", expiryBudget.Microseconds(), expiryFlat),
