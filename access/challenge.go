@@ -97,7 +97,7 @@ func (r *Request) FinishChallenge(ref string, res ChallengeResult, now time.Time
 		if err != nil {
 			return c, false, err
 		}
-		r.Steps[stepIndex(r, complete)].MFAFactor = c.Factor
+		st.MFAFactor = c.Factor // st is still the step just approved
 		return c, complete, nil
 	case ChallengeRejected, ChallengeTimeout, ChallengeVoid, ChallengeUnverified:
 		st.Challenge = nil
@@ -115,12 +115,4 @@ func (r *Request) FinishChallenge(ref string, res ChallengeResult, now time.Time
 		return c, false, nil
 	}
 	return c, false, Errorf(CodeInvalid, "%q is not an outcome of an MFA challenge.", res)
-}
-
-// stepIndex is the index of the step ApproveStep just approved.
-func stepIndex(r *Request, complete bool) int {
-	if complete {
-		return r.Current
-	}
-	return r.Current - 1
 }

@@ -431,8 +431,7 @@ func mayDecideAs(r *access.Request, actor access.Person, step int, dels []access
 		return direct, mayDecide(r, actor, actor, step)
 	}
 	if lapsed != nil {
-		return direct, access.Errorf(access.CodeForbidden, "Your delegation from %s (%s) ended at %s, so you can no longer decide for them.",
-			lapsed.From.Label(), lapsed.ID, lapsed.Until.UTC().Format(time.RFC3339))
+		return direct, lapsedMessage(lapsed) // past its end, not yet recorded: "ended at" its end date
 	}
 	// A delegate's delegate: d1 -> actor where d1 is itself a candidate's
 	// delegate, never a candidate.

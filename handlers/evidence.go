@@ -63,6 +63,17 @@ type Baseline struct {
 	Members   []string  `json:"members"` // IdP user ids
 }
 
+// lastPolicyVersion reads the policy version recorded last (the zero
+// value when none is).
+func lastPolicyVersion(tx Tx) (PolicyVersion, error) {
+	var last PolicyVersion
+	err := tx.Docs(DocPolicyVersion, "", func(_ string, data []byte) error {
+		last = PolicyVersion{}
+		return json.Unmarshal(data, &last)
+	})
+	return last, err
+}
+
 // recordPolicyVersion closes the previous version and opens this one, in the
 // transaction that audits the load.
 func recordPolicyVersion(tx Tx, v PolicyVersion) error {

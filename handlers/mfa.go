@@ -72,9 +72,8 @@ func (s *Service) sendChallenge(ctx context.Context, r *access.Request, actor ac
 	if err != nil {
 		return access.Challenge{}, err
 	}
-	now := s.clock.Now()
-	return access.Challenge{Approver: actor, Factor: factor, Ref: ref, UserID: userID, SentAt: now,
-		Deadline: now.Add(MFAWindow), Comment: comment}, nil
+	// SentAt and Deadline are set when the click's transaction records it.
+	return access.Challenge{Approver: actor, Factor: factor, Ref: ref, UserID: userID, Comment: comment}, nil
 }
 
 // beginChallenge records c (sent at this click) on r's current step, inside

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -213,10 +212,9 @@ func (s *Service) apply(old, next *policy.Set, changes []string, by string, extr
 func InForce(st Store, file *policy.Set) (inForce *policy.Set, stage bool, err error) {
 	var last PolicyVersion
 	err = st.View(func(tx Tx) error {
-		return tx.Docs(DocPolicyVersion, "", func(_ string, data []byte) error {
-			last = PolicyVersion{}
-			return json.Unmarshal(data, &last)
-		})
+		var err error
+		last, err = lastPolicyVersion(tx)
+		return err
 	})
 	if err != nil || last.Hash == "" || last.Hash == file.Hash || last.Text == "" {
 		return file, false, err
@@ -325,16 +323,13 @@ func (s *Service) rejectStranding(old, next *policy.Set, by string, stranded []s
 func KeepAtStart(st Store, file *policy.Set) (prev *policy.Set, stranded []string, err error) {
 	var last PolicyVersion
 	err = st.View(func(tx Tx) error {
-		if err := tx.Docs(DocPolicyVersion, "", func(_ string, data []byte) error {
-			last = PolicyVersion{}
-			return json.Unmarshal(data, &last)
-		}); err != nil {
+		var err error
+		if last, err = lastPolicyVersion(tx); err != nil {
 			return err
 		}
 		if last.Hash == "" || last.Hash == file.Hash || last.Text == "" {
 			return nil
 		}
-		var err error
 		stranded, err = strandedGrants(tx, file)
 		return err
 	})

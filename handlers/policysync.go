@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"keycard/access"
@@ -37,10 +36,8 @@ func (s *Service) SyncPolicy() (bool, error) {
 		if hash, err = tx.Cursor("policy.hash"); err != nil || hash == "" || (cur != nil && hash == cur.Hash) {
 			return err
 		}
-		return tx.Docs(DocPolicyVersion, "", func(_ string, data []byte) error {
-			last = PolicyVersion{}
-			return json.Unmarshal(data, &last)
-		})
+		last, err = lastPolicyVersion(tx)
+		return err
 	})
 	if err != nil || hash == "" || (cur != nil && hash == cur.Hash) {
 		return false, err
