@@ -158,7 +158,7 @@ func unexpectedArg(fs *flag.FlagSet, args []string, err error) string {
 const usage = `usage (--database-url defaults to KEYCARD_DATABASE_URL: when set, the tools read PostgreSQL, not the bbolt file):
   keycard [serve]                    run the bot (needs SLACK_BOT_TOKEN, SLACK_APP_TOKEN)
   keycard policy check [FILE]        validate the policy file and summarise each policy
-  keycard policy who-can [--policy P] [--user EMAIL] [--policy-file NEW]
+  keycard policy who-can [--policy P] [--user EMAIL] [--policy-file NEW] [--db PATH | --database-url URL]
                                      who may request what and who would approve, as CSV
   keycard policy import --connector NAME [--out FILE] [--policy FILE]
                                      write a starting policy from the groups inside a connector's scope
@@ -175,8 +175,9 @@ const usage = `usage (--database-url defaults to KEYCARD_DATABASE_URL: when set,
   keycard backup [--db PATH] [--dir DIR]
                                      hot copy of the bbolt file (asks a running keycard over KEYCARD_HTTP_ADDR);
                                      refused with PostgreSQL: use pg_dump
-  keycard migrate --to URL [--db PATH]
+  keycard migrate [--to URL] [--db PATH]
                                      copy the bbolt file into an empty PostgreSQL database, verified
+                                     (--to defaults to KEYCARD_DATABASE_URL)
   keycard demo                       the whole lifecycle offline, against a built-in Slack emulator
   keycard version
 `

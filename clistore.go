@@ -49,11 +49,7 @@ func (f *storeFlags) postgres() (bool, error) {
 		return false, nil
 	}
 	if f.set("db") {
-		src := "KEYCARD_DATABASE_URL"
-		if f.set("database-url") {
-			src = "--database-url"
-		}
-		return false, usageError("%s: --db names a bbolt file and %s a PostgreSQL database: give one (--database-url= reads the file)", f.fs.Name(), src)
+		return false, usageError("%s: --db names a bbolt file and %s a PostgreSQL database: give one (--database-url= reads the file)", f.fs.Name(), f.urlSource())
 	}
 	return true, nil
 }
