@@ -123,3 +123,29 @@ func TestE2EMFAApprovalOkta(t *testing.T) {
 		t.Fatalf("approval_chain: %q", rows[1][9])
 	}
 }
+
+// A delegate's approval DM keeps saying whom they decide for when the MFA
+// push it sent re-renders it ("check your phone"): the refresh renders a
+// delegate's copy as a delegate's copy (it used to drop the line).
+func TestE2EMFADelegateCopyKeepsItsLine(t *testing.T) {
+	clock := newClock()
+	idp := idptest.Okta(clock.Now, idpPeople, idpGroups)
+	t.Cleanup(idp.Close)
+	idp.Okta.EnrollPush(idp.ID("frank@example.com"))
+	policy := idpPolicy("okta").Replace("    privileged: true\n", "    privileged: true\n    approval_mfa: true\n")
+	e := boot(t, world{policy: policy.String(), idp: idp, clock: clock})
+	if _, err := e.emu.SlashCommand(e.ctx, uBob, "/access", "delegate <@U0FRANK|frank> until 2026-03-06"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("bob's confirmation", func(s *slackemu.Server) bool { return ephemeralContains(s, uBob, "DLG-1") })
+	e.submit(uAnn, "prod-db-admin", "4h", "INC-42 database failover")
+	dm := e.approvalDM(uFrank)
+	if !strings.Contains(dm.PlainText(), "You get this as") {
+		t.Fatalf("frank's copy does not say he is bob's delegate:\n%s", dm.PlainText())
+	}
+	e.click(uFrank, dm, "keycard_approve")
+	e.waitFor("'check your phone' in frank's copy, still a delegate's", func(s *slackemu.Server) bool {
+		m, ok := findDM(s, uFrank, "Check your phone")
+		return ok && strings.Contains(m.PlainText(), "You get this as")
+	})
+}

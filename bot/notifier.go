@@ -273,21 +273,27 @@ const (
 
 // refreshApprovals re-renders the open approval DMs of the current step
 // (an MFA push sent: "check your phone"; its rejection or timeout), keeping
-// their buttons.
+// their buttons; a delegate's copy stays a delegate's copy.
 func (b *Bot) refreshApprovals(ctx context.Context, r access.Request) error {
-	if r.State != access.StatePending {
+	st := r.Step()
+	if r.State != access.StatePending || st == nil {
 		return nil // the decision's own event updates the DMs
 	}
 	refs, err := b.core.Messages(r.ID)
 	if err != nil {
 		return err
 	}
-	closed := map[string]bool{}
-	for _, ref := range refs {
-		if ref.Kind == refClosed {
-			closed[ref.Channel+"/"+ref.TS] = true
+	dels, err := b.core.DelegationsInForce()
+	if err != nil {
+		return err
+	}
+	asDelegate := map[string]access.Delegation{} // delegate's Slack id -> the delegation
+	for _, d := range delegatesOf(r, st, dels) {
+		if sid, err := b.slackIDOf(ctx, d.To); err == nil {
+			asDelegate[sid] = d
 		}
 	}
+	closed := closedRefs(refs)
 	var info *RequesterInfo
 	for _, ref := range refs {
 		if ref.Kind != refApproval || ref.Step != r.Current || closed[ref.Channel+"/"+ref.TS] {
@@ -297,13 +303,38 @@ func (b *Bot) refreshApprovals(ctx context.Context, r access.Request) error {
 			i := b.requesterInfo(ctx, r)
 			info = &i
 		}
-		m := ApprovalMessage(r, ref.Step, *info, b.people.loc(ctx, ref.SlackUser))
-		if _, _, _, err := b.api.UpdateMessageContext(ctx, ref.Channel, ref.TS, m.options()...); err != nil {
-			if !permanent(err) {
-				return err
-			}
-			b.log.Warn("approval DM could not be updated", "request", r.ID, "err", err)
+		loc := b.people.loc(ctx, ref.SlackUser)
+		m := ApprovalMessage(r, ref.Step, *info, loc)
+		if d, ok := asDelegate[ref.SlackUser]; ok {
+			m = DelegateApprovalMessage(r, ref.Step, *info, loc, d)
 		}
+		if err := b.updateApprovalDM(ctx, r, ref, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// closedRefs are the approval DMs already updated to their final form, by
+// channel/ts.
+func closedRefs(refs []access.MessageRef) map[string]bool {
+	closed := map[string]bool{}
+	for _, ref := range refs {
+		if ref.Kind == refClosed {
+			closed[ref.Channel+"/"+ref.TS] = true
+		}
+	}
+	return closed
+}
+
+// updateApprovalDM updates one approval DM; a permanent failure (the DM is
+// gone) is logged, not retried.
+func (b *Bot) updateApprovalDM(ctx context.Context, r access.Request, ref access.MessageRef, m Message) error {
+	if _, _, _, err := b.api.UpdateMessageContext(ctx, ref.Channel, ref.TS, m.options()...); err != nil {
+		if !permanent(err) {
+			return err
+		}
+		b.log.Warn("approval DM could not be updated", "request", r.ID, "err", err)
 	}
 	return nil
 }
@@ -347,12 +378,7 @@ func (b *Bot) syncApprovals(ctx context.Context, r access.Request) error {
 			return err
 		}
 	}
-	closed := map[string]bool{}
-	for _, ref := range refs {
-		if ref.Kind == refClosed {
-			closed[ref.Channel+"/"+ref.TS] = true
-		}
-	}
+	closed := closedRefs(refs)
 	for _, ref := range refs {
 		if !strings.HasPrefix(ref.Kind, refApproval) || closed[ref.Channel+"/"+ref.TS] {
 			continue
@@ -361,12 +387,8 @@ func (b *Bot) syncApprovals(ctx context.Context, r access.Request) error {
 			continue // still waiting: keep the buttons
 		}
 		m := ApprovalMessage(r, ref.Step, getInfo(), b.people.loc(ctx, ref.SlackUser))
-		if _, _, _, err := b.api.UpdateMessageContext(ctx, ref.Channel, ref.TS, m.options()...); err != nil {
-			if permanent(err) {
-				b.log.Warn("approval DM could not be updated", "request", r.ID, "err", err)
-			} else {
-				return err
-			}
+		if err := b.updateApprovalDM(ctx, r, ref, m); err != nil {
+			return err
 		}
 		if err := b.core.RecordMessage(access.MessageRef{RequestID: r.ID, Kind: refClosed, Step: ref.Step, SlackUser: ref.SlackUser, Channel: ref.Channel, TS: ref.TS}); err != nil {
 			return err
