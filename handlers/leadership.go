@@ -72,13 +72,32 @@ func (s *Service) LeadershipChanged(leading bool) {
 // fenced wraps a transaction body of singleton work: the lease is checked
 // first, in the same transaction, so a replica whose term ended commits
 // nothing (access.CodeConflict) even when it was paused past its lease.
-func (s *Service) fenced(fn func(Tx) error) func(Tx) error {
+func (s *Service) fenced(fn func(Tx) error) func(Tx) error { return fence(s.lead, fn) }
+
+func fence(lead Leadership, fn func(Tx) error) func(Tx) error {
 	return func(tx Tx) error {
-		if err := s.lead.Fence(tx); err != nil {
+		if err := lead.Fence(tx); err != nil {
 			return err
 		}
 		return fn(tx)
 	}
+}
+
+// FencedStore fences every write through st with lead, for singleton work
+// that keeps its own transactions (the audit stream's cursor).
+func FencedStore(st Store, lead Leadership) Store { return fencedStore{st, lead} }
+
+type fencedStore struct {
+	Store
+	lead Leadership
+}
+
+func (f fencedStore) Update(now time.Time, fn func(Tx) error) error {
+	return f.Store.Update(now, fence(f.lead, fn))
+}
+
+func (f fencedStore) Batch(now time.Time, fn func(Tx) error) error {
+	return f.Store.Batch(now, fence(f.lead, fn))
 }
 
 // updateLead is update for singleton work (fenced).

@@ -266,28 +266,3 @@ func (s *Server) runLeader(ctx context.Context, t *leaderJobs) error {
 		}
 	}
 }
-
-// fencedStore fences every write of a singleton that keeps its own
-// transactions (the audit stream's cursor).
-type fencedStore struct {
-	handlers.Store
-	lead handlers.Leadership
-}
-
-func (f fencedStore) Update(now time.Time, fn func(handlers.Tx) error) error {
-	return f.Store.Update(now, func(tx handlers.Tx) error {
-		if err := f.lead.Fence(tx); err != nil {
-			return err
-		}
-		return fn(tx)
-	})
-}
-
-func (f fencedStore) Batch(now time.Time, fn func(handlers.Tx) error) error {
-	return f.Store.Batch(now, func(tx handlers.Tx) error {
-		if err := f.lead.Fence(tx); err != nil {
-			return err
-		}
-		return fn(tx)
-	})
-}

@@ -258,7 +258,7 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	}
 	s.runBot(ctx, g)
-	if err := startAuditStream(ctx, g, single, svc, fencedStore{s.st, svc.Leadership()}, d); err != nil {
+	if err := startAuditStream(ctx, g, single, svc, handlers.FencedStore(s.st, svc.Leadership()), d); err != nil {
 		return err
 	}
 	// The scheduled review jobs (reviews: in the policy): the admin access
