@@ -293,6 +293,22 @@ func (h *Hold) Until(t, now time.Time, maxHold time.Duration) {
 	}
 }
 
+// Wait waits out a hold pending at now when it is within maxWait and ctx's
+// deadline (sleep is the connector's clock). held reports a hold; cause is
+// nil when the call may go now, else why it must not be sent: the caller
+// refuses it as rate limited, with RetryAt until.
+func (h *Hold) Wait(ctx context.Context, now time.Time, maxWait time.Duration, sleep func(context.Context, time.Duration) error) (until time.Time, held bool, cause error) {
+	wait, nb := h.Pending(now)
+	if wait <= 0 {
+		return nb, false, nil
+	}
+	// The context deadline is wall-clock time by nature.
+	if dl, ok := ctx.Deadline(); wait > maxWait || (ok && time.Until(dl) < wait) {
+		return nb, true, fmt.Errorf("holding until %s", nb.UTC().Format(time.RFC3339))
+	}
+	return nb, true, sleep(ctx, wait)
+}
+
 // Pending is how long calls are still held at now (0 or less: not held)
 // and when the hold ends.
 func (h *Hold) Pending(now time.Time) (time.Duration, time.Time) {

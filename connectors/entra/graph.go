@@ -308,21 +308,11 @@ const MaxHold = connectors.MaxHold
 // waits it out when that is within maxWait and ctx's deadline, else it
 // refuses the call without sending anything (CodeRateLimited with RetryAt).
 func (c *Connector) waitTurn(ctx context.Context, what string) error {
-	wait, nb := c.hold.Pending(c.clock.Now())
-	if wait <= 0 {
+	nb, held, cause := c.hold.Wait(ctx, c.clock.Now(), c.maxWait, c.sleep)
+	if !held || cause == nil {
 		return nil
 	}
-	refuse := func(cause error) error {
-		e := access.Wrap(access.CodeRateLimited, cause, "Microsoft Graph asked keycard to wait (%s); retry after %s", what, nb.UTC().Format(time.RFC3339))
-		e.RetryAt = nb
-		return e
-	}
-	// The context deadline is wall-clock time by nature.
-	if dl, ok := ctx.Deadline(); wait > c.maxWait || (ok && time.Until(dl) < wait) {
-		return refuse(fmt.Errorf("graph: holding until %s", nb.UTC().Format(time.RFC3339)))
-	}
-	if err := c.sleep(ctx, wait); err != nil {
-		return refuse(err)
-	}
-	return nil
+	e := access.Wrap(access.CodeRateLimited, fmt.Errorf("graph: %w", cause), "Microsoft Graph asked keycard to wait (%s); retry after %s", what, nb.UTC().Format(time.RFC3339))
+	e.RetryAt = nb
+	return e
 }

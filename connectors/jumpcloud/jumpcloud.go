@@ -446,17 +446,12 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 }
 
 // waitTurn keeps the last Retry-After: it waits it out when it is short
-// enough, else it refuses the call without sending anything.
+// enough (and ctx's deadline allows), else it refuses the call without
+// sending anything (connectors.Hold.Wait).
 func (c *Connector) waitTurn(ctx context.Context, what string) error {
-	wait, nb := c.hold.Pending(c.clock.Now())
-	if wait <= 0 {
+	nb, held, cause := c.hold.Wait(ctx, c.clock.Now(), c.maxWait, c.sleep)
+	if !held || cause == nil {
 		return nil
-	}
-	var cause error
-	if wait <= c.maxWait {
-		if cause = c.sleep(ctx, wait); cause == nil {
-			return nil
-		}
 	}
 	e := access.Wrap(access.CodeRateLimited, cause, "JumpCloud is rate limiting keycard (%s); retry after %s", what, nb.UTC().Format(time.RFC3339))
 	e.RetryAt = nb
