@@ -17,6 +17,10 @@ type Leadership interface {
 	Fence(tx Tx) error
 	// Age is how long ago the lease was last confirmed (for /metrics).
 	Age() time.Duration
+	// Term is this replica's current term: leading false when it has none;
+	// else end, its step-down moment unless renewed, or the zero time when
+	// the term has no end (a sole replica).
+	Term() (end time.Time, leading bool)
 }
 
 // SoleReplica is the Leadership of a store that one process holds alone
@@ -32,6 +36,9 @@ func (SoleReplica) Fence(Tx) error { return nil }
 // Age is always zero.
 func (SoleReplica) Age() time.Duration { return 0 }
 
+// Term never ends.
+func (SoleReplica) Term() (time.Time, bool) { return time.Time{}, true }
+
 // Leadership is this replica's role (SoleReplica with bbolt).
 func (s *Service) Leadership() Leadership { return s.lead }
 
@@ -39,18 +46,17 @@ func (s *Service) Leadership() Leadership { return s.lead }
 func (s *Service) IsLeader() bool { return s.lead.IsLeader() }
 
 // termLeft bounds an IdP call of singleton work by what is surely left of
-// this replica's term: at most limit, and never past the lease's step-down
-// deadline (a Leadership with Deadline, as the PostgreSQL lease has), so a
-// deposed leader's connector cannot go on retrying an add or a removal after
-// another replica took over. false when the term has already ended.
+// this replica's term: at most limit, and never past the term's step-down
+// moment (the PostgreSQL lease's), so a deposed leader's connector cannot go
+// on retrying an add or a removal after another replica took over. false
+// when the term has already ended.
 func (s *Service) termLeft(limit time.Duration) (time.Duration, bool) {
-	d, ok := s.lead.(interface{ Deadline() time.Time })
-	if !ok {
-		return limit, s.lead.IsLeader()
-	}
-	end := d.Deadline()
-	if end.IsZero() {
+	end, leading := s.lead.Term()
+	if !leading {
 		return 0, false
+	}
+	if end.IsZero() {
+		return limit, true
 	}
 	left := end.Sub(s.clock.Now())
 	if left <= 0 {

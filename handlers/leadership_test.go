@@ -17,6 +17,9 @@ type switchLead struct{ on atomic.Bool }
 
 func (l *switchLead) IsLeader() bool     { return l.on.Load() }
 func (l *switchLead) Age() time.Duration { return 0 }
+func (l *switchLead) Term() (time.Time, bool) {
+	return time.Time{}, l.on.Load()
+}
 func (l *switchLead) Fence(handlers.Tx) error {
 	if !l.on.Load() {
 		return access.Errorf(access.CodeConflict, "not the leader")
@@ -114,7 +117,7 @@ type termLead struct {
 	end time.Time
 }
 
-func (l *termLead) Deadline() time.Time { return l.end }
+func (l *termLead) Term() (time.Time, bool) { return l.end, l.on.Load() }
 
 // deadlineProv records the deadline of the context each add is called with.
 type deadlineProv struct {

@@ -16,8 +16,11 @@ type pgLeader struct{ l *pgstore.Leader }
 func (p pgLeader) IsLeader() bool     { return p.l.IsLeader() }
 func (p pgLeader) Age() time.Duration { return p.l.Age() }
 
-// Deadline is the lease term's step-down moment (zero when standby).
-func (p pgLeader) Deadline() time.Time { return p.l.Deadline() }
+// Term is the lease term's step-down moment; none when standby.
+func (p pgLeader) Term() (time.Time, bool) {
+	end := p.l.Deadline()
+	return end, !end.IsZero()
+}
 
 // Fence checks the lease inside tx, which must be a PostgreSQL transaction
 // (a wrapper such as the service's attesting one is unwrapped: Unwrap()
