@@ -69,9 +69,9 @@ type cliStore struct {
 	pg   *pgstore.DB
 }
 
-// open opens the store the flags name. A bbolt file must exist unless
-// create is set (a scratch file); PostgreSQL's URL is checked first, and its
-// errors never repeat the password.
+// open opens the store the flags name. A bbolt file must exist;
+// PostgreSQL's URL is checked first, and its errors never repeat the
+// password.
 func (f *storeFlags) open(ctx context.Context) (*cliStore, error) {
 	pg, err := f.postgres()
 	if err != nil {

@@ -258,19 +258,19 @@ func policyWhoCanCmd(ctx context.Context, args []string, stdout io.Writer) error
 	if err != nil {
 		return err
 	}
+	var db *cliStore
 	if _, statErr := os.Stat(*sf.db); statErr != nil && !pg {
 		dir, err := os.MkdirTemp("", "keycard-who-can-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		*sf.db = filepath.Join(dir, "scratch.db")
-		if f, err := os.OpenFile(*sf.db, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err == nil {
-			f.Close() // an empty file: store.Open initialises it
+		scratch, err := openDB(filepath.Join(dir, "scratch.db"))
+		if err != nil {
+			return err
 		}
-	}
-	db, err := sf.open(ctx)
-	if err != nil {
+		db = &cliStore{bolt: scratch}
+	} else if db, err = sf.open(ctx); err != nil {
 		return err
 	}
 	defer db.Close()
