@@ -271,6 +271,10 @@ func (r *Request) Approvers() []Person {
 	return out
 }
 
+// FailedAtStart begins the FailReason of a scheduled grant the re-check at
+// its start refused; the requester's notice quotes the rest.
+const FailedAtStart = "at its scheduled start, "
+
 // Scheduled reports whether r asked to start later than it was approved:
 // scheduled access (whether or not the start has come yet).
 func (r *Request) Scheduled() bool {

@@ -256,9 +256,9 @@ func RequesterNotice(kind NoticeKind, r access.Request, now time.Time, loc *time
 		}
 	case NoticeFailed:
 		text = ":warning: " + w + id + " could not be set up in the identity provider. The security team has been alerted; nothing was granted."
-		if r.Scheduled() && r.ProvisionedAt.IsZero() && strings.HasPrefix(r.FailReason, "at its scheduled start") {
+		if r.Scheduled() && r.ProvisionedAt.IsZero() && strings.HasPrefix(r.FailReason, access.FailedAtStart) {
 			// The re-check at the start refused it (handlers.startScheduled).
-			why := strings.TrimPrefix(r.FailReason, "at its scheduled start, ")
+			why := strings.TrimPrefix(r.FailReason, access.FailedAtStart)
 			text = ":warning: " + w + id + " was not granted at its scheduled start: " + esc(why) + ". The security team has been told."
 		}
 	}

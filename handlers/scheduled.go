@@ -32,7 +32,7 @@ func (s *Service) startScheduled(ctx context.Context, r *access.Request) error {
 	inactive := ""  // why the person is taken as offboarded
 	var cause error // the IdP could not be asked: try again later
 	if o := orphaned(set, r); o != "" {
-		why = "at its scheduled start, " + orphanMessage(r, o)
+		why = access.FailedAtStart + orphanMessage(r, o)
 	} else if dir, err := s.directory(); err != nil {
 		cause = err
 	} else {
@@ -46,7 +46,7 @@ func (s *Service) startScheduled(ctx context.Context, r *access.Request) error {
 		case !u.Status.CanRequest():
 			inactive = "identity-provider account " + strings.ToLower(string(u.Status))
 		case !set.Eligible(p, u):
-			why = fmt.Sprintf("at its scheduled start, %s is no longer eligible for policy %s (allows: %s)", r.Requester.Email, p.Name, strings.Join(p.Eligible, ", "))
+			why = access.FailedAtStart + fmt.Sprintf("%s is no longer eligible for policy %s (allows: %s)", r.Requester.Email, p.Name, strings.Join(p.Eligible, ", "))
 		}
 	}
 	if cause != nil {
