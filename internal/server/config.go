@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	pgstore "keycard/store/postgres"
 )
 
 // Secret is a token: it never prints, in logs or in errors.
@@ -99,8 +101,8 @@ func LoadConfig() (Config, error) {
 	}
 	if cfg.DatabaseURL != "" {
 		// Never repeat the value: it carries the password.
-		if u, err := url.Parse(string(cfg.DatabaseURL)); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
-			return cfg, fmt.Errorf("KEYCARD_DATABASE_URL is malformed: want postgres://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=verify-full")
+		if err := pgstore.CheckURL(string(cfg.DatabaseURL)); err != nil {
+			return cfg, err
 		}
 		if cfg.BackupDir != "" {
 			return cfg, fmt.Errorf("KEYCARD_BACKUP_DIR: keycard's own backups are bbolt files; with KEYCARD_DATABASE_URL back PostgreSQL up with pg_dump or your provider's snapshots (docs/ha.md) and unset KEYCARD_BACKUP_DIR")

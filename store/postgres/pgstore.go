@@ -83,14 +83,24 @@ func Open(ctx context.Context, rawURL string, opt Options) (*DB, error) {
 	return db, nil
 }
 
+// CheckURL checks the shape of KEYCARD_DATABASE_URL (a postgres:// URL
+// with a host) without connecting; its error never contains the URL (and so
+// never the password).
+func CheckURL(raw string) error {
+	if u, err := url.Parse(raw); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		return access.Errorf(access.CodeInvalid,
+			"KEYCARD_DATABASE_URL is malformed: want postgres://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=…")
+	}
+	return nil
+}
+
 // parseURL parses KEYCARD_DATABASE_URL; its errors never contain the URL
 // (and so never the password).
 func parseURL(raw string) (*pgxpool.Config, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
-		return nil, access.Errorf(access.CodeInvalid,
-			"KEYCARD_DATABASE_URL is malformed: want postgres://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=…")
+	if err := CheckURL(raw); err != nil {
+		return nil, err
 	}
+	u, _ := url.Parse(raw)
 	cfg, err := pgxpool.ParseConfig(raw)
 	if err != nil {
 		return nil, access.Errorf(access.CodeInvalid,
