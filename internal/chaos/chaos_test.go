@@ -463,18 +463,8 @@ func TestChaos(t *testing.T) {
 	defer cancel()
 	t.Logf("chaos: %d kills, seed %d", kills, seed)
 
-	emu := slackemu.New(slackemu.Options{})
-	defer emu.Close()
-	seedSlack(emu)
-	fake := oktafake.New(oktafake.Options{Clock: time.Now})
-	defer fake.Close()
-	o := seedOkta(fake)
-
-	dir := t.TempDir()
-	pol := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(pol, []byte(policyYAML("{default: 3s, max: 10s}")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	st := newStage(t)
+	emu, fake, o, dir, pol := st.emu, st.fake, st.org, st.dir, st.policy
 	logf, err := os.Create(filepath.Join(dir, "keycard.log"))
 	if err != nil {
 		t.Fatal(err)

@@ -283,18 +283,8 @@ func TestReplicaChaos(t *testing.T) {
 	t.Logf("replica chaos: %d replicas, %d leader kills, seed %d, lease %s, budget %s", replicaCount, kills, seed, ttl, budget)
 
 	dbURL := storetest.FreshDatabase(t, admin)
-	emu := slackemu.New(slackemu.Options{})
-	defer emu.Close()
-	seedSlack(emu)
-	fake := oktafake.New(oktafake.Options{Clock: time.Now})
-	defer fake.Close()
-	o := seedOkta(fake)
-
-	dir := t.TempDir()
-	pol := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(pol, []byte(policyYAML("{default: 3s, max: 10s}")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	st := newStage(t)
+	emu, fake, o, dir, pol := st.emu, st.fake, st.org, st.dir, st.policy
 	c := &cluster{t: t, emu: emu, http: &http.Client{Timeout: time.Second}}
 	defer c.killAll()
 	for i := range replicaCount {

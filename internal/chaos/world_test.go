@@ -1,7 +1,11 @@
 package chaos
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
+	"testing"
+	"time"
 
 	"keycard/internal/oktafake"
 	"keycard/internal/slackemu"
@@ -131,4 +135,30 @@ auditors: {group: auditors}
 admins: {group: keycard-admins}
 alerts: {channel: "#security-alerts"}
 `
+}
+
+// stage is what both chaos runs start from: the Slack and Okta emulators
+// (on the wall clock) seeded with the test org, and the policy (grants of 3
+// to 10 s) written into a temp dir.
+type stage struct {
+	emu    *slackemu.Server
+	fake   *oktafake.Server
+	org    *org
+	dir    string
+	policy string // the policy file's path
+}
+
+func newStage(t *testing.T) stage {
+	t.Helper()
+	emu := slackemu.New(slackemu.Options{})
+	t.Cleanup(emu.Close)
+	seedSlack(emu)
+	fake := oktafake.New(oktafake.Options{Clock: time.Now})
+	t.Cleanup(fake.Close)
+	w := stage{emu: emu, fake: fake, org: seedOkta(fake), dir: t.TempDir()}
+	w.policy = filepath.Join(w.dir, "policy.yaml")
+	if err := os.WriteFile(w.policy, []byte(policyYAML("{default: 3s, max: 10s}")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
